@@ -1,0 +1,13 @@
+// Package classify fits a multinomial logistic (softmax) regression with an
+// L2 penalty, the classifier the CALM paper puts on top of its features.
+//
+// The objective is scikit-learn's for LogisticRegression(C) with the lbfgs
+// solver, scaled by 1/n (same optimum):
+//
+//	(1/n) Σ_i −log softmax(W·x_i + b)[y_i]  +  ‖W‖² / (2·C·n)
+//
+// (the intercept b is not penalised). Features are standardised on the
+// training set first, as a converged, well-conditioned fit needs. Fit runs
+// L-BFGS (gonum/optimize) until the gradient's largest entry falls below the
+// tolerance, and says how it stopped.
+package classify

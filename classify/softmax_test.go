@@ -1,0 +1,87 @@
+package classify_test
+
+import (
+	"math"
+	"math/rand/v2"
+	"testing"
+
+	"calm/classify"
+)
+
+// TestKnownOptimum fits two points x = ±1 of classes 1 and 0. By symmetry
+// b = 0 and W = (−a/2, a/2) where a, the logistic weight, minimises
+// (1/2)·2·log(1+e^{−a}) + (a²/2)/(2·C·2): solved here by bisection on its
+// derivative, independently of the package.
+func TestKnownOptimum(t *testing.T) {
+	for _, c := range []float64{0.1, 1, 10} {
+		x := []float32{1, -1}
+		y := []byte{1, 0}
+		m, fit, err := classify.Train(x, y, 1, 2, classify.Settings{C: c, GradTol: 1e-8})
+		if err != nil {
+			t.Fatal(err)
+		}
+		// f(a) = log(1+e^{−a}) + a²/(8C);  f'(a) = −1/(1+e^{a}) + a/(4C).
+		lo, hi := 0.0, 100.0
+		for i := 0; i < 200; i++ {
+			mid := (lo + hi) / 2
+			if -1/(1+math.Exp(mid))+mid/(4*c) < 0 {
+				lo = mid
+			} else {
+				hi = mid
+			}
+		}
+		a := (lo + hi) / 2
+		// Standardisation of ±1 is the identity (mean 0, std 1).
+		got := m.W[1] - m.W[0]
+		if math.Abs(got-a) > 1e-6 || math.Abs(m.W[0]+m.W[1]) > 1e-6 || math.Abs(m.B[0]-m.B[1]) > 1e-6 {
+			t.Errorf("C=%v: W = %v, b = %v; want W = ±%v/2, b equal (fit %+v)", c, m.W, m.B, a, fit)
+		}
+		if !fit.Converged {
+			t.Errorf("C=%v: not converged: %+v", c, fit)
+		}
+	}
+}
+
+// TestSeparable fits three well-separated Gaussian clusters in 5-D: every
+// training point and fresh test point must be classified right.
+func TestSeparable(t *testing.T) {
+	rng := rand.New(rand.NewPCG(9, 9))
+	const d, classes = 5, 3
+	centres := [classes][d]float64{{6, 0, 0, 0, 0}, {0, 6, 0, 0, 0}, {0, 0, 6, 0, 0}}
+	sample := func(n int) ([]float32, []byte) {
+		x := make([]float32, 0, n*d)
+		y := make([]byte, n)
+		for i := range y {
+			y[i] = byte(rng.IntN(classes))
+			for j := 0; j < d; j++ {
+				x = append(x, float32(centres[y[i]][j]+0.5*rng.NormFloat64()+10))
+			}
+		}
+		return x, y
+	}
+	x, y := sample(300)
+	m, fit, err := classify.Train(x, y, d, classes, classify.Settings{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !fit.Converged {
+		t.Errorf("not converged: %+v", fit)
+	}
+	if acc, _ := classify.Score(m.Predict(x), y, classes); acc != 1 {
+		t.Errorf("train accuracy %v, want 1", acc)
+	}
+	tx, ty := sample(300)
+	acc, conf := classify.Score(m.Predict(tx), ty, classes)
+	if acc != 1 {
+		t.Errorf("test accuracy %v, want 1; confusion %v", acc, conf)
+	}
+}
+
+func TestTrainRejectsBadInput(t *testing.T) {
+	if _, _, err := classify.Train([]float32{1, float32(math.NaN())}, []byte{0, 1}, 1, 2, classify.Settings{}); err == nil {
+		t.Error("NaN feature accepted")
+	}
+	if _, _, err := classify.Train([]float32{1, 2}, []byte{0, 5}, 1, 2, classify.Settings{}); err == nil {
+		t.Error("label 5 of 2 classes accepted")
+	}
+}

@@ -1,0 +1,16 @@
+// Package em trains a CALM layer by batch expectation–maximisation: it runs
+// the compiled E-step graph (package estep) and the M-step numerator graph
+// (package mstep) over every batch of an epoch, then updates the kernels
+// once per epoch, so the log-likelihood never decreases.
+//
+// It lives beside estep and mstep, not inside either, because the loop
+// composes both: neither step should know about the other, about epochs, or
+// about where the images come from.
+//
+//	res, err := em.Train(em.NewImages(pixels, n, 1, 28, 28), em.Settings{Kernels: 64, Size: 20, Pad: 2})
+//
+// The loop reports progress through a [Recorder], so commands can attach
+// progress bars and figures without the loop importing them. Kernels are
+// read and written as NumPy .npy files (float32, shape K,C,w,w) with
+// [LoadTheta] and [SaveTheta].
+package em

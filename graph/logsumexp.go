@@ -1,0 +1,177 @@
+package graph
+
+import (
+	"fmt"
+	"math"
+	"slices"
+
+	"github.com/chewxy/hm"
+	G "gorgonia.org/gorgonia"
+	"gorgonia.org/tensor"
+)
+
+// logSumExpOp computes log Σ exp(x) over a set of axes. It subtracts the
+// maximum of each reduced group before exponentiating and accumulates in
+// float64, so it is exact to rounding for inputs of any size (±1000
+// included), gives −Inf for a group of −Inf and propagates NaN.
+//
+// Gorgonia's own LogSumExp (v0.9.18) returns log(Σexp(x−m)+m) and must not be
+// used. This op has no gradient: EM needs none.
+type logSumExpOp struct {
+	opBase
+	along []int // sorted, distinct
+	dims  int
+}
+
+// LogSumExp adds to x's graph a node computing log Σ exp(x) over the given
+// axes of x, with float64 accumulation. No axes means all of them (the
+// result is then a scalar). The result keeps x's type.
+func LogSumExp(x *G.Node, axes ...int) (*G.Node, error) {
+	d := x.Shape().Dims()
+	if d == 0 {
+		return nil, fmt.Errorf("graph: logsumexp of a scalar")
+	}
+	if len(axes) == 0 {
+		for i := 0; i < d; i++ {
+			axes = append(axes, i)
+		}
+	}
+	along := slices.Clone(axes)
+	slices.Sort(along)
+	along = slices.Compact(along)
+	for _, a := range along {
+		if a < 0 || a >= d {
+			return nil, fmt.Errorf("graph: logsumexp: axis %d out of range for shape %v", a, x.Shape())
+		}
+	}
+	op := logSumExpOp{opBase: newBase("LogSumExp%v/%d", along, d), along: along, dims: d}
+	n, err := G.ApplyOp(op, x)
+	if err != nil {
+		return nil, fmt.Errorf("graph: logsumexp: %w", err)
+	}
+	return n, nil
+}
+
+func (op logSumExpOp) Arity() int { return 1 }
+
+// Type is a tensor of op.dims dimensions to a tensor of the kept dimensions,
+// or to a scalar when every axis is reduced.
+func (op logSumExpOp) Type() hm.Type {
+	a := hm.TypeVariable('a')
+	in := G.TensorType{Dims: op.dims, Of: a}
+	if kept := op.dims - len(op.along); kept > 0 {
+		return hm.NewFnType(in, G.TensorType{Dims: kept, Of: a})
+	}
+	return hm.NewFnType(in, a)
+}
+
+func (op logSumExpOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) {
+	s, ok := in[0].(tensor.Shape)
+	if !ok {
+		return nil, fmt.Errorf("graph: logsumexp: want a shape, got %T", in[0])
+	}
+	var out tensor.Shape
+	for i, n := range s {
+		if !slices.Contains(op.along, i) {
+			out = append(out, n)
+		}
+	}
+	if len(out) == 0 {
+		return tensor.ScalarShape(), nil
+	}
+	return out, nil
+}
+
+func (op logSumExpOp) Do(vals ...G.Value) (G.Value, error) {
+	t, err := dense("logsumexp", vals[0])
+	if err != nil {
+		return nil, err
+	}
+	shape := t.Shape()
+	if shape.Dims() != op.dims {
+		return nil, fmt.Errorf("graph: logsumexp: got shape %v, want %d dims", shape, op.dims)
+	}
+	outShape, _ := op.InferShape(shape)
+	if outShape.IsScalar() {
+		switch x := t.Data().(type) {
+		case []float32:
+			var out [1]float32
+			logSumExp(out[:], x, shape, op.along)
+			return G.NewF32(out[0]), nil
+		case []float64:
+			var out [1]float64
+			logSumExp(out[:], x, shape, op.along)
+			return G.NewF64(out[0]), nil
+		}
+	}
+	out := op.out.get(t.Dtype(), outShape...)
+	switch x := t.Data().(type) {
+	case []float32:
+		logSumExp(out.Data().([]float32), x, shape, op.along)
+	case []float64:
+		logSumExp(out.Data().([]float64), x, shape, op.along)
+	}
+	return out, nil
+}
+
+// logSumExp writes into out the log-sum-exp of x (of the given shape) over
+// the sorted axes along; out has the shape of the kept axes.
+func logSumExp[T float32 | float64](out []T, x []T, shape tensor.Shape, along []int) {
+	d := len(shape)
+	// ostride[a] is how far one step along input axis a moves in out.
+	ostride := make([]int, d)
+	s := 1
+	for a := d - 1; a >= 0; a-- {
+		if !slices.Contains(along, a) {
+			ostride[a] = s
+			s *= shape[a]
+		}
+	}
+	maxs := make([]float64, len(out))
+	sums := make([]float64, len(out))
+	for i := range maxs {
+		maxs[i] = math.Inf(-1)
+	}
+	// visit calls f with each element of x and its index in out. The
+	// innermost axis is walked in a tight loop.
+	visit := func(f func(o, step int, row []T)) {
+		inner := shape[d-1]
+		idx := make([]int, d)
+		o := 0
+		for start := 0; start < len(x); start += inner {
+			f(o, ostride[d-1], x[start:start+inner])
+			for a := d - 2; a >= 0; a-- {
+				idx[a]++
+				o += ostride[a]
+				if idx[a] < shape[a] {
+					break
+				}
+				o -= idx[a] * ostride[a]
+				idx[a] = 0
+			}
+		}
+	}
+	visit(func(o, step int, row []T) {
+		for _, v := range row {
+			if v := float64(v); v > maxs[o] || v != v {
+				maxs[o] = v
+			}
+			o += step
+		}
+	})
+	visit(func(o, step int, row []T) {
+		for _, v := range row {
+			if m := maxs[o]; !math.IsInf(m, 0) {
+				sums[o] += math.Exp(float64(v) - m)
+			}
+			o += step
+		}
+	})
+	for i, m := range maxs {
+		if math.IsInf(m, 0) {
+			out[i] = T(m) // all −Inf gives −Inf; any +Inf gives +Inf
+			continue
+		}
+		out[i] = T(m + math.Log(sums[i]))
+	}
+}

@@ -1,0 +1,67 @@
+package graph
+
+import (
+	"fmt"
+	"hash"
+	"hash/fnv"
+
+	G "gorgonia.org/gorgonia"
+	"gorgonia.org/tensor"
+)
+
+// opBase carries what every op of this package shares: a name that goes into
+// the hash (Gorgonia hash-conses nodes by op hash and children, so the name
+// must hold every parameter) and the op's own output buffer.
+//
+// The ops never overwrite their inputs and reuse their output buffer from one
+// run to the next, so a batch costs no large allocation; a value read from a
+// node is therefore valid until the next run of its program.
+type opBase struct {
+	name string
+	out  *outBuffer
+}
+
+func newBase(format string, args ...any) opBase {
+	return opBase{name: fmt.Sprintf(format, args...), out: new(outBuffer)}
+}
+
+func (op opBase) ReturnsPtr() bool      { return false }
+func (op opBase) CallsExtern() bool     { return false }
+func (op opBase) OverwritesInput() int  { return -1 }
+func (op opBase) WriteHash(h hash.Hash) { fmt.Fprint(h, "calm.", op.name) }
+func (op opBase) Hashcode() uint32 {
+	h := fnv.New32a()
+	op.WriteHash(h)
+	return h.Sum32()
+}
+func (op opBase) String() string { return op.name }
+
+// outBuffer is an op's output tensor and scratch space, kept between runs.
+type outBuffer struct {
+	t  *tensor.Dense
+	sc scratch
+}
+
+func (b *outBuffer) scratch() *scratch { return &b.sc }
+
+// get returns a tensor of the given shape and type, reusing the previous
+// one when it matches. Its contents are not cleared.
+func (b *outBuffer) get(dt tensor.Dtype, shape ...int) *tensor.Dense {
+	if b.t != nil && b.t.Dtype() == dt && b.t.Shape().Eq(tensor.Shape(shape)) {
+		return b.t
+	}
+	b.t = tensor.New(tensor.Of(dt), tensor.WithShape(shape...))
+	return b.t
+}
+
+// dense returns v as a *tensor.Dense of float32 or float64.
+func dense(op string, v G.Value) (*tensor.Dense, error) {
+	t, ok := v.(*tensor.Dense)
+	if !ok {
+		return nil, fmt.Errorf("graph: %s: want a *tensor.Dense, got %T", op, v)
+	}
+	if dt := t.Dtype(); dt != tensor.Float32 && dt != tensor.Float64 {
+		return nil, fmt.Errorf("graph: %s: unsupported type %v", op, dt)
+	}
+	return t, nil
+}

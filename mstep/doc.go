@@ -1,0 +1,19 @@
+// Package mstep builds and runs the M-step of a CALM layer: the compiled
+// Gorgonia graph of the numerator, the accumulation of the sufficient
+// statistics over an epoch, and the update of the kernels.
+//
+// For a batch X (N,C,H,W) and its posterior γ (N,K,Uh,Uw) the graph yields
+//
+//	S[k] = Σ_n Σ_u γ[n,k,u] · patch_u(X_n)      (K,C,w,w)
+//
+// a single convolution with the posterior map as the filter
+// (graph.Ops.Conv2dFilter). [Stats] adds up S, the log counts b and the
+// log-likelihood over every batch of an epoch in float64, and [Update] turns
+// them into the new kernels with the reference's pseudo-count:
+//
+//	N_k = exp(b_k),  T = Σ_k N_k,  Ñ_k = (T·N_k + 1)/(T + 1),  θ_k ← S_k / Ñ_k
+//
+// This is exact batch EM: the log-likelihood never decreases from one epoch
+// to the next, up to rounding. A NaN or Inf in S or θ is reported as a
+// *NonFiniteError naming the kernel.
+package mstep

@@ -1,0 +1,9 @@
+// Package viz draws what a CALM layer learned, the way the paper shows it:
+// kernels as a grid of tiles each scaled to its own min–max (Figures 3 and
+// 5), the log-likelihood per epoch (Figure 4), and what the E-step sees of an
+// image (its most probable kernel and the posterior over positions).
+//
+// [KernelGrid] is a gonum/plot Plotter, so a grid can go into a researcher's
+// own plot; the Save functions write complete PNG figures, each to a
+// temporary file renamed into place.
+package viz

@@ -1,0 +1,120 @@
+package viz_test
+
+import (
+	"image/color"
+	"image/png"
+	"math"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"calm/viz"
+)
+
+// TestKernelGridPixels plants kernels with known values and reads the grid
+// image back: each tile is scaled to its own min (black) and max (white).
+func TestKernelGridPixels(t *testing.T) {
+	// Two 2×2 grey kernels with different ranges, in a grid 1 tile wide.
+	theta := []float32{
+		-1, 0, 1, 3, // kernel 0: min −1, max 3
+		10, 10, 10, 20, // kernel 1: min 10, max 20
+	}
+	g, err := viz.NewKernelGrid(theta, 2, 1, 2, 2, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if g.Cols != 1 || g.Rows != 2 {
+		t.Fatalf("grid %d×%d, want 1×2", g.Cols, g.Rows)
+	}
+	img := g.Image()
+	// Tiles start 6 pixels in and are 8 pixels per kernel pixel, 6 apart.
+	at := func(tileRow, y, x int) uint8 {
+		r, _, _, _ := img.At(6+x*8+3, 6+tileRow*(2*8+6)+y*8+3).RGBA()
+		return uint8(r >> 8)
+	}
+	cases := []struct {
+		name       string
+		tile, y, x int
+		want       uint8
+	}{
+		{"kernel 0 min", 0, 0, 0, 0},
+		{"kernel 0 value 0", 0, 0, 1, 64}, // (0+1)/4·255 = 63.75
+		{"kernel 0 max", 0, 1, 1, 255},
+		{"kernel 1 min", 1, 0, 0, 0},
+		{"kernel 1 max", 1, 1, 1, 255},
+	}
+	for _, tc := range cases {
+		if got := at(tc.tile, tc.y, tc.x); got != tc.want {
+			t.Errorf("%s: grey %d, want %d", tc.name, got, tc.want)
+		}
+	}
+	if r, g, b, _ := img.At(2, 2).RGBA(); r != 0xffff || g != 0xffff || b != 0xffff {
+		t.Errorf("gap pixel is %v %v %v, want white", r, g, b)
+	}
+}
+
+func TestKernelGridRGB(t *testing.T) {
+	// One 1×1 kernel of 3 channels: R at the min, G in the middle, B at the max.
+	g, err := viz.NewKernelGrid([]float32{0, 1, 2}, 1, 3, 1, 1, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := color.RGBAModel.Convert(g.Image().At(9, 9)).(color.RGBA)
+	if want := (color.RGBA{0, 128, 255, 255}); got != want {
+		t.Errorf("RGB kernel pixel %v, want %v", got, want)
+	}
+}
+
+func TestKernelGridRejects(t *testing.T) {
+	for name, f := range map[string]func() error{
+		"NaN":        func() error { _, err := viz.NewKernelGrid([]float32{0, float32(math.NaN()), 1, 2}, 1, 1, 2, 1, 1); return err },
+		"2 channels": func() error { _, err := viz.NewKernelGrid(make([]float32, 8), 1, 2, 2, 1, 1); return err },
+		"short":      func() error { _, err := viz.NewKernelGrid(make([]float32, 3), 1, 1, 2, 1, 1); return err },
+	} {
+		if f() == nil {
+			t.Errorf("%s: accepted", name)
+		}
+	}
+}
+
+// TestSave writes each figure and decodes it back as a PNG.
+func TestSave(t *testing.T) {
+	dir := t.TempDir()
+	theta := make([]float32, 4*1*3*3)
+	for i := range theta {
+		theta[i] = float32(i % 7)
+	}
+	pos := make([]float32, 4)
+	pos[2] = 1
+	for name, save := range map[string]func(string) error{
+		"kernels.png": func(p string) error { return viz.SaveKernels(p, "kernels", theta, 4, 1, 3, 4, 2) },
+		"loglik.png":  func(p string) error { return viz.SaveLogLik(p, "LL", []float64{-10, 5, 6}) },
+		"posterior.png": func(p string) error {
+			return viz.SavePosterior(p, []viz.Posterior{{Image: make([]float32, 16), H: 4, W: 4,
+				Kernel: theta[:9], Size: 3, Index: 0, Prob: 0.9, Positions: pos, Uh: 2, Uw: 2}})
+		},
+	} {
+		path := filepath.Join(dir, name)
+		if err := save(path); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		f, err := os.Open(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		img, err := png.Decode(f)
+		f.Close()
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if b := img.Bounds(); b.Dx() < 50 || b.Dy() < 50 {
+			t.Errorf("%s: %v, too small", name, b)
+		}
+	}
+	if err := viz.SaveLogLik(filepath.Join(dir, "bad.png"), "", []float64{1, math.NaN()}); err == nil {
+		t.Error("NaN log-likelihood plotted")
+	}
+	if _, err := os.Stat(filepath.Join(dir, "bad.png")); !os.IsNotExist(err) {
+		t.Error("a failed save left a file behind")
+	}
+}
