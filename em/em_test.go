@@ -13,7 +13,7 @@ import (
 	"gorgonia.org/tensor"
 )
 
-var opSets = []graph.Ops{graph.Stock{}, graph.Fast{}}
+var opSets = []graph.Ops{graph.Fast{}, graph.Stock{}}
 
 // planted samples n images from the model itself: N(0,1) noise, plus one of
 // the kernels added at one uniformly drawn position (pad 0).

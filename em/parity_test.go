@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"calm/em"
+	"calm/graph"
 	"calm/mnist"
 
 	"codeberg.org/sbinet/npyio"
@@ -29,10 +30,8 @@ func (r *thetaRecorder) Record(e em.Event) error {
 // TestParityMNIST starts from the reference's θ0 on the 60 000 MNIST
 // training images and compares two epochs of EM with the PyTorch reference:
 // the LL of each epoch, θ after each, and the features of ten test images.
+// With -short only the fast op set runs (about 30 s).
 func TestParityMNIST(t *testing.T) {
-	if testing.Short() {
-		t.Skip("the full MNIST parity run is slow; run without -short")
-	}
 	if _, err := os.Stat(refDir); err != nil {
 		t.Fatalf("reference trajectories missing: %v", err)
 	}
@@ -65,6 +64,9 @@ func TestParityMNIST(t *testing.T) {
 	}
 	for _, ops := range opSets {
 		t.Run(ops.Name(), func(t *testing.T) {
+			if testing.Short() && ops.Name() == (graph.Stock{}).Name() {
+				t.Skip("the stock ops take about 10 minutes here; run without -short")
+			}
 			rec := &thetaRecorder{}
 			res, err := em.Train(src, em.Settings{Kernels: ref.Kernels, Size: ref.Width, Pad: ref.Pad, Batch: ref.Batch,
 				MaxEpochs: ref.Epochs, Init: theta0, Ops: ops, Recorder: rec})
@@ -94,34 +96,75 @@ func TestParityMNIST(t *testing.T) {
 					t.Errorf("θ after epoch %d: max |Δ| = %v > 1e-3 · max |θ| = %v", e+1, maxDiff, 1e-3*maxAbs)
 				}
 			}
-			f, err := os.Open(filepath.Join(refDir, "feats_test10.npy"))
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer f.Close()
-			var want []float32
-			if err := npyio.Read(f, &want); err != nil {
-				t.Fatal(err)
-			}
-			tsrc, err := em.NewImages(test.Pixels[:10*test.Rows*test.Cols], 10, 1, test.Rows, test.Cols)
-			if err != nil {
-				t.Fatal(err)
-			}
-			got, err := em.Features(tsrc, res.Theta, ref.Pad, 10, ops)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if len(got) != len(want) {
-				t.Fatalf("%d features, reference %d", len(got), len(want))
-			}
-			var worst float64
-			for i := range want {
-				worst = max(worst, math.Abs(float64(got[i]-want[i]))/(1+math.Abs(float64(want[i]))))
-			}
-			t.Logf("features: max relative difference %.3g", worst)
-			if worst > 1e-4 {
-				t.Errorf("features differ from the reference by %v (relative), first: got %v, want %v", worst, got[:4], want[:4])
-			}
+			checkFeatures(t, test, res.Theta, ops, ref.Pad)
 		})
+	}
+}
+
+// checkFeatures compares the features of the first ten test images with
+// the reference's, twice: under the reference's own θ2 (the extractor
+// alone: float32 rounding only), and under the θ2 trained here, where each
+// feature may move by as much as its kernel's log joint can: LSE over
+// positions is 1-Lipschitz, and for pixels in [0,1]
+// |ΔL[n,k,u]| ≤ Σ|Δθ_k| + |½‖θ_k‖² − ½‖θ'_k‖²|.
+func checkFeatures(t *testing.T, test *mnist.Set, ours *tensor.Dense, ops graph.Ops, pad int) {
+	t.Helper()
+	f, err := os.Open(filepath.Join(refDir, "feats_test10.npy"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var want []float32
+	if err := npyio.Read(f, &want); err != nil {
+		t.Fatal(err)
+	}
+	theirs, err := em.LoadTheta(filepath.Join(refDir, "theta2.npy"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	src, err := em.NewImages(test.Pixels[:10*test.Rows*test.Cols], 10, 1, test.Rows, test.Cols)
+	if err != nil {
+		t.Fatal(err)
+	}
+	k := theirs.Shape()[0]
+	d := len(theirs.Data().([]float32)) / k
+	bound := make([]float64, k)
+	a, b := theirs.Data().([]float32), ours.Data().([]float32)
+	for kk := 0; kk < k; kk++ {
+		var l1, na, nb float64
+		for i := kk * d; i < (kk+1)*d; i++ {
+			l1 += math.Abs(float64(a[i] - b[i]))
+			na += float64(a[i]) * float64(a[i])
+			nb += float64(b[i]) * float64(b[i])
+		}
+		bound[kk] = l1 + math.Abs(na-nb)/2
+	}
+	for _, tc := range []struct {
+		name  string
+		theta *tensor.Dense
+		slack func(kk int) float64
+	}{
+		{"reference θ2", theirs, func(int) float64 { return 0 }},
+		{"trained θ2", ours, func(kk int) float64 { return bound[kk] }},
+	} {
+		got, err := em.Features(src, tc.theta, pad, 10, ops)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got) != len(want) {
+			t.Fatalf("%s: %d features, reference %d", tc.name, len(got), len(want))
+		}
+		var worst float64
+		for i := range want {
+			w := float64(want[i])
+			diff := math.Abs(float64(got[i]) - w)
+			// float32 log joints of 400 products: 1e-5 relative.
+			allowed := 1e-5*(1+math.Abs(w)) + tc.slack(i%k)
+			worst = max(worst, diff/allowed)
+			if diff > allowed {
+				t.Errorf("%s: feature (%d,%d) = %v, reference %v, allowed difference %.3g", tc.name, i/k, i%k, got[i], w, allowed)
+			}
+		}
+		t.Logf("%s: features within %.2f of the allowed difference", tc.name, worst)
 	}
 }

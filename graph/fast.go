@@ -5,17 +5,18 @@ import (
 	"runtime"
 	"sync"
 
+	"calm/gemm"
+
 	"github.com/chewxy/hm"
 	G "gorgonia.org/gorgonia"
-	"gonum.org/v1/gonum/blas"
-	"gonum.org/v1/gonum/blas/gonum"
 	"gorgonia.org/tensor"
 )
 
 // Fast is an op set whose convolutions never build the whole batch's patch
 // matrix: each image's patches (C·w·w × Uh·Uw, a few hundred KB) are
 // gathered into a per-worker buffer that stays in cache and multiplied with
-// the kernels there, images spread over GOMAXPROCS workers. The ops own and
+// the kernels there by package gemm's AVX2 kernel, images spread over
+// GOMAXPROCS workers. The ops own and
 // reuse their output buffers. It computes the same functions as Stock.
 //
 // The M-step convolution sums images in a fixed number of shards, whatever
@@ -54,18 +55,21 @@ func (Fast) Conv2dFilter(x, f *G.Node, pad int) (*G.Node, error) {
 // LogSumExp implements Ops with this package's LogSumExp.
 func (Fast) LogSumExp(x *G.Node, axes ...int) (*G.Node, error) { return LogSumExp(x, axes...) }
 
-// im2col writes the patches of one padded image x (c,h,w) for kernels of
-// kh×kw into p, laid out (c·kh·kw) × (uh·uw): row (ci,i,j) holds pixel
-// (y+i, x+j) of channel ci for every position (y,x).
-func im2col(p, x []float32, c, h, w, kh, kw, pad int) {
+// patchRows writes into panels the patch matrix of one image x (c,h,w) for
+// kernels of kh×kw under padding pad, in gemm.PackedB layout: row
+// (ci,i,j) holds pixel (y+i, x+j) of channel ci for every position (y,x),
+// so that kernels (K × c·kh·kw) times it is the image's convolution. row is
+// scratch for one row of positions.
+func patchRows(panels, row, x []float32, c, h, w, kh, kw, pad int) {
 	uh, uw := h+2*pad-kh+1, w+2*pad-kw+1
-	d := 0
+	u, d := uh*uw, c*kh*kw
+	const pw = gemm.PanelWidth
+	full := u / pw
+	r := 0
 	for ci := 0; ci < c; ci++ {
 		plane := x[ci*h*w : (ci+1)*h*w]
 		for i := 0; i < kh; i++ {
 			for j := 0; j < kw; j++ {
-				row := p[d*uh*uw : (d+1)*uh*uw]
-				d++
 				// Columns x with 0 ≤ x+j−pad < w read the image.
 				lo, hi := max(0, pad-j), min(uw, w+pad-j)
 				for y := 0; y < uh; y++ {
@@ -79,6 +83,58 @@ func im2col(p, x []float32, c, h, w, kh, kw, pad int) {
 					copy(dst[lo:hi], plane[sy*w+lo+j-pad:])
 					clear(dst[hi:])
 				}
+				for p := 0; p < full; p++ {
+					copy(panels[p*pw*d+r*pw:][:pw], row[p*pw:])
+				}
+				if rest := u - full*pw; rest > 0 {
+					dst := panels[full*pw*d+r*pw:][:pw]
+					copy(dst, row[full*pw:u])
+					clear(dst[rest:])
+				}
+				r++
+			}
+		}
+	}
+}
+
+// patchCols writes into panels the transposed patch matrix of one image x
+// (c,h,w) for windows of kh×kw under padding pad, in gemm.PackedB layout:
+// row u = (y,x) holds the window at position u flattened (c,i,j), so that
+// maps (K × Uh·Uw) times it sums windows weighted by the maps. patch is
+// scratch for one window.
+func patchCols(panels, patch, x []float32, c, h, w, kh, kw, pad int) {
+	uh, uw := h+2*pad-kh+1, w+2*pad-kw+1
+	u, d := uh*uw, c*kh*kw
+	const pw = gemm.PanelWidth
+	full := d / pw
+	for y := 0; y < uh; y++ {
+		for xx := 0; xx < uw; xx++ {
+			// Window columns j with 0 ≤ xx+j−pad < w read the image.
+			lo, hi := max(0, pad-xx), min(kw, w+pad-xx)
+			q := 0
+			for ci := 0; ci < c; ci++ {
+				plane := x[ci*h*w : (ci+1)*h*w]
+				for i := 0; i < kh; i++ {
+					dst := patch[q : q+kw]
+					q += kw
+					sy := y + i - pad
+					if sy < 0 || sy >= h || lo >= hi {
+						clear(dst)
+						continue
+					}
+					clear(dst[:lo])
+					copy(dst[lo:hi], plane[sy*w+xx+lo-pad:])
+					clear(dst[hi:])
+				}
+			}
+			r := y*uw + xx
+			for p := 0; p < full; p++ {
+				copy(panels[p*pw*u+r*pw:][:pw], patch[p*pw:])
+			}
+			if rest := d - full*pw; rest > 0 {
+				dst := panels[full*pw*u+r*pw:][:pw]
+				copy(dst, patch[full*pw:d])
+				clear(dst[rest:])
 			}
 		}
 	}
@@ -102,6 +158,28 @@ func parallel(n int, f func(worker, lo, hi int)) {
 type scratch struct {
 	mu   sync.Mutex
 	bufs [][]float32
+	ws   []*gemm.Workspace
+	pa   []*gemm.PackedA
+	pb   []*gemm.PackedB
+}
+
+func (s *scratch) packed(worker int) (*gemm.PackedA, *gemm.PackedB) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for len(s.pa) <= worker {
+		s.pa = append(s.pa, new(gemm.PackedA))
+		s.pb = append(s.pb, new(gemm.PackedB))
+	}
+	return s.pa[worker], s.pb[worker]
+}
+
+func (s *scratch) workspace(worker int) *gemm.Workspace {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for len(s.ws) <= worker {
+		s.ws = append(s.ws, new(gemm.Workspace))
+	}
+	return s.ws[worker]
 }
 
 func (s *scratch) get(worker, n int) []float32 {
@@ -138,7 +216,6 @@ func (op fastConvOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) {
 	return tensor.Shape{xs[0], ws[0], xs[2] + 2*op.pad - ws[2] + 1, xs[3] + 2*op.pad - ws[3] + 1}, nil
 }
 
-
 func (op fastConvOp) Do(vals ...G.Value) (G.Value, error) {
 	x, xs, err := float32s("fast conv2d", vals[0])
 	if err != nil {
@@ -166,10 +243,15 @@ func (op fastConvOp) Do(vals ...G.Value) (G.Value, error) {
 	o := out.Data().([]float32)
 	d, u := c*kh*kw, uh*uw
 	sc := op.out.scratch()
+	// θ is packed once per batch (slot past the workers) and shared.
+	wp, _ := sc.packed(runtime.GOMAXPROCS(0))
+	wp.Pack(k, d, 1, gemm.Matrix{Data: w, Stride: d})
 	parallel(n, func(worker, lo, hi int) {
-		p := sc.get(worker, d*u)
+		row := sc.get(worker, u)
+		_, pb := sc.packed(worker)
+		ws := sc.workspace(worker)
 		for i := lo; i < hi; i++ {
-			im2col(p, x[i*c*h*wd:(i+1)*c*h*wd], c, h, wd, kh, kw, op.pad)
+			patchRows(pb.Reset(d, u), row, x[i*c*h*wd:(i+1)*c*h*wd], c, h, wd, kh, kw, op.pad)
 			dst := o[i*k*u : (i+1)*k*u]
 			for kk := 0; kk < k; kk++ {
 				row := dst[kk*u : (kk+1)*u]
@@ -177,7 +259,7 @@ func (op fastConvOp) Do(vals ...G.Value) (G.Value, error) {
 					row[j] = bias[kk]
 				}
 			}
-			gonum.Implementation{}.Sgemm(blas.NoTrans, blas.NoTrans, k, u, d, 1, w, d, p, u, 1, dst, u)
+			gemm.MulPacked(wp, pb, dst, u, ws)
 		}
 	})
 	return out, nil
@@ -230,26 +312,30 @@ func (op fastFilterOp) Do(vals ...G.Value) (G.Value, error) {
 	d, u := c*kh*kw, uh*uw
 	shards := min(n, filterShards)
 	sc := op.out.scratch()
-	partial := sc.get(filterShards+1, shards*k*d) // one K×D sum per shard
+	// Shard s sums S = Σ_i f_i (K×U) · windows_i (U×D) over its images.
+	partial := sc.get(filterShards, shards*k*d) // slot past the workers (at most filterShards)
 	clear(partial)
 	parallel(shards, func(worker, lo, hi int) {
-		p := sc.get(worker, d*u)
+		patch := sc.get(worker, d)
+		fp, pb := sc.packed(worker)
+		ws := sc.workspace(worker)
 		for s := lo; s < hi; s++ {
 			sum := partial[s*k*d : (s+1)*k*d]
 			for i := s * n / shards; i < (s+1)*n/shards; i++ {
-				im2col(p, x[i*c*h*wd:(i+1)*c*h*wd], c, h, wd, kh, kw, op.pad)
-				gonum.Implementation{}.Sgemm(blas.NoTrans, blas.Trans, k, d, u, 1, f[i*k*u:(i+1)*k*u], u, p, u, 1, sum, d)
+				fp.Pack(k, u, 1, gemm.Matrix{Data: f[i*k*u : (i+1)*k*u], Stride: u})
+				patchCols(pb.Reset(u, d), patch, x[i*c*h*wd:(i+1)*c*h*wd], c, h, wd, kh, kw, op.pad)
+				gemm.MulPacked(fp, pb, sum, d, ws)
 			}
 		}
 	})
 	out := op.out.get(tensor.Float32, outShape...)
 	o := out.Data().([]float32)
-	for i := range o {
+	for j := range o {
 		var s float64
 		for sh := 0; sh < shards; sh++ {
-			s += float64(partial[sh*k*d+i])
+			s += float64(partial[sh*k*d+j])
 		}
-		o[i] = float32(s)
+		o[j] = float32(s)
 	}
 	return out, nil
 }

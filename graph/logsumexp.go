@@ -3,7 +3,11 @@ package graph
 import (
 	"fmt"
 	"math"
+	"runtime"
 	"slices"
+	"sync"
+
+	"calm/internal/vecmath"
 
 	"github.com/chewxy/hm"
 	G "gorgonia.org/gorgonia"
@@ -116,7 +120,74 @@ func (op logSumExpOp) Do(vals ...G.Value) (G.Value, error) {
 
 // logSumExp writes into out the log-sum-exp of x (of the given shape) over
 // the sorted axes along; out has the shape of the kept axes.
+//
+// When the last axes are reduced (as in every reduction of the E-step), the
+// contiguous rows they form are reduced first, in parallel and with the
+// vectorised exp; the remaining axes, if any, are then reduced over the
+// rows' results, since logsumexp over a union is logsumexp of the parts'.
 func logSumExp[T float32 | float64](out []T, x []T, shape tensor.Shape, along []int) {
+	d := len(shape)
+	r := 0
+	for r < d && slices.Contains(along, d-1-r) {
+		r++
+	}
+	if r == 0 {
+		reduceLSE(out, x, shape, along)
+		return
+	}
+	rowLen := 1
+	for _, n := range shape[d-r:] {
+		rowLen *= n
+	}
+	rest := along[:len(along)-r]
+	if len(rest) == 0 {
+		rowsLSE(out, x, rowLen)
+		return
+	}
+	rows := make([]float64, len(x)/rowLen)
+	rowsLSE(rows, x, rowLen)
+	reduceLSE(out, rows, shape[:d-r], rest)
+}
+
+// rowsLSE sets out[i] to the log-sum-exp of row i of x, rows of rowLen.
+func rowsLSE[In float32 | float64, Out float32 | float64](out []Out, x []In, rowLen int) {
+	parallelRange(len(out), func(lo, hi int) {
+		for i := lo; i < hi; i++ {
+			out[i] = Out(rowLSE(x[i*rowLen : (i+1)*rowLen]))
+		}
+	})
+}
+
+// rowLSE returns the log-sum-exp of one row: float32 rows go through the
+// vector Max and SumExp, float64 rows through math.Exp.
+func rowLSE[T float32 | float64](row []T) float64 {
+	var m, sum float64
+	if r32, ok := any(row).([]float32); ok {
+		m32 := vecmath.Max(r32)
+		if m = float64(m32); math.IsInf(m, 0) || m != m {
+			return m // all −Inf gives −Inf; +Inf gives +Inf; NaN stays
+		}
+		sum = vecmath.SumExp(r32, m32)
+	} else {
+		m = math.Inf(-1)
+		for _, v := range row {
+			if v := float64(v); v > m || v != v {
+				m = v
+			}
+		}
+		if math.IsInf(m, 0) || m != m {
+			return m
+		}
+		for _, v := range row {
+			sum += math.Exp(float64(v) - m)
+		}
+	}
+	return m + math.Log(sum)
+}
+
+// reduceLSE is the general case: any axes, walked in index order, with
+// float64 exp.
+func reduceLSE[In float32 | float64, Out float32 | float64](out []Out, x []In, shape tensor.Shape, along []int) {
 	d := len(shape)
 	// ostride[a] is how far one step along input axis a moves in out.
 	ostride := make([]int, d)
@@ -132,9 +203,9 @@ func logSumExp[T float32 | float64](out []T, x []T, shape tensor.Shape, along []
 	for i := range maxs {
 		maxs[i] = math.Inf(-1)
 	}
-	// visit calls f with each element of x and its index in out. The
-	// innermost axis is walked in a tight loop.
-	visit := func(f func(o, step int, row []T)) {
+	// visit calls f with each innermost row of x and the index in out of its
+	// first element.
+	visit := func(f func(o, step int, row []In)) {
 		inner := shape[d-1]
 		idx := make([]int, d)
 		o := 0
@@ -151,7 +222,7 @@ func logSumExp[T float32 | float64](out []T, x []T, shape tensor.Shape, along []
 			}
 		}
 	}
-	visit(func(o, step int, row []T) {
+	visit(func(o, step int, row []In) {
 		for _, v := range row {
 			if v := float64(v); v > maxs[o] || v != v {
 				maxs[o] = v
@@ -159,7 +230,7 @@ func logSumExp[T float32 | float64](out []T, x []T, shape tensor.Shape, along []
 			o += step
 		}
 	})
-	visit(func(o, step int, row []T) {
+	visit(func(o, step int, row []In) {
 		for _, v := range row {
 			if m := maxs[o]; !math.IsInf(m, 0) {
 				sums[o] += math.Exp(float64(v) - m)
@@ -169,9 +240,27 @@ func logSumExp[T float32 | float64](out []T, x []T, shape tensor.Shape, along []
 	})
 	for i, m := range maxs {
 		if math.IsInf(m, 0) {
-			out[i] = T(m) // all −Inf gives −Inf; any +Inf gives +Inf
+			out[i] = Out(m) // all −Inf gives −Inf; any +Inf gives +Inf
 			continue
 		}
-		out[i] = T(m + math.Log(sums[i]))
+		out[i] = Out(m + math.Log(sums[i]))
 	}
+}
+
+// parallelRange runs f over GOMAXPROCS contiguous parts of [0, n).
+func parallelRange(n int, f func(lo, hi int)) {
+	workers := min(n, runtime.GOMAXPROCS(0))
+	if workers <= 1 {
+		f(0, n)
+		return
+	}
+	var wg sync.WaitGroup
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func(w int) {
+			defer wg.Done()
+			f(w*n/workers, (w+1)*n/workers)
+		}(w)
+	}
+	wg.Wait()
 }

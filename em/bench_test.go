@@ -1,0 +1,94 @@
+package em_test
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"testing"
+
+	"calm/estep"
+	"calm/graph"
+	"calm/mstep"
+
+	"gorgonia.org/tensor"
+)
+
+var benchSink float64
+
+// peakGFLOPS is this machine's float32 FMA peak over both cores (2 cores ×
+// 2 FMA units × 8 lanes × 2 FLOP × ≈2.45 GHz), from shared/notes/performance.md.
+const peakGFLOPS = 157
+
+// benchStep times the E-step or the M-step graph on one random batch and
+// reports GFLOP/s (a multiply-add counts as 2), its fraction of the peak
+// and images/s.
+func benchStep(b *testing.B, ops graph.Ops, cfg graph.Config, step string) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	x := make([]float32, cfg.Batch*cfg.ImageLen())
+	for i := range x {
+		x[i] = rng.Float32()
+	}
+	theta := make([]float32, cfg.Kernels*cfg.KernelLen())
+	for i := range theta {
+		theta[i] = float32(rng.NormFloat64() * 0.1)
+	}
+	xt := tensor.New(tensor.WithShape(cfg.Batch, cfg.Channels, cfg.Height, cfg.Width), tensor.WithBacking(x))
+	tt := tensor.New(tensor.WithShape(cfg.Kernels, cfg.Channels, cfg.Size, cfg.Size), tensor.WithBacking(theta))
+	e, err := estep.New(cfg, ops)
+	if err != nil {
+		b.Fatal(err)
+	}
+	m, err := mstep.New(cfg, ops)
+	if err != nil {
+		b.Fatal(err)
+	}
+	r, err := e.Run(xt, tt)
+	if err != nil {
+		b.Fatal(err)
+	}
+	post := r.Posterior.Clone().(*tensor.Dense)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		switch step {
+		case "E":
+			r, err := e.Run(xt, tt)
+			if err != nil {
+				b.Fatal(err)
+			}
+			benchSink += r.LogLik
+		case "M":
+			s, err := m.Run(xt, post)
+			if err != nil {
+				b.Fatal(err)
+			}
+			benchSink += float64(s.Data().([]float32)[0])
+		}
+	}
+	sec := b.Elapsed().Seconds() / float64(b.N)
+	gflops := 2 * float64(cfg.Batch) * float64(cfg.MulAdds()) / sec / 1e9
+	b.ReportMetric(gflops, "GFLOP/s")
+	b.ReportMetric(100*gflops/peakGFLOPS, "%peak")
+	b.ReportMetric(float64(cfg.Batch)/sec, "images/s")
+}
+
+var (
+	mnistCfg = graph.Config{Kernels: 64, Channels: 1, Height: 28, Width: 28, Size: 20, Pad: 2, Batch: 1000}
+	stl10Cfg = graph.Config{Kernels: 200, Channels: 3, Height: 96, Width: 96, Size: 15, Pad: 0, Batch: 200}
+)
+
+func BenchmarkStep(b *testing.B) {
+	for _, tc := range []struct {
+		name string
+		cfg  graph.Config
+		ops  []graph.Ops
+	}{
+		{"MNIST", mnistCfg, []graph.Ops{graph.Fast{}, graph.Stock{}}},
+		{"STL10", stl10Cfg, []graph.Ops{graph.Fast{}}},
+	} {
+		for _, ops := range tc.ops {
+			for _, step := range []string{"E", "M"} {
+				b.Run(fmt.Sprintf("%s/%s/%s", tc.name, ops.Name(), step), func(b *testing.B) { benchStep(b, ops, tc.cfg, step) })
+			}
+		}
+	}
+}

@@ -1,0 +1,21 @@
+package vecmath
+
+import "golang.org/x/sys/cpu"
+
+var useAVX2 = cpu.X86.HasAVX2 && cpu.X86.HasFMA
+
+// expAVX2 computes exp over len(src) elements, a multiple of 8.
+//
+//go:noescape
+func expAVX2(dst, src []float32)
+
+// sumExpAVX2 returns Σ exp(x[i] − m) over len(x), a multiple of 8.
+//
+//go:noescape
+func sumExpAVX2(x []float32, m float32) float64
+
+// maxAVX2 returns the maximum of x (len a multiple of 8, at least 8) and
+// whether x holds a NaN.
+//
+//go:noescape
+func maxAVX2(x []float32) (m float32, nan bool)
