@@ -6,9 +6,12 @@ import (
 	"testing"
 
 	"calm/estep"
+	"calm/gemm"
 	"calm/graph"
 	"calm/mstep"
 
+	"gonum.org/v1/gonum/blas/gonum"
+	G "gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
 )
 
@@ -88,6 +91,15 @@ func BenchmarkStep(b *testing.B) {
 		for _, ops := range tc.ops {
 			for _, step := range []string{"E", "M"} {
 				b.Run(fmt.Sprintf("%s/%s/%s", tc.name, ops.Name(), step), func(b *testing.B) { benchStep(b, ops, tc.cfg, step) })
+				if ops.Name() != (graph.Stock{}).Name() {
+					continue
+				}
+				// The stock ops again, with package gemm as Gorgonia's BLAS.
+				b.Run(fmt.Sprintf("%s/%s+gemm/%s", tc.name, ops.Name(), step), func(b *testing.B) {
+					G.Use(gemm.Implementation{})
+					defer G.Use(gonum.Implementation{})
+					benchStep(b, ops, tc.cfg, step)
+				})
 			}
 		}
 	}

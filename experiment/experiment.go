@@ -207,7 +207,11 @@ func evaluate(d Data, opt Options, res *em.Result, ops graph.Ops, m *Metrics, lo
 	return nil
 }
 
+// pixels returns every image of src, without a copy when src is in memory.
 func pixels(src em.Source) ([]float32, error) {
+	if im, ok := src.(*em.Images); ok {
+		return im.Pixels(), nil
+	}
 	n, c, h, w := src.Shape()
 	out := make([]float32, n*c*h*w)
 	if err := src.Read(out, 0); err != nil {

@@ -5,6 +5,9 @@ import (
 	"math"
 	"math/rand/v2"
 	"testing"
+
+	"gonum.org/v1/gonum/blas"
+	"gonum.org/v1/gonum/blas/gonum"
 )
 
 func randn(rng *rand.Rand, n int) []float32 {
@@ -160,6 +163,22 @@ func TestMulPacked(t *testing.T) {
 			if math.Abs(float64(c[i])-w) > 1e-5*(1+math.Sqrt(float64(s.k)))*(1+math.Abs(w)) {
 				t.Fatalf("%v: C[%d] = %v, want %v", s, i, c[i], w)
 			}
+		}
+	}
+}
+
+// TestImplementation checks the blas.Float32 Sgemm against gonum's own.
+func TestImplementation(t *testing.T) {
+	rng := rand.New(rand.NewPCG(8, 9))
+	m, n, k := 37, 91, 130
+	a, b := randn(rng, k*m), randn(rng, n*k)
+	c1 := randn(rng, m*n)
+	c2 := append([]float32(nil), c1...)
+	Implementation{}.Sgemm(blas.Trans, blas.Trans, m, n, k, 1.5, a, m, b, k, 0.5, c1, n)
+	gonum.Implementation{}.Sgemm(blas.Trans, blas.Trans, m, n, k, 1.5, a, m, b, k, 0.5, c2, n)
+	for i := range c1 {
+		if math.Abs(float64(c1[i]-c2[i])) > 1e-4*(1+math.Abs(float64(c2[i]))) {
+			t.Fatalf("C[%d] = %v, gonum %v", i, c1[i], c2[i])
 		}
 	}
 }

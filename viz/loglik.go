@@ -25,7 +25,21 @@ func SaveLogLik(path, title string, loglik []float64) error {
 	p := plot.New()
 	p.Title.Text = title
 	p.X.Label.Text = "epoch"
-	p.Y.Label.Text = "log-likelihood Σₙ ℓₙ"
+	p.Y.Label.Text = "log-likelihood (sum of ℓ over the images)"
+	// Large sums read better in millions than as eight-digit tick labels.
+	var big float64
+	for _, v := range loglik {
+		big = math.Max(big, math.Abs(v))
+	}
+	if big >= 1e6 {
+		for i := range xy {
+			xy[i].Y /= 1e6
+		}
+		p.Y.Label.Text += ", millions"
+	}
+	if len(loglik) <= 30 {
+		p.X.Tick.Marker = epochTicks(len(loglik))
+	}
 	p.Add(plotter.NewGrid())
 	line, points, err := plotter.NewLinePoints(xy)
 	if err != nil {
@@ -34,4 +48,15 @@ func SaveLogLik(path, title string, loglik []float64) error {
 	p.Add(line, points)
 	p.X.Min, p.X.Max = 0.5, float64(len(loglik))+0.5
 	return savePlot(path, p, 6*vg.Inch, 4*vg.Inch)
+}
+
+// epochTicks labels every epoch.
+type epochTicks int
+
+func (n epochTicks) Ticks(min, max float64) []plot.Tick {
+	var t []plot.Tick
+	for e := 1; e <= int(n); e++ {
+		t = append(t, plot.Tick{Value: float64(e), Label: fmt.Sprint(e)})
+	}
+	return t
 }

@@ -67,7 +67,10 @@ func TestKernelGridRGB(t *testing.T) {
 
 func TestKernelGridRejects(t *testing.T) {
 	for name, f := range map[string]func() error{
-		"NaN":        func() error { _, err := viz.NewKernelGrid([]float32{0, float32(math.NaN()), 1, 2}, 1, 1, 2, 1, 1); return err },
+		"NaN": func() error {
+			_, err := viz.NewKernelGrid([]float32{0, float32(math.NaN()), 1, 2}, 1, 1, 2, 1, 1)
+			return err
+		},
 		"2 channels": func() error { _, err := viz.NewKernelGrid(make([]float32, 8), 1, 2, 2, 1, 1); return err },
 		"short":      func() error { _, err := viz.NewKernelGrid(make([]float32, 3), 1, 1, 2, 1, 1); return err },
 	} {

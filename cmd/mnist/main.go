@@ -29,16 +29,22 @@ type usageError struct{ error }
 func main() {
 	if err := run(os.Args[1:], os.Stderr); err != nil {
 		fmt.Fprintln(os.Stderr, "mnist:", err)
-		if errors.As(err, new(usageError)) || errors.Is(err, graph.ErrConfig) {
-			os.Exit(2)
-		}
-		os.Exit(1)
+		os.Exit(exitCode(err))
 	}
+}
+
+// exitCode is 2 for bad flags or an impossible configuration, 1 otherwise.
+func exitCode(err error) int {
+	if errors.As(err, new(usageError)) || errors.Is(err, graph.ErrConfig) {
+		return 2
+	}
+	return 1
 }
 
 func run(args []string, stderr io.Writer) error {
 	fs := flag.NewFlagSet("mnist", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs.SetOutput(io.Discard) // errors are reported in one line by main; -h prints the usage
+	fs.Usage = func() {}
 	var (
 		data    = fs.String("data", "", "directory holding the four IDX files, gzipped or not (default: the GoMNIST module's)")
 		out     = fs.String("out", "out/mnist", "output directory")
@@ -57,6 +63,12 @@ func run(args []string, stderr io.Writer) error {
 		quiet   = fs.Bool("quiet", false, "print nothing but errors")
 	)
 	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			fs.SetOutput(stderr)
+			fmt.Fprintln(stderr, "usage: mnist [flags]   (see README.md)")
+			fs.PrintDefaults()
+			return nil
+		}
 		return usageError{err}
 	}
 	if fs.NArg() > 0 {
