@@ -27,11 +27,11 @@ type Model struct {
 
 // Fit is how a fit ended.
 type Fit struct {
-	Iterations int
-	Objective  float64
-	GradNorm   float64 // max |gradient| at the end
-	Converged  bool    // GradNorm < GradTol
-	Status     string  // gonum/optimize's status
+	Iterations int     `json:"iterations"`
+	Objective  float64 `json:"objective"`
+	GradNorm   float64 `json:"grad_norm"` // max |gradient| at the end
+	Converged  bool    `json:"converged"` // GradNorm < GradTol
+	Status     string  `json:"status"`    // gonum/optimize's status
 }
 
 // Train fits a model to n rows of d features x (n×d, row-major) with labels

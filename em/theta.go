@@ -1,6 +1,9 @@
 package em
 
 import (
+	"bytes"
+	"encoding/binary"
+	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -27,44 +30,98 @@ func InitTheta(k, c, w int, seed uint64) *tensor.Dense {
 	return tensor.New(tensor.WithShape(k, c, w, w), tensor.WithBacking(v))
 }
 
+// maxThetaBytes bounds the .npy files LoadTheta reads (256 MiB: 64 million
+// kernel values), so that a wrong path cannot exhaust memory.
+const maxThetaBytes = 256 << 20
+
 // LoadTheta reads kernels from a NumPy .npy file of float32 with shape
-// (K,C,w,w).
+// (K,C,w,w), C-ordered.
 func LoadTheta(path string) (*tensor.Dense, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("em: %w", err)
 	}
 	defer f.Close()
-	r, err := npyio.NewReader(f)
-	if err != nil {
-		return nil, fmt.Errorf("em: %s: not a .npy file: %w", path, err)
-	}
-	shape := r.Header.Descr.Shape
-	if dt := strings.Trim(r.Header.Descr.Type, `'"`); dt != "<f4" {
-		return nil, fmt.Errorf("em: %s: dtype %s, want float32 (<f4)", path, dt)
-	}
-	if r.Header.Descr.Fortran {
-		return nil, fmt.Errorf("em: %s: Fortran order is not supported", path)
-	}
-	if len(shape) != 4 || shape[2] != shape[3] || shape[0] < 1 || shape[1] < 1 || shape[2] < 1 {
-		return nil, fmt.Errorf("em: %s: shape %v, want (K,C,w,w)", path, shape)
-	}
 	st, err := f.Stat()
 	if err != nil {
 		return nil, fmt.Errorf("em: %w", err)
 	}
-	// A header may claim any shape: check it against the file's size before
-	// allocating for it.
-	n := shape[0] * shape[1] * shape[2] * shape[3]
-	if n <= 0 || int64(n)*4 > st.Size() {
-		return nil, fmt.Errorf("em: %s: shape %v needs %d bytes, the file has %d", path, shape, int64(n)*4, st.Size())
+	if st.Size() > maxThetaBytes {
+		return nil, fmt.Errorf("em: %s: %d bytes is too large for kernels", path, st.Size())
+	}
+	data, err := io.ReadAll(f)
+	if err != nil {
+		return nil, fmt.Errorf("em: %w", err)
+	}
+	theta, err := ReadTheta(data)
+	if err != nil {
+		return nil, fmt.Errorf("em: %s: %w", path, err)
+	}
+	return theta, nil
+}
+
+// ReadTheta decodes kernels from the bytes of a .npy file (see LoadTheta).
+// Every size in the header is checked against len(data) before anything is
+// allocated with it.
+func ReadTheta(data []byte) (theta *tensor.Dense, err error) {
+	const magic = "\x93NUMPY"
+	if len(data) < 10 || string(data[:6]) != magic {
+		return nil, errors.New("not a .npy file")
+	}
+	var hlen, start int
+	switch data[6] {
+	case 1:
+		hlen, start = int(binary.LittleEndian.Uint16(data[8:10])), 10
+	case 2, 3:
+		if len(data) < 12 {
+			return nil, errors.New("truncated .npy header")
+		}
+		hlen, start = int(binary.LittleEndian.Uint32(data[8:12])), 12
+	default:
+		return nil, fmt.Errorf(".npy format version %d", data[6])
+	}
+	if hlen > len(data)-start {
+		return nil, fmt.Errorf(".npy header of %d bytes in a file of %d", hlen, len(data))
+	}
+	// npyio parses the header; guard against a panic on malformed input.
+	defer func() {
+		if r := recover(); r != nil {
+			theta, err = nil, fmt.Errorf("malformed .npy file: %v", r)
+		}
+	}()
+	r, err := npyio.NewReader(bytes.NewReader(data))
+	if err != nil {
+		return nil, fmt.Errorf("not a .npy file: %w", err)
+	}
+	shape := r.Header.Descr.Shape
+	if dt := strings.Trim(r.Header.Descr.Type, `'"`); dt != "<f4" {
+		return nil, fmt.Errorf("dtype %s, want float32 (<f4)", dt)
+	}
+	if r.Header.Descr.Fortran {
+		return nil, errors.New("Fortran order is not supported")
+	}
+	if len(shape) != 4 || shape[2] != shape[3] {
+		return nil, fmt.Errorf("shape %v, want (K,C,w,w)", shape)
+	}
+	n := 1
+	for _, d := range shape {
+		if d < 1 || d > len(data) {
+			return nil, fmt.Errorf("shape %v, want (K,C,w,w) of positive sizes", shape)
+		}
+		n *= d
+		if n > len(data) {
+			return nil, fmt.Errorf("shape %v needs more than the file's %d bytes", shape, len(data))
+		}
+	}
+	if body := len(data) - start - hlen; body != 4*n {
+		return nil, fmt.Errorf("shape %v needs %d data bytes, the file has %d", shape, 4*n, body)
 	}
 	var v []float32
 	if err := r.Read(&v); err != nil {
-		return nil, fmt.Errorf("em: %s: %w", path, err)
+		return nil, err
 	}
 	if len(v) != n {
-		return nil, fmt.Errorf("em: %s: %d values for shape %v", path, len(v), shape)
+		return nil, fmt.Errorf("%d values for shape %v", len(v), shape)
 	}
 	return tensor.New(tensor.WithShape(shape...), tensor.WithBacking(v)), nil
 }

@@ -1,6 +1,7 @@
 package em
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"math"
@@ -27,6 +28,24 @@ type Settings struct {
 
 	Ops      graph.Ops // default graph.Stock{}
 	Recorder Recorder  // optional
+
+	// Context, when cancelled, stops training at the next batch boundary
+	// with an error wrapping its cause; the epoch under way is dropped.
+	Context context.Context
+
+	// Resume continues a run from a checkpoint of it: θ and the history
+	// after Resume.Epoch epochs. Init and Seed are then ignored. The result
+	// is the same, bit for bit, as that of the uninterrupted run.
+	Resume *Checkpoint
+}
+
+// Checkpoint is the state of a run after a whole epoch: all that training
+// needs to go on (EM draws no random numbers after the initial θ).
+type Checkpoint struct {
+	Epoch        int           `json:"epoch"` // epochs done
+	LogLik       []float64     `json:"loglik"`
+	EpochSeconds []float64     `json:"epoch_seconds"`
+	Theta        *tensor.Dense `json:"-"` // after epoch Epoch
 }
 
 // Event is what the loop reports to a Recorder.
@@ -38,6 +57,10 @@ type Event struct {
 	Elapsed time.Duration // since the epoch started
 	LogLik  float64       // at an epoch's end: Σ_n ℓ_n under the θ before its update
 	Theta   *tensor.Dense // at an epoch's end: the updated kernels (do not modify)
+
+	// State is, at an epoch's end, the checkpoint to resume from. It shares
+	// Theta and the history with the loop: copy what you keep past Record.
+	State *Checkpoint
 }
 
 // Recorder observes training. An error from Record stops training and is
@@ -107,7 +130,21 @@ func Train(src Source, s Settings) (*Result, error) {
 	if epochs < 0 || s.Tol < 0 || math.IsNaN(s.Tol) {
 		return nil, fmt.Errorf("em: max epochs %d and tolerance %v, want both ≥ 0", epochs, s.Tol)
 	}
-	theta := s.Init
+	res := &Result{Config: cfg}
+	theta, first := s.Init, 1
+	if r := s.Resume; r != nil {
+		if r.Epoch < 0 || r.Epoch > epochs || len(r.LogLik) != r.Epoch || len(r.EpochSeconds) != r.Epoch || r.Theta == nil {
+			return nil, fmt.Errorf("em: checkpoint of epoch %d with %d log-likelihoods does not fit %d epochs", r.Epoch, len(r.LogLik), epochs)
+		}
+		theta, first = r.Theta, r.Epoch+1
+		res.LogLik = append(res.LogLik, r.LogLik...)
+		res.EpochSeconds = append(res.EpochSeconds, r.EpochSeconds...)
+		res.Theta = theta
+		if converged(res.LogLik, s.Tol) {
+			res.Status = Converged
+			return res, nil
+		}
+	}
 	if theta == nil {
 		theta = InitTheta(cfg.Kernels, c, cfg.Size, s.Seed)
 	} else if want := (tensor.Shape{cfg.Kernels, c, cfg.Size, cfg.Size}); !theta.Shape().Eq(want) || theta.Dtype() != tensor.Float32 {
@@ -121,13 +158,15 @@ func Train(src Source, s Settings) (*Result, error) {
 	if err != nil {
 		return nil, fmt.Errorf("em: %w", err)
 	}
-	res := &Result{Config: cfg}
 	buf := make([]float32, cfg.Batch*cfg.ImageLen())
 	batches := (n + cfg.Batch - 1) / cfg.Batch
-	for epoch := 1; epoch <= epochs; epoch++ {
+	for epoch := first; epoch <= epochs; epoch++ {
 		start := time.Now()
 		stats := mstep.NewStats(cfg)
 		for b := 0; b < batches; b++ {
+			if s.Context != nil && s.Context.Err() != nil {
+				return nil, fmt.Errorf("em: stopped in epoch %d: %w", epoch, context.Cause(s.Context))
+			}
 			first := b * cfg.Batch
 			size := min(cfg.Batch, n-first)
 			xv := buf[:size*cfg.ImageLen()]
@@ -168,23 +207,31 @@ func Train(src Source, s Settings) (*Result, error) {
 		res.LogLik = append(res.LogLik, stats.LogLik)
 		res.EpochSeconds = append(res.EpochSeconds, time.Since(start).Seconds())
 		if s.Recorder != nil {
-			ev := Event{Epoch: epoch, Batches: batches, Images: n, Elapsed: time.Since(start), LogLik: stats.LogLik, Theta: theta}
+			ev := Event{Epoch: epoch, Batches: batches, Images: n, Elapsed: time.Since(start), LogLik: stats.LogLik, Theta: theta,
+				State: &Checkpoint{Epoch: epoch, LogLik: res.LogLik, EpochSeconds: res.EpochSeconds, Theta: theta}}
 			if err := s.Recorder.Record(ev); err != nil {
 				return nil, err
 			}
 		}
-		if k := len(res.LogLik); s.Tol > 0 && k >= 2 {
-			prev := res.LogLik[k-2]
-			if (res.LogLik[k-1]-prev)/math.Abs(prev) < s.Tol {
-				res.Status = Converged
-				break
-			}
+		if converged(res.LogLik, s.Tol) {
+			res.Status = Converged
+			break
 		}
 	}
 	if res.Theta == nil {
 		res.Theta = theta
 	}
 	return res, nil
+}
+
+// converged reports whether the last relative LL gain fell below tol > 0.
+func converged(loglik []float64, tol float64) bool {
+	k := len(loglik)
+	if tol <= 0 || k < 2 {
+		return false
+	}
+	prev := loglik[k-2]
+	return (loglik[k-1]-prev)/math.Abs(prev) < tol
 }
 
 // Features returns the image-wide features f[n,k] = logsumexp_u L[n,k,u]

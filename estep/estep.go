@@ -140,8 +140,8 @@ func checkInputs(cfg graph.Config, x, theta *tensor.Dense) (int, error) {
 	return xs[0], nil
 }
 
-// Features computes image-wide pooled features f[n,k] = logsumexp_u L[n,k,u]
-// with the same log-joint graph as the E-step.
+// Features computes image-wide pooled features, f[n,k] = logsumexp_u L[n,k,u]
+// by default, with the same log-joint graph as the E-step.
 type Features struct {
 	cfg   graph.Config
 	ops   graph.Ops
@@ -153,8 +153,9 @@ type featProgram struct {
 	x, theta, feat *G.Node
 }
 
-// NewFeatures returns the feature extractor of cfg built from ops; its pooling
-// is ops.LogSumExp over the positions.
+// NewFeatures returns the feature extractor of cfg built from ops; it pools
+// over positions with graph.Pool (ops.LogSumExp unless ops is a
+// graph.Pooler).
 func NewFeatures(cfg graph.Config, ops graph.Ops) (*Features, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("estep: %w", err)
@@ -177,7 +178,7 @@ func (f *Features) program(n int) (*featProgram, error) {
 		return nil, err
 	}
 	p.x, p.theta = x, theta
-	if p.feat, err = f.ops.LogSumExp(logJoint, 2, 3); err != nil {
+	if p.feat, err = graph.Pool(f.ops, logJoint, 2, 3); err != nil {
 		return nil, fmt.Errorf("estep: features: %w", err)
 	}
 	if p.Program, err = graph.Compile(eg); err != nil {

@@ -1,7 +1,9 @@
 package experiment
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -37,6 +39,13 @@ type Options struct {
 	Pixels   bool        // also fit the classifier on raw pixels
 	Log      io.Writer   // progress and results; nil for none
 	Config   map[string]any
+
+	// Context, when cancelled, stops training at the next batch and
+	// evaluation between its phases, with an *InterruptedError.
+	Context context.Context
+	// Resume continues the interrupted run whose checkpoint is in Out;
+	// config.json is left as the first run wrote it.
+	Resume bool
 }
 
 // Metrics is what metrics.json holds.
@@ -102,15 +111,39 @@ func Run(d Data, opt Options) (*Metrics, error) {
 	for k, v := range opt.Config {
 		conf[k] = v
 	}
-	if err := writeJSON(filepath.Join(opt.Out, "config.json"), conf); err != nil {
+	ctx := opt.Context
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	s.Context = ctx
+	if opt.Resume {
+		cp, err := LoadCheckpoint(opt.Out)
+		if err != nil {
+			return nil, err
+		}
+		s.Resume = cp
+		logf("resuming after epoch %d\n", cp.Epoch)
+	} else if err := writeJSON(filepath.Join(opt.Out, "config.json"), conf); err != nil {
 		return nil, err
+	}
+	ckpt := &checkpointer{dir: opt.Out}
+	interrupted := func(err error) error {
+		epoch := 0
+		if cp, lerr := LoadCheckpoint(opt.Out); lerr == nil {
+			epoch = cp.Epoch
+		}
+		return &InterruptedError{Dir: opt.Out, Epoch: epoch, Err: err}
 	}
 	logf("%s: %d images %d×%d×%d, %d kernels %d×%d, padding %d, batch %d, op set %s\n",
 		d.Name, n, c, h, w, cfg.Kernels, cfg.Size, cfg.Size, cfg.Pad, cfg.Batch, s.Ops.Name())
+	s.Recorder = ckpt
 	if opt.Log != nil {
-		s.Recorder = newProgress(opt.Log, s.MaxEpochs, n)
+		s.Recorder = recorders{ckpt, newProgress(opt.Log, s.MaxEpochs, n)}
 	}
 	res, err := em.Train(d.Train, s)
+	if errors.Is(err, context.Canceled) {
+		return nil, interrupted(err)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("experiment: %w", err)
 	}
@@ -138,12 +171,18 @@ func Run(d Data, opt Options) (*Metrics, error) {
 			return nil, err
 		}
 	}
+	if ctx.Err() != nil {
+		return nil, interrupted(ctx.Err())
+	}
 	if opt.Eval {
 		evalStart := time.Now()
 		if err := evaluate(d, opt, res, s.Ops, m, logf); err != nil {
 			return nil, err
 		}
 		m.EvalSeconds = time.Since(evalStart).Seconds()
+	}
+	if ctx.Err() != nil {
+		return nil, interrupted(ctx.Err())
 	}
 	m.WallSeconds = time.Since(start).Seconds()
 	m.PeakRSSBytes = peakRSS()

@@ -40,6 +40,22 @@ type Ops interface {
 	LogSumExp(x *G.Node, axes ...int) (*G.Node, error)
 }
 
+// Pooler is an optional capability of an op set: the pooling over
+// positions that turns the log joint (N,K,Uh,Uw) into features (N,K). Op
+// sets without it pool with LogSumExp, which makes f[n,k] the log
+// likelihood of image n under kernel k (up to a constant).
+type Pooler interface {
+	Pool(x *G.Node, axes ...int) (*G.Node, error)
+}
+
+// Pool pools x over axes with ops' Pool if it has one, else its LogSumExp.
+func Pool(ops Ops, x *G.Node, axes ...int) (*G.Node, error) {
+	if p, ok := ops.(Pooler); ok {
+		return p.Pool(x, axes...)
+	}
+	return ops.LogSumExp(x, axes...)
+}
+
 // Stock is the op set made of Gorgonia's own operations: G.Conv2d (im2col of
 // the whole batch followed by one matrix product) and, because Gorgonia's
 // LogSumExp is wrong (gorgonia v0.9.18, operations.go), this package's

