@@ -41,3 +41,65 @@ func (im *Images) Read(dst []float32, start int) error {
 
 // Pixels returns the images' values, (N,C,H,W) row-major.
 func (im *Images) Pixels() []float32 { return im.pix }
+
+// Concat is the Source of a's images followed by b's, which must have the
+// same image shape.
+func Concat(a, b Source) (Source, error) {
+	na, ca, ha, wa := a.Shape()
+	_, cb, hb, wb := b.Shape()
+	if ca != cb || ha != hb || wa != wb {
+		return nil, fmt.Errorf("em: cannot concatenate images of %d×%d×%d and %d×%d×%d", ca, ha, wa, cb, hb, wb)
+	}
+	return concat{a: a, b: b, na: na, size: ca * ha * wa}, nil
+}
+
+type concat struct {
+	a, b     Source
+	na, size int
+}
+
+func (c concat) Shape() (n, ch, h, w int) {
+	nb, ch, h, w := c.b.Shape()
+	return c.na + nb, ch, h, w
+}
+
+func (c concat) Read(dst []float32, start int) error {
+	if start < c.na {
+		k := min(len(dst)/c.size, c.na-start)
+		if err := c.a.Read(dst[:k*c.size], start); err != nil {
+			return err
+		}
+		dst, start = dst[k*c.size:], c.na
+	}
+	if len(dst) == 0 {
+		return nil
+	}
+	return c.b.Read(dst, start-c.na)
+}
+
+// First is the Source of the first n images of src (all of them if it has
+// fewer).
+func First(src Source, n int) Source {
+	if total, _, _, _ := src.Shape(); n >= total || n < 1 {
+		return src
+	}
+	return first{src, n}
+}
+
+type first struct {
+	Source
+	n int
+}
+
+func (f first) Shape() (n, c, h, w int) {
+	_, c, h, w = f.Source.Shape()
+	return f.n, c, h, w
+}
+
+func (f first) Read(dst []float32, start int) error {
+	_, c, h, w := f.Source.Shape()
+	if start+len(dst)/(c*h*w) > f.n {
+		return fmt.Errorf("em: read of images %d… beyond the first %d", start, f.n)
+	}
+	return f.Source.Read(dst, start)
+}

@@ -13,6 +13,7 @@ import (
 	"testing"
 
 	"calm/em"
+	"calm/experiment"
 )
 
 // TestRunSmall runs the command on the first 600 MNIST images and checks
@@ -108,7 +109,7 @@ func TestRunErrors(t *testing.T) {
 			if err == nil {
 				t.Fatal("no error")
 			}
-			if got := exitCode(err); (got == 2) != tc.usage {
+			if got := experiment.ExitCode(err); (got == 2) != tc.usage {
 				t.Errorf("exit status %d for %q", got, err)
 			}
 			if !strings.Contains(err.Error(), tc.msg) {
@@ -173,8 +174,8 @@ func TestResume(t *testing.T) {
 	err := run(ctx, append(args, "-out", cut), new(bytes.Buffer))
 	cancel()
 	<-done
-	if exitCode(err) != 130 || !strings.Contains(err.Error(), "checkpoint of epoch") {
-		t.Fatalf("interrupted run: %v (exit status %d), want an interruption (130)", err, exitCode(err))
+	if experiment.ExitCode(err) != 130 || !strings.Contains(err.Error(), "checkpoint of epoch") {
+		t.Fatalf("interrupted run: %v (exit status %d), want an interruption (130)", err, experiment.ExitCode(err))
 	}
 	if _, err := os.Stat(filepath.Join(cut, "metrics.json")); !os.IsNotExist(err) {
 		t.Fatalf("an interrupted run wrote metrics.json")
@@ -207,7 +208,7 @@ func TestResume(t *testing.T) {
 	if !bytes.Equal(ja, jb) {
 		t.Errorf("metrics differ:\nuninterrupted %s\nresumed       %s", ja, jb)
 	}
-	if err := run(context.Background(), []string{"-resume", cut, "-epochs", "9"}, new(bytes.Buffer)); exitCode(err) != 2 {
+	if err := run(context.Background(), []string{"-resume", cut, "-epochs", "9"}, new(bytes.Buffer)); experiment.ExitCode(err) != 2 {
 		t.Errorf("-resume with -epochs: %v, want a usage error", err)
 	}
 }
