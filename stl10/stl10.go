@@ -147,7 +147,7 @@ func ReadLabels(path string, n int) ([]byte, error) {
 
 // Set is the STL-10 distribution in a directory.
 type Set struct {
-	Train, Test, Unlabeled *Images // Unlabeled is nil unless asked for
+	Train, Test, Unlabeled  *Images // Unlabeled is nil unless asked for
 	TrainLabels, TestLabels []byte
 }
 
