@@ -3,9 +3,11 @@ package em_test
 import (
 	"context"
 	"errors"
+	"math"
 	"math/rand/v2"
 	"runtime"
 	"slices"
+	"strings"
 	"testing"
 
 	"calm/em"
@@ -115,5 +117,27 @@ func TestContextStops(t *testing.T) {
 		Context: ctx, Recorder: cancelAfter{epoch: 2, cancel: cancel}})
 	if !errors.Is(err, context.Canceled) {
 		t.Fatalf("error %v, want context.Canceled", err)
+	}
+}
+
+// TestNonFinite gives NaN and Inf in the data or in θ: training must stop
+// at once with an error that names the image or the kernel.
+func TestNonFinite(t *testing.T) {
+	pix := make([]float32, 40*36)
+	pix[17*36+5] = float32(math.NaN())
+	src, err := em.NewImages(pix, 40, 1, 6, 6)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = em.Train(src, em.Settings{Kernels: 2, Size: 3, Batch: 16, MaxEpochs: 1})
+	if err == nil || !strings.Contains(err.Error(), "image 17 holds NaN") {
+		t.Errorf("NaN in image 17: %v", err)
+	}
+	pix[17*36+5] = 0
+	theta := em.InitTheta(2, 1, 3, 1)
+	theta.Data().([]float32)[9+4] = float32(math.Inf(1))
+	_, err = em.Train(src, em.Settings{Kernels: 2, Size: 3, Batch: 16, MaxEpochs: 1, Init: theta})
+	if err == nil || !strings.Contains(err.Error(), "+Inf in kernel 1") {
+		t.Errorf("Inf in kernel 1: %v", err)
 	}
 }

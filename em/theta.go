@@ -35,7 +35,7 @@ func InitTheta(k, c, w int, seed uint64) *tensor.Dense {
 const maxThetaBytes = 256 << 20
 
 // LoadTheta reads kernels from a NumPy .npy file of float32 with shape
-// (K,C,w,w), C-ordered.
+// (K,C,w,w), C-ordered and finite.
 func LoadTheta(path string) (*tensor.Dense, error) {
 	f, err := os.Open(path)
 	if err != nil {
@@ -122,6 +122,9 @@ func ReadTheta(data []byte) (theta *tensor.Dense, err error) {
 	}
 	if len(v) != n {
 		return nil, fmt.Errorf("%d values for shape %v", len(v), shape)
+	}
+	if i := nonFinite(v); i >= 0 {
+		return nil, fmt.Errorf("θ holds %v in kernel %d", v[i], i/(n/shape[0]))
 	}
 	return tensor.New(tensor.WithShape(shape...), tensor.WithBacking(v)), nil
 }

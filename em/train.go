@@ -26,7 +26,7 @@ type Settings struct {
 	Seed      uint64  // seed of the initial θ ~ N(0,1) when Init is nil
 	Init      *tensor.Dense
 
-	Ops      graph.Ops // default graph.Stock{}
+	Ops      graph.Ops // default graph.Fast{}
 	Recorder Recorder  // optional
 
 	// Context, when cancelled, stops training at the next batch boundary
@@ -110,7 +110,7 @@ func (s Settings) Config(c, h, w int) graph.Config {
 
 func (s Settings) ops() graph.Ops {
 	if s.Ops == nil {
-		return graph.Stock{}
+		return graph.Fast{}
 	}
 	return s.Ops
 }
@@ -150,6 +150,9 @@ func Train(src Source, s Settings) (*Result, error) {
 	} else if want := (tensor.Shape{cfg.Kernels, c, cfg.Size, cfg.Size}); !theta.Shape().Eq(want) || theta.Dtype() != tensor.Float32 {
 		return nil, fmt.Errorf("em: initial θ is %v %v, want float32 %v", theta.Dtype(), theta.Shape(), want)
 	}
+	if i := nonFinite(theta.Data().([]float32)); i >= 0 {
+		return nil, fmt.Errorf("em: θ holds %v in kernel %d: give finite kernels", theta.Data().([]float32)[i], i/cfg.KernelLen())
+	}
 	e, err := estep.New(cfg, s.ops())
 	if err != nil {
 		return nil, fmt.Errorf("em: %w", err)
@@ -167,11 +170,14 @@ func Train(src Source, s Settings) (*Result, error) {
 			if s.Context != nil && s.Context.Err() != nil {
 				return nil, fmt.Errorf("em: stopped in epoch %d: %w", epoch, context.Cause(s.Context))
 			}
-			first := b * cfg.Batch
-			size := min(cfg.Batch, n-first)
+			lo := b * cfg.Batch
+			size := min(cfg.Batch, n-lo)
 			xv := buf[:size*cfg.ImageLen()]
-			if err := src.Read(xv, first); err != nil {
+			if err := src.Read(xv, lo); err != nil {
 				return nil, fmt.Errorf("em: epoch %d: %w", epoch, err)
+			}
+			if i := nonFinite(xv); i >= 0 {
+				return nil, fmt.Errorf("em: image %d holds %v: the data must be finite", lo+i/cfg.ImageLen(), xv[i])
 			}
 			x := tensor.New(tensor.WithShape(size, c, h, w), tensor.WithBacking(xv))
 			er, err := e.Run(x, theta)
@@ -189,7 +195,7 @@ func Train(src Source, s Settings) (*Result, error) {
 				return nil, fmt.Errorf("em: %w", err)
 			}
 			if s.Recorder != nil {
-				ev := Event{Epoch: epoch, Batch: b + 1, Batches: batches, Images: first + size, Elapsed: time.Since(start)}
+				ev := Event{Epoch: epoch, Batch: b + 1, Batches: batches, Images: lo + size, Elapsed: time.Since(start)}
 				if err := s.Recorder.Record(ev); err != nil {
 					return nil, err
 				}
@@ -224,6 +230,16 @@ func Train(src Source, s Settings) (*Result, error) {
 	return res, nil
 }
 
+// nonFinite returns the index of the first NaN or Inf in v, or −1.
+func nonFinite(v []float32) int {
+	for i, x := range v {
+		if x-x != 0 { // NaN − NaN and Inf − Inf are NaN
+			return i
+		}
+	}
+	return -1
+}
+
 // converged reports whether the last relative LL gain fell below tol > 0.
 func converged(loglik []float64, tol float64) bool {
 	k := len(loglik)
@@ -236,7 +252,7 @@ func converged(loglik []float64, tol float64) bool {
 
 // Features returns the image-wide features f[n,k] = logsumexp_u L[n,k,u]
 // (N,K, row-major) of every image of src under θ (K,C,w,w) with padding
-// pad, computed batch images at a time with the op set ops (nil: Stock).
+// pad, computed batch images at a time with the op set ops (nil: Fast).
 func Features(src Source, theta *tensor.Dense, pad, batch int, ops graph.Ops) ([]float32, error) {
 	n, c, h, w := src.Shape()
 	ts := theta.Shape()
@@ -244,7 +260,7 @@ func Features(src Source, theta *tensor.Dense, pad, batch int, ops graph.Ops) ([
 		return nil, fmt.Errorf("em: features: θ of shape %v for images with %d channels", ts, c)
 	}
 	if ops == nil {
-		ops = graph.Stock{}
+		ops = graph.Fast{}
 	}
 	cfg := graph.Config{Kernels: ts[0], Channels: c, Height: h, Width: w, Size: ts[2], Pad: pad, Batch: min(batch, n)}
 	f, err := estep.NewFeatures(cfg, ops)

@@ -73,7 +73,7 @@ func (op subRowsOp) Do(vals ...G.Value) (G.Value, error) {
 
 func subRows[T float32 | float64](out, x, r []T) {
 	row := len(x) / len(r)
-	parallelRange(len(r), func(lo, hi int) {
+	parallel(len(r), func(_, lo, hi int) {
 		for n := lo; n < hi; n++ {
 			o, in, v := out[n*row:(n+1)*row], x[n*row:(n+1)*row], r[n]
 			for i := range in {
@@ -127,7 +127,7 @@ func (op expOp) Do(vals ...G.Value) (G.Value, error) {
 	switch xd := x.Data().(type) {
 	case []float32:
 		o := out.Data().([]float32)
-		parallelRange((len(xd)+chunk-1)/chunk, func(lo, hi int) {
+		parallel((len(xd)+chunk-1)/chunk, func(_, lo, hi int) {
 			vecmath.Exp(o[lo*chunk:min(hi*chunk, len(o))], xd[lo*chunk:min(hi*chunk, len(xd))])
 		})
 	case []float64:

@@ -140,20 +140,6 @@ func patchCols(panels, patch, x []float32, c, h, w, kh, kw, pad int) {
 	}
 }
 
-// parallel runs f(lo, hi) on GOMAXPROCS contiguous parts of [0, n).
-func parallel(n int, f func(worker, lo, hi int)) {
-	workers := min(n, runtime.GOMAXPROCS(0))
-	var wg sync.WaitGroup
-	for wk := 0; wk < workers; wk++ {
-		wg.Add(1)
-		go func(wk int) {
-			defer wg.Done()
-			f(wk, wk*n/workers, (wk+1)*n/workers)
-		}(wk)
-	}
-	wg.Wait()
-}
-
 // scratch is a per-worker set of buffers, grown on demand and kept by the op.
 type scratch struct {
 	mu   sync.Mutex

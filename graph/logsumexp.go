@@ -3,9 +3,7 @@ package graph
 import (
 	"fmt"
 	"math"
-	"runtime"
 	"slices"
-	"sync"
 
 	"calm/internal/vecmath"
 
@@ -151,7 +149,7 @@ func logSumExp[T float32 | float64](out []T, x []T, shape tensor.Shape, along []
 
 // rowsLSE sets out[i] to the log-sum-exp of row i of x, rows of rowLen.
 func rowsLSE[In float32 | float64, Out float32 | float64](out []Out, x []In, rowLen int) {
-	parallelRange(len(out), func(lo, hi int) {
+	parallel(len(out), func(_, lo, hi int) {
 		for i := lo; i < hi; i++ {
 			out[i] = Out(rowLSE(x[i*rowLen : (i+1)*rowLen]))
 		}
@@ -245,22 +243,4 @@ func reduceLSE[In float32 | float64, Out float32 | float64](out []Out, x []In, s
 		}
 		out[i] = Out(m + math.Log(sums[i]))
 	}
-}
-
-// parallelRange runs f over GOMAXPROCS contiguous parts of [0, n).
-func parallelRange(n int, f func(lo, hi int)) {
-	workers := min(n, runtime.GOMAXPROCS(0))
-	if workers <= 1 {
-		f(0, n)
-		return
-	}
-	var wg sync.WaitGroup
-	for w := 0; w < workers; w++ {
-		wg.Add(1)
-		go func(w int) {
-			defer wg.Done()
-			f(w*n/workers, (w+1)*n/workers)
-		}(w)
-	}
-	wg.Wait()
 }

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"hash"
 	"hash/fnv"
+	"runtime"
+	"sync"
 
 	G "gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
@@ -64,4 +66,23 @@ func dense(op string, v G.Value) (*tensor.Dense, error) {
 		return nil, fmt.Errorf("graph: %s: unsupported type %v", op, dt)
 	}
 	return t, nil
+}
+
+// parallel runs f(worker, lo, hi) on GOMAXPROCS contiguous parts of [0, n),
+// worker numbering the parts from 0; one part runs without a goroutine.
+func parallel(n int, f func(worker, lo, hi int)) {
+	workers := min(n, runtime.GOMAXPROCS(0))
+	if workers <= 1 {
+		f(0, 0, n)
+		return
+	}
+	var wg sync.WaitGroup
+	for wk := 0; wk < workers; wk++ {
+		wg.Add(1)
+		go func(wk int) {
+			defer wg.Done()
+			f(wk, wk*n/workers, (wk+1)*n/workers)
+		}(wk)
+	}
+	wg.Wait()
 }

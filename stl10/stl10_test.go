@@ -126,9 +126,8 @@ func TestErrors(t *testing.T) {
 	}
 }
 
-// zcaSVD whitens x (n×n) through its SVD instead of an eigendecomposition
-// of the covariance: x₀ = U·S·Wᵀ gives C = U·(S²/n + ε)·Uᵀ.
-func zcaSVD(x []float64, n int) []float64 {
+// centred returns x (n×n) with each row's mean subtracted.
+func centred(x []float64, n int) *mat.Dense {
 	x0 := mat.NewDense(n, n, nil)
 	for i := 0; i < n; i++ {
 		var m float64
@@ -139,6 +138,13 @@ func zcaSVD(x []float64, n int) []float64 {
 			x0.Set(i, j, x[i*n+j]-m/float64(n))
 		}
 	}
+	return x0
+}
+
+// zcaSVD whitens x (n×n) through its SVD instead of an eigendecomposition
+// of the covariance: x₀ = U·S·Wᵀ gives C = U·(S²/n + ε)·Uᵀ.
+func zcaSVD(x []float64, n int) []float64 {
+	x0 := centred(x, n)
 	var svd mat.SVD
 	if !svd.Factorize(x0, mat.SVDFull) {
 		panic("svd failed")
@@ -196,16 +202,7 @@ func TestWhiten(t *testing.T) {
 		var cw mat.Dense
 		cw.Mul(wm, wm.T())
 		cw.Scale(1/float64(n), &cw)
-		x0 := mat.NewDense(n, n, nil)
-		for i := 0; i < n; i++ {
-			var m float64
-			for j := 0; j < n; j++ {
-				m += x[i*n+j]
-			}
-			for j := 0; j < n; j++ {
-				x0.Set(i, j, x[i*n+j]-m/n)
-			}
-		}
+		x0 := centred(x, n)
 		var c, cinv mat.Dense
 		c.Mul(x0, x0.T())
 		c.Scale(1/float64(n), &c)

@@ -3,17 +3,21 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"image/png"
+	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"calm/em"
 	"calm/experiment"
+	"calm/mnist"
 )
 
 // TestRunSmall runs the command on the first 600 MNIST images and checks
@@ -122,32 +126,143 @@ func TestRunErrors(t *testing.T) {
 	}
 }
 
-// TestExitStatus builds the command and checks what a user sees: one line
-// on stderr and the exit status.
-func TestExitStatus(t *testing.T) {
+// buildCommand builds the command into a temporary directory.
+func buildCommand(t *testing.T) string {
+	t.Helper()
 	bin := filepath.Join(t.TempDir(), "mnist")
 	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
-	for _, tc := range []struct {
+	return bin
+}
+
+// idxDir writes MNIST-format files of 28×28 images into a new directory;
+// change edits the four files' bytes (images, labels, test images, test
+// labels) before they are written.
+func idxDir(t *testing.T, change func(files [][]byte)) string {
+	t.Helper()
+	file := func(header []uint32, body int) []byte {
+		b := new(bytes.Buffer)
+		binary.Write(b, binary.BigEndian, header)
+		b.Write(make([]byte, body))
+		return b.Bytes()
+	}
+	files := [][]byte{
+		file([]uint32{0x803, 20, 28, 28}, 20*784), file([]uint32{0x801, 20}, 20),
+		file([]uint32{0x803, 10, 28, 28}, 10*784), file([]uint32{0x801, 10}, 10),
+	}
+	change(files)
+	dir := t.TempDir()
+	for i, name := range mnist.Files {
+		if err := os.WriteFile(filepath.Join(dir, name), files[i], 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir
+}
+
+// TestExitStatus runs the built command on each kind of bad input and
+// checks what a user sees: the exit status and one line on stderr that
+// names the problem.
+func TestExitStatus(t *testing.T) {
+	bin := buildCommand(t)
+	tmp := t.TempDir()
+	badShape := filepath.Join(tmp, "rgb.npy")
+	if err := em.SaveTheta(badShape, em.InitTheta(4, 3, 20, 1)); err != nil {
+		t.Fatal(err)
+	}
+	nanTheta := em.InitTheta(4, 1, 20, 1)
+	nanTheta.Data().([]float32)[3*400+7] = float32(math.NaN())
+	nanPath := filepath.Join(tmp, "nan.npy")
+	if err := em.SaveTheta(nanPath, nanTheta); err != nil {
+		t.Fatal(err)
+	}
+	f64 := filepath.Join(tmp, "f64.npy")
+	if err := os.WriteFile(f64, []byte("\x93NUMPY\x01\x00v\x00{'descr': '<f8', 'fortran_order': False, 'shape': (1, 1, 1, 1), }"+strings.Repeat(" ", 45)+"\n"+"\x00\x00\x00\x00\x00\x00\xf0?"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	small := []string{"-epochs", "1", "-eval=false"}
+	cases := []struct {
+		name string
 		args []string
 		code int
+		msg  string
 	}{
-		{[]string{"-epochs", "0"}, 2},
-		{[]string{"-no-such-flag"}, 2},
-		{[]string{"-data", t.TempDir()}, 1},
-	} {
-		cmd := exec.Command(bin, tc.args...)
-		var stderr bytes.Buffer
-		cmd.Stderr = &stderr
-		err := cmd.Run()
-		var ee *exec.ExitError
-		if !errors.As(err, &ee) || ee.ExitCode() != tc.code {
-			t.Errorf("%v: %v, want exit status %d", tc.args, err, tc.code)
+		{"bad flag", []string{"-no-such-flag"}, 2, "flag provided but not defined"},
+		{"zero epochs", []string{"-epochs", "0"}, 2, "-epochs 0"},
+		{"kernel wider than the padded image", []string{"-width", "33"}, 2, "larger than the padded image"},
+		{"missing directory", []string{"-data", filepath.Join(tmp, "none")}, 1, "no train-images-idx3-ubyte"},
+		{"wrong magic", []string{"-data", idxDir(t, func(f [][]byte) { f[0][3] = 4 })}, 1, "magic number"},
+		{"truncated images", []string{"-data", idxDir(t, func(f [][]byte) { f[2] = f[2][:1000] })}, 1, "unexpected EOF"},
+		{"labels and images disagree", []string{"-data", idxDir(t, func(f [][]byte) { f[1] = f[1][:len(f[1])-1]; f[1][7] = 19 })}, 1, "20 images but"},
+		{"unreadable file", []string{"-data", idxDir(t, func(f [][]byte) {}), "-init", tmp}, 1, "is a directory"},
+		{"-init of the wrong shape", append([]string{"-init", badShape}, small...), 1, "3 channels"},
+		{"-init of the wrong dtype", append([]string{"-init", f64}, small...), 1, "dtype <f8"},
+		{"-init holding NaN", append([]string{"-init", nanPath, "-data", idxDir(t, func(f [][]byte) {})}, small...), 1, "NaN in kernel 3"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			out := filepath.Join(t.TempDir(), "out")
+			cmd := exec.Command(bin, append(tc.args, "-out", out)...)
+			var stderr bytes.Buffer
+			cmd.Stderr = &stderr
+			err := cmd.Run()
+			var ee *exec.ExitError
+			if !errors.As(err, &ee) || ee.ExitCode() != tc.code {
+				t.Errorf("%v, want exit status %d; stderr %q", err, tc.code, stderr.String())
+			}
+			msg := strings.TrimSpace(stderr.String())
+			if strings.Contains(msg, "\n") || !strings.HasPrefix(msg, "mnist: ") || !strings.Contains(msg, tc.msg) {
+				t.Errorf("stderr %q, want one line starting \"mnist: \" that says %q", msg, tc.msg)
+			}
+			if entries, _ := os.ReadDir(out); len(entries) > 1 { // config.json at most
+				t.Errorf("a failed run left %d files in its output directory", len(entries))
+			}
+		})
+	}
+}
+
+// TestSignal interrupts the built command with SIGINT during training: it
+// must exit with status 130, say how to resume, and resume to the end.
+func TestSignal(t *testing.T) {
+	bin := buildCommand(t)
+	out := filepath.Join(t.TempDir(), "out")
+	args := []string{"-limit", "3000", "-epochs", "3", "-kernels", "16", "-width", "12", "-batch", "250", "-eval=false", "-out", out}
+	cmd := exec.Command(bin, args...)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	// Signal once the first epoch's checkpoint exists.
+	for i := 0; ; i++ {
+		if _, err := os.Stat(filepath.Join(out, "checkpoint.json")); err == nil {
+			break
 		}
-		if lines := strings.Count(strings.TrimSpace(stderr.String()), "\n") + 1; lines != 1 || !strings.HasPrefix(stderr.String(), "mnist: ") {
-			t.Errorf("%v: stderr %q, want one line starting with \"mnist: \"", tc.args, stderr.String())
+		if i > 6000 {
+			cmd.Process.Kill()
+			t.Fatal("no checkpoint after 60 s")
 		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	cmd.Process.Signal(os.Interrupt)
+	err := cmd.Wait()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 130 {
+		if err == nil {
+			t.Skip("the run finished before the signal arrived")
+		}
+		t.Fatalf("%v, want exit status 130; stderr %q", err, stderr.String())
+	}
+	if !strings.Contains(stderr.String(), "resume with: go run ./cmd/mnist -resume "+out) {
+		t.Errorf("stderr %q does not say how to resume", stderr.String())
+	}
+	resume := exec.Command(bin, "-resume", out, "-quiet")
+	if b, err := resume.CombinedOutput(); err != nil {
+		t.Fatalf("-resume: %v\n%s", err, b)
+	}
+	if _, err := em.LoadTheta(filepath.Join(out, "theta.npy")); err != nil {
+		t.Errorf("after -resume: %v", err)
 	}
 }
 
