@@ -55,87 +55,73 @@ func (Fast) Conv2dFilter(x, f *G.Node, pad int) (*G.Node, error) {
 // LogSumExp implements Ops with this package's LogSumExp.
 func (Fast) LogSumExp(x *G.Node, axes ...int) (*G.Node, error) { return LogSumExp(x, axes...) }
 
-// patchRows writes into panels the patch matrix of one image x (c,h,w) for
-// kernels of kh×kw under padding pad, in gemm.PackedB layout: row
-// (ci,i,j) holds pixel (y+i, x+j) of channel ci for every position (y,x),
-// so that kernels (K × c·kh·kw) times it is the image's convolution. row is
-// scratch for one row of positions.
-func patchRows(panels, row, x []float32, c, h, w, kh, kw, pad int) {
-	uh, uw := h+2*pad-kh+1, w+2*pad-kw+1
-	u, d := uh*uw, c*kh*kw
-	const pw = gemm.PanelWidth
-	full := u / pw
-	r := 0
+// patchIndex holds, for one layer shape, where each patch element and each
+// position sit in a zero-padded image (C × Hp × Wp, row-major): element
+// d = (c,i,j) of the patch at position u = (y,x) is pixel elem[d] + pos[u].
+// With it, building either patch matrix is one gather with no bounds logic.
+type patchIndex struct {
+	c, h, w, kh, kw, pad int
+	hp, wp               int
+	elem, pos            []int
+}
+
+func newPatchIndex(c, h, w, kh, kw, pad int) *patchIndex {
+	ix := &patchIndex{c: c, h: h, w: w, kh: kh, kw: kw, pad: pad, hp: h + 2*pad, wp: w + 2*pad}
 	for ci := 0; ci < c; ci++ {
-		plane := x[ci*h*w : (ci+1)*h*w]
 		for i := 0; i < kh; i++ {
 			for j := 0; j < kw; j++ {
-				// Columns x with 0 ≤ x+j−pad < w read the image.
-				lo, hi := max(0, pad-j), min(uw, w+pad-j)
-				for y := 0; y < uh; y++ {
-					dst := row[y*uw : (y+1)*uw]
-					sy := y + i - pad
-					if sy < 0 || sy >= h || lo >= hi {
-						clear(dst)
-						continue
-					}
-					clear(dst[:lo])
-					copy(dst[lo:hi], plane[sy*w+lo+j-pad:])
-					clear(dst[hi:])
-				}
-				for p := 0; p < full; p++ {
-					copy(panels[p*pw*d+r*pw:][:pw], row[p*pw:])
-				}
-				if rest := u - full*pw; rest > 0 {
-					dst := panels[full*pw*d+r*pw:][:pw]
-					copy(dst, row[full*pw:u])
-					clear(dst[rest:])
-				}
-				r++
+				ix.elem = append(ix.elem, (ci*ix.hp+i)*ix.wp+j)
 			}
+		}
+	}
+	for y := 0; y < ix.hp-kh+1; y++ {
+		for x := 0; x < ix.wp-kw+1; x++ {
+			ix.pos = append(ix.pos, y*ix.wp+x)
+		}
+	}
+	return ix
+}
+
+func (ix *patchIndex) matches(c, h, w, kh, kw, pad int) bool {
+	return ix != nil && ix.c == c && ix.h == h && ix.w == w && ix.kh == kh && ix.kw == kw && ix.pad == pad
+}
+
+// padImage copies image x (c,h,w) into dst (c,hp,wp) inside a zero border.
+func (ix *patchIndex) padImage(dst, x []float32) {
+	clear(dst)
+	for ci := 0; ci < ix.c; ci++ {
+		for y := 0; y < ix.h; y++ {
+			copy(dst[(ci*ix.hp+y+ix.pad)*ix.wp+ix.pad:][:ix.w], x[(ci*ix.h+y)*ix.w:][:ix.w])
 		}
 	}
 }
 
-// patchCols writes into panels the transposed patch matrix of one image x
-// (c,h,w) for windows of kh×kw under padding pad, in gemm.PackedB layout:
-// row u = (y,x) holds the window at position u flattened (c,i,j), so that
-// maps (K × Uh·Uw) times it sums windows weighted by the maps. patch is
-// scratch for one window.
-func patchCols(panels, patch, x []float32, c, h, w, kh, kw, pad int) {
-	uh, uw := h+2*pad-kh+1, w+2*pad-kw+1
-	u, d := uh*uw, c*kh*kw
+// gatherPanels writes, in gemm.PackedB layout, the matrix whose element
+// (r, l) is img[rows[r] + lanes[l]]: len(rows) rows, len(lanes) columns in
+// panels of gemm.PanelWidth, the last panel's missing columns zero.
+func gatherPanels(panels, img []float32, rows, lanes []int) {
 	const pw = gemm.PanelWidth
-	full := d / pw
-	for y := 0; y < uh; y++ {
-		for xx := 0; xx < uw; xx++ {
-			// Window columns j with 0 ≤ xx+j−pad < w read the image.
-			lo, hi := max(0, pad-xx), min(kw, w+pad-xx)
-			q := 0
-			for ci := 0; ci < c; ci++ {
-				plane := x[ci*h*w : (ci+1)*h*w]
-				for i := 0; i < kh; i++ {
-					dst := patch[q : q+kw]
-					q += kw
-					sy := y + i - pad
-					if sy < 0 || sy >= h || lo >= hi {
-						clear(dst)
-						continue
-					}
-					clear(dst[:lo])
-					copy(dst[lo:hi], plane[sy*w+xx+lo-pad:])
-					clear(dst[hi:])
-				}
+	k := len(rows)
+	full := len(lanes) / pw
+	for p := 0; p < full; p++ {
+		ls := lanes[p*pw : p*pw+pw]
+		out := panels[p*pw*k : (p+1)*pw*k]
+		for r, base := range rows {
+			dst := out[r*pw : r*pw+pw]
+			for q, l := range ls {
+				dst[q] = img[base+l]
 			}
-			r := y*uw + xx
-			for p := 0; p < full; p++ {
-				copy(panels[p*pw*u+r*pw:][:pw], patch[p*pw:])
+		}
+	}
+	if rest := len(lanes) - full*pw; rest > 0 {
+		ls := lanes[full*pw:]
+		out := panels[full*pw*k : (full+1)*pw*k]
+		for r, base := range rows {
+			dst := out[r*pw : r*pw+pw]
+			for q, l := range ls {
+				dst[q] = img[base+l]
 			}
-			if rest := d - full*pw; rest > 0 {
-				dst := panels[full*pw*u+r*pw:][:pw]
-				copy(dst, patch[full*pw:d])
-				clear(dst[rest:])
-			}
+			clear(dst[rest:])
 		}
 	}
 }
@@ -147,6 +133,17 @@ type scratch struct {
 	ws   []*gemm.Workspace
 	pa   []*gemm.PackedA
 	pb   []*gemm.PackedB
+	ix   *patchIndex
+}
+
+// index returns the patch index of the shape, built on first use.
+func (s *scratch) index(c, h, w, kh, kw, pad int) *patchIndex {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.ix.matches(c, h, w, kh, kw, pad) {
+		s.ix = newPatchIndex(c, h, w, kh, kw, pad)
+	}
+	return s.ix
 }
 
 func (s *scratch) packed(worker int) (*gemm.PackedA, *gemm.PackedB) {
@@ -232,12 +229,15 @@ func (op fastConvOp) Do(vals ...G.Value) (G.Value, error) {
 	// θ is packed once per batch (slot past the workers) and shared.
 	wp, _ := sc.packed(runtime.GOMAXPROCS(0))
 	wp.Pack(k, d, 1, gemm.Matrix{Data: w, Stride: d})
+	ix := sc.index(c, h, wd, kh, kw, op.pad)
 	parallel(n, func(worker, lo, hi int) {
-		row := sc.get(worker, u)
+		img := sc.get(worker, c*ix.hp*ix.wp)
 		_, pb := sc.packed(worker)
 		ws := sc.workspace(worker)
 		for i := lo; i < hi; i++ {
-			patchRows(pb.Reset(d, u), row, x[i*c*h*wd:(i+1)*c*h*wd], c, h, wd, kh, kw, op.pad)
+			// The patch matrix (C·kh·kw × Uh·Uw), straight into panels.
+			ix.padImage(img, x[i*c*h*wd:(i+1)*c*h*wd])
+			gatherPanels(pb.Reset(d, u), img, ix.elem, ix.pos)
 			dst := o[i*k*u : (i+1)*k*u]
 			for kk := 0; kk < k; kk++ {
 				row := dst[kk*u : (kk+1)*u]
@@ -301,15 +301,18 @@ func (op fastFilterOp) Do(vals ...G.Value) (G.Value, error) {
 	// Shard s sums S = Σ_i f_i (K×U) · windows_i (U×D) over its images.
 	partial := sc.get(filterShards, shards*k*d) // slot past the workers (at most filterShards)
 	clear(partial)
+	ix := sc.index(c, h, wd, kh, kw, op.pad)
 	parallel(shards, func(worker, lo, hi int) {
-		patch := sc.get(worker, d)
+		img := sc.get(worker, c*ix.hp*ix.wp)
 		fp, pb := sc.packed(worker)
 		ws := sc.workspace(worker)
 		for s := lo; s < hi; s++ {
 			sum := partial[s*k*d : (s+1)*k*d]
 			for i := s * n / shards; i < (s+1)*n/shards; i++ {
 				fp.Pack(k, u, 1, gemm.Matrix{Data: f[i*k*u : (i+1)*k*u], Stride: u})
-				patchCols(pb.Reset(u, d), patch, x[i*c*h*wd:(i+1)*c*h*wd], c, h, wd, kh, kw, op.pad)
+				// The transposed patch matrix (Uh·Uw × C·kh·kw), into panels.
+				ix.padImage(img, x[i*c*h*wd:(i+1)*c*h*wd])
+				gatherPanels(pb.Reset(u, d), img, ix.pos, ix.elem)
 				gemm.MulPacked(fp, pb, sum, d, ws)
 			}
 		}
