@@ -16,10 +16,10 @@ import (
 
 // Fast is an op set whose convolutions never build the whole batch's patch
 // matrix: each image's patches (C·w·w × Uh·Uw, a few hundred KB) are
-// gathered into a per-worker buffer that stays in cache and multiplied with
-// the kernels there by package gemm's AVX2 kernel, images spread over
-// GOMAXPROCS workers. The ops own and
-// reuse their output buffers. It computes the same functions as Stock.
+// gathered from a zero-padded copy of the image straight into the panel
+// layout of package gemm's AVX2 kernel, in a per-worker buffer that stays
+// in cache, images spread over GOMAXPROCS workers. The ops own and reuse
+// their output buffers. It computes the same functions as Stock.
 //
 // The M-step convolution sums images in a fixed number of shards, whatever
 // the number of workers, so its result does not depend on GOMAXPROCS.
