@@ -7,7 +7,9 @@
 // composes both: neither step should know about the other, about epochs, or
 // about where the images come from.
 //
-//	res, err := em.Train(em.NewImages(pixels, n, 1, 28, 28), em.Settings{Kernels: 64, Size: 20, Pad: 2})
+//	src, err := em.NewImages(pixels, n, 1, 28, 28) // n images of 1×28×28
+//	res, err := em.Train(src, em.Settings{Kernels: 64, Size: 20, Pad: 2, MaxEpochs: 15})
+//	feats, err := em.Features(src, res.Theta, 2, 1000, nil) // n×64 features
 //
 // The loop reports progress through a [Recorder], so commands can attach
 // progress bars and figures without the loop importing them. Kernels are

@@ -30,7 +30,7 @@ func (r *thetaRecorder) Record(e em.Event) error {
 // TestParityMNIST starts from the reference's θ0 on the 60 000 MNIST
 // training images and compares two epochs of EM with the PyTorch reference:
 // the LL of each epoch, θ after each, and the features of ten test images.
-// With -short only the fast op set runs (about 30 s).
+// With -short only the fast op set runs (about 30 s; both take about 3 min).
 func TestParityMNIST(t *testing.T) {
 	if _, err := os.Stat(refDir); err != nil {
 		t.Fatalf("reference trajectories missing: %v", err)
@@ -65,7 +65,7 @@ func TestParityMNIST(t *testing.T) {
 	for _, ops := range opSets {
 		t.Run(ops.Name(), func(t *testing.T) {
 			if testing.Short() && ops.Name() == (graph.Stock{}).Name() {
-				t.Skip("the stock ops take about 10 minutes here; run without -short")
+				t.Skip("the stock ops take about 3 minutes here; run without -short")
 			}
 			rec := &thetaRecorder{}
 			res, err := em.Train(src, em.Settings{Kernels: ref.Kernels, Size: ref.Width, Pad: ref.Pad, Batch: ref.Batch,

@@ -79,12 +79,13 @@ func TestReadImagesFile(t *testing.T) {
 func TestReadErrors(t *testing.T) {
 	raw := imageFile(0x803, 3, 4, 5)
 	gzRaw := gz(raw)
-	cases := []struct {
+	type readCase struct {
 		name   string
 		data   []byte
 		labels bool
 		want   error // errors.Is target, or nil for a *FormatError
-	}{
+	}
+	cases := []readCase{
 		{name: "truncated data", data: raw[:len(raw)-1], want: io.ErrUnexpectedEOF},
 		{name: "truncated header", data: raw[:10], want: io.ErrUnexpectedEOF},
 		{name: "empty", data: nil, want: io.ErrUnexpectedEOF},
@@ -101,20 +102,10 @@ func TestReadErrors(t *testing.T) {
 	}
 	huge := imageFile(0x803, 0, 28, 28)
 	binary.BigEndian.PutUint32(huge[4:], 1_000_000_000)
-	cases = append(cases, struct {
-		name   string
-		data   []byte
-		labels bool
-		want   error
-	}{name: "header claims 10^9 images", data: huge})
+	cases = append(cases, readCase{name: "header claims 10^9 images", data: huge})
 	many := imageFile(0x803, 0, 28, 28)
 	binary.BigEndian.PutUint32(many[4:], 1_000_000)
-	cases = append(cases, struct {
-		name   string
-		data   []byte
-		labels bool
-		want   error
-	}{name: "header claims 10^6 images, file holds none", data: many, want: io.ErrUnexpectedEOF})
+	cases = append(cases, readCase{name: "header claims 10^6 images, file holds none", data: many, want: io.ErrUnexpectedEOF})
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			p := write(t, "f", tc.data)
