@@ -47,9 +47,6 @@ func New(cfg graph.Config, ops graph.Ops) (*Graph, error) {
 	return g, nil
 }
 
-// Config returns the layer configuration of g.
-func (g *Graph) Config() graph.Config { return g.cfg }
-
 func (g *Graph) program(n int) (*program, error) {
 	if p, ok := g.progs[n]; ok {
 		return p, nil

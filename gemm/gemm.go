@@ -51,13 +51,6 @@ type Matrix struct {
 	T      bool
 }
 
-func (m Matrix) at(i, j int) float32 {
-	if m.T {
-		return m.Data[j*m.Stride+i]
-	}
-	return m.Data[i*m.Stride+j]
-}
-
 // Workspace holds the packing buffers of one goroutine; reuse it to avoid
 // allocation. The zero value is ready to use.
 type Workspace struct {

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"testing"
 
 	"gonum.org/v1/gonum/blas"
@@ -16,6 +17,14 @@ func randn(rng *rand.Rand, n int) []float32 {
 		v[i] = float32(rng.NormFloat64())
 	}
 	return v
+}
+
+// at returns element (i, j) of op(M).
+func (m Matrix) at(i, j int) float32 {
+	if m.T {
+		return m.Data[j*m.Stride+i]
+	}
+	return m.Data[i*m.Stride+j]
 }
 
 // naive computes α·op(A)·op(B) + β·C in float64.
@@ -155,6 +164,11 @@ func TestMulPacked(t *testing.T) {
 				}
 				data[(j/PanelWidth)*PanelWidth*s.k+r*PanelWidth+j%PanelWidth] = v
 			}
+		}
+		var packed PackedB
+		packed.Pack(s.k, s.n, b)
+		if !slices.Equal(packed.data, pb.data) {
+			t.Fatalf("%v: PackedB.Pack differs from the layout Reset documents", s)
 		}
 		c := randn(rng, s.m*s.n)
 		want := naive(s.m, s.n, s.k, 2, a, b, 1, c, s.n)
