@@ -2,7 +2,6 @@ package graph
 
 import (
 	"fmt"
-	"runtime"
 	"slices"
 	"sync"
 	"unsafe"
@@ -135,14 +134,38 @@ func gatherPanels(panels, img []float32, rows, lanes []int) {
 	}
 }
 
-// scratch is a per-worker set of buffers, grown on demand and kept by the op.
+// scratch is what an op keeps between runs besides its output: one set of
+// buffers per worker, grown on demand, and the buffers the workers share.
 type scratch struct {
-	mu   sync.Mutex
-	bufs [][]float32
-	ws   []*gemm.Workspace
-	pa   []*gemm.PackedA
-	pb   []*gemm.PackedB
-	ix   *patchIndex
+	mu      sync.Mutex
+	workers []*workerScratch
+	ix      *patchIndex
+
+	theta   gemm.PackedA // the conv's kernels, packed once per batch
+	partial []float32    // the filter's per-shard sums
+}
+
+// workerScratch is one worker's buffers.
+type workerScratch struct {
+	img []float32 // the zero-padded image
+	pa  gemm.PackedA
+	pb  gemm.PackedB
+	ws  gemm.Workspace
+}
+
+// worker returns the buffers of worker i, with img sized for n values.
+func (s *scratch) worker(i, n int) *workerScratch {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for len(s.workers) <= i {
+		s.workers = append(s.workers, new(workerScratch))
+	}
+	w := s.workers[i]
+	if cap(w.img) < n {
+		w.img = make([]float32, n)
+	}
+	w.img = w.img[:n]
+	return w
 }
 
 // index returns the patch index of the shape, built on first use.
@@ -153,37 +176,6 @@ func (s *scratch) index(c, h, w, kh, kw, pad int) *patchIndex {
 		s.ix = newPatchIndex(c, h, w, kh, kw, pad)
 	}
 	return s.ix
-}
-
-func (s *scratch) packed(worker int) (*gemm.PackedA, *gemm.PackedB) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for len(s.pa) <= worker {
-		s.pa = append(s.pa, new(gemm.PackedA))
-		s.pb = append(s.pb, new(gemm.PackedB))
-	}
-	return s.pa[worker], s.pb[worker]
-}
-
-func (s *scratch) workspace(worker int) *gemm.Workspace {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for len(s.ws) <= worker {
-		s.ws = append(s.ws, new(gemm.Workspace))
-	}
-	return s.ws[worker]
-}
-
-func (s *scratch) get(worker, n int) []float32 {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for len(s.bufs) <= worker {
-		s.bufs = append(s.bufs, nil)
-	}
-	if cap(s.bufs[worker]) < n {
-		s.bufs[worker] = make([]float32, n)
-	}
-	return s.bufs[worker][:n]
 }
 
 type fastConvOp struct {
@@ -235,18 +227,15 @@ func (op fastConvOp) Do(vals ...G.Value) (G.Value, error) {
 	o := out.Data().([]float32)
 	d, u := c*kh*kw, uh*uw
 	sc := op.out.scratch()
-	// θ is packed once per batch (slot past the workers) and shared.
-	wp, _ := sc.packed(runtime.GOMAXPROCS(0))
-	wp.Pack(k, d, 1, gemm.Matrix{Data: w, Stride: d})
+	// θ is packed once per batch and shared by the workers.
+	sc.theta.Pack(k, d, 1, gemm.Matrix{Data: w, Stride: d})
 	ix := sc.index(c, h, wd, kh, kw, op.pad)
 	parallel(n, func(worker, lo, hi int) {
-		img := sc.get(worker, c*ix.hp*ix.wp)
-		_, pb := sc.packed(worker)
-		ws := sc.workspace(worker)
+		b := sc.worker(worker, c*ix.hp*ix.wp)
 		for i := lo; i < hi; i++ {
 			// The patch matrix (C·kh·kw × Uh·Uw), straight into panels.
-			ix.padImage(img, x[i*c*h*wd:(i+1)*c*h*wd])
-			gatherPanels(pb.Reset(d, u), img, ix.elem, ix.pos)
+			ix.padImage(b.img, x[i*c*h*wd:(i+1)*c*h*wd])
+			gatherPanels(b.pb.Reset(d, u), b.img, ix.elem, ix.pos)
 			dst := o[i*k*u : (i+1)*k*u]
 			for kk := 0; kk < k; kk++ {
 				row := dst[kk*u : (kk+1)*u]
@@ -254,7 +243,7 @@ func (op fastConvOp) Do(vals ...G.Value) (G.Value, error) {
 					row[j] = bias[kk]
 				}
 			}
-			gemm.MulPacked(wp, pb, dst, u, ws)
+			gemm.MulPacked(&sc.theta, &b.pb, dst, u, &b.ws)
 		}
 	})
 	return out, nil
@@ -308,21 +297,22 @@ func (op fastFilterOp) Do(vals ...G.Value) (G.Value, error) {
 	shards := min(n, filterShards)
 	sc := op.out.scratch()
 	// Shard s sums S = Σ_i f_i (K×U) · windows_i (U×D) over its images.
-	partial := sc.get(filterShards, shards*k*d) // slot past the workers (at most filterShards)
+	if cap(sc.partial) < shards*k*d {
+		sc.partial = make([]float32, shards*k*d)
+	}
+	partial := sc.partial[:shards*k*d]
 	clear(partial)
 	ix := sc.index(c, h, wd, kh, kw, op.pad)
 	parallel(shards, func(worker, lo, hi int) {
-		img := sc.get(worker, c*ix.hp*ix.wp)
-		fp, pb := sc.packed(worker)
-		ws := sc.workspace(worker)
+		b := sc.worker(worker, c*ix.hp*ix.wp)
 		for s := lo; s < hi; s++ {
 			sum := partial[s*k*d : (s+1)*k*d]
 			for i := s * n / shards; i < (s+1)*n/shards; i++ {
-				fp.Pack(k, u, 1, gemm.Matrix{Data: f[i*k*u : (i+1)*k*u], Stride: u})
+				b.pa.Pack(k, u, 1, gemm.Matrix{Data: f[i*k*u : (i+1)*k*u], Stride: u})
 				// The transposed patch matrix (Uh·Uw × C·kh·kw), into panels.
-				ix.padImage(img, x[i*c*h*wd:(i+1)*c*h*wd])
-				gatherPanels(pb.Reset(u, d), img, ix.pos, ix.elem)
-				gemm.MulPacked(fp, pb, sum, d, ws)
+				ix.padImage(b.img, x[i*c*h*wd:(i+1)*c*h*wd])
+				gatherPanels(b.pb.Reset(u, d), b.img, ix.pos, ix.elem)
+				gemm.MulPacked(&b.pa, &b.pb, sum, d, &b.ws)
 			}
 		}
 	})
