@@ -25,8 +25,9 @@ type checkpointRecord struct {
 // atomically), then it removes the previous epoch's θ. A crash at any
 // point leaves a complete checkpoint behind.
 type checkpointer struct {
-	dir  string
-	prev string
+	dir   string
+	prev  string
+	epoch int // of the last checkpoint written or resumed from
 }
 
 func (c *checkpointer) Record(e em.Event) error {
@@ -44,7 +45,7 @@ func (c *checkpointer) Record(e em.Event) error {
 	if c.prev != "" && c.prev != name {
 		os.Remove(filepath.Join(c.dir, c.prev))
 	}
-	c.prev = name
+	c.prev, c.epoch = name, e.State.Epoch
 	return nil
 }
 

@@ -127,12 +127,11 @@ func Run(d Data, opt Options) (*Metrics, error) {
 		return nil, err
 	}
 	ckpt := &checkpointer{dir: opt.Out}
+	if s.Resume != nil {
+		ckpt.epoch = s.Resume.Epoch
+	}
 	interrupted := func(err error) error {
-		epoch := 0
-		if cp, lerr := LoadCheckpoint(opt.Out); lerr == nil {
-			epoch = cp.Epoch
-		}
-		return &InterruptedError{Dir: opt.Out, Epoch: epoch, Err: err}
+		return &InterruptedError{Dir: opt.Out, Epoch: ckpt.epoch, Err: err}
 	}
 	logf("%s: %d images %d×%d×%d, %d kernels %d×%d, padding %d, batch %d, op set %s\n",
 		d.Name, n, c, h, w, cfg.Kernels, cfg.Size, cfg.Size, cfg.Pad, cfg.Batch, s.Ops.Name())
