@@ -17,9 +17,12 @@ import (
 
 var benchSink float64
 
-// peakGFLOPS is this machine's float32 FMA peak over both cores (2 cores ×
-// 2 FMA units × 8 lanes × 2 FLOP × ≈2.45 GHz), from shared/notes/performance.md.
-const peakGFLOPS = 157
+// peakGFLOPS is a lower bound on this machine's float32 FMA peak over both
+// cores: package gemm's micro-kernel alone sustains 110 GFLOP/s on one core
+// (go test ./gemm -bench Kernel). The 157 GFLOP/s of
+// shared/notes/performance.md assumed a 2.45 GHz Zen 3; this CPU reports as
+// a Turin-like EPYC and runs faster, so %peak here is, if anything, high.
+const peakGFLOPS = 220
 
 // benchStep times the E-step or the M-step graph on one random batch and
 // reports GFLOP/s (a multiply-add counts as 2), its fraction of the peak
