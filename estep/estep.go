@@ -19,19 +19,18 @@ type Graph struct {
 
 type program struct {
 	*graph.Program
-	x, theta                                   *G.Node
-	logJoint, logMarg, logPost, post, logCount *G.Node
+	x, theta                          *G.Node
+	logJoint, logMarg, post, logCount *G.Node
 }
 
 // Result is the E-step of one batch of n images. Its tensors belong to the
 // Graph and are overwritten by the next Run.
 type Result struct {
-	LogJoint     *tensor.Dense // L (n,K,Uh,Uw)
-	LogMarginal  []float32     // ℓ (n)
-	LogPosterior *tensor.Dense // logγ (n,K,Uh,Uw)
-	Posterior    *tensor.Dense // γ (n,K,Uh,Uw)
-	LogCounts    []float32     // b (K): this batch's log expected kernel counts
-	LogLik       float64       // Σ_n ℓ[n], summed in float64
+	LogJoint    *tensor.Dense // L (n,K,Uh,Uw)
+	LogMarginal []float32     // ℓ (n)
+	Posterior   *tensor.Dense // γ (n,K,Uh,Uw)
+	LogCounts   []float32     // b (K): this batch's log expected kernel counts
+	LogLik      float64       // Σ_n ℓ[n], summed in float64
 }
 
 // New returns the E-step graph of cfg built from ops. The graph for a full
@@ -58,17 +57,8 @@ func (g *Graph) program(n int) (*program, error) {
 	if err != nil {
 		return nil, err
 	}
-	if p.logMarg, err = g.ops.LogSumExp(p.logJoint, 1, 2, 3); err != nil {
-		return nil, fmt.Errorf("estep: log marginal: %w", err)
-	}
-	if p.logPost, err = graph.SubRows(p.logJoint, p.logMarg); err != nil {
-		return nil, fmt.Errorf("estep: log posterior: %w", err)
-	}
-	if p.post, err = graph.Exp(p.logPost); err != nil {
-		return nil, fmt.Errorf("estep: posterior: %w", err)
-	}
-	if p.logCount, err = g.ops.LogSumExp(p.logPost, 0, 2, 3); err != nil {
-		return nil, fmt.Errorf("estep: log counts: %w", err)
+	if p.logMarg, p.post, p.logCount, err = g.ops.Posterior(p.logJoint); err != nil {
+		return nil, fmt.Errorf("estep: %w", err)
 	}
 	if p.Program, err = graph.Compile(eg); err != nil {
 		return nil, fmt.Errorf("estep: %w", err)
@@ -107,11 +97,10 @@ func (g *Graph) Run(x, theta *tensor.Dense) (*Result, error) {
 		return nil, fmt.Errorf("estep: %w", err)
 	}
 	r := &Result{
-		LogJoint:     p.logJoint.Value().(*tensor.Dense),
-		LogMarginal:  p.logMarg.Value().Data().([]float32),
-		LogPosterior: p.logPost.Value().(*tensor.Dense),
-		Posterior:    p.post.Value().(*tensor.Dense),
-		LogCounts:    p.logCount.Value().Data().([]float32),
+		LogJoint:    p.logJoint.Value().(*tensor.Dense),
+		LogMarginal: p.logMarg.Value().Data().([]float32),
+		Posterior:   p.post.Value().(*tensor.Dense),
+		LogCounts:   p.logCount.Value().Data().([]float32),
 	}
 	for _, l := range r.LogMarginal {
 		r.LogLik += float64(l)

@@ -1,47 +1,20 @@
 package gemm
 
 import (
+	"fmt"
+	"math"
 	"runtime"
 	"sync"
 )
 
-// Micro-kernel tile and cache block sizes. A block of A (mc×kc floats,
-// 96 KB) stays in L2, a panel of B (kc×16, 16 KB) in L1.
-const (
-	mr = 6
-	nr = 16
-	kc = 256
-	mc = 96
-	nc = 2048
-)
+// kc is the number of k steps of one micro-kernel call: a 64-column B
+// panel of kc steps (128 KB) stays in L2 while the tiles of a block stream
+// past it, and C is loaded and stored once per kc steps (once for an MNIST
+// kernel of 400 elements).
+const kc = 512
 
-// kernel adds a[k×6 panel]ᵀ · b[k×16 panel] to the 6×16 tile of c whose rows
-// are ldc apart. The assembly kernel replaces it where the CPU allows.
-var kernel = kernelGo
-
-// KernelName says which micro-kernel runs: "avx2-fma" or "go".
-var KernelName = "go"
-
-// kernelGo is the portable micro-kernel.
-func kernelGo(k int, a, b, c []float32, ldc int) {
-	var acc [mr][nr]float32
-	for p := 0; p < k; p++ {
-		bp := b[p*nr : p*nr+nr]
-		for i := 0; i < mr; i++ {
-			ai := a[p*mr+i]
-			row := &acc[i]
-			for j, bv := range bp {
-				row[j] += ai * bv
-			}
-		}
-	}
-	for i := 0; i < mr; i++ {
-		row := c[i*ldc : i*ldc+nr]
-		for j := range row {
-			row[j] += acc[i][j]
-		}
-	}
-}
+// nc is the number of columns of B packed at once by Mul.
+const nc = 2048
 
 // Matrix is a read-only view of a row-major matrix, possibly transposed:
 // element (i, j) of op(M) is Data[i*Stride+j], or Data[j*Stride+i] when T.
@@ -51,15 +24,59 @@ type Matrix struct {
 	T      bool
 }
 
-// Workspace holds the packing buffers of one goroutine; reuse it to avoid
-// allocation. The zero value is ready to use.
-type Workspace struct {
-	a, b []float32
-	tile [mr * nr]float32
+// Gather is a matrix A read through two index tables:
+// A[i, p] = Src[Rows[i] + Cols[p]], len(Rows) × len(Cols). A convolution's
+// patch matrix is one: Rows holds where each position starts in the
+// (padded) image, Cols where each kernel element sits relative to it.
+type Gather struct {
+	Src        []float32
+	Rows, Cols []int32
 }
 
-// Mul computes C ← α·A·B + β·C for A (m×k), B (k×n) and C (m×n, row-major,
-// rows ldc apart), in one goroutine, packing into ws (nil: a new one).
+// check panics unless every element of a lies inside Src: the kernels read
+// without bounds checks.
+func (a Gather) check() {
+	if len(a.Rows) == 0 || len(a.Cols) == 0 {
+		return
+	}
+	lo, hi := minMax(a.Rows)
+	clo, chi := minMax(a.Cols)
+	if int(lo)+int(clo) < 0 || int(hi)+int(chi) >= len(a.Src) {
+		panic(fmt.Sprintf("gemm: gathered index range [%d, %d] outside a source of %d", int(lo)+int(clo), int(hi)+int(chi), len(a.Src)))
+	}
+}
+
+func minMax(v []int32) (lo, hi int32) {
+	lo, hi = v[0], v[0]
+	for _, x := range v[1:] {
+		lo, hi = min(lo, x), max(hi, x)
+	}
+	return lo, hi
+}
+
+// Workspace holds the buffers of one goroutine; reuse it to avoid
+// allocation. The zero value is ready to use and runs the default kernel.
+type Workspace struct {
+	// Kernel is the micro-kernel Mul runs; nil means Default().
+	Kernel *Kernel
+
+	b          []float32
+	rows, cols []int32
+	tile       []float32
+	tileRows   [MR]int32
+}
+
+func (ws *Workspace) kernel() *Kernel {
+	if ws.Kernel == nil {
+		return Default()
+	}
+	return ws.Kernel
+}
+
+// Mul computes C ← α·op(A)·op(B) + β·C for op(A) (m×k), op(B) (k×n) and C
+// (m×n, row-major, rows ldc apart), in one goroutine, with ws's buffers
+// and kernel (nil ws: a new Workspace). Matrices must have fewer than 2³¹
+// elements.
 func Mul(m, n, k int, alpha float32, a, b Matrix, beta float32, c []float32, ldc int, ws *Workspace) {
 	if m == 0 || n == 0 {
 		return
@@ -71,15 +88,91 @@ func Mul(m, n, k int, alpha float32, a, b Matrix, beta float32, c []float32, ldc
 	if ws == nil {
 		ws = new(Workspace)
 	}
+	if len(a.Data) > math.MaxInt32 {
+		panic("gemm: A has 2³¹ elements or more")
+	}
+	kern := ws.kernel()
+	// A is read in place: row i starts at i·Stride (or i when transposed)
+	// and step p is p (or p·Stride) further on.
+	ws.rows = grow(ws.rows, m)
+	for i := range ws.rows {
+		if a.T {
+			ws.rows[i] = int32(i)
+		} else {
+			ws.rows[i] = int32(i * a.Stride)
+		}
+	}
+	ws.cols = grow(ws.cols, k)
+	for p := range ws.cols {
+		if a.T {
+			ws.cols[p] = int32(p * a.Stride)
+		} else {
+			ws.cols[p] = int32(p)
+		}
+	}
+	Gather{Src: a.Data, Rows: ws.rows, Cols: ws.cols}.check()
 	for jc := 0; jc < n; jc += nc {
 		nb := min(nc, n-jc)
 		for pc := 0; pc < k; pc += kc {
 			kb := min(kc, k-pc)
-			ws.b = packB(ws.b, b, pc, jc, kb, nb)
-			for ic := 0; ic < m; ic += mc {
-				mb := min(mc, m-ic)
-				ws.a = packA(ws.a, a, ic, pc, mb, kb, alpha)
-				macro(mb, nb, kb, ws.a, ws.b, ws, c[ic*ldc+jc:], ldc)
+			ws.b = packB(ws.b, b, pc, jc, kb, nb, alpha, kern.nr)
+			macro(kern, a.Data, ws.rows, ws.cols[pc:pc+kb], ws.b, nb, kb*kern.nr, c[jc:], ldc, ws)
+		}
+	}
+}
+
+// MulGather adds A·B to C for a gathered A (len(Rows) × len(Cols)) and a
+// packed B (len(Cols) × B.N), C's rows ldc apart, in one goroutine with the
+// kernel B was packed for. It panics if an index of A falls outside Src.
+func MulGather(a Gather, b *PackedB, c []float32, ldc int, ws *Workspace) {
+	if len(a.Cols) != b.K {
+		panic(fmt.Sprintf("gemm: MulGather: A has %d columns, B %d rows", len(a.Cols), b.K))
+	}
+	if len(a.Rows) == 0 || b.N == 0 || b.K == 0 {
+		return
+	}
+	a.check()
+	if ws == nil {
+		ws = new(Workspace)
+	}
+	for pc := 0; pc < b.K; pc += kc {
+		kb := min(kc, b.K-pc)
+		macro(b.kern, a.Src, a.Rows, a.Cols[pc:pc+kb], b.data[pc*b.kern.nr:], b.N, b.K*b.kern.nr, c, ldc, ws)
+	}
+}
+
+// macro adds A·B to C, where A has len(rows) rows read through the index
+// tables and len(cols) steps, and B is packed in panels of kern.nr columns
+// panelLen floats apart, nb columns in all. Tiles that would write past
+// C's rows or columns go through ws.tile.
+func macro(kern *Kernel, src []float32, rows, cols []int32, b []float32, nb, panelLen int, c []float32, ldc int, ws *Workspace) {
+	nr, kb, m := kern.nr, len(cols), len(rows)
+	ws.tile = grow(ws.tile, MR*nr)
+	r := &ws.tileRows
+	for jp := 0; jp*nr < nb; jp++ {
+		bp := b[jp*panelLen:]
+		width := min(nr, nb-jp*nr)
+		f := kern.tile(width)
+		computed := (width + kern.vec - 1) / kern.vec * kern.vec
+		for i0 := 0; i0 < m; i0 += MR {
+			valid := min(MR, m-i0)
+			copy(r[:], rows[i0:i0+valid])
+			for i := valid; i < MR; i++ {
+				r[i] = r[valid-1] // any readable row: its result is dropped
+			}
+			ct := c[i0*ldc+jp*nr:]
+			if valid == MR && computed == width && len(ct) >= (MR-1)*ldc+width {
+				f(kb, src, r, cols, bp, ct, ldc)
+				continue
+			}
+			t := ws.tile
+			clear(t)
+			f(kb, src, r, cols, bp, t, nr)
+			for i := 0; i < valid; i++ {
+				row := ct[i*ldc : i*ldc+width]
+				for j := range row {
+					row[j] += t[i*nr+j]
+				}
 			}
 		}
 	}
@@ -102,56 +195,27 @@ func scale(m, n int, beta float32, c []float32, ldc int) {
 	}
 }
 
-// packA copies α·A[i0:i0+mb, p0:p0+kb] into panels of 6 rows, each stored
-// k-major (6 values per step), zero-padding the last panel.
-func packA(dst []float32, a Matrix, i0, p0, mb, kb int, alpha float32) []float32 {
-	panels := (mb + mr - 1) / mr
-	dst = grow(dst, panels*mr*kb)
-	for ip := 0; ip < panels; ip++ {
-		out := dst[ip*mr*kb : (ip+1)*mr*kb]
-		for r := 0; r < mr; r++ {
-			i := ip*mr + r
-			if i >= mb {
-				for p := 0; p < kb; p++ {
-					out[p*mr+r] = 0
-				}
-				continue
-			}
-			if !a.T {
-				row := a.Data[(i0+i)*a.Stride+p0:]
-				for p := 0; p < kb; p++ {
-					out[p*mr+r] = alpha * row[p]
-				}
-				continue
-			}
-			for p := 0; p < kb; p++ {
-				out[p*mr+r] = alpha * a.Data[(p0+p)*a.Stride+i0+i]
-			}
-		}
-	}
-	return dst
-}
-
-// packB copies B[p0:p0+kb, j0:j0+nb] into panels of 16 columns, each stored
-// k-major (16 values per step), zero-padding the last panel.
-func packB(dst []float32, b Matrix, p0, j0, kb, nb int) []float32 {
+// packB copies α·op(B)[p0:p0+kb, j0:j0+nb] into panels of nr columns, each
+// stored step-major (nr values per step), zero-padding the last panel. A
+// transposed B is moved by Transpose, a panel at a time.
+func packB(dst []float32, b Matrix, p0, j0, kb, nb int, alpha float32, nr int) []float32 {
 	panels := (nb + nr - 1) / nr
 	dst = grow(dst, panels*nr*kb)
 	for jp := 0; jp < panels; jp++ {
 		out := dst[jp*nr*kb : (jp+1)*nr*kb]
 		cols := min(nr, nb-jp*nr)
-		if !b.T {
-			for p := 0; p < kb; p++ {
-				o := out[p*nr : p*nr+nr]
-				copy(o, b.Data[(p0+p)*b.Stride+j0+jp*nr:][:cols])
-				clear(o[cols:])
-			}
-			continue
+		if b.T {
+			Transpose(out, nr, b.Data[(j0+jp*nr)*b.Stride+p0:], b.Stride, cols, kb)
 		}
 		for p := 0; p < kb; p++ {
 			o := out[p*nr : p*nr+nr]
-			for j := 0; j < cols; j++ {
-				o[j] = b.Data[(j0+jp*nr+j)*b.Stride+p0+p]
+			if !b.T {
+				copy(o, b.Data[(p0+p)*b.Stride+j0+jp*nr:][:cols])
+			}
+			if alpha != 1 {
+				for j := range o[:cols] {
+					o[j] *= alpha
+				}
 			}
 			clear(o[cols:])
 		}
@@ -159,55 +223,35 @@ func packB(dst []float32, b Matrix, p0, j0, kb, nb int) []float32 {
 	return dst
 }
 
-// macro adds the product of packed blocks a (mb×kb) and b (kb×nb) to C,
-// running the micro-kernel over every 6×16 tile; partial tiles at the edges
-// go through ws.tile.
-func macro(mb, nb, kb int, a, b []float32, ws *Workspace, c []float32, ldc int) {
-	for jp := 0; jp*nr < nb; jp++ {
-		bp := b[jp*nr*kb:]
-		cols := min(nr, nb-jp*nr)
-		for ip := 0; ip*mr < mb; ip++ {
-			ap := a[ip*mr*kb:]
-			rows := min(mr, mb-ip*mr)
-			ct := c[ip*mr*ldc+jp*nr:]
-			if rows == mr && cols == nr && len(ct) >= (mr-1)*ldc+nr {
-				kernel(kb, ap, bp, ct, ldc)
-				continue
-			}
-			t := ws.tile[:]
-			clear(t)
-			kernel(kb, ap, bp, t, nr)
-			for i := 0; i < rows; i++ {
-				row := ct[i*ldc : i*ldc+cols]
-				for j := range row {
-					row[j] += t[i*nr+j]
-				}
-			}
-		}
-	}
-}
-
-func grow(s []float32, n int) []float32 {
+func grow[T any](s []T, n int) []T {
 	if cap(s) < n {
-		return make([]float32, n)
+		return make([]T, n)
 	}
 	return s[:n]
 }
 
-// ParallelMul is Mul with the columns of C split over GOMAXPROCS goroutines
-// when the product is large enough to gain from it.
+// ParallelMul is Mul with the default kernel and the columns of C split
+// over GOMAXPROCS goroutines when the product is large enough to gain from
+// it.
 func ParallelMul(m, n, k int, alpha float32, a, b Matrix, beta float32, c []float32, ldc int) {
-	workers := runtime.GOMAXPROCS(0)
-	if workers == 1 || m*n*k < 1<<21 || n < 2*nr {
-		Mul(m, n, k, alpha, a, b, beta, c, ldc, nil)
+	parallelMul(runtime.GOMAXPROCS(0), nil, m, n, k, alpha, a, b, beta, c, ldc)
+}
+
+// parallelMul splits the columns of C over at most workers goroutines.
+func parallelMul(workers int, kern *Kernel, m, n, k int, alpha float32, a, b Matrix, beta float32, c []float32, ldc int) {
+	if kern == nil {
+		kern = Default()
+	}
+	panels := (n + kern.nr - 1) / kern.nr
+	workers = min(workers, panels)
+	if workers <= 1 || m*n*k < 1<<21 {
+		Mul(m, n, k, alpha, a, b, beta, c, ldc, &Workspace{Kernel: kern})
 		return
 	}
-	// Split on multiples of the panel width so no tile is cut.
-	panels := (n + nr - 1) / nr
-	workers = min(workers, panels)
+	// Split on whole panels so no tile is cut.
 	var wg sync.WaitGroup
 	for w := 0; w < workers; w++ {
-		lo, hi := w*panels/workers*nr, min(n, (w+1)*panels/workers*nr)
+		lo, hi := w*panels/workers*kern.nr, min(n, (w+1)*panels/workers*kern.nr)
 		bs := b
 		if bs.T {
 			bs.Data = b.Data[lo*b.Stride:]
@@ -217,7 +261,7 @@ func ParallelMul(m, n, k int, alpha float32, a, b Matrix, beta float32, c []floa
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			Mul(m, hi-lo, k, alpha, a, bs, beta, c[lo:], ldc, nil)
+			Mul(m, hi-lo, k, alpha, a, bs, beta, c[lo:], ldc, &Workspace{Kernel: kern})
 		}()
 	}
 	wg.Wait()

@@ -2,9 +2,7 @@ package graph
 
 import (
 	"fmt"
-	"slices"
 	"sync"
-	"unsafe"
 
 	"calm/gemm"
 
@@ -13,26 +11,44 @@ import (
 	"gorgonia.org/tensor"
 )
 
-// Fast is an op set whose convolutions never build the whole batch's patch
-// matrix: each image's patches (C·w·w × Uh·Uw, a few hundred KB) are
-// gathered from a zero-padded copy of the image straight into the panel
-// layout of package gemm's AVX2 kernel, in a per-worker buffer that stays
-// in cache, images spread over GOMAXPROCS workers. The ops own and reuse
-// their output buffers. It computes the same functions as Stock.
+// Fast is an op set whose convolutions never build a patch matrix: the
+// micro-kernel of package gemm reads each image's patches straight from a
+// zero-padded copy of the image through two index tables (positions and
+// kernel elements), images spread over GOMAXPROCS workers. The ops own and
+// reuse their output buffers. It computes the same functions as Stock.
 //
-// The M-step convolution sums images in a fixed number of shards, whatever
-// the number of workers, so its result does not depend on GOMAXPROCS.
-type Fast struct{}
+// The E-step convolution computes each image's log joint as positions ×
+// kernels, then transposes it into (K, Uh, Uw); the M-step convolution
+// computes Sᵀ (elements × kernels) from the posterior transposed. Its sums
+// run in float32 over one image's positions and over groups of
+// filterFlush images, and in float64 beyond, in a fixed number of shards:
+// its result does not depend on GOMAXPROCS.
+type Fast struct {
+	// Kernel is the gemm micro-kernel to run; nil means gemm.Default().
+	Kernel *gemm.Kernel
+}
 
-// Name returns "fast".
-func (Fast) Name() string { return "fast" }
+// Name returns "fast", or "fast/" and the kernel's name when one is set.
+func (f Fast) Name() string {
+	if f.Kernel == nil {
+		return "fast"
+	}
+	return "fast/" + f.Kernel.Name()
+}
+
+func (f Fast) kernel() *gemm.Kernel {
+	if f.Kernel == nil {
+		return gemm.Default()
+	}
+	return f.Kernel
+}
 
 // Conv2d implements Ops.
-func (Fast) Conv2d(x, w, bias *G.Node, pad int) (*G.Node, error) {
+func (f Fast) Conv2d(x, w, bias *G.Node, pad int) (*G.Node, error) {
 	if err := checkConv(x, w, bias); err != nil {
 		return nil, err
 	}
-	op := fastConvOp{opBase: newBase("FastConv2d/p%d", pad), pad: pad}
+	op := fastConvOp{opBase: newBase("FastConv2d/p%d/%s", pad, f.kernel()), pad: pad, kern: f.kernel()}
 	n, err := G.ApplyOp(op, x, w, bias)
 	if err != nil {
 		return nil, fmt.Errorf("graph: fast conv2d: %w", err)
@@ -41,12 +57,12 @@ func (Fast) Conv2d(x, w, bias *G.Node, pad int) (*G.Node, error) {
 }
 
 // Conv2dFilter implements Ops.
-func (Fast) Conv2dFilter(x, f *G.Node, pad int) (*G.Node, error) {
-	if err := checkFilter(x, f, pad); err != nil {
+func (f Fast) Conv2dFilter(x, fm *G.Node, pad int) (*G.Node, error) {
+	if err := checkFilter(x, fm, pad); err != nil {
 		return nil, err
 	}
-	op := fastFilterOp{opBase: newBase("FastConv2dFilter/p%d", pad), pad: pad}
-	n, err := G.ApplyOp(op, x, f)
+	op := fastFilterOp{opBase: newBase("FastConv2dFilter/p%d/%s", pad, f.kernel()), pad: pad, kern: f.kernel()}
+	n, err := G.ApplyOp(op, x, fm)
 	if err != nil {
 		return nil, fmt.Errorf("graph: fast conv2d filter: %w", err)
 	}
@@ -56,14 +72,20 @@ func (Fast) Conv2dFilter(x, f *G.Node, pad int) (*G.Node, error) {
 // LogSumExp implements Ops with this package's LogSumExp.
 func (Fast) LogSumExp(x *G.Node, axes ...int) (*G.Node, error) { return LogSumExp(x, axes...) }
 
+// Posterior implements Ops with one op that makes its passes over each
+// image's log joint while it is in cache.
+func (Fast) Posterior(logJoint *G.Node) (logMarg, post, logCounts *G.Node, err error) {
+	return fusedPosterior(logJoint)
+}
+
 // patchIndex holds, for one layer shape, where each patch element and each
 // position sit in a zero-padded image (C × Hp × Wp, row-major): element
 // d = (c,i,j) of the patch at position u = (y,x) is pixel elem[d] + pos[u].
-// With it, building either patch matrix is one gather with no bounds logic.
+// With it, either patch matrix is a gemm.Gather of the padded image.
 type patchIndex struct {
 	c, h, w, kh, kw, pad int
 	hp, wp               int
-	elem, pos            []int
+	elem, pos            []int32
 }
 
 func newPatchIndex(c, h, w, kh, kw, pad int) *patchIndex {
@@ -71,13 +93,13 @@ func newPatchIndex(c, h, w, kh, kw, pad int) *patchIndex {
 	for ci := 0; ci < c; ci++ {
 		for i := 0; i < kh; i++ {
 			for j := 0; j < kw; j++ {
-				ix.elem = append(ix.elem, (ci*ix.hp+i)*ix.wp+j)
+				ix.elem = append(ix.elem, int32((ci*ix.hp+i)*ix.wp+j))
 			}
 		}
 	}
 	for y := 0; y < ix.hp-kh+1; y++ {
 		for x := 0; x < ix.wp-kw+1; x++ {
-			ix.pos = append(ix.pos, y*ix.wp+x)
+			ix.pos = append(ix.pos, int32(y*ix.wp+x))
 		}
 	}
 	return ix
@@ -97,43 +119,6 @@ func (ix *patchIndex) padImage(dst, x []float32) {
 	}
 }
 
-// gatherPanels writes, in gemm.PackedB layout, the matrix whose element
-// (r, l) is img[rows[r] + lanes[l]]: len(rows) rows, len(lanes) columns in
-// panels of gemm.PanelWidth, the last panel's missing columns zero.
-//
-// It is a fifth of the E-step, so the loads skip Go's bounds checks: the
-// largest index is checked once, up front, instead.
-func gatherPanels(panels, img []float32, rows, lanes []int) {
-	const pw = gemm.PanelWidth
-	if len(rows) == 0 || len(lanes) == 0 {
-		return
-	}
-	if slices.Max(rows)+slices.Max(lanes) >= len(img) || slices.Min(rows)+slices.Min(lanes) < 0 {
-		panic("graph: gather index out of range")
-	}
-	base := unsafe.Pointer(unsafe.SliceData(img))
-	at := func(i int) float32 { return *(*float32)(unsafe.Add(base, 4*i)) }
-	k := len(rows)
-	for p := 0; p*pw < len(lanes); p++ {
-		ls := lanes[p*pw : min(len(lanes), p*pw+pw)]
-		out := panels[p*pw*k : (p+1)*pw*k]
-		for r, b := range rows {
-			dst := out[r*pw : r*pw+pw]
-			if len(ls) == pw {
-				dst = dst[:pw:pw]
-				for q := 0; q < pw; q++ {
-					dst[q] = at(b + ls[q])
-				}
-				continue
-			}
-			for q, l := range ls {
-				dst[q] = at(b + l)
-			}
-			clear(dst[len(ls):])
-		}
-	}
-}
-
 // scratch is what an op keeps between runs besides its output: one set of
 // buffers per worker, grown on demand, and the buffers the workers share.
 type scratch struct {
@@ -141,31 +126,37 @@ type scratch struct {
 	workers []*workerScratch
 	ix      *patchIndex
 
-	theta   gemm.PackedA // the conv's kernels, packed once per batch
-	partial []float32    // the filter's per-shard sums
+	theta  gemm.PackedB // the conv's kernels θᵀ (elements × kernels), packed once per batch
+	shards []float64    // the filter's per-shard sums Sᵀ (elements × kernels)
 }
 
 // workerScratch is one worker's buffers.
 type workerScratch struct {
-	img []float32 // the zero-padded image
-	pa  gemm.PackedA
-	pb  gemm.PackedB
+	img []float32    // the zero-padded image
+	out []float32    // the conv's positions × kernels, or the filter's elements × kernels
+	pb  gemm.PackedB // the filter's posterior, transposed
 	ws  gemm.Workspace
 }
 
-// worker returns the buffers of worker i, with img sized for n values.
-func (s *scratch) worker(i, n int) *workerScratch {
+// worker returns the buffers of worker i, with img sized for n values and
+// out for outLen.
+func (s *scratch) worker(i, n, outLen int) *workerScratch {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for len(s.workers) <= i {
 		s.workers = append(s.workers, new(workerScratch))
 	}
 	w := s.workers[i]
-	if cap(w.img) < n {
-		w.img = make([]float32, n)
-	}
-	w.img = w.img[:n]
+	w.img = resize(w.img, n)
+	w.out = resize(w.out, outLen)
 	return w
+}
+
+func resize[T any](s []T, n int) []T {
+	if cap(s) < n {
+		return make([]T, n)
+	}
+	return s[:n]
 }
 
 // index returns the patch index of the shape, built on first use.
@@ -180,7 +171,8 @@ func (s *scratch) index(c, h, w, kh, kw, pad int) *patchIndex {
 
 type fastConvOp struct {
 	opBase
-	pad int
+	pad  int
+	kern *gemm.Kernel
 }
 
 func (op fastConvOp) Arity() int { return 3 }
@@ -227,23 +219,19 @@ func (op fastConvOp) Do(vals ...G.Value) (G.Value, error) {
 	o := out.Data().([]float32)
 	d, u := c*kh*kw, uh*uw
 	sc := op.out.scratch()
-	// θ is packed once per batch and shared by the workers.
-	sc.theta.Pack(k, d, 1, gemm.Matrix{Data: w, Stride: d})
+	// θᵀ (elements × kernels) is packed once per batch and shared.
+	sc.theta.Pack(op.kern, d, k, 1, gemm.Matrix{Data: w, Stride: d, T: true})
 	ix := sc.index(c, h, wd, kh, kw, op.pad)
 	parallel(n, func(worker, lo, hi int) {
-		b := sc.worker(worker, c*ix.hp*ix.wp)
+		b := sc.worker(worker, c*ix.hp*ix.wp, u*k)
 		for i := lo; i < hi; i++ {
-			// The patch matrix (C·kh·kw × Uh·Uw), straight into panels.
 			ix.padImage(b.img, x[i*c*h*wd:(i+1)*c*h*wd])
-			gatherPanels(b.pb.Reset(d, u), b.img, ix.elem, ix.pos)
-			dst := o[i*k*u : (i+1)*k*u]
-			for kk := 0; kk < k; kk++ {
-				row := dst[kk*u : (kk+1)*u]
-				for j := range row {
-					row[j] = bias[kk]
-				}
+			// Positions × kernels, each row starting from the bias.
+			for p := 0; p < u; p++ {
+				copy(b.out[p*k:(p+1)*k], bias)
 			}
-			gemm.MulPacked(&sc.theta, &b.pb, dst, u, &b.ws)
+			gemm.MulGather(gemm.Gather{Src: b.img, Rows: ix.pos, Cols: ix.elem}, &sc.theta, b.out, k, &b.ws)
+			gemm.Transpose(o[i*k*u:(i+1)*k*u], u, b.out, k, u, k)
 		}
 	})
 	return out, nil
@@ -251,12 +239,18 @@ func (op fastConvOp) Do(vals ...G.Value) (G.Value, error) {
 
 type fastFilterOp struct {
 	opBase
-	pad int
+	pad  int
+	kern *gemm.Kernel
 }
 
 // filterShards is the fixed number of partial sums of the M-step
-// convolution: results do not depend on the number of workers.
-const filterShards = 8
+// convolution, so that results do not depend on the number of workers;
+// filterFlush is how many images a shard sums in float32 before it adds
+// them into its float64 sum.
+const (
+	filterShards = 8
+	filterFlush  = 8
+)
 
 func (op fastFilterOp) Arity() int { return 2 }
 
@@ -296,34 +290,40 @@ func (op fastFilterOp) Do(vals ...G.Value) (G.Value, error) {
 	d, u := c*kh*kw, uh*uw
 	shards := min(n, filterShards)
 	sc := op.out.scratch()
-	// Shard s sums S = Σ_i f_i (K×U) · windows_i (U×D) over its images.
-	if cap(sc.partial) < shards*k*d {
-		sc.partial = make([]float32, shards*k*d)
-	}
-	partial := sc.partial[:shards*k*d]
-	clear(partial)
+	sc.shards = resize(sc.shards, shards*d*k)
+	clear(sc.shards)
 	ix := sc.index(c, h, wd, kh, kw, op.pad)
+	// Shard s sums Sᵀ = Σ_i patches_i (D×U) · f_iᵀ (U×K) over its images.
 	parallel(shards, func(worker, lo, hi int) {
-		b := sc.worker(worker, c*ix.hp*ix.wp)
+		b := sc.worker(worker, c*ix.hp*ix.wp, d*k)
 		for s := lo; s < hi; s++ {
-			sum := partial[s*k*d : (s+1)*k*d]
-			for i := s * n / shards; i < (s+1)*n/shards; i++ {
-				b.pa.Pack(k, u, 1, gemm.Matrix{Data: f[i*k*u : (i+1)*k*u], Stride: u})
-				// The transposed patch matrix (Uh·Uw × C·kh·kw), into panels.
+			sum := sc.shards[s*d*k : (s+1)*d*k]
+			first, last := s*n/shards, (s+1)*n/shards
+			clear(b.out)
+			for i := first; i < last; i++ {
+				b.pb.Pack(op.kern, u, k, 1, gemm.Matrix{Data: f[i*k*u : (i+1)*k*u], Stride: u, T: true})
 				ix.padImage(b.img, x[i*c*h*wd:(i+1)*c*h*wd])
-				gatherPanels(b.pb.Reset(u, d), b.img, ix.pos, ix.elem)
-				gemm.MulPacked(&b.pa, &b.pb, sum, d, &b.ws)
+				gemm.MulGather(gemm.Gather{Src: b.img, Rows: ix.elem, Cols: ix.pos}, &b.pb, b.out, k, &b.ws)
+				if (i-first+1)%filterFlush == 0 || i == last-1 {
+					for j, v := range b.out {
+						sum[j] += float64(v)
+					}
+					clear(b.out)
+				}
 			}
 		}
 	})
 	out := op.out.get(tensor.Float32, outShape...)
 	o := out.Data().([]float32)
-	for j := range o {
-		var s float64
-		for sh := 0; sh < shards; sh++ {
-			s += float64(partial[sh*k*d+j])
+	// out[k, e] = Σ_shards Sᵀ[e, k], in shard order.
+	for e := 0; e < d; e++ {
+		for kk := 0; kk < k; kk++ {
+			var s float64
+			for sh := 0; sh < shards; sh++ {
+				s += sc.shards[sh*d*k+e*k+kk]
+			}
+			o[kk*d+e] = float32(s)
 		}
-		o[j] = float32(s)
 	}
 	return out, nil
 }

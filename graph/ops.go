@@ -38,6 +38,14 @@ type Ops interface {
 	// LogSumExp returns log Σ exp(x) over the given axes, computed stably
 	// (the maximum is subtracted first) with float64 accumulation.
 	LogSumExp(x *G.Node, axes ...int) (*G.Node, error)
+
+	// Posterior returns, for a log joint L (N,K,Uh,Uw), the log marginal
+	// ℓ (N), the posterior γ (N,K,Uh,Uw) and the log counts b (K):
+	//
+	//	ℓ[n] = logsumexp_{k,u} L[n,k,u]
+	//	γ[n,k,u] = exp(L[n,k,u] − ℓ[n])
+	//	b[k] = log Σ_{n,u} γ[n,k,u]
+	Posterior(logJoint *G.Node) (logMarg, post, logCounts *G.Node, err error)
 }
 
 // Pooler is an optional capability of an op set: the pooling over
@@ -112,6 +120,11 @@ func (Stock) Conv2dFilter(x, f *G.Node, pad int) (*G.Node, error) {
 // LogSumExp implements Ops with this package's LogSumExp.
 func (Stock) LogSumExp(x *G.Node, axes ...int) (*G.Node, error) {
 	return LogSumExp(x, axes...)
+}
+
+// Posterior implements Ops with LogSumExp, SubRows and Exp.
+func (s Stock) Posterior(logJoint *G.Node) (logMarg, post, logCounts *G.Node, err error) {
+	return posteriorParts(s, logJoint)
 }
 
 // checkConv checks the shapes of a Conv2d before any node is built, so that

@@ -1,0 +1,9 @@
+//go:build !amd64
+
+package gemm
+
+var available = []*Kernel{goKernel}
+
+func peakLoops() map[int]func(int) { return nil }
+
+var transposeBlock16 func(dst []float32, ldd int, src []float32, lds int)
