@@ -167,6 +167,7 @@ func scaleGo(x []float32, c float32) {
 		x[i] *= c
 	}
 }
+
 // exp1 is the scalar form of the vector algorithm.
 func exp1(x float32) float32 {
 	switch {
