@@ -3,30 +3,39 @@ package em_test
 import (
 	"fmt"
 	"math/rand/v2"
+	"sync"
 	"testing"
+	"time"
 
+	"calm/em"
 	"calm/estep"
 	"calm/gemm"
 	"calm/graph"
 	"calm/mstep"
 
-	"gonum.org/v1/gonum/blas/gonum"
-	G "gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
 )
 
 var benchSink float64
 
-// peakGFLOPS is a lower bound on this machine's float32 FMA peak over both
-// cores: package gemm's micro-kernel alone sustains 110 GFLOP/s on one core
-// (go test ./gemm -bench Kernel). The 157 GFLOP/s of
-// shared/notes/performance.md assumed a 2.45 GHz Zen 3; this CPU reports as
-// a Turin-like EPYC and runs faster, so %peak here is, if anything, high.
-const peakGFLOPS = 220
+// peak measures, once per run, the float32 FMA peak of all GOMAXPROCS
+// cores with the widest vectors this CPU has (gemm.MeasurePeak): the
+// denominator of %peak.
+var peak = sync.OnceValue(func() gemm.Peak {
+	widths := gemm.PeakWidths()
+	if len(widths) == 0 {
+		return gemm.Peak{}
+	}
+	p, err := gemm.MeasurePeak(widths[0], time.Second)
+	if err != nil {
+		panic(err)
+	}
+	return p
+})
 
 // benchStep times the E-step or the M-step graph on one random batch and
 // reports GFLOP/s (a multiply-add counts as 2), its fraction of the peak
-// and images/s.
+// measured in the same run, and images/s.
 func benchStep(b *testing.B, ops graph.Ops, cfg graph.Config, step string) {
 	rng := rand.New(rand.NewPCG(1, 2))
 	x := make([]float32, cfg.Batch*cfg.ImageLen())
@@ -37,27 +46,30 @@ func benchStep(b *testing.B, ops graph.Ops, cfg graph.Config, step string) {
 	for i := range theta {
 		theta[i] = float32(rng.NormFloat64() * 0.1)
 	}
-	xt := tensor.New(tensor.WithShape(cfg.Batch, cfg.Channels, cfg.Height, cfg.Width), tensor.WithBacking(x))
-	tt := tensor.New(tensor.WithShape(cfg.Kernels, cfg.Channels, cfg.Size, cfg.Size), tensor.WithBacking(theta))
+	xt := tensor.New(tensor.WithShape(cfg.ImageShape(cfg.Batch)...), tensor.WithBacking(x))
+	tt := tensor.New(tensor.WithShape(cfg.KernelShape()...), tensor.WithBacking(theta))
 	e, err := estep.New(cfg, ops)
 	if err != nil {
 		b.Fatal(err)
 	}
+	defer e.Close()
 	m, err := mstep.New(cfg, ops)
 	if err != nil {
 		b.Fatal(err)
 	}
-	r, err := e.Run(xt, tt)
+	defer m.Close()
+	r, err := e.Run(xt, tt, nil)
 	if err != nil {
 		b.Fatal(err)
 	}
 	post := r.Posterior.Clone().(*tensor.Dense)
+	p := peak()
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		switch step {
 		case "E":
-			r, err := e.Run(xt, tt)
+			r, err := e.Run(xt, tt, nil)
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -73,39 +85,86 @@ func benchStep(b *testing.B, ops graph.Ops, cfg graph.Config, step string) {
 	sec := b.Elapsed().Seconds() / float64(b.N)
 	gflops := 2 * float64(cfg.Batch) * float64(cfg.MulAdds()) / sec / 1e9
 	b.ReportMetric(gflops, "GFLOP/s")
-	b.ReportMetric(100*gflops/peakGFLOPS, "%peak")
+	if p.AllCores > 0 {
+		b.ReportMetric(100*gflops/p.AllCores, "%peak")
+	}
 	b.ReportMetric(float64(cfg.Batch)/sec, "images/s")
 }
 
 var (
-	mnistCfg = graph.Config{Kernels: 64, Channels: 1, Height: 28, Width: 28, Size: 20, Pad: 2, Batch: 1000}
-	stl10Cfg = graph.Config{Kernels: 200, Channels: 3, Height: 96, Width: 96, Size: 15, Pad: 0, Batch: 200}
+	mnistCfg = graph.Config{Kernels: 64, Width: 20, Pad: 2, Channels: 1, Rows: 28, Cols: 28, Batch: 1000}
+	stl10Cfg = graph.Config{Kernels: 200, Width: 15, Pad: 0, Channels: 3, Rows: 96, Cols: 96, Batch: 200}
+	// MNIST's layer on 3-channel images: GFLOP/s comparable with C = 1.
+	mnist3Cfg = graph.Config{Kernels: 64, Width: 20, Pad: 2, Channels: 3, Rows: 28, Cols: 28, Batch: 1000}
 )
 
+// BenchmarkPeak reports the peak the %peak of the other benchmarks is
+// taken against.
+func BenchmarkPeak(b *testing.B) {
+	for i := 0; i < b.N; i++ {
+		benchSink += peak().AllCores
+	}
+	b.ReportMetric(peak().AllCores, "GFLOP/s")
+	b.ReportMetric(float64(peak().Bits), "bits")
+}
+
+// BenchmarkStep times one batch of each step with every op set (select
+// with -bench, e.g. Step/MNIST/fast/E).
 func BenchmarkStep(b *testing.B) {
 	for _, tc := range []struct {
 		name string
 		cfg  graph.Config
-		ops  []graph.Ops
-	}{
-		{"MNIST", mnistCfg, []graph.Ops{graph.Fast{}, graph.Stock{}}},
-		{"STL10", stl10Cfg, []graph.Ops{graph.Fast{}}},
-		// MNIST's layer on 3-channel images: GFLOP/s comparable with C = 1.
-		{"MNIST-C3", graph.Config{Kernels: 64, Channels: 3, Height: 28, Width: 28, Size: 20, Pad: 2, Batch: 1000}, []graph.Ops{graph.Fast{}}},
-	} {
-		for _, ops := range tc.ops {
+	}{{"MNIST", mnistCfg}, {"STL10", stl10Cfg}, {"MNIST-C3", mnist3Cfg}} {
+		for _, ops := range graph.OpSets() {
 			for _, step := range []string{"E", "M"} {
 				b.Run(fmt.Sprintf("%s/%s/%s", tc.name, ops.Name(), step), func(b *testing.B) { benchStep(b, ops, tc.cfg, step) })
-				if ops.Name() != (graph.Stock{}).Name() {
-					continue
-				}
-				// The stock ops again, with package gemm as Gorgonia's BLAS.
-				b.Run(fmt.Sprintf("%s/%s+gemm/%s", tc.name, ops.Name(), step), func(b *testing.B) {
-					G.Use(gemm.Implementation{})
-					defer G.Use(gonum.Implementation{})
-					benchStep(b, ops, tc.cfg, step)
-				})
 			}
 		}
+	}
+}
+
+// BenchmarkEpoch times one EM epoch over 10 000 MNIST-sized random images
+// (the paper's layer) with each option of Settings on, against the paper's
+// settings: what an option costs.
+func BenchmarkEpoch(b *testing.B) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	const n = 10000
+	pix := make([]float32, n*784)
+	for i := range pix {
+		if rng.IntN(5) == 0 {
+			pix[i] = rng.Float32()
+		}
+	}
+	src, err := em.NewImages(pix, n, 1, 28, 28)
+	if err != nil {
+		b.Fatal(err)
+	}
+	base := em.Settings{Kernels: 64, Width: 20, Pad: 2, Batch: 1000, MaxEpochs: 2}
+	for _, tc := range []struct {
+		name   string
+		change func(*em.Settings)
+	}{
+		{"paper", func(*em.Settings) {}},
+		{"mixing", func(s *em.Settings) { s.Mixing = true }},
+		{"repair", func(s *em.Settings) { s.Repair = em.Repair{MinCount: 1, MaxCosine: 0.99} }},
+		{"kmeans++", func(s *em.Settings) { s.InitFrom = em.InitKMeansPP }},
+		{"all", func(s *em.Settings) {
+			s.Mixing, s.InitFrom, s.Repair = true, em.InitKMeansPP, em.Repair{MinCount: 1, MaxCosine: 0.99}
+		}},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			s := base
+			tc.change(&s)
+			for i := 0; i < b.N; i++ {
+				res, err := em.Train(src, s)
+				if err != nil {
+					b.Fatal(err)
+				}
+				benchSink += res.LogLik[0]
+			}
+			// Two epochs per run: the first includes the initialisation, the
+			// second the repair.
+			b.ReportMetric(b.Elapsed().Seconds()/float64(2*b.N), "s/epoch")
+		})
 	}
 }

@@ -8,11 +8,18 @@
 // about where the images come from.
 //
 //	src, err := em.NewImages(pixels, n, 1, 28, 28) // n images of 1×28×28
-//	res, err := em.Train(src, em.Settings{Kernels: 64, Size: 20, Pad: 2, MaxEpochs: 15})
-//	feats, err := em.Features(src, res.Theta, 2, 1000, nil) // n×64 features
+//	res, err := em.Train(src, em.Settings{Kernels: 64, Width: 20, Pad: 2})
+//	feats, err := em.Features(src, res.Layer, graph.ImageWide, nil, 1000) // n×64 features
+//
+// [Settings] holds every choice, its zero value the paper's: θ ~ N(0,1),
+// uniform mixing weights, no repair. Options beyond the paper, all off by
+// default: initialisation from the data's patches or by K-means++
+// ([InitMethod]), learned mixing weights (Settings.Mixing) and the re-seeding
+// of collapsed kernels ([Repair]).
 //
 // The loop reports progress through a [Recorder], so commands can attach
-// progress bars and figures without the loop importing them. Kernels are
-// read and written as NumPy .npy files (float32, shape K,C,w,w) with
-// [LoadTheta] and [SaveTheta].
+// progress output and checkpoints ([Checkpointer]) without the loop
+// importing them. Kernels are read and written as NumPy .npy files
+// (float32, shape K,C,w,w) with [LoadTheta] and [SaveTheta]; a run's state
+// after each epoch with [SaveCheckpoint] and [LoadCheckpoint].
 package em

@@ -13,31 +13,97 @@ import (
 	"gorgonia.org/tensor"
 )
 
-var opSets = []graph.Ops{graph.Fast{}, graph.Stock{}}
-
 // planted samples n images from the model itself: N(0,1) noise, plus one of
-// the kernels added at one uniformly drawn position (pad 0).
-func planted(rng *rand.Rand, kernels [][]float64, n, size, side int) []float32 {
+// the kernels, drawn with probabilities freq (nil: uniform), added at one
+// uniformly drawn position (pad 0). It returns the images and how many
+// came from each kernel.
+func planted(rng *rand.Rand, kernels [][]float64, freq []float64, n, size, side int) ([]float32, []int) {
 	pix := make([]float32, n*side*side)
 	for i := range pix {
 		pix[i] = float32(rng.NormFloat64())
 	}
 	u := side - size + 1
+	count := make([]int, len(kernels))
 	for i := 0; i < n; i++ {
-		k := kernels[rng.IntN(len(kernels))]
+		k := rng.IntN(len(kernels))
+		if freq != nil {
+			r := rng.Float64()
+			for k = 0; k < len(freq)-1 && r >= freq[k]; k++ {
+				r -= freq[k]
+			}
+		}
+		count[k]++
 		y, x := rng.IntN(u), rng.IntN(u)
 		for a := 0; a < size; a++ {
 			for b := 0; b < size; b++ {
-				pix[i*side*side+(y+a)*side+x+b] += float32(k[a*size+b])
+				pix[i*side*side+(y+a)*side+x+b] += float32(kernels[k][a*size+b])
 			}
 		}
 	}
-	return pix
+	return pix, count
+}
+
+// randomKernels returns k kernels of size×size values from N(0, scale²).
+func randomKernels(rng *rand.Rand, k, size int, scale float64) [][]float64 {
+	var kernels [][]float64
+	for i := 0; i < k; i++ {
+		v := make([]float64, size*size)
+		for j := range v {
+			v[j] = scale * rng.NormFloat64()
+		}
+		kernels = append(kernels, v)
+	}
+	return kernels
+}
+
+// match returns, for each planted kernel, the learned kernel nearest to it
+// and their relative distance; it fails the test if two planted kernels
+// share a learned one or one is farther than maxRel.
+func match(t *testing.T, planted [][]float64, got []float32, maxRel float64) []int {
+	t.Helper()
+	d := len(planted[0])
+	k := len(got) / d
+	var pick []int
+	for i, want := range planted {
+		best, bestErr := -1, math.Inf(1)
+		for j := 0; j < k; j++ {
+			var dist, norm float64
+			for p, w := range want {
+				g := float64(got[j*d+p])
+				dist += (g - w) * (g - w)
+				norm += w * w
+			}
+			if rel := math.Sqrt(dist / norm); rel < bestErr {
+				best, bestErr = j, rel
+			}
+		}
+		if bestErr > maxRel || slices.Contains(pick, best) {
+			t.Errorf("planted kernel %d: nearest learned kernel %d is off by %.3f (relative), taken already: %v", i, best, bestErr, slices.Contains(pick, best))
+		}
+		pick = append(pick, best)
+	}
+	return pick
+}
+
+// monotone fails the test if the LL decreases from one epoch to the next,
+// beyond float32 rounding, except right after a repair.
+func monotone(t *testing.T, r *em.Result) {
+	t.Helper()
+	for e := 1; e < len(r.LogLik); e++ {
+		if slices.ContainsFunc(r.Reseeded, func(rs em.Reseed) bool { return rs.Epoch == e }) {
+			continue
+		}
+		// float32 sums of log marginals of size ~1e2 over the images.
+		if r.LogLik[e] < r.LogLik[e-1]-1e-6*math.Abs(r.LogLik[e-1]) {
+			t.Errorf("LL decreased from epoch %d to %d: %v → %v", e, e+1, r.LogLik[e-1], r.LogLik[e])
+		}
+	}
 }
 
 // TestPlanted trains on data sampled from the model with known kernels:
 // the log-likelihood must never decrease (EM's defining property) and the
-// learned kernels must match the planted ones up to permutation.
+// learned kernels must match the planted ones up to permutation, for every
+// op set.
 //
 // Kernels are drawn at the scale of the N(0,1) initial θ: with kernels much
 // stronger than that (scale 2 and more), one random kernel takes every
@@ -46,48 +112,36 @@ func planted(rng *rand.Rand, kernels [][]float64, n, size, side int) []float32 {
 func TestPlanted(t *testing.T) {
 	const size, side, n, k = 5, 8, 600, 3
 	rng := rand.New(rand.NewPCG(7, 7))
-	var kernels [][]float64
-	for i := 0; i < k; i++ {
-		v := make([]float64, size*size)
-		for j := range v {
-			v[j] = 1.5 * rng.NormFloat64()
-		}
-		kernels = append(kernels, v)
-	}
-	pix := planted(rng, kernels, n, size, side)
-	truth := make([]float32, 0, k*size*size)
+	kernels := randomKernels(rng, k, size, 1.5)
+	pix, _ := planted(rng, kernels, nil, n, size, side)
+	var truth []float32
 	for _, v := range kernels {
 		for _, x := range v {
 			truth = append(truth, float32(x))
 		}
 	}
-	for _, ops := range opSets {
+	src, err := em.NewImages(pix, n, 1, side, side)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, ops := range graph.OpSets() {
 		t.Run(ops.Name(), func(t *testing.T) {
-			src, err := em.NewImages(pix, n, 1, side, side)
-			if err != nil {
-				t.Fatal(err)
-			}
 			// EM is a local method: like any mixture fit, it is restarted from
 			// several random θ and the best final LL is kept.
 			var res *em.Result
 			for seed := uint64(0); seed < 8; seed++ {
-				r, err := em.Train(src, em.Settings{Kernels: k, Size: size, Batch: 128, MaxEpochs: 60, Tol: 1e-7, Seed: seed, Ops: ops})
+				r, err := em.Train(src, em.Settings{Kernels: k, Width: size, Batch: 128, MaxEpochs: 60, Tol: 1e-7, Seed: seed, Ops: ops})
 				if err != nil {
 					t.Fatal(err)
 				}
-				for e := 1; e < len(r.LogLik); e++ {
-					// float32 sums over 600 images of log marginals of size ~1e2.
-					if r.LogLik[e] < r.LogLik[e-1]-1e-6*math.Abs(r.LogLik[e-1]) {
-						t.Errorf("seed %d: LL decreased from epoch %d to %d: %v → %v", seed, e, e+1, r.LogLik[e-1], r.LogLik[e])
-					}
-				}
+				monotone(t, r)
 				if res == nil || last(r.LogLik) > last(res.LogLik) {
 					res = r
 				}
 			}
 			// The planted θ's own LL: the best fit must be at least as likely,
 			// up to the last epoch's gain.
-			at, err := em.Train(src, em.Settings{Kernels: k, Size: size, Batch: 128, MaxEpochs: 1, Ops: ops,
+			at, err := em.Train(src, em.Settings{Kernels: k, Width: size, Batch: 128, MaxEpochs: 1, Ops: ops,
 				Init: tensor.New(tensor.WithShape(k, 1, size, size), tensor.WithBacking(truth))})
 			if err != nil {
 				t.Fatal(err)
@@ -95,30 +149,61 @@ func TestPlanted(t *testing.T) {
 			if last(res.LogLik) < at.LogLik[0]-1e-3*math.Abs(at.LogLik[0]) {
 				t.Errorf("best LL %v is below the planted kernels' LL %v", last(res.LogLik), at.LogLik[0])
 			}
-			got := res.Theta.Data().([]float32)
-			used := map[int]bool{}
-			for i, want := range kernels {
-				best, bestErr := -1, math.Inf(1)
-				for j := 0; j < k; j++ {
-					var d, norm float64
-					for p, w := range want {
-						g := float64(got[j*size*size+p])
-						d += (g - w) * (g - w)
-						norm += w * w
-					}
-					if rel := math.Sqrt(d / norm); rel < bestErr {
-						best, bestErr = j, rel
-					}
-				}
-				// Each pixel is a mean of ~200 unit-variance samples: noise of
-				// about 0.07 against kernels of scale 1.5, ≈ 5 % relative.
-				if bestErr > 0.1 || used[best] {
-					t.Errorf("planted kernel %d: nearest learned kernel %d is off by %.3f (relative), used twice: %v", i, best, bestErr, used[best])
-				}
-				used[best] = true
-			}
-			t.Logf("%d epochs, LL %v → %v", len(res.LogLik), res.LogLik[0], res.LogLik[len(res.LogLik)-1])
+			// Each pixel is a mean of ~200 unit-variance samples: noise of
+			// about 0.07 against kernels of scale 1.5, ≈ 5 % relative.
+			match(t, kernels, res.Theta.Data().([]float32), 0.1)
+			t.Logf("%d epochs, LL %v → %v", len(res.LogLik), res.LogLik[0], last(res.LogLik))
 		})
+	}
+}
+
+// TestMixing plants three kernels with frequencies 0.6, 0.3 and 0.1 and
+// starts EM from the planted kernels with uniform weights: with learned
+// mixing weights, EM must stay monotone, recover the frequencies of the
+// sample within 0.02 (the posterior that assigns an image to a kernel is
+// all but certain at this kernel scale; 0.02 leaves room for the few it is
+// not) while the kernels stay where they were planted, and reach a higher
+// LL than the uniform-weight fit from the same start.
+func TestMixing(t *testing.T) {
+	const size, side, n, k = 5, 8, 3000, 3
+	freq := []float64{0.6, 0.3, 0.1}
+	rng := rand.New(rand.NewPCG(8, 8))
+	kernels := randomKernels(rng, k, size, 2)
+	pix, count := planted(rng, kernels, freq, n, size, side)
+	src, err := em.NewImages(pix, n, 1, side, side)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var truth []float32
+	for _, v := range kernels {
+		for _, x := range v {
+			truth = append(truth, float32(x))
+		}
+	}
+	s := em.Settings{Kernels: k, Width: size, Batch: 500, MaxEpochs: 10, Mixing: true,
+		Init: tensor.New(tensor.WithShape(k, 1, size, size), tensor.WithBacking(truth))}
+	res, err := em.Train(src, s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	monotone(t, res)
+	pick := match(t, kernels, res.Theta.Data().([]float32), 0.1)
+	logPrior := res.LogPrior.Data().([]float32)
+	for i, j := range pick {
+		got, want := math.Exp(float64(logPrior[j])), float64(count[i])/n
+		t.Logf("kernel %d: π = %.4f, sample frequency %.4f (planted %.1f)", i, got, want, freq[i])
+		if math.Abs(got-want) > 0.02 {
+			t.Errorf("kernel %d: learned π = %.4f, sample frequency %.4f", i, got, want)
+		}
+	}
+	s.Mixing = false
+	uniform, err := em.Train(src, s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The uniform fit's LL omits log(1/K) per image; put it back to compare.
+	if u := last(uniform.LogLik) - n*math.Log(k); last(res.LogLik) <= u {
+		t.Errorf("learned weights LL %v, uniform %v: want higher", last(res.LogLik), u)
 	}
 }
 

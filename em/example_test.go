@@ -5,6 +5,7 @@ import (
 	"math/rand/v2"
 
 	"calm/em"
+	"calm/graph"
 )
 
 // Train a layer of 3 kernels on 100 noisy 8×8 images that each hold a
@@ -29,12 +30,12 @@ func ExampleTrain() {
 		fmt.Println(err)
 		return
 	}
-	res, err := em.Train(src, em.Settings{Kernels: 3, Size: 3, Pad: 1, Batch: 32, MaxEpochs: 5})
+	res, err := em.Train(src, em.Settings{Kernels: 3, Width: 3, Pad: 1, Batch: 32, MaxEpochs: 5})
 	if err != nil {
 		fmt.Println(err)
 		return
 	}
-	feats, err := em.Features(src, res.Theta, 1, 32, nil)
+	feats, err := em.Features(src, res.Layer, graph.ImageWide, nil, 32)
 	if err != nil {
 		fmt.Println(err)
 		return

@@ -5,6 +5,9 @@ import (
 	"errors"
 	"math"
 	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"reflect"
 	"runtime"
 	"slices"
 	"strings"
@@ -35,31 +38,45 @@ type keep struct{ states []em.Checkpoint }
 
 func (k *keep) Record(e em.Event) error {
 	if e.State != nil {
-		k.states = append(k.states, em.Checkpoint{
-			Epoch: e.State.Epoch, LogLik: slices.Clone(e.State.LogLik),
-			EpochSeconds: slices.Clone(e.State.EpochSeconds), Theta: e.State.Theta.Clone().(*tensor.Dense),
-		})
+		cp := *e.State
+		cp.LogLik, cp.EpochSeconds, cp.Reseeded = slices.Clone(cp.LogLik), slices.Clone(cp.EpochSeconds), slices.Clone(cp.Reseeded)
+		cp.Theta = cp.Theta.Clone().(*tensor.Dense)
+		if cp.LogPrior != nil {
+			cp.LogPrior = cp.LogPrior.Clone().(*tensor.Dense)
+		}
+		k.states = append(k.states, cp)
 	}
 	return nil
 }
 
 // TestResume stops a run after each epoch in turn and resumes it from that
-// checkpoint: θ and the log-likelihoods must equal, bit for bit, those of
-// the uninterrupted run.
+// checkpoint, saved to disk and read back: θ, the mixing weights, the
+// repairs and the log-likelihoods must equal, bit for bit, those of the
+// uninterrupted run, for every op set, with every option on.
 func TestResume(t *testing.T) {
 	src := smallSource(t)
-	for _, ops := range opSets {
+	for _, ops := range graph.OpSets() {
 		t.Run(ops.Name(), func(t *testing.T) {
-			s := em.Settings{Kernels: 5, Size: 4, Pad: 1, Batch: 64, MaxEpochs: 4, Seed: 3, Ops: ops}
+			s := em.Settings{Kernels: 5, Width: 4, Pad: 1, Batch: 64, MaxEpochs: 4, Seed: 3, Ops: ops,
+				InitFrom: em.InitKMeansPP, InitSample: 500, Mixing: true, Repair: em.Repair{MinCount: 1, MaxCosine: 0.9}}
 			rec := &keep{}
 			s.Recorder = rec
 			full, err := em.Train(src, s)
 			if err != nil {
 				t.Fatal(err)
 			}
+			dir := t.TempDir()
+			prev := ""
 			for _, cp := range rec.states[:3] {
+				if prev, err = em.SaveCheckpoint(dir, &cp, prev); err != nil {
+					t.Fatal(err)
+				}
+				back, err := em.LoadCheckpoint(dir)
+				if err != nil {
+					t.Fatal(err)
+				}
 				r := s
-				r.Recorder, r.Resume = nil, &cp
+				r.Recorder, r.Resume = nil, back
 				got, err := em.Train(src, r)
 				if err != nil {
 					t.Fatal(err)
@@ -67,32 +84,41 @@ func TestResume(t *testing.T) {
 				if !slices.Equal(got.LogLik, full.LogLik) {
 					t.Errorf("resumed after epoch %d: LL %v, uninterrupted %v", cp.Epoch, got.LogLik, full.LogLik)
 				}
-				if !slices.Equal(got.Theta.Data().([]float32), full.Theta.Data().([]float32)) {
-					t.Errorf("resumed after epoch %d: θ differs from the uninterrupted run", cp.Epoch)
+				if !slices.Equal(got.Theta.Data().([]float32), full.Theta.Data().([]float32)) ||
+					!slices.Equal(got.LogPrior.Data().([]float32), full.LogPrior.Data().([]float32)) {
+					t.Errorf("resumed after epoch %d: θ or π differs from the uninterrupted run", cp.Epoch)
 				}
+				if !reflect.DeepEqual(got.Reseeded, full.Reseeded) {
+					t.Errorf("resumed after epoch %d: repairs %v, uninterrupted %v", cp.Epoch, got.Reseeded, full.Reseeded)
+				}
+			}
+			if old, _ := filepath.Glob(filepath.Join(dir, "checkpoint-[12].npy")); len(old) != 0 {
+				t.Errorf("older checkpoints left behind: %v", old)
 			}
 		})
 	}
 }
 
-// TestDeterministic trains with one and with two threads: parallel work
+// TestDeterministic trains with one, two and three threads: parallel work
 // is split independently of GOMAXPROCS, so θ and LL must be identical.
 func TestDeterministic(t *testing.T) {
 	src := smallSource(t)
 	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(0))
-	for _, ops := range opSets {
+	for _, ops := range graph.OpSets() {
 		t.Run(ops.Name(), func(t *testing.T) {
 			var runs []*em.Result
-			for _, procs := range []int{1, 2} {
+			for _, procs := range []int{1, 2, 3} {
 				runtime.GOMAXPROCS(procs)
-				res, err := em.Train(src, em.Settings{Kernels: 6, Size: 5, Pad: 2, Batch: 100, MaxEpochs: 3, Seed: 9, Ops: ops})
+				res, err := em.Train(src, em.Settings{Kernels: 6, Width: 5, Pad: 2, Batch: 100, MaxEpochs: 3, Seed: 9, Ops: ops})
 				if err != nil {
 					t.Fatal(err)
 				}
 				runs = append(runs, res)
 			}
-			if !slices.Equal(runs[0].LogLik, runs[1].LogLik) || !slices.Equal(runs[0].Theta.Data().([]float32), runs[1].Theta.Data().([]float32)) {
-				t.Errorf("GOMAXPROCS=1 and =2 differ: LL %v and %v", runs[0].LogLik, runs[1].LogLik)
+			for i, r := range runs[1:] {
+				if !slices.Equal(runs[0].LogLik, r.LogLik) || !slices.Equal(runs[0].Theta.Data().([]float32), r.Theta.Data().([]float32)) {
+					t.Errorf("GOMAXPROCS=1 and =%d differ: LL %v and %v", i+2, runs[0].LogLik, r.LogLik)
+				}
 			}
 		})
 	}
@@ -113,7 +139,7 @@ func (c cancelAfter) Record(e em.Event) error {
 func TestContextStops(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	_, err := em.Train(smallSource(t), em.Settings{Kernels: 3, Size: 3, Batch: 50, MaxEpochs: 5, Ops: graph.Fast{},
+	_, err := em.Train(smallSource(t), em.Settings{Kernels: 3, Width: 3, Batch: 50, MaxEpochs: 5,
 		Context: ctx, Recorder: cancelAfter{epoch: 2, cancel: cancel}})
 	if !errors.Is(err, context.Canceled) {
 		t.Fatalf("error %v, want context.Canceled", err)
@@ -129,15 +155,60 @@ func TestNonFinite(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = em.Train(src, em.Settings{Kernels: 2, Size: 3, Batch: 16, MaxEpochs: 1})
+	_, err = em.Train(src, em.Settings{Kernels: 2, Width: 3, Batch: 16, MaxEpochs: 1})
 	if err == nil || !strings.Contains(err.Error(), "image 17 holds NaN") {
 		t.Errorf("NaN in image 17: %v", err)
 	}
 	pix[17*36+5] = 0
 	theta := em.InitTheta(2, 1, 3, 1)
 	theta.Data().([]float32)[9+4] = float32(math.Inf(1))
-	_, err = em.Train(src, em.Settings{Kernels: 2, Size: 3, Batch: 16, MaxEpochs: 1, Init: theta})
+	_, err = em.Train(src, em.Settings{Kernels: 2, Width: 3, Batch: 16, MaxEpochs: 1, Init: theta})
 	if err == nil || !strings.Contains(err.Error(), "+Inf in kernel 1") {
 		t.Errorf("Inf in kernel 1: %v", err)
+	}
+}
+
+// TestCheckpointErrors resumes from checkpoints that do not fit: each must
+// be refused with an error that says why, before any training.
+func TestCheckpointErrors(t *testing.T) {
+	src := smallSource(t)
+	s := em.Settings{Kernels: 5, Width: 4, Pad: 1, Batch: 64, MaxEpochs: 3}
+	good := em.Checkpoint{Epoch: 1, LogLik: []float64{1}, EpochSeconds: []float64{1}, Theta: em.InitTheta(5, 2, 4, 1), Images: 250}
+	for _, tc := range []struct {
+		name   string
+		change func(*em.Checkpoint)
+		msg    string
+	}{
+		{"another shape", func(c *em.Checkpoint) { c.Theta = em.InitTheta(5, 2, 3, 1) }, "kernels of shape"},
+		{"other data", func(c *em.Checkpoint) { c.Images = 300 }, "taken on 300 images"},
+		{"epochs beyond the run", func(c *em.Checkpoint) { c.Epoch, c.LogLik, c.EpochSeconds = 4, make([]float64, 4), make([]float64, 4) }, "does not fit 3 epochs"},
+		{"history of the wrong length", func(c *em.Checkpoint) { c.LogLik = nil }, "0 log-likelihoods"},
+		{"weights of the wrong size", func(c *em.Checkpoint) { c.LogPrior = em.InitTheta(1, 1, 2, 1) }, "mixing weights"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cp := good
+			tc.change(&cp)
+			r := s
+			r.Resume = &cp
+			if _, err := em.Train(src, r); err == nil || !strings.Contains(err.Error(), tc.msg) {
+				t.Errorf("error %v, want one that says %q", err, tc.msg)
+			}
+		})
+	}
+	dir := t.TempDir()
+	if _, err := em.LoadCheckpoint(dir); !errors.Is(err, em.ErrNoCheckpoint) {
+		t.Errorf("empty directory: %v, want ErrNoCheckpoint", err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, em.CheckpointFile), []byte(`{"epoch": 1, "theta": "../x.npy"}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := em.LoadCheckpoint(dir); err == nil || !strings.Contains(err.Error(), "beside it") {
+		t.Errorf("θ outside the directory: %v", err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, em.CheckpointFile), []byte(`{"epoch": 1,`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := em.LoadCheckpoint(dir); err == nil || !strings.Contains(err.Error(), "unexpected end of JSON") {
+		t.Errorf("truncated record: %v", err)
 	}
 }

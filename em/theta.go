@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"os"
 	"reflect"
 	"strings"
@@ -17,18 +16,6 @@ import (
 	"codeberg.org/sbinet/npyio"
 	"gorgonia.org/tensor"
 )
-
-// InitTheta returns K kernels (c,w,w) drawn from N(0,1) with the given seed,
-// as the reference draws its initial θ (the generators differ, so the draws
-// do not match PyTorch's; start from a saved θ to compare runs).
-func InitTheta(k, c, w int, seed uint64) *tensor.Dense {
-	rng := rand.New(rand.NewPCG(seed, 0x63616c6d)) // "calm"
-	v := make([]float32, k*c*w*w)
-	for i := range v {
-		v[i] = float32(rng.NormFloat64())
-	}
-	return tensor.New(tensor.WithShape(k, c, w, w), tensor.WithBacking(v))
-}
 
 // maxThetaBytes bounds the .npy files LoadTheta reads (256 MiB: 64 million
 // kernel values), so that a wrong path cannot exhaust memory.
@@ -133,17 +120,21 @@ func ReadTheta(data []byte) (theta *tensor.Dense, err error) {
 // It writes a temporary file and renames it, so path is never left
 // half-written.
 func SaveTheta(path string, theta *tensor.Dense) error {
+	if err := saveTheta(path, theta); err != nil {
+		return fmt.Errorf("em: save θ: %w", err)
+	}
+	return nil
+}
+
+func saveTheta(path string, theta *tensor.Dense) error {
 	data, ok := theta.Data().([]float32)
 	if !ok || theta.Shape().Dims() != 4 {
-		return fmt.Errorf("em: save θ: want float32 (K,C,w,w), got %v %v", theta.Dtype(), theta.Shape())
+		return fmt.Errorf("want float32 (K,C,w,w), got %v %v", theta.Dtype(), theta.Shape())
 	}
 	s := theta.Shape()
 	// npyio writes the shape of nested Go arrays: build [C][w][w]float32 and
 	// view the data as a slice of K of them.
 	typ := reflect.ArrayOf(s[1], reflect.ArrayOf(s[2], reflect.ArrayOf(s[3], reflect.TypeFor[float32]())))
 	arr := reflect.NewAt(reflect.ArrayOf(s[0], typ), unsafe.Pointer(&data[0])).Elem().Slice(0, s[0])
-	if err := atomicfile.Write(path, func(w io.Writer) error { return npyio.Write(w, arr.Interface()) }); err != nil {
-		return fmt.Errorf("em: save θ: %w", err)
-	}
-	return nil
+	return atomicfile.Write(path, func(w io.Writer) error { return npyio.Write(w, arr.Interface()) })
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"time"
 
 	"calm/estep"
@@ -13,40 +14,6 @@ import (
 
 	"gorgonia.org/tensor"
 )
-
-// Settings configure Train. The zero value of each field means its default.
-type Settings struct {
-	Kernels int // K; default 64
-	Size    int // kernel width w; default 20
-	Pad     int // zero padding p; default 0 (the zero value is meaningful)
-	Batch   int // images per batch; default 1000
-
-	MaxEpochs int     // default 15
-	Tol       float64 // stop when the relative LL gain falls below Tol; 0 = never
-	Seed      uint64  // seed of the initial θ ~ N(0,1) when Init is nil
-	Init      *tensor.Dense
-
-	Ops      graph.Ops // default graph.Fast{}
-	Recorder Recorder  // optional
-
-	// Context, when cancelled, stops training at the next batch boundary
-	// with an error wrapping its cause; the epoch under way is dropped.
-	Context context.Context
-
-	// Resume continues a run from a checkpoint of it: θ and the history
-	// after Resume.Epoch epochs. Init and Seed are then ignored. The result
-	// is the same, bit for bit, as that of the uninterrupted run.
-	Resume *Checkpoint
-}
-
-// Checkpoint is the state of a run after a whole epoch: all that training
-// needs to go on (EM draws no random numbers after the initial θ).
-type Checkpoint struct {
-	Epoch        int           `json:"epoch"` // epochs done
-	LogLik       []float64     `json:"loglik"`
-	EpochSeconds []float64     `json:"epoch_seconds"`
-	Theta        *tensor.Dense `json:"-"` // after epoch Epoch
-}
 
 // Event is what the loop reports to a Recorder.
 type Event struct {
@@ -58,6 +25,10 @@ type Event struct {
 	LogLik  float64       // at an epoch's end: Σ_n ℓ_n under the θ before its update
 	Theta   *tensor.Dense // at an epoch's end: the updated kernels (do not modify)
 
+	// Reseeded lists, at an epoch's end, the kernels the repair re-seeded
+	// after it (the next epoch's LL may dip below this one's).
+	Reseeded []int
+
 	// State is, at an epoch's end, the checkpoint to resume from. It shares
 	// Theta and the history with the loop: copy what you keep past Record.
 	State *Checkpoint
@@ -67,6 +38,19 @@ type Event struct {
 // returned by Train.
 type Recorder interface {
 	Record(Event) error
+}
+
+// Recorders calls each of its recorders in turn, stopping at an error.
+type Recorders []Recorder
+
+// Record implements Recorder.
+func (rs Recorders) Record(e Event) error {
+	for _, r := range rs {
+		if err := r.Record(e); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // Status says why training stopped.
@@ -84,90 +68,80 @@ func (s Status) String() string {
 	return "epoch limit"
 }
 
+// A Layer is a trained CALM layer: what its features need.
+type Layer struct {
+	Theta    *tensor.Dense // the kernels (K,C,w,w)
+	LogPrior *tensor.Dense // the log mixing weights (K); nil for uniform weights
+	Pad      int
+}
+
 // Result is the outcome of Train.
 type Result struct {
-	Theta        *tensor.Dense // the final kernels (K,C,w,w)
-	LogLik       []float64     // LogLik[e] = Σ_n ℓ_n in epoch e+1, under the θ before its update
+	Layer
+	LogLik       []float64 // LogLik[e] = Σ_n ℓ_n in epoch e+1, under the θ before its update
 	EpochSeconds []float64
+	Reseeded     []Reseed // the repairs, by epoch
 	Status       Status
-	Config       graph.Config
+	Config       graph.Config // the layer trained
+	Settings     Settings     // the settings, defaults filled in
 }
 
-// Config returns the layer configuration that s gives for images of
-// shape (c,h,w), with defaults filled in.
-func (s Settings) Config(c, h, w int) graph.Config {
-	def := func(v, d int) int {
-		if v == 0 {
-			return d
-		}
-		return v
-	}
-	return graph.Config{
-		Kernels: def(s.Kernels, 64), Channels: c, Height: h, Width: w,
-		Size: def(s.Size, 20), Pad: s.Pad, Batch: def(s.Batch, 1000),
-	}
-}
-
-func (s Settings) ops() graph.Ops {
-	if s.Ops == nil {
-		return graph.Fast{}
-	}
-	return s.Ops
-}
-
-// Train runs batch EM on the images of src.
+// Train runs batch EM on the images of src: it draws or takes the initial
+// θ, then in each epoch runs the E-step and the M-step numerator on every
+// batch, sums their statistics in float64 and updates θ (and, with Mixing,
+// π) once, so that the log-likelihood never decreases. With Repair on, it
+// then re-seeds collapsed kernels (not after the last epoch); the LL of the
+// epoch that follows a repair may dip, and such an epoch never counts as
+// converged.
 func Train(src Source, s Settings) (*Result, error) {
 	n, c, h, w := src.Shape()
-	cfg := s.Config(c, h, w)
-	cfg.Batch = min(cfg.Batch, n)
-	if err := cfg.Validate(); err != nil {
-		return nil, fmt.Errorf("em: %w", err)
+	s, cfg, err := s.Normalize(n, c, h, w)
+	if err != nil {
+		return nil, err
 	}
-	epochs := s.MaxEpochs
-	if epochs == 0 {
-		epochs = 15
-	}
-	if epochs < 0 || s.Tol < 0 || math.IsNaN(s.Tol) {
-		return nil, fmt.Errorf("em: max epochs %d and tolerance %v, want both ≥ 0", epochs, s.Tol)
-	}
-	res := &Result{Config: cfg}
-	theta, first := s.Init, 1
+	res := &Result{Config: cfg, Settings: s}
+	res.Pad = cfg.Pad
+	var theta, logPrior *tensor.Dense
+	first := 1
 	if r := s.Resume; r != nil {
-		if r.Epoch < 0 || r.Epoch > epochs || len(r.LogLik) != r.Epoch || len(r.EpochSeconds) != r.Epoch || r.Theta == nil {
-			return nil, fmt.Errorf("em: checkpoint of epoch %d with %d log-likelihoods does not fit %d epochs", r.Epoch, len(r.LogLik), epochs)
-		}
-		theta, first = r.Theta, r.Epoch+1
-		res.LogLik = append(res.LogLik, r.LogLik...)
-		res.EpochSeconds = append(res.EpochSeconds, r.EpochSeconds...)
-		res.Theta = theta
-		if converged(res.LogLik, s.Tol) {
+		theta, logPrior, first = r.Theta, r.LogPrior, r.Epoch+1
+		res.LogLik = slices.Clone(r.LogLik)
+		res.EpochSeconds = slices.Clone(r.EpochSeconds)
+		res.Reseeded = slices.Clone(r.Reseeded)
+		res.Theta, res.LogPrior = theta, logPrior
+		if converged(res, s.Tol) {
 			res.Status = Converged
 			return res, nil
 		}
+	} else if theta, err = initialTheta(src, s, cfg); err != nil {
+		return nil, err
+	} else if s.Mixing {
+		// Uniform weights, normalised, so that the LL of every epoch is the
+		// mixture's and EM's guarantee holds from the first.
+		lp := make([]float32, cfg.Kernels)
+		for k := range lp {
+			lp[k] = float32(-math.Log(float64(cfg.Kernels)))
+		}
+		logPrior = tensor.New(tensor.WithShape(cfg.Kernels), tensor.WithBacking(lp))
 	}
-	if theta == nil {
-		theta = InitTheta(cfg.Kernels, c, cfg.Size, s.Seed)
-	} else if want := (tensor.Shape{cfg.Kernels, c, cfg.Size, cfg.Size}); !theta.Shape().Eq(want) || theta.Dtype() != tensor.Float32 {
-		return nil, fmt.Errorf("em: initial θ is %v %v, want float32 %v", theta.Dtype(), theta.Shape(), want)
-	}
-	if i := nonFinite(theta.Data().([]float32)); i >= 0 {
-		return nil, fmt.Errorf("em: θ holds %v in kernel %d: give finite kernels", theta.Data().([]float32)[i], i/cfg.KernelLen())
-	}
-	e, err := estep.New(cfg, s.ops())
+	e, err := estep.New(cfg, s.Ops)
 	if err != nil {
 		return nil, fmt.Errorf("em: %w", err)
 	}
-	m, err := mstep.New(cfg, s.ops())
+	defer e.Close()
+	m, err := mstep.New(cfg, s.Ops)
 	if err != nil {
 		return nil, fmt.Errorf("em: %w", err)
 	}
+	defer m.Close()
 	buf := make([]float32, cfg.Batch*cfg.ImageLen())
 	batches := (n + cfg.Batch - 1) / cfg.Batch
-	for epoch := first; epoch <= epochs; epoch++ {
+	for epoch := first; epoch <= s.MaxEpochs; epoch++ {
 		start := time.Now()
 		stats := mstep.NewStats(cfg)
+		worst := &worstImages{cap: cfg.Kernels}
 		for b := 0; b < batches; b++ {
-			if s.Context != nil && s.Context.Err() != nil {
+			if err := s.Context.Err(); err != nil {
 				return nil, fmt.Errorf("em: stopped in epoch %d: %w", epoch, context.Cause(s.Context))
 			}
 			lo := b * cfg.Batch
@@ -179,8 +153,8 @@ func Train(src Source, s Settings) (*Result, error) {
 			if i := nonFinite(xv); i >= 0 {
 				return nil, fmt.Errorf("em: image %d holds %v: the data must be finite", lo+i/cfg.ImageLen(), xv[i])
 			}
-			x := tensor.New(tensor.WithShape(size, c, h, w), tensor.WithBacking(xv))
-			er, err := e.Run(x, theta)
+			x := tensor.New(tensor.WithShape(cfg.ImageShape(size)...), tensor.WithBacking(xv))
+			er, err := e.Run(x, theta, logPrior)
 			if err != nil {
 				return nil, fmt.Errorf("em: epoch %d, batch %d: %w", epoch, b+1, err)
 			}
@@ -194,6 +168,11 @@ func Train(src Source, s Settings) (*Result, error) {
 			if err := stats.Add(numer.Data().([]float32), er.LogCounts, er.LogLik, size); err != nil {
 				return nil, fmt.Errorf("em: %w", err)
 			}
+			if s.Repair.On() {
+				for i, l := range er.LogMarginal {
+					worst.add(lo+i, float64(l))
+				}
+			}
 			if s.Recorder != nil {
 				ev := Event{Epoch: epoch, Batch: b + 1, Batches: batches, Images: lo + size, Elapsed: time.Since(start)}
 				if err := s.Recorder.Record(ev); err != nil {
@@ -201,7 +180,7 @@ func Train(src Source, s Settings) (*Result, error) {
 				}
 			}
 		}
-		theta, err = mstep.Update(cfg, stats)
+		newTheta, newPrior, err := mstep.Update(cfg, stats)
 		if err != nil {
 			var nf *mstep.NonFiniteError
 			if errors.As(err, &nf) {
@@ -209,17 +188,42 @@ func Train(src Source, s Settings) (*Result, error) {
 			}
 			return nil, fmt.Errorf("em: %w", err)
 		}
-		res.Theta = theta
+		if !s.Mixing {
+			newPrior = nil
+		}
+		var reseeded []int
+		if s.Repair.On() && epoch < s.MaxEpochs {
+			counts := make([]float64, cfg.Kernels)
+			for k, b := range stats.LogCounts {
+				counts[k] = math.Exp(b)
+			}
+			th := newTheta.Data().([]float32)
+			reseeded = collapsed(th, counts, s.Repair)
+			var lp []float32
+			if newPrior != nil {
+				lp = newPrior.Data().([]float32)
+			}
+			if err := reseed(th, lp, reseeded, worst.index, src, cfg); err != nil {
+				return nil, err
+			}
+			if len(reseeded) > 0 {
+				res.Reseeded = append(res.Reseeded, Reseed{Epoch: epoch, Kernels: reseeded})
+			}
+		}
+		theta, logPrior = newTheta, newPrior
+		res.Theta, res.LogPrior = theta, logPrior
 		res.LogLik = append(res.LogLik, stats.LogLik)
 		res.EpochSeconds = append(res.EpochSeconds, time.Since(start).Seconds())
 		if s.Recorder != nil {
-			ev := Event{Epoch: epoch, Batches: batches, Images: n, Elapsed: time.Since(start), LogLik: stats.LogLik, Theta: theta,
-				State: &Checkpoint{Epoch: epoch, LogLik: res.LogLik, EpochSeconds: res.EpochSeconds, Theta: theta}}
+			ev := Event{Epoch: epoch, Batches: batches, Images: n, Elapsed: time.Since(start), LogLik: stats.LogLik,
+				Theta: theta, Reseeded: reseeded,
+				State: &Checkpoint{Epoch: epoch, LogLik: res.LogLik, EpochSeconds: res.EpochSeconds, Reseeded: res.Reseeded,
+					Theta: theta, LogPrior: logPrior, Images: n}}
 			if err := s.Recorder.Record(ev); err != nil {
 				return nil, err
 			}
 		}
-		if converged(res.LogLik, s.Tol) {
+		if converged(res, s.Tol) {
 			res.Status = Converged
 			break
 		}
@@ -240,34 +244,40 @@ func nonFinite(v []float32) int {
 	return -1
 }
 
-// converged reports whether the last relative LL gain fell below tol > 0.
-func converged(loglik []float64, tol float64) bool {
-	k := len(loglik)
+// converged reports whether the last relative LL gain of res fell below
+// tol > 0; the gain across a repair does not count.
+func converged(res *Result, tol float64) bool {
+	k := len(res.LogLik)
 	if tol <= 0 || k < 2 {
 		return false
 	}
-	prev := loglik[k-2]
-	return (loglik[k-1]-prev)/math.Abs(prev) < tol
+	if len(res.Reseeded) > 0 && res.Reseeded[len(res.Reseeded)-1].Epoch == k-1 {
+		return false
+	}
+	prev := res.LogLik[k-2]
+	return (res.LogLik[k-1]-prev)/math.Abs(prev) < tol
 }
 
-// Features returns the image-wide features f[n,k] = logsumexp_u L[n,k,u]
-// (N,K, row-major) of every image of src under θ (K,C,w,w) with padding
-// pad, computed batch images at a time with the op set ops (nil: Fast).
-func Features(src Source, theta *tensor.Dense, pad, batch int, ops graph.Ops) ([]float32, error) {
+// Features returns the features of every image of src under the layer l,
+// pooled by p (N rows of p.Features(K) values, row-major), computed batch
+// images at a time with the op set ops (nil: the default).
+func Features(src Source, l Layer, p graph.Pooling, ops graph.Ops, batch int) ([]float32, error) {
 	n, c, h, w := src.Shape()
-	ts := theta.Shape()
+	ts := l.Theta.Shape()
 	if ts.Dims() != 4 || ts[1] != c || ts[2] != ts[3] {
 		return nil, fmt.Errorf("em: features: θ of shape %v for images with %d channels", ts, c)
 	}
 	if ops == nil {
-		ops = graph.Fast{}
+		ops = graph.OpSets()[0]
 	}
-	cfg := graph.Config{Kernels: ts[0], Channels: c, Height: h, Width: w, Size: ts[2], Pad: pad, Batch: min(batch, n)}
-	f, err := estep.NewFeatures(cfg, ops)
+	cfg := graph.Config{Kernels: ts[0], Width: ts[2], Pad: l.Pad, Channels: c, Rows: h, Cols: w, Batch: min(max(batch, 1), n)}
+	f, err := estep.NewFeatures(cfg, ops, p)
 	if err != nil {
 		return nil, fmt.Errorf("em: %w", err)
 	}
-	out := make([]float32, 0, n*cfg.Kernels)
+	defer f.Close()
+	per := f.Len()
+	out := make([]float32, n*per)
 	buf := make([]float32, cfg.Batch*cfg.ImageLen())
 	for first := 0; first < n; first += cfg.Batch {
 		size := min(cfg.Batch, n-first)
@@ -275,11 +285,10 @@ func Features(src Source, theta *tensor.Dense, pad, batch int, ops graph.Ops) ([
 		if err := src.Read(xv, first); err != nil {
 			return nil, fmt.Errorf("em: features: %w", err)
 		}
-		v, err := f.Run(tensor.New(tensor.WithShape(size, c, h, w), tensor.WithBacking(xv)), theta)
-		if err != nil {
+		x := tensor.New(tensor.WithShape(cfg.ImageShape(size)...), tensor.WithBacking(xv))
+		if err := f.RunInto(out[first*per:(first+size)*per], x, l.Theta, l.LogPrior); err != nil {
 			return nil, fmt.Errorf("em: features of images %d–%d: %w", first, first+size-1, err)
 		}
-		out = append(out, v...)
 	}
 	return out, nil
 }

@@ -1,48 +1,18 @@
 package estep_test
 
 import (
-	"fmt"
 	"math"
 	"math/rand/v2"
 	"slices"
 	"testing"
 
 	"calm/estep"
-	"calm/gemm"
 	"calm/graph"
+	"calm/graph/graphtest"
 	"calm/internal/naive"
 
 	"gorgonia.org/tensor"
 )
-
-var opSets = func() []graph.Ops {
-	ops := []graph.Ops{graph.Stock{}}
-	for _, k := range gemm.Kernels() {
-		ops = append(ops, graph.Fast{Kernel: k})
-	}
-	return ops
-}()
-
-func randn(rng *rand.Rand, n int, scale float64) []float32 {
-	v := make([]float32, n)
-	for i := range v {
-		v[i] = float32(rng.NormFloat64() * scale)
-	}
-	return v
-}
-
-func closeTo(got []float32, want []float64, tol float64) string {
-	if len(got) != len(want) {
-		return fmt.Sprintf("len %d, want %d", len(got), len(want))
-	}
-	for i := range want {
-		g, w := float64(got[i]), want[i]
-		if !(math.Abs(g-w) <= tol*(1+math.Abs(w))) {
-			return fmt.Sprintf("[%d] = %v, want %v", i, g, w)
-		}
-	}
-	return ""
-}
 
 func exp(v []float64) []float64 {
 	out := make([]float64, len(v))
@@ -53,18 +23,21 @@ func exp(v []float64) []float64 {
 }
 
 // TestEStep compares every output of the E-step with direct float64 loops,
-// on a full batch and then on a tail batch through the same Graph.
+// with uniform and with random mixing weights, on a full batch, a tail
+// batch and a full batch again, for every op set; and the features, for
+// each kind of pooling.
 func TestEStep(t *testing.T) {
 	cases := []struct {
 		name string
 		cfg  graph.Config
 		tail int
 	}{
-		{name: "C1/pad0", cfg: graph.Config{Kernels: 4, Channels: 1, Height: 8, Width: 8, Size: 3, Pad: 0, Batch: 5}, tail: 2},
-		{name: "C1/pad2", cfg: graph.Config{Kernels: 6, Channels: 1, Height: 9, Width: 7, Size: 5, Pad: 2, Batch: 4}, tail: 3},
-		{name: "C3/pad1", cfg: graph.Config{Kernels: 5, Channels: 3, Height: 7, Width: 9, Size: 4, Pad: 1, Batch: 3}, tail: 1},
+		{name: "C1/pad0", cfg: graph.Config{Kernels: 4, Width: 3, Pad: 0, Channels: 1, Rows: 8, Cols: 8, Batch: 5}, tail: 2},
+		{name: "C1/pad2", cfg: graph.Config{Kernels: 6, Width: 5, Pad: 2, Channels: 1, Rows: 9, Cols: 7, Batch: 4}, tail: 3},
+		{name: "C3/pad1", cfg: graph.Config{Kernels: 5, Width: 4, Pad: 1, Channels: 3, Rows: 7, Cols: 9, Batch: 3}, tail: 1},
 	}
-	for _, ops := range opSets {
+	pools := []string{"image", "grid2", "grid3", "max", "max3"}
+	for _, ops := range graph.OpSets() {
 		for _, tc := range cases {
 			t.Run(ops.Name()+"/"+tc.name, func(t *testing.T) {
 				c := tc.cfg
@@ -72,36 +45,48 @@ func TestEStep(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				feats, err := estep.NewFeatures(c, ops)
-				if err != nil {
-					t.Fatal(err)
-				}
+				defer g.Close()
 				rng := rand.New(rand.NewPCG(4, uint64(c.Kernels)))
-				for _, n := range []int{c.Batch, tc.tail, c.Batch} {
-					l := naive.Layer{N: n, C: c.Channels, H: c.Height, W: c.Width, K: c.Kernels, S: c.Size, P: c.Pad}
-					xv := randn(rng, n*c.ImageLen(), 1)
-					tv := randn(rng, c.Kernels*c.KernelLen(), 0.5)
-					xc, tc := slices.Clone(xv), slices.Clone(tv)
-					x := tensor.New(tensor.WithShape(n, c.Channels, c.Height, c.Width), tensor.WithBacking(xv))
-					theta := tensor.New(tensor.WithShape(c.Kernels, c.Channels, c.Size, c.Size), tensor.WithBacking(tv))
-					r, err := g.Run(x, theta)
+				for run, n := range []int{c.Batch, tc.tail, c.Batch} {
+					l := naive.Layer{N: n, C: c.Channels, Rows: c.Rows, Cols: c.Cols, K: c.Kernels, Width: c.Width, Pad: c.Pad}
+					xv := graphtest.Randn(rng, n*c.ImageLen(), 1)
+					tv := graphtest.Randn(rng, c.Kernels*c.KernelLen(), 0.5)
+					x := tensor.New(tensor.WithShape(c.ImageShape(n)...), tensor.WithBacking(xv))
+					theta := tensor.New(tensor.WithShape(c.KernelShape()...), tensor.WithBacking(tv))
+					var prior *tensor.Dense
+					var prior64 []float64
+					if run == 1 {
+						// Log weights of a distribution over the kernels.
+						w := graphtest.Randn(rng, c.Kernels, 1)
+						var s float64
+						for _, v := range w {
+							s += math.Exp(float64(v))
+						}
+						prior64 = make([]float64, c.Kernels)
+						for k, v := range w {
+							w[k] = float32(float64(v) - math.Log(s))
+							prior64[k] = float64(w[k])
+						}
+						prior = tensor.New(tensor.WithShape(c.Kernels), tensor.WithBacking(w))
+					}
+					r, err := g.Run(x, theta, prior)
 					if err != nil {
 						t.Fatal(err)
 					}
-					want := l.E(xv, tv)
-					// L is a float32 sum of C·w·w products: 1e-5 relative.
+					want := l.E(xv, tv, prior64)
 					for _, chk := range []struct {
 						name string
 						got  []float32
 						want []float64
 						tol  float64
 					}{
+						// L is a float32 sum of C·w·w products: 1e-5 relative.
 						{"log joint", r.LogJoint.Data().([]float32), want.LogJoint, 1e-5},
 						{"log marginal", r.LogMarginal, want.LogMarginal, 1e-5},
 						{"posterior", r.Posterior.Data().([]float32), exp(want.LogPosterior), 1e-4},
 						{"log counts", r.LogCounts, want.LogCounts, 1e-4},
 					} {
-						if msg := closeTo(chk.got, chk.want, chk.tol); msg != "" {
+						if msg := graphtest.CloseTo(chk.got, chk.want, chk.tol); msg != "" {
 							t.Errorf("n=%d: %s%s", n, chk.name, msg)
 						}
 					}
@@ -112,15 +97,28 @@ func TestEStep(t *testing.T) {
 					if math.Abs(r.LogLik-ll) > 1e-5*(1+math.Abs(ll)) {
 						t.Errorf("n=%d: loglik %v, want %v", n, r.LogLik, ll)
 					}
-					f, err := feats.Run(x, theta)
-					if err != nil {
-						t.Fatal(err)
-					}
-					if msg := closeTo(f, want.Features, 1e-5); msg != "" {
-						t.Errorf("n=%d: features%s", n, msg)
-					}
-					if !slices.Equal(xv, xc) || !slices.Equal(tv, tc) {
-						t.Errorf("n=%d: the E-step modified its inputs", n)
+					uh, uw := c.Positions()
+					for _, name := range pools {
+						p, err := graph.ParsePooling(name)
+						if err != nil {
+							t.Fatal(err)
+						}
+						f, err := estep.NewFeatures(c, ops, p)
+						if err != nil {
+							t.Fatal(err)
+						}
+						got := make([]float32, n*f.Len())
+						xc, tc := slices.Clone(xv), slices.Clone(tv)
+						if err := f.RunInto(got, x, theta, prior); err != nil {
+							t.Fatal(err)
+						}
+						if msg := graphtest.CloseTo(got, naive.Pool(want.LogJoint, uh, uw, p.Grid, p.Reduce == graph.MaxCells), 1e-5); msg != "" {
+							t.Errorf("n=%d: features %s%s", n, name, msg)
+						}
+						if !slices.Equal(xv, xc) || !slices.Equal(tv, tc) {
+							t.Errorf("n=%d: the features modified their inputs", n)
+						}
+						f.Close()
 					}
 				}
 			})
@@ -129,22 +127,30 @@ func TestEStep(t *testing.T) {
 }
 
 func TestNewRejectsBadConfig(t *testing.T) {
-	good := graph.Config{Kernels: 2, Channels: 1, Height: 5, Width: 5, Size: 3, Pad: 1, Batch: 2}
+	good := graph.Config{Kernels: 2, Width: 3, Pad: 1, Channels: 1, Rows: 5, Cols: 5, Batch: 2}
 	for _, tc := range []struct {
 		name   string
 		change func(*graph.Config)
 	}{
 		{"zero kernels", func(c *graph.Config) { c.Kernels = 0 }},
-		{"kernel wider than padded image", func(c *graph.Config) { c.Size = 8 }},
+		{"kernel wider than padded image", func(c *graph.Config) { c.Width = 8 }},
 		{"negative padding", func(c *graph.Config) { c.Pad = -1 }},
 		{"zero batch", func(c *graph.Config) { c.Batch = 0 }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := good
 			tc.change(&c)
-			if _, err := estep.New(c, graph.Stock{}); err == nil {
+			if _, err := estep.New(c, graph.Fast{}); err == nil {
 				t.Errorf("estep.New(%+v) succeeded, want an error", c)
 			}
 		})
+	}
+}
+
+// TestMostProbable plants one kernel's mass and checks it is found.
+func TestMostProbable(t *testing.T) {
+	post := []float32{0.1, 0.1, 0.3, 0.2, 0.05, 0.25}
+	if k, p := estep.MostProbable(post, 3, 2); k != 1 || math.Abs(p-0.5) > 1e-7 {
+		t.Errorf("MostProbable = %d, %v; want kernel 1 with mass 0.5", k, p)
 	}
 }

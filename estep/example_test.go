@@ -6,35 +6,32 @@ import (
 	"calm/estep"
 	"calm/graph"
 
-	G "gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
 )
 
-// maxPool is the fast op set with max pooling for the features: one
-// method is the whole experiment.
-type maxPool struct{ graph.Fast }
-
-func (maxPool) Name() string { return "fast+maxpool" }
-
-func (maxPool) Pool(x *G.Node, axes ...int) (*G.Node, error) { return G.Max(x, axes...) }
-
-// Features pooled with max instead of logsumexp: for one 3×3 image holding
-// a single bright pixel and one 2×2 kernel of ones, the best position
-// covers the pixel: L = <θ, patch> − ½‖θ‖² = 1 − 2.
-func ExampleNewFeatures_maxPool() {
-	cfg := graph.Config{Kernels: 1, Channels: 1, Height: 3, Width: 3, Size: 2, Batch: 1}
-	f, err := estep.NewFeatures(cfg, maxPool{})
+// Features pooled by the maximum over a 2×2 grid of positions: for one
+// 3×3 image holding a single bright pixel in its centre and one 2×2 kernel
+// of ones, every position covers the pixel, so each cell (one position
+// each) holds L = <θ, patch> − ½‖θ‖² = 1 − 2.
+func ExampleFeatures_max() {
+	cfg := graph.Config{Kernels: 1, Width: 2, Channels: 1, Rows: 3, Cols: 3, Batch: 1}
+	pool, err := graph.ParsePooling("max2")
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	f, err := estep.NewFeatures(cfg, graph.Fast{}, pool)
 	if err != nil {
 		fmt.Println(err)
 		return
 	}
 	x := tensor.New(tensor.WithShape(1, 1, 3, 3), tensor.WithBacking([]float32{0, 0, 0, 0, 1, 0, 0, 0, 0}))
 	theta := tensor.New(tensor.WithShape(1, 1, 2, 2), tensor.WithBacking([]float32{1, 1, 1, 1}))
-	feats, err := f.Run(x, theta)
-	if err != nil {
+	feats := make([]float32, f.Len())
+	if err := f.RunInto(feats, x, theta, nil); err != nil {
 		fmt.Println(err)
 		return
 	}
 	fmt.Println(feats)
-	// Output: [-1]
+	// Output: [-1 -1 -1 -1]
 }

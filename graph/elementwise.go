@@ -139,64 +139,72 @@ func (op expOp) Do(vals ...G.Value) (G.Value, error) {
 	return out, nil
 }
 
-// NegHalfSqNorm adds to w's graph a node computing −½‖w_k‖² for each k of w
-// (K,…), summed in float64: the bias that turns a convolution with θ into
-// the log joint of the Gaussian mixture.
-func NegHalfSqNorm(w *G.Node) (*G.Node, error) {
-	d := w.Shape().Dims()
-	if d < 2 {
-		return nil, fmt.Errorf("graph: neghalfsqnorm: shape %v, want (K,…)", w.Shape())
+// KernelBias adds to θ's graph a node computing, for kernels θ (K,…) and
+// log mixing weights logPrior (K),
+//
+//	bias[k] = −½‖θ_k‖² + logPrior[k]
+//
+// with the squares summed in float64: the bias that turns a convolution
+// with θ into the log joint of the Gaussian mixture. With logPrior zero
+// the mixture's weights are uniform, as in the paper.
+func KernelBias(theta, logPrior *G.Node) (*G.Node, error) {
+	ts, ps := theta.Shape(), logPrior.Shape()
+	if ts.Dims() < 2 || ps.Dims() != 1 || ps[0] != ts[0] {
+		return nil, fmt.Errorf("graph: kernel bias: shapes %v and %v, want (K,…) and (K)", ts, ps)
 	}
-	n, err := G.ApplyOp(negHalfSqNormOp{opBase: newBase("NegHalfSqNorm/%d", d), dims: d}, w)
+	if err := checkFloat32("kernel bias", theta, logPrior); err != nil {
+		return nil, err
+	}
+	n, err := G.ApplyOp(kernelBiasOp{opBase: newBase("KernelBias/%d", ts.Dims()), dims: ts.Dims()}, theta, logPrior)
 	if err != nil {
-		return nil, fmt.Errorf("graph: neghalfsqnorm: %w", err)
+		return nil, fmt.Errorf("graph: kernel bias: %w", err)
 	}
 	return n, nil
 }
 
-type negHalfSqNormOp struct {
+type kernelBiasOp struct {
 	opBase
 	dims int
 }
 
-func (op negHalfSqNormOp) Arity() int { return 1 }
+func (op kernelBiasOp) Arity() int { return 2 }
 
-func (op negHalfSqNormOp) Type() hm.Type {
+func (op kernelBiasOp) Type() hm.Type {
 	a := hm.TypeVariable('a')
-	return hm.NewFnType(G.TensorType{Dims: op.dims, Of: a}, G.TensorType{Dims: 1, Of: a})
+	v := G.TensorType{Dims: 1, Of: a}
+	return hm.NewFnType(G.TensorType{Dims: op.dims, Of: a}, v, v)
 }
 
-func (op negHalfSqNormOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) {
+func (op kernelBiasOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) {
 	s, ok := in[0].(tensor.Shape)
 	if !ok {
-		return nil, fmt.Errorf("graph: neghalfsqnorm: want a shape, got %T", in[0])
+		return nil, fmt.Errorf("graph: kernel bias: want a shape, got %T", in[0])
 	}
 	return tensor.Shape{s[0]}, nil
 }
 
-func (op negHalfSqNormOp) Do(vals ...G.Value) (G.Value, error) {
-	w, err := dense("neghalfsqnorm", vals[0])
+func (op kernelBiasOp) Do(vals ...G.Value) (G.Value, error) {
+	w, ws, err := float32s("kernel bias", vals[0])
 	if err != nil {
 		return nil, err
 	}
-	k := w.Shape()[0]
-	out := op.out.get(w.Dtype(), k)
-	switch wd := w.Data().(type) {
-	case []float32:
-		negHalfSqNorm(out.Data().([]float32), wd)
-	case []float64:
-		negHalfSqNorm(out.Data().([]float64), wd)
+	prior, _, err := float32s("kernel bias", vals[1])
+	if err != nil {
+		return nil, err
 	}
-	return out, nil
-}
-
-func negHalfSqNorm[T float32 | float64](out, w []T) {
-	row := len(w) / len(out)
-	for k := range out {
+	k := ws[0]
+	if len(prior) != k {
+		return nil, fmt.Errorf("graph: kernel bias: %d log weights for %d kernels", len(prior), k)
+	}
+	out := op.out.get(tensor.Float32, k)
+	o := out.Data().([]float32)
+	row := len(w) / k
+	for kk := range o {
 		var s float64
-		for _, v := range w[k*row : (k+1)*row] {
+		for _, v := range w[kk*row : (kk+1)*row] {
 			s += float64(v) * float64(v)
 		}
-		out[k] = T(-s / 2)
+		o[kk] = float32(-s/2 + float64(prior[kk]))
 	}
+	return out, nil
 }

@@ -72,6 +72,9 @@ func (f Fast) Conv2dFilter(x, fm *G.Node, pad int) (*G.Node, error) {
 // LogSumExp implements Ops with this package's LogSumExp.
 func (Fast) LogSumExp(x *G.Node, axes ...int) (*G.Node, error) { return LogSumExp(x, axes...) }
 
+// Pool implements Ops with this package's pooling ops.
+func (Fast) Pool(logJoint *G.Node, p Pooling) (*G.Node, error) { return Pool(logJoint, p) }
+
 // Posterior implements Ops with one op that makes its passes over each
 // image's log joint while it is in cache.
 func (Fast) Posterior(logJoint *G.Node) (logMarg, post, logCounts *G.Node, err error) {
@@ -326,17 +329,4 @@ func (op fastFilterOp) Do(vals ...G.Value) (G.Value, error) {
 		}
 	}
 	return out, nil
-}
-
-// float32s returns v's float32 data and shape.
-func float32s(op string, v G.Value) ([]float32, tensor.Shape, error) {
-	t, ok := v.(*tensor.Dense)
-	if !ok {
-		return nil, nil, fmt.Errorf("graph: %s: want a *tensor.Dense, got %T", op, v)
-	}
-	d, ok := t.Data().([]float32)
-	if !ok {
-		return nil, nil, fmt.Errorf("graph: %s: want float32, got %v", op, t.Dtype())
-	}
-	return d, t.Shape(), nil
 }

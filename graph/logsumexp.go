@@ -93,7 +93,10 @@ func (op logSumExpOp) Do(vals ...G.Value) (G.Value, error) {
 	if shape.Dims() != op.dims {
 		return nil, fmt.Errorf("graph: logsumexp: got shape %v, want %d dims", shape, op.dims)
 	}
-	outShape, _ := op.InferShape(shape)
+	outShape, err := op.InferShape(shape)
+	if err != nil {
+		return nil, err
+	}
 	if outShape.IsScalar() {
 		switch x := t.Data().(type) {
 		case []float32:

@@ -86,3 +86,16 @@ func parallel(n int, f func(worker, lo, hi int)) {
 	}
 	wg.Wait()
 }
+
+// float32s returns v's float32 data and shape.
+func float32s(op string, v G.Value) ([]float32, tensor.Shape, error) {
+	t, ok := v.(*tensor.Dense)
+	if !ok {
+		return nil, nil, fmt.Errorf("graph: %s: want a *tensor.Dense, got %T", op, v)
+	}
+	d, ok := t.Data().([]float32)
+	if !ok {
+		return nil, nil, fmt.Errorf("graph: %s: want float32, got %v", op, t.Dtype())
+	}
+	return d, t.Shape(), nil
+}

@@ -2,19 +2,25 @@ package graph
 
 import (
 	"fmt"
+	"runtime"
+
+	"calm/gemm"
 
 	G "gorgonia.org/gorgonia"
+	"gorgonia.org/tensor"
 )
 
-// Ops is the set of graph operations the E-step and M-step graphs are built
-// from. Each method adds nodes to the graph of its arguments and returns the
-// node of the result; shapes are checked when the graph is built.
+// Ops is the set of graph operations the E-step, M-step and feature graphs
+// are built from. Each method adds nodes to the graph of its arguments and
+// returns the node of the result; shapes and types are checked when the
+// graph is built. All tensors are float32 unless a method says otherwise.
 //
 // An implementation may fuse or reorder work freely but must compute the
-// functions documented here; swap one in by passing it to estep.New and
-// mstep.New.
+// functions documented here; package graphtest checks one against float64
+// loops. Add a new one to OpSets to make it selectable by name.
 type Ops interface {
-	// Name identifies the op set in logs and metrics ("gorgonia", "fast").
+	// Name identifies the op set in flags, logs and metrics ("fast",
+	// "gorgonia").
 	Name() string
 
 	// Conv2d returns the cross-correlation (no kernel flip, as in PyTorch) of
@@ -46,35 +52,50 @@ type Ops interface {
 	//	γ[n,k,u] = exp(L[n,k,u] − ℓ[n])
 	//	b[k] = log Σ_{n,u} γ[n,k,u]
 	Posterior(logJoint *G.Node) (logMarg, post, logCounts *G.Node, err error)
+
+	// Pool pools a log joint L (N,K,Uh,Uw) over the cells of p's grid into
+	// features (N,K,G,G): see Pooling.
+	Pool(logJoint *G.Node, p Pooling) (*G.Node, error)
 }
 
-// Pooler is an optional capability of an op set: the pooling over
-// positions that turns the log joint (N,K,Uh,Uw) into features (N,K). Op
-// sets without it pool with LogSumExp, which makes f[n,k] the log
-// likelihood of image n under kernel k (up to a constant).
-type Pooler interface {
-	Pool(x *G.Node, axes ...int) (*G.Node, error)
-}
-
-// Pool pools x over axes with ops' Pool if it has one, else its LogSumExp.
-func Pool(ops Ops, x *G.Node, axes ...int) (*G.Node, error) {
-	if p, ok := ops.(Pooler); ok {
-		return p.Pool(x, axes...)
+// OpSets returns every op set, the default first: Fast with the fastest
+// gemm kernel ("fast"), Fast with each other kernel this CPU runs
+// ("fast/avx2", "fast/go", …), and Gorgonia. Flags, tests and benchmarks
+// all read this one list: to try an op set of your own, add it here.
+func OpSets() []Ops {
+	ops := []Ops{Fast{}}
+	for _, k := range gemm.Kernels()[1:] {
+		ops = append(ops, Fast{Kernel: k})
 	}
-	return ops.LogSumExp(x, axes...)
+	return append(ops, Gorgonia{})
 }
 
-// Stock is the op set made of Gorgonia's own operations: G.Conv2d (im2col of
-// the whole batch followed by one matrix product) and, because Gorgonia's
-// LogSumExp is wrong (gorgonia v0.9.18, operations.go), this package's
-// LogSumExpOp. It is the baseline every faster op set is tested against.
-type Stock struct{}
+// Lookup returns the op set of the given name from OpSets.
+func Lookup(name string) (Ops, error) {
+	var names []string
+	for _, ops := range OpSets() {
+		if ops.Name() == name {
+			return ops, nil
+		}
+		names = append(names, ops.Name())
+	}
+	return nil, fmt.Errorf("graph: unknown op set %q (have %v)", name, names)
+}
+
+// Gorgonia is the op set made of Gorgonia's own operations where they are
+// right: G.Conv2d (im2col of the whole batch, then one matrix product) for
+// both convolutions, and this package's LogSumExp, SubRows, Exp and
+// pooling ops for the rest (Gorgonia's LogSumExp is wrong, v0.9.18
+// operations.go). It is the baseline every faster op set is tested
+// against. Its M-step convolution sums over the whole batch in one float32
+// matrix product.
+type Gorgonia struct{}
 
 // Name returns "gorgonia".
-func (Stock) Name() string { return "gorgonia" }
+func (Gorgonia) Name() string { return "gorgonia" }
 
 // Conv2d implements Ops with G.Conv2d and a broadcast addition of the bias.
-func (Stock) Conv2d(x, w, bias *G.Node, pad int) (*G.Node, error) {
+func (Gorgonia) Conv2d(x, w, bias *G.Node, pad int) (*G.Node, error) {
 	if err := checkConv(x, w, bias); err != nil {
 		return nil, err
 	}
@@ -93,7 +114,7 @@ func (Stock) Conv2d(x, w, bias *G.Node, pad int) (*G.Node, error) {
 // Conv2dFilter implements Ops with G.Conv2d over the batch axis: with
 // Y = x transposed to (C,N,H,W) and F = f transposed to (K,N,Uh,Uw),
 // Conv2d(Y, F) has shape (C,K,kh,kw) and is the result transposed.
-func (Stock) Conv2dFilter(x, f *G.Node, pad int) (*G.Node, error) {
+func (Gorgonia) Conv2dFilter(x, f *G.Node, pad int) (*G.Node, error) {
 	if err := checkFilter(x, f, pad); err != nil {
 		return nil, err
 	}
@@ -118,17 +139,21 @@ func (Stock) Conv2dFilter(x, f *G.Node, pad int) (*G.Node, error) {
 }
 
 // LogSumExp implements Ops with this package's LogSumExp.
-func (Stock) LogSumExp(x *G.Node, axes ...int) (*G.Node, error) {
+func (Gorgonia) LogSumExp(x *G.Node, axes ...int) (*G.Node, error) {
 	return LogSumExp(x, axes...)
 }
 
 // Posterior implements Ops with LogSumExp, SubRows and Exp.
-func (s Stock) Posterior(logJoint *G.Node) (logMarg, post, logCounts *G.Node, err error) {
-	return posteriorParts(s, logJoint)
+func (g Gorgonia) Posterior(logJoint *G.Node) (logMarg, post, logCounts *G.Node, err error) {
+	return posteriorParts(g, logJoint)
 }
 
-// checkConv checks the shapes of a Conv2d before any node is built, so that
-// errors name the operands instead of surfacing from deep inside Gorgonia.
+// Pool implements Ops with this package's pooling ops.
+func (Gorgonia) Pool(logJoint *G.Node, p Pooling) (*G.Node, error) { return Pool(logJoint, p) }
+
+// checkConv checks the shapes and types of a Conv2d before any node is
+// built, so that errors name the operands instead of surfacing from deep
+// inside Gorgonia or at run time.
 func checkConv(x, w, bias *G.Node) error {
 	xs, ws := x.Shape(), w.Shape()
 	if xs.Dims() != 4 || ws.Dims() != 4 {
@@ -140,10 +165,7 @@ func checkConv(x, w, bias *G.Node) error {
 	if bs := bias.Shape(); bs.TotalSize() != ws[0] || bs.Dims() != 1 {
 		return fmt.Errorf("graph: conv2d: bias has shape %v, want (%d)", bs, ws[0])
 	}
-	if x.Dtype() != w.Dtype() || x.Dtype() != bias.Dtype() {
-		return fmt.Errorf("graph: conv2d: mixed types %v, %v, %v", x.Dtype(), w.Dtype(), bias.Dtype())
-	}
-	return nil
+	return checkFloat32("conv2d", x, w, bias)
 }
 
 func checkFilter(x, f *G.Node, pad int) error {
@@ -157,23 +179,46 @@ func checkFilter(x, f *G.Node, pad int) error {
 	if fs[2] > xs[2]+2*pad || fs[3] > xs[3]+2*pad {
 		return fmt.Errorf("graph: conv2d filter: maps %v larger than padded images %v (pad %d)", fs, xs, pad)
 	}
-	if x.Dtype() != f.Dtype() {
-		return fmt.Errorf("graph: conv2d filter: mixed types %v, %v", x.Dtype(), f.Dtype())
+	return checkFloat32("conv2d filter", x, f)
+}
+
+// checkFloat32 rejects, when the graph is built, nodes that are not
+// float32: the convolutions and the posterior run float32 only.
+func checkFloat32(op string, nodes ...*G.Node) error {
+	for _, n := range nodes {
+		if dt := n.Dtype(); dt != tensor.Float32 {
+			return fmt.Errorf("graph: %s: %s is %v, want float32", op, n.Name(), dt)
+		}
 	}
 	return nil
 }
 
-// OpSets lists the names that Lookup knows, the default first.
-func OpSets() []string { return []string{Fast{}.Name(), Stock{}.Name()} }
+// A MemoryEstimator is an op set that can say how many bytes its ops hold
+// (or allocate per run) for a batch of cfg.Batch images, beyond the
+// outputs of the steps: an optional capability, used to refuse a batch
+// that cannot fit before it runs.
+type MemoryEstimator interface {
+	BatchBytes(cfg Config) int64
+}
 
-// Lookup returns the op set of the given name ("fast" or "gorgonia"). To
-// try an op set of your own, add it here and pass its name to -conv.
-func Lookup(name string) (Ops, error) {
-	switch name {
-	case Fast{}.Name():
-		return Fast{}, nil
-	case Stock{}.Name():
-		return Stock{}, nil
-	}
-	return nil, fmt.Errorf("graph: unknown op set %q (have %v)", name, OpSets())
+// BatchBytes implements MemoryEstimator: G.Conv2d builds the whole batch's
+// patch matrix (n·Uh·Uw × C·w·w floats) for each convolution and allocates
+// its outputs, transposes and broadcasts afresh on every run, so a run
+// holds about two patch matrices and eight maps, and the garbage of the
+// previous run until it is collected: twice that.
+func (Gorgonia) BatchBytes(cfg Config) int64 {
+	n := int64(cfg.Batch)
+	uh, uw := cfg.Positions()
+	patches := n * int64(uh*uw) * int64(cfg.KernelLen()) * 4
+	maps := n * int64(cfg.MapLen()) * 4
+	return 2 * (2*patches + 8*maps)
+}
+
+// BatchBytes implements MemoryEstimator: per worker a padded image, one
+// image's map and a posterior panel; the M-step's float64 shard sums.
+func (Fast) BatchBytes(cfg Config) int64 {
+	uh, uw := cfg.Positions()
+	perWorker := int64((cfg.Rows+2*cfg.Pad)*(cfg.Cols+2*cfg.Pad)*cfg.Channels+2*cfg.MapLen()+uh*uw*64) * 4
+	shards := int64(filterShards) * int64(cfg.Kernels*cfg.KernelLen()) * 8
+	return int64(runtime.GOMAXPROCS(0))*perWorker + shards
 }

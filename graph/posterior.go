@@ -34,23 +34,12 @@ func posteriorParts(ops Ops, logJoint *G.Node) (logMarg, post, logCounts *G.Node
 	return logMarg, post, logCounts, nil
 }
 
-// checkMaps checks that x is a float32 or float64 map (N,K,Uh,Uw).
+// checkMaps checks that x is a float32 map (N,K,Uh,Uw).
 func checkMaps(op string, x *G.Node) error {
 	if x.Shape().Dims() != 4 {
 		return fmt.Errorf("graph: %s wants maps (N,K,Uh,Uw), got shape %v", op, x.Shape())
 	}
-	return checkFloat(op, x)
-}
-
-// checkFloat rejects, when the graph is built, a node of a type the ops
-// cannot run.
-func checkFloat(op string, nodes ...*G.Node) error {
-	for _, n := range nodes {
-		if dt := n.Dtype(); dt != tensor.Float32 && dt != tensor.Float64 {
-			return fmt.Errorf("graph: %s: unsupported type %v of %s", op, dt, n.Name())
-		}
-	}
-	return nil
+	return checkFloat32(op, x)
 }
 
 // fusedPosterior is the Fast op set's posterior: one op computes γ and,
@@ -59,9 +48,6 @@ func checkFloat(op string, nodes ...*G.Node) error {
 func fusedPosterior(logJoint *G.Node) (logMarg, post, logCounts *G.Node, err error) {
 	if err := checkMaps("posterior", logJoint); err != nil {
 		return nil, nil, nil, err
-	}
-	if logJoint.Dtype() != tensor.Float32 {
-		return nil, nil, nil, fmt.Errorf("graph: fast posterior: want float32, got %v", logJoint.Dtype())
 	}
 	state := new(posteriorState)
 	op := posteriorOp{opBase: newBase("FusedPosterior/%p", state), state: state}

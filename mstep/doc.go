@@ -9,9 +9,15 @@
 // a single convolution with the posterior map as the filter
 // (graph.Ops.Conv2dFilter). [Stats] adds up S, the log counts b and the
 // log-likelihood over every batch of an epoch in float64, and [Update] turns
-// them into the new kernels with the reference's pseudo-count:
+// them into the new kernels with the reference's pseudo-count, and the new
+// mixing weights:
 //
-//	N_k = exp(b_k),  T = Σ_k N_k,  Ñ_k = (T·N_k + 1)/(T + 1),  θ_k ← S_k / Ñ_k
+//	N_k = exp(b_k),  T = Σ_k N_k,  Ñ_k = (T·N_k + 1)/(T + 1),  θ_k ← S_k / Ñ_k,  π_k ← N_k / T
+//
+// Within a batch, the precision of S is the op set's: graph.Fast sums in
+// float32 over one image's positions and over groups of 8 images, in
+// float64 beyond; graph.Gorgonia sums the whole batch in one float32
+// matrix product.
 //
 // This is exact batch EM: the log-likelihood never decreases from one epoch
 // to the next, up to rounding. A NaN or Inf in S or θ is reported as a

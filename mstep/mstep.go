@@ -12,79 +12,46 @@ import (
 
 // Graph is the compiled M-step numerator of one layer configuration.
 type Graph struct {
-	cfg   graph.Config
-	ops   graph.Ops
-	progs map[int]*program // by batch size
-}
-
-type program struct {
-	*graph.Program
-	x, post, numer *G.Node
+	step *graph.Step
 }
 
 // New returns the M-step graph of cfg built from ops, compiled for a full
-// batch; a smaller tail batch gets its own program on first use.
+// batch.
 func New(cfg graph.Config, ops graph.Ops) (*Graph, error) {
-	if err := cfg.Validate(); err != nil {
+	step, err := graph.NewStep(cfg, []graph.Input{graph.Images, graph.Posterior},
+		func(_ *G.ExprGraph, in []*G.Node) ([]*G.Node, error) {
+			numer, err := ops.Conv2dFilter(in[0], in[1], cfg.Pad)
+			if err != nil {
+				return nil, fmt.Errorf("mstep: numerator: %w", err)
+			}
+			return []*G.Node{numer}, nil
+		})
+	if err != nil {
 		return nil, fmt.Errorf("mstep: %w", err)
 	}
-	g := &Graph{cfg: cfg, ops: ops, progs: map[int]*program{}}
-	if _, err := g.program(cfg.Batch); err != nil {
-		return nil, err
-	}
-	return g, nil
+	return &Graph{step: step}, nil
 }
 
-func (g *Graph) program(n int) (*program, error) {
-	if p, ok := g.progs[n]; ok {
-		return p, nil
-	}
-	c := g.cfg
-	uh, uw := c.Positions()
-	eg := G.NewGraph()
-	p := &program{
-		x:    G.NewTensor(eg, tensor.Float32, 4, G.WithShape(n, c.Channels, c.Height, c.Width), G.WithName("x")),
-		post: G.NewTensor(eg, tensor.Float32, 4, G.WithShape(n, c.Kernels, uh, uw), G.WithName("posterior")),
-	}
-	var err error
-	if p.numer, err = g.ops.Conv2dFilter(p.x, p.post, c.Pad); err != nil {
-		return nil, fmt.Errorf("mstep: numerator: %w", err)
-	}
-	if p.Program, err = graph.Compile(eg); err != nil {
-		return nil, fmt.Errorf("mstep: %w", err)
-	}
-	g.progs[n] = p
-	return p, nil
-}
+// Step returns the compiled step, to inspect its graph.
+func (g *Graph) Step() *graph.Step { return g.step }
 
 // Run returns this batch's numerator S (K,C,w,w) for images x (n,C,H,W) and
 // their posterior γ (n,K,Uh,Uw). The result belongs to g and is overwritten
 // by the next Run.
 func (g *Graph) Run(x, post *tensor.Dense) (*tensor.Dense, error) {
-	c := g.cfg
-	uh, uw := c.Positions()
-	xs, ps := x.Shape(), post.Shape()
-	if x.Dtype() != tensor.Float32 || post.Dtype() != tensor.Float32 {
-		return nil, fmt.Errorf("mstep: want float32 images and posterior, got %v and %v", x.Dtype(), post.Dtype())
-	}
-	if xs.Dims() != 4 || xs[1] != c.Channels || xs[2] != c.Height || xs[3] != c.Width || xs[0] < 1 || xs[0] > c.Batch {
-		return nil, fmt.Errorf("mstep: images have shape %v, want (1…%d,%d,%d,%d)", xs, c.Batch, c.Channels, c.Height, c.Width)
-	}
-	if !ps.Eq(tensor.Shape{xs[0], c.Kernels, uh, uw}) {
-		return nil, fmt.Errorf("mstep: posterior has shape %v, want (%d,%d,%d,%d)", ps, xs[0], c.Kernels, uh, uw)
-	}
-	p, err := g.program(xs[0])
+	out, err := g.step.Run(x, post)
 	if err != nil {
-		return nil, err
-	}
-	if err := p.Run(graph.Binding{Node: p.x, Value: x}, graph.Binding{Node: p.post, Value: post}); err != nil {
 		return nil, fmt.Errorf("mstep: %w", err)
 	}
-	return p.numer.Value().(*tensor.Dense), nil
+	return out[0], nil
 }
 
+// Close releases the compiled programs.
+func (g *Graph) Close() error { return g.step.Close() }
+
 // Stats are the sufficient statistics of an epoch, accumulated in float64
-// over its batches.
+// over its batches (within a batch, the op set's Conv2dFilter decides: see
+// the package documentation).
 type Stats struct {
 	Numerator []float64 // S, K·C·w·w values in θ's layout
 	LogCounts []float64 // b_k = log Σ_{n,u} γ[n,k,u]
@@ -150,35 +117,47 @@ func (e *NonFiniteError) Error() string {
 	return fmt.Sprintf("mstep: %s: %s is %v (numerical precision limit reached)", where, e.What, e.Value)
 }
 
-// Update returns the new kernels θ_k = S_k / Ñ_k (K,C,w,w) from an epoch's
-// statistics, with Ñ_k = (T·N_k + 1)/(T + 1), N_k = exp(b_k), T = Σ_k N_k.
-func Update(cfg graph.Config, s *Stats) (*tensor.Dense, error) {
+// MinLogPrior is the floor of the learned log mixing weights: a kernel
+// whose expected count underflows keeps a weight of e⁻⁶⁹ ≈ 1e-30 instead
+// of −Inf, so that its log joint and features stay finite.
+const MinLogPrior = -69
+
+// Update returns the new kernels θ_k = S_k / Ñ_k (K,C,w,w) and log mixing
+// weights log π_k = log(N_k / T) (K) from an epoch's statistics, with
+// N_k = exp(b_k), T = Σ_k N_k and the reference's pseudo-count
+// Ñ_k = (T·N_k + 1)/(T + 1). Whether the E-step uses the weights is the
+// caller's choice (the paper keeps them uniform).
+func Update(cfg graph.Config, s *Stats) (theta, logPrior *tensor.Dense, err error) {
 	d := cfg.KernelLen()
 	if len(s.Numerator) != cfg.Kernels*d || len(s.LogCounts) != cfg.Kernels {
-		return nil, fmt.Errorf("mstep: statistics do not fit %d kernels of %d values", cfg.Kernels, d)
+		return nil, nil, fmt.Errorf("mstep: statistics do not fit %d kernels of %d values", cfg.Kernels, d)
 	}
 	var total float64
 	counts := make([]float64, cfg.Kernels)
 	for k, b := range s.LogCounts {
 		counts[k] = math.Exp(b)
 		if math.IsNaN(b) || math.IsInf(counts[k], 1) {
-			return nil, &NonFiniteError{Kernel: k, What: "count", Value: b}
+			return nil, nil, &NonFiniteError{Kernel: k, What: "count", Value: b}
 		}
 		total += counts[k]
 	}
-	theta := make([]float32, len(s.Numerator))
+	th := make([]float32, len(s.Numerator))
+	lp := make([]float32, cfg.Kernels)
 	for k, nk := range counts {
 		pseudo := (total*nk + 1) / (total + 1)
 		for i := k * d; i < (k+1)*d; i++ {
 			if v := s.Numerator[i]; math.IsNaN(v) || math.IsInf(v, 0) {
-				return nil, &NonFiniteError{Kernel: k, What: "numerator", Value: v}
+				return nil, nil, &NonFiniteError{Kernel: k, What: "numerator", Value: v}
 			}
 			t := float32(s.Numerator[i] / pseudo)
 			if math.IsInf(float64(t), 0) {
-				return nil, &NonFiniteError{Kernel: k, What: "kernel", Value: float64(t)}
+				return nil, nil, &NonFiniteError{Kernel: k, What: "kernel", Value: float64(t)}
 			}
-			theta[i] = t
+			th[i] = t
 		}
+		lp[k] = float32(max(s.LogCounts[k]-math.Log(total), MinLogPrior))
 	}
-	return tensor.New(tensor.WithShape(cfg.Kernels, cfg.Channels, cfg.Size, cfg.Size), tensor.WithBacking(theta)), nil
+	theta = tensor.New(tensor.WithShape(cfg.KernelShape()...), tensor.WithBacking(th))
+	logPrior = tensor.New(tensor.WithShape(cfg.Kernels), tensor.WithBacking(lp))
+	return theta, logPrior, nil
 }

@@ -7,35 +7,31 @@ import (
 	"testing"
 
 	"calm/graph"
+	"calm/graph/graphtest"
 	"calm/internal/naive"
 	"calm/mstep"
 
 	"gorgonia.org/tensor"
 )
 
-var opSets = []graph.Ops{graph.Stock{}, graph.Fast{}}
-
-func randn(rng *rand.Rand, n int, scale float64) []float32 {
-	v := make([]float32, n)
-	for i := range v {
-		v[i] = float32(rng.NormFloat64() * scale)
-	}
-	return v
-}
+var randn = graphtest.Randn
 
 // TestEpoch runs the numerator graph on the batches of a small epoch (the
 // last one short), accumulates the statistics and updates θ, and compares
-// S, b, LL and θ with direct float64 loops over the whole epoch.
+// S, b, LL, θ and the mixing weights with direct float64 loops over the
+// whole epoch, for every op set. The epoch has more images than the fast
+// op set sums in float32 before it flushes to float64.
 func TestEpoch(t *testing.T) {
 	cases := []struct {
 		name   string
 		cfg    graph.Config
 		images int
 	}{
-		{name: "C1/pad2", cfg: graph.Config{Kernels: 5, Channels: 1, Height: 8, Width: 8, Size: 5, Pad: 2, Batch: 4}, images: 10},
-		{name: "C3/pad0", cfg: graph.Config{Kernels: 4, Channels: 3, Height: 7, Width: 9, Size: 3, Pad: 0, Batch: 3}, images: 7},
+		{name: "C1/pad2", cfg: graph.Config{Kernels: 5, Width: 5, Pad: 2, Channels: 1, Rows: 8, Cols: 8, Batch: 4}, images: 10},
+		{name: "C3/pad0", cfg: graph.Config{Kernels: 4, Width: 3, Pad: 0, Channels: 3, Rows: 7, Cols: 9, Batch: 3}, images: 7},
+		{name: "C1/many", cfg: graph.Config{Kernels: 3, Width: 3, Pad: 1, Channels: 1, Rows: 6, Cols: 6, Batch: 40}, images: 90},
 	}
-	for _, ops := range opSets {
+	for _, ops := range graph.OpSets() {
 		for _, tc := range cases {
 			t.Run(ops.Name()+"/"+tc.name, func(t *testing.T) {
 				c := tc.cfg
@@ -47,8 +43,8 @@ func TestEpoch(t *testing.T) {
 				rng := rand.New(rand.NewPCG(5, uint64(c.Kernels)))
 				xv := randn(rng, tc.images*c.ImageLen(), 1)
 				tv := randn(rng, c.Kernels*c.KernelLen(), 0.5)
-				all := naive.Layer{N: tc.images, C: c.Channels, H: c.Height, W: c.Width, K: c.Kernels, S: c.Size, P: c.Pad}
-				e := all.E(xv, tv)
+				all := naive.Layer{N: tc.images, C: c.Channels, Rows: c.Rows, Cols: c.Cols, K: c.Kernels, Width: c.Width, Pad: c.Pad}
+				e := all.E(xv, tv, nil)
 				post := make([]float32, len(e.LogPosterior))
 				for i, v := range e.LogPosterior {
 					post[i] = float32(math.Exp(v))
@@ -57,9 +53,9 @@ func TestEpoch(t *testing.T) {
 				per := c.Kernels * uh * uw
 				for start := 0; start < tc.images; start += c.Batch {
 					n := min(c.Batch, tc.images-start)
-					x := tensor.New(tensor.WithShape(n, c.Channels, c.Height, c.Width),
+					x := tensor.New(tensor.WithShape(c.ImageShape(n)...),
 						tensor.WithBacking(xv[start*c.ImageLen():(start+n)*c.ImageLen()]))
-					p := tensor.New(tensor.WithShape(n, c.Kernels, uh, uw), tensor.WithBacking(post[start*per:(start+n)*per]))
+					p := tensor.New(tensor.WithShape(c.MapShape(n)...), tensor.WithBacking(post[start*per:(start+n)*per]))
 					s, err := g.Run(x, p)
 					if err != nil {
 						t.Fatal(err)
@@ -96,19 +92,16 @@ func TestEpoch(t *testing.T) {
 				if stats.Images != tc.images {
 					t.Errorf("images = %d, want %d", stats.Images, tc.images)
 				}
-				theta, err := mstep.Update(c, stats)
+				theta, logPrior, err := mstep.Update(c, stats)
 				if err != nil {
 					t.Fatal(err)
 				}
-				// θ_k = S_k / ((T·N_k + 1)/(T + 1)), with T = Σ N_k = images.
-				d := c.KernelLen()
-				T := float64(tc.images)
-				for i, got := range theta.Data().([]float32) {
-					nk := math.Exp(e.LogCounts[i/d])
-					want := wantS[i] / ((T*nk + 1) / (T + 1))
-					if math.Abs(float64(got)-want) > 1e-5*(1+math.Abs(want)) {
-						t.Fatalf("θ[%d] = %v, want %v", i, got, want)
-					}
+				wantTheta, wantPrior := naive.Update(wantS, e.LogCounts)
+				if msg := graphtest.CloseTo(theta.Data().([]float32), wantTheta, 1e-5); msg != "" {
+					t.Errorf("θ%s", msg)
+				}
+				if msg := graphtest.CloseTo(logPrior.Data().([]float32), wantPrior, 1e-5); msg != "" {
+					t.Errorf("log π%s", msg)
 				}
 			})
 		}
@@ -116,13 +109,13 @@ func TestEpoch(t *testing.T) {
 }
 
 func TestUpdateNonFinite(t *testing.T) {
-	c := graph.Config{Kernels: 3, Channels: 1, Height: 4, Width: 4, Size: 2, Batch: 1}
+	c := graph.Config{Kernels: 3, Width: 2, Channels: 1, Rows: 4, Cols: 4, Batch: 1}
 	s := mstep.NewStats(c)
 	for k := range s.LogCounts {
 		s.LogCounts[k] = 0
 	}
 	s.Numerator[2*c.KernelLen()+1] = math.NaN()
-	_, err := mstep.Update(c, s)
+	_, _, err := mstep.Update(c, s)
 	var nf *mstep.NonFiniteError
 	if !errors.As(err, &nf) || nf.Kernel != 2 || nf.What != "numerator" {
 		t.Fatalf("Update with NaN in kernel 2 = %v, want a *NonFiniteError for kernel 2", err)

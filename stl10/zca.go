@@ -62,10 +62,7 @@ func (z *Whitener) Whiten(p []float64) error {
 	// t = Vᵀ·x, scaled row by row by 1/s; then p = V·t.
 	z.t.Mul(z.vecs.T(), z.x)
 	for i, d := range z.vals {
-		s := math.Sqrt(d)
-		if s < zcaFloor || math.IsNaN(s) {
-			s++
-		}
+		s := eigenScale(d)
 		row := z.t.RawRowView(i)
 		for j := range row {
 			row[j] /= s
@@ -74,4 +71,16 @@ func (z *Whitener) Whiten(p []float64) error {
 	z.w.Mul(&z.vecs, z.t)
 	copy(p, z.w.RawMatrix().Data)
 	return nil
+}
+
+// eigenScale returns what the reference divides by for an eigenvalue d of
+// the covariance: √d, plus 1 where √d < 1e-5. A covariance is positive
+// semidefinite, so a negative d is rounding of a zero one: it counts as
+// zero (its square root would be NaN, which no floor test catches).
+func eigenScale(d float64) float64 {
+	s := math.Sqrt(max(d, 0))
+	if s < zcaFloor {
+		s++
+	}
+	return s
 }

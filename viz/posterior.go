@@ -19,14 +19,14 @@ import (
 // Posterior is what the E-step sees of one grey image: the image, its most
 // probable kernel and that kernel's posterior over positions.
 type Posterior struct {
-	Image     []float32 // H×W
-	H, W      int
-	Kernel    []float32 // Size×Size, the most probable kernel
-	Size      int
-	Index     int       // the kernel's index
-	Prob      float64   // its posterior probability Σ_u γ[k,u]
-	Positions []float32 // Uh×Uw: γ[k,u] / Σ_u γ[k,u]
-	Uh, Uw    int
+	Image      []float32 // Rows×Cols
+	Rows, Cols int
+	Kernel     []float32 // Width×Width, the most probable kernel
+	Width      int
+	Index      int       // the kernel's index
+	Prob       float64   // its posterior probability Σ_u γ[k,u]
+	Positions  []float32 // Uh×Uw: γ[k,u] / Σ_u γ[k,u]
+	Uh, Uw     int
 }
 
 // SavePosterior writes one row per image: the image, its most probable
@@ -37,7 +37,7 @@ func SavePosterior(path string, rows []Posterior) error {
 	}
 	plots := make([][]*plot.Plot, len(rows))
 	for i, r := range rows {
-		if len(r.Image) != r.H*r.W || len(r.Kernel) != r.Size*r.Size || len(r.Positions) != r.Uh*r.Uw {
+		if len(r.Image) != r.Rows*r.Cols || len(r.Kernel) != r.Width*r.Width || len(r.Positions) != r.Uh*r.Uw {
 			return fmt.Errorf("viz: posterior row %d: sizes do not match their shapes", i)
 		}
 		heat := moreland.ExtendedBlackBody()
@@ -48,8 +48,8 @@ func SavePosterior(path string, rows []Posterior) error {
 		heat.SetMin(0)
 		heat.SetMax(float64(max(hi, 1e-30)))
 		plots[i] = []*plot.Plot{
-			tile(fmt.Sprintf("image %d", i+1), grey(r.Image, r.H, r.W)),
-			tile(fmt.Sprintf("kernel %d (p = %.2f)", r.Index, r.Prob), grey(r.Kernel, r.Size, r.Size)),
+			tile(fmt.Sprintf("image %d", i+1), grey(r.Image, r.Rows, r.Cols)),
+			tile(fmt.Sprintf("kernel %d (p = %.2f)", r.Index, r.Prob), grey(r.Kernel, r.Width, r.Width)),
 			tile("posterior over positions", mapped(r.Positions, r.Uh, r.Uw, func(v float32) color.Color {
 				c, err := heat.At(float64(v))
 				if err != nil {

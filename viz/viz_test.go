@@ -91,10 +91,22 @@ func TestSave(t *testing.T) {
 	pos[2] = 1
 	for name, save := range map[string]func(string) error{
 		"kernels.png": func(p string) error { return viz.SaveKernels(p, "kernels", theta, 4, 1, 3, 4, 2) },
-		"loglik.png":  func(p string) error { return viz.SaveLogLik(p, "LL", []float64{-10, 5, 6}) },
+		"loglik.png": func(p string) error {
+			return viz.SaveLogLik(p, "LL", viz.Curve{Name: "layer 1", LogLik: []float64{-10, 5, 6}}, viz.Curve{Name: "layer 2", LogLik: []float64{-3e7, 9.6e7, 9.8e7, 9.7e7}})
+		},
+		"one-epoch.png": func(p string) error {
+			return viz.SaveLogLik(p, "LL", viz.Curve{Name: "layer 1", LogLik: []float64{-10}})
+		},
+		"two-epochs.png": func(p string) error {
+			return viz.SaveLogLik(p, "LL", viz.Curve{Name: "layer 1", LogLik: []float64{-10, 5}})
+		},
+		"labels.png": func(p string) error {
+			return viz.SaveLabels(p, "labels", viz.Series{Name: "grid3", Labels: []int{100, 1000, 60000}, Accuracy: []float64{0.7, 0.9, 0.98}},
+				viz.Series{Name: "pixels", Labels: []int{100, 1000, 60000}, Accuracy: []float64{0.6, 0.85, 0.92}})
+		},
 		"posterior.png": func(p string) error {
-			return viz.SavePosterior(p, []viz.Posterior{{Image: make([]float32, 16), H: 4, W: 4,
-				Kernel: theta[:9], Size: 3, Index: 0, Prob: 0.9, Positions: pos, Uh: 2, Uw: 2}})
+			return viz.SavePosterior(p, []viz.Posterior{{Image: make([]float32, 16), Rows: 4, Cols: 4,
+				Kernel: theta[:9], Width: 3, Index: 0, Prob: 0.9, Positions: pos, Uh: 2, Uw: 2}})
 		},
 	} {
 		path := filepath.Join(dir, name)
@@ -114,8 +126,11 @@ func TestSave(t *testing.T) {
 			t.Errorf("%s: %v, too small", name, b)
 		}
 	}
-	if err := viz.SaveLogLik(filepath.Join(dir, "bad.png"), "", []float64{1, math.NaN()}); err == nil {
+	if err := viz.SaveLogLik(filepath.Join(dir, "bad.png"), "", viz.Curve{Name: "x", LogLik: []float64{1, math.NaN()}}); err == nil {
 		t.Error("NaN log-likelihood plotted")
+	}
+	if err := viz.SaveLabels(filepath.Join(dir, "bad.png"), "", viz.Series{Name: "x", Labels: []int{10}, Accuracy: []float64{1.5}}); err == nil {
+		t.Error("an accuracy of 150 % plotted")
 	}
 	if _, err := os.Stat(filepath.Join(dir, "bad.png")); !os.IsNotExist(err) {
 		t.Error("a failed save left a file behind")

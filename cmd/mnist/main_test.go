@@ -6,19 +6,71 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"image/png"
 	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"sync"
+	"syscall"
 	"testing"
-	"time"
 
 	"calm/em"
-	"calm/experiment"
+	"calm/internal/cli"
 	"calm/mnist"
 )
+
+// TestMain doubles as a launcher: with CALM_TEST_LIMITS set (a resource,
+// "=", a value; for example "fsize=8192") it sets that limit and replaces
+// itself with the command line in CALM_TEST_EXEC, so that tests can run
+// the built command under a file-size or address-space limit without a
+// shell.
+func TestMain(m *testing.M) {
+	if limits := os.Getenv("CALM_TEST_LIMITS"); limits != "" {
+		args := strings.Split(os.Getenv("CALM_TEST_EXEC"), "\x1f")
+		for _, l := range strings.Split(limits, ",") {
+			name, v, _ := strings.Cut(l, "=")
+			n, _ := strconv.ParseUint(v, 10, 64)
+			res := map[string]int{"fsize": syscall.RLIMIT_FSIZE, "as": syscall.RLIMIT_AS}[name]
+			if err := syscall.Setrlimit(res, &syscall.Rlimit{Cur: n, Max: n}); err != nil {
+				fmt.Fprintln(os.Stderr, "setrlimit:", err)
+				os.Exit(99)
+			}
+		}
+		err := syscall.Exec(args[0], args, os.Environ())
+		fmt.Fprintln(os.Stderr, "exec:", err)
+		os.Exit(99)
+	}
+	os.Exit(m.Run())
+}
+
+// limited returns the command bin with args, run under the given limits.
+func limited(t *testing.T, limits, bin string, args ...string) *exec.Cmd {
+	t.Helper()
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(self)
+	cmd.Env = append(os.Environ(), "CALM_TEST_LIMITS="+limits, "CALM_TEST_EXEC="+strings.Join(append([]string{bin}, args...), "\x1f"))
+	return cmd
+}
+
+func readMetrics(t *testing.T, dir string) map[string]any {
+	t.Helper()
+	var m map[string]any
+	raw, err := os.ReadFile(filepath.Join(dir, "metrics.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(raw, &m); err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
 
 // TestRunSmall runs the command on the first 600 MNIST images and checks
 // that every output exists and parses, and that metrics.json holds what the
@@ -26,11 +78,12 @@ import (
 func TestRunSmall(t *testing.T) {
 	out := t.TempDir()
 	var log bytes.Buffer
-	err := run(context.Background(), []string{"-limit", "600", "-epochs", "2", "-kernels", "16", "-width", "12", "-batch", "256", "-out", out}, &log)
+	err := run(context.Background(), []string{"-limit", "600", "-epochs", "2", "-kernels", "16", "-width", "12", "-batch", "256",
+		"-pool", "grid2,image", "-labels", "100,300", "-features", "-out", out}, &log)
 	if err != nil {
 		t.Fatalf("run: %v\n%s", err, log.String())
 	}
-	for _, name := range []string{"kernels.png", "loglik.png", "posterior.png"} {
+	for _, name := range []string{"kernels.png", "loglik.png", "posterior.png", "labels.png"} {
 		f, err := os.Open(filepath.Join(out, name))
 		if err != nil {
 			t.Fatal(err)
@@ -48,16 +101,10 @@ func TestRunSmall(t *testing.T) {
 	if s := theta.Shape(); s[0] != 16 || s[1] != 1 || s[2] != 12 {
 		t.Errorf("theta.npy has shape %v, want (16,1,12,12)", s)
 	}
-	var metrics map[string]any
-	raw, err := os.ReadFile(filepath.Join(out, "metrics.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := json.Unmarshal(raw, &metrics); err != nil {
-		t.Fatal(err)
-	}
-	for _, key := range []string{"loglik", "epoch_seconds", "train_accuracy", "test_accuracy", "pixel_test_accuracy",
-		"images", "kernels", "width", "padding", "batch", "seed", "ops", "peak_rss_bytes", "wall_seconds"} {
+	metrics := readMetrics(t, out)
+	for _, key := range []string{"loglik", "epoch_seconds", "train_accuracy", "test_accuracy", "pixel_test_accuracy", "evaluations", "labels",
+		"images", "kernels", "width", "padding", "batch", "seed", "ops", "init_from", "distinct_kernels", "reseeded",
+		"train_seconds", "features_seconds", "classifier_seconds", "peak_rss_bytes", "wall_seconds"} {
 		if _, ok := metrics[key]; !ok {
 			t.Errorf("metrics.json lacks %q", key)
 		}
@@ -69,15 +116,20 @@ func TestRunSmall(t *testing.T) {
 		t.Errorf("test accuracy %v from 600 images and 16 kernels: want well above chance", acc)
 	}
 	var config map[string]any
-	raw, err = os.ReadFile(filepath.Join(out, "config.json"))
+	raw, err := os.ReadFile(filepath.Join(out, "config.json"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if err := json.Unmarshal(raw, &config); err != nil {
 		t.Fatal(err)
 	}
-	if config["kernels"].(float64) != 16 || config["limit"].(float64) != 600 {
-		t.Errorf("config.json = %v, want kernels 16 and limit 600", config)
+	if config["kernels"].(float64) != 16 || config["limit"].(float64) != 600 || config["init_from"] != "kmeans++" {
+		t.Errorf("config.json = %v, want kernels 16, limit 600 and the default preset's kmeans++", config)
+	}
+	for _, name := range []string{"features-grid2-train.npy", "features-image-test.npy", "labels-train.npy"} {
+		if _, err := os.Stat(filepath.Join(out, name)); err != nil {
+			t.Error(err)
+		}
 	}
 	entries, _ := os.ReadDir(out)
 	for _, e := range entries {
@@ -85,11 +137,88 @@ func TestRunSmall(t *testing.T) {
 			t.Errorf("temporary file %s left behind", e.Name())
 		}
 	}
-	// -init from the θ just written continues from it.
+}
+
+// TestInit continues from a θ file: the first epoch's LL must be that of
+// the file's θ, computed here with em.Train on the same images.
+func TestInit(t *testing.T) {
+	out := t.TempDir()
+	if err := run(context.Background(), []string{"-limit", "300", "-epochs", "1", "-kernels", "6", "-width", "9", "-eval=false", "-out", out, "-quiet"}, new(bytes.Buffer)); err != nil {
+		t.Fatal(err)
+	}
+	thetaPath := filepath.Join(out, "theta.npy")
 	out2 := t.TempDir()
-	if err := run(context.Background(), []string{"-limit", "300", "-epochs", "1", "-eval=false", "-init", filepath.Join(out, "theta.npy"), "-out", out2, "-quiet"}, &log); err != nil {
+	if err := run(context.Background(), []string{"-limit", "300", "-epochs", "1", "-eval=false", "-init", thetaPath, "-out", out2, "-quiet"}, new(bytes.Buffer)); err != nil {
 		t.Fatalf("-init: %v", err)
 	}
+	theta, err := em.LoadTheta(thetaPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir, err := mnist.DefaultDir()
+	if err != nil {
+		t.Fatal(err)
+	}
+	train, _, err := mnist.Load(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	src, err := em.NewImages(train.Pixels[:300*784], 300, 1, 28, 28)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := em.Train(src, em.Settings{Pad: 2, MaxEpochs: 1, Init: theta})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := readMetrics(t, out2)["loglik"].([]any)[0].(float64)
+	if got != want.LogLik[0] {
+		t.Errorf("-init: first LL %v, the file's θ gives %v", got, want.LogLik[0])
+	}
+}
+
+// TestPresets checks that -preset paper sets the paper's layer and
+// training, and that a flag given beside a preset wins.
+func TestPresets(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want map[string]any
+	}{
+		{[]string{"-preset", "paper"}, map[string]any{"kernels": 64.0, "width": 20.0, "padding": 2.0, "batch": 1000.0, "max_epochs": 15.0,
+			"init_from": "normal", "mixing": false, "pools": []any{"image"}}},
+		{[]string{"-preset", "paper", "-kernels", "8", "-epochs", "1"}, map[string]any{"kernels": 8.0, "max_epochs": 1.0, "init_from": "normal"}},
+	} {
+		out := t.TempDir()
+		args := append(tc.args, "-limit", "1000", "-eval=false", "-out", out, "-quiet")
+		if slices := strings.Join(tc.args, " "); !strings.Contains(slices, "-epochs") {
+			args = append(args, "-epochs", "15")
+		}
+		// Only config.json is checked: stop the run at once.
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel()
+		err := run(ctx, args, new(bytes.Buffer))
+		if cli.ExitCode(err) != 130 {
+			t.Fatalf("%v: %v, want an interrupted run", tc.args, err)
+		}
+		var config map[string]any
+		raw, err := os.ReadFile(filepath.Join(out, "config.json"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := json.Unmarshal(raw, &config); err != nil {
+			t.Fatal(err)
+		}
+		for k, v := range tc.want {
+			if got, _ := json.Marshal(config[k]); string(got) != mustJSON(v) {
+				t.Errorf("%v: config %s = %s, want %s", tc.args, k, got, mustJSON(v))
+			}
+		}
+	}
+}
+
+func mustJSON(v any) string {
+	b, _ := json.Marshal(v)
+	return string(b)
 }
 
 func TestRunErrors(t *testing.T) {
@@ -102,7 +231,11 @@ func TestRunErrors(t *testing.T) {
 		{name: "unknown flag", args: []string{"-nope"}, usage: true, msg: "flag provided but not defined"},
 		{name: "zero kernels", args: []string{"-kernels", "0"}, usage: true, msg: "positive"},
 		{name: "kernel wider than padded image", args: []string{"-width", "40", "-pad", "2"}, usage: true, msg: "larger than the padded image"},
-		{name: "unknown op set", args: []string{"-conv", "cudnn"}, usage: true, msg: "unknown op set"},
+		{name: "unknown op set", args: []string{"-ops", "cudnn"}, usage: true, msg: "unknown op set"},
+		{name: "unknown preset", args: []string{"-preset", "best"}, usage: true, msg: "-preset"},
+		{name: "unknown pooling", args: []string{"-pool", "mean3"}, usage: true, msg: "unknown pooling"},
+		{name: "unknown init", args: []string{"-init-from", "svd"}, usage: true, msg: "unknown initialisation"},
+		{name: "bad repair", args: []string{"-repair-cosine", "2"}, usage: true, msg: "cosine in [0, 1]"},
 		{name: "missing data", args: []string{"-data", "/nonexistent"}, msg: "no train-images"},
 		{name: "missing init", args: []string{"-init", "/nonexistent.npy"}, msg: "no such file"},
 	}
@@ -113,7 +246,7 @@ func TestRunErrors(t *testing.T) {
 			if err == nil {
 				t.Fatal("no error")
 			}
-			if got := experiment.ExitCode(err); (got == 2) != tc.usage {
+			if got := cli.ExitCode(err); (got == 2) != tc.usage {
 				t.Errorf("exit status %d for %q", got, err)
 			}
 			if !strings.Contains(err.Error(), tc.msg) {
@@ -126,12 +259,24 @@ func TestRunErrors(t *testing.T) {
 	}
 }
 
-// buildCommand builds the command into a temporary directory.
-func buildCommand(t *testing.T) string {
-	t.Helper()
-	bin := filepath.Join(t.TempDir(), "mnist")
+// buildCommand builds the command once for the tests that run it.
+var buildCommand = sync.OnceValues(func() (string, error) {
+	dir, err := os.MkdirTemp("", "calm-mnist")
+	if err != nil {
+		return "", err
+	}
+	bin := filepath.Join(dir, "mnist")
 	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
+		return "", fmt.Errorf("go build: %v\n%s", err, out)
+	}
+	return bin, nil
+})
+
+func built(t *testing.T) string {
+	t.Helper()
+	bin, err := buildCommand()
+	if err != nil {
+		t.Fatal(err)
 	}
 	return bin
 }
@@ -161,11 +306,38 @@ func idxDir(t *testing.T, change func(files [][]byte)) string {
 	return dir
 }
 
+// exitOf runs cmd and returns its exit status and stderr.
+func exitOf(t *testing.T, cmd *exec.Cmd) (int, string) {
+	t.Helper()
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	err := cmd.Run()
+	var ee *exec.ExitError
+	switch {
+	case err == nil:
+		return 0, stderr.String()
+	case errors.As(err, &ee):
+		return ee.ExitCode(), stderr.String()
+	}
+	t.Fatalf("%v: %v", cmd.Args, err)
+	return 0, ""
+}
+
+// oneLine fails the test unless msg is one line starting "mnist: " that
+// says want.
+func oneLine(t *testing.T, msg, want string) {
+	t.Helper()
+	msg = strings.TrimSpace(msg)
+	if strings.Contains(msg, "\n") || !strings.HasPrefix(msg, "mnist: ") || !strings.Contains(msg, want) {
+		t.Errorf("stderr %q, want one line starting \"mnist: \" that says %q", msg, want)
+	}
+}
+
 // TestExitStatus runs the built command on each kind of bad input and
 // checks what a user sees: the exit status and one line on stderr that
 // names the problem.
 func TestExitStatus(t *testing.T) {
-	bin := buildCommand(t)
+	bin := built(t)
 	tmp := t.TempDir()
 	badShape := filepath.Join(tmp, "rgb.npy")
 	if err := em.SaveTheta(badShape, em.InitTheta(4, 3, 20, 1)); err != nil {
@@ -203,94 +375,55 @@ func TestExitStatus(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			out := filepath.Join(t.TempDir(), "out")
-			cmd := exec.Command(bin, append(tc.args, "-out", out)...)
-			var stderr bytes.Buffer
-			cmd.Stderr = &stderr
-			err := cmd.Run()
-			var ee *exec.ExitError
-			if !errors.As(err, &ee) || ee.ExitCode() != tc.code {
-				t.Errorf("%v, want exit status %d; stderr %q", err, tc.code, stderr.String())
+			code, stderr := exitOf(t, exec.Command(bin, append(tc.args, "-out", out)...))
+			if code != tc.code {
+				t.Errorf("exit status %d, want %d; stderr %q", code, tc.code, stderr)
 			}
-			msg := strings.TrimSpace(stderr.String())
-			if strings.Contains(msg, "\n") || !strings.HasPrefix(msg, "mnist: ") || !strings.Contains(msg, tc.msg) {
-				t.Errorf("stderr %q, want one line starting \"mnist: \" that says %q", msg, tc.msg)
-			}
-			if entries, _ := os.ReadDir(out); len(entries) > 1 { // config.json at most
+			oneLine(t, stderr, tc.msg)
+			if entries, _ := os.ReadDir(out); len(entries) > 0 {
 				t.Errorf("a failed run left %d files in its output directory", len(entries))
 			}
 		})
 	}
 }
 
-// TestSignal interrupts the built command with SIGINT during training: it
-// must exit with status 130, say how to resume, and resume to the end.
-func TestSignal(t *testing.T) {
-	bin := buildCommand(t)
-	out := filepath.Join(t.TempDir(), "out")
-	args := []string{"-limit", "3000", "-epochs", "3", "-kernels", "16", "-width", "12", "-batch", "250", "-eval=false", "-out", out}
-	cmd := exec.Command(bin, args...)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	// Signal once the first epoch's checkpoint exists.
-	for i := 0; ; i++ {
-		if _, err := os.Stat(filepath.Join(out, "checkpoint.json")); err == nil {
-			break
-		}
-		if i > 6000 {
-			cmd.Process.Kill()
-			t.Fatal("no checkpoint after 60 s")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	cmd.Process.Signal(os.Interrupt)
-	err := cmd.Wait()
-	var ee *exec.ExitError
-	if !errors.As(err, &ee) || ee.ExitCode() != 130 {
-		if err == nil {
-			t.Skip("the run finished before the signal arrived")
-		}
-		t.Fatalf("%v, want exit status 130; stderr %q", err, stderr.String())
-	}
-	if !strings.Contains(stderr.String(), "resume with: go run ./cmd/mnist -resume "+out) {
-		t.Errorf("stderr %q does not say how to resume", stderr.String())
-	}
-	resume := exec.Command(bin, "-resume", out, "-quiet")
-	if b, err := resume.CombinedOutput(); err != nil {
-		t.Fatalf("-resume: %v\n%s", err, b)
-	}
-	if _, err := em.LoadTheta(filepath.Join(out, "theta.npy")); err != nil {
-		t.Errorf("after -resume: %v", err)
-	}
+// stopAfter is an io.Writer for a run's log that cancels the run once the
+// progress line of the given epoch has been written: the checkpointer
+// records each epoch before the progress line does, so the checkpoint of
+// that epoch is on disk by then.
+type stopAfter struct {
+	mu     sync.Mutex
+	buf    bytes.Buffer
+	epoch  string
+	cancel context.CancelFunc
 }
 
-// TestResume interrupts a run once its second epoch's checkpoint exists,
-// resumes it, and compares θ and the metrics with the same run done
-// without interruption: they must be equal, bit for bit.
+func (s *stopAfter) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.buf.Write(p)
+	if strings.Contains(s.buf.String(), s.epoch) {
+		s.cancel()
+	}
+	return len(p), nil
+}
+
+// TestResume interrupts a run once its second epoch is done, resumes it,
+// and compares θ and the metrics with the same run done without
+// interruption: they must be equal, bit for bit.
 func TestResume(t *testing.T) {
-	args := []string{"-limit", "600", "-epochs", "4", "-kernels", "8", "-width", "10", "-batch", "200", "-pixels=false", "-quiet"}
+	args := []string{"-limit", "600", "-epochs", "4", "-kernels", "8", "-width", "10", "-batch", "200", "-pixels=false",
+		"-mixing", "-repair-count", "1", "-repair-cosine", "0.95"}
 	whole := t.TempDir()
-	if err := run(context.Background(), append(args, "-out", whole), new(bytes.Buffer)); err != nil {
+	if err := run(context.Background(), append(args, "-out", whole, "-quiet"), new(bytes.Buffer)); err != nil {
 		t.Fatal(err)
 	}
 	cut := t.TempDir()
 	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for ctx.Err() == nil {
-			if raw, err := os.ReadFile(filepath.Join(cut, "checkpoint.json")); err == nil && bytes.Contains(raw, []byte(`"epoch": 2`)) {
-				cancel()
-			}
-		}
-	}()
-	err := run(ctx, append(args, "-out", cut), new(bytes.Buffer))
-	cancel()
-	<-done
-	if experiment.ExitCode(err) != 130 || !strings.Contains(err.Error(), "checkpoint of epoch") {
-		t.Fatalf("interrupted run: %v (exit status %d), want an interruption (130)", err, experiment.ExitCode(err))
+	defer cancel()
+	err := run(ctx, append(args, "-out", cut), &stopAfter{epoch: "epoch  2/4", cancel: cancel})
+	if cli.ExitCode(err) != 130 || !strings.Contains(err.Error(), "checkpoint of epoch 2") {
+		t.Fatalf("interrupted run: %v (exit status %d), want an interruption (130) after epoch 2", err, cli.ExitCode(err))
 	}
 	if _, err := os.Stat(filepath.Join(cut, "metrics.json")); !os.IsNotExist(err) {
 		t.Fatalf("an interrupted run wrote metrics.json")
@@ -298,32 +431,240 @@ func TestResume(t *testing.T) {
 	if err := run(context.Background(), []string{"-resume", cut, "-quiet"}, new(bytes.Buffer)); err != nil {
 		t.Fatalf("-resume: %v", err)
 	}
-	a, _ := os.ReadFile(filepath.Join(whole, "theta.npy"))
-	b, _ := os.ReadFile(filepath.Join(cut, "theta.npy"))
-	if len(a) == 0 || !bytes.Equal(a, b) {
-		t.Error("theta.npy of the resumed run differs from the uninterrupted run's")
+	for _, name := range []string{"theta.npy", "log_prior.npy"} {
+		a, _ := os.ReadFile(filepath.Join(whole, name))
+		b, _ := os.ReadFile(filepath.Join(cut, name))
+		if len(a) == 0 || !bytes.Equal(a, b) {
+			t.Errorf("%s of the resumed run differs from the uninterrupted run's", name)
+		}
 	}
-	metrics := func(dir string) map[string]any {
-		var m map[string]any
-		raw, err := os.ReadFile(filepath.Join(dir, "metrics.json"))
+	metrics := func(dir string) string {
+		m := readMetrics(t, dir)
+		for _, timing := range []string{"epoch_seconds", "train_seconds", "features_seconds", "classifier_seconds", "wall_seconds", "peak_rss_bytes"} {
+			delete(m, timing)
+		}
+		for _, ev := range m["evaluations"].([]any) {
+			delete(ev.(map[string]any), "classifier_seconds")
+		}
+		return mustJSON(m)
+	}
+	if a, b := metrics(whole), metrics(cut); a != b {
+		t.Errorf("metrics differ:\nuninterrupted %s\nresumed       %s", a, b)
+	}
+	if err := run(context.Background(), []string{"-resume", cut, "-epochs", "9"}, new(bytes.Buffer)); cli.ExitCode(err) != 2 {
+		t.Errorf("-resume with -epochs: %v, want a usage error", err)
+	}
+}
+
+// TestSignal interrupts the built command with SIGINT during training: it
+// must exit with status 130, say how to resume, and resume to the end. The
+// run is far too long to end before the signal: if it does, the test fails.
+func TestSignal(t *testing.T) {
+	bin := built(t)
+	out := filepath.Join(t.TempDir(), "out")
+	args := []string{"-limit", "3000", "-epochs", "500", "-kernels", "16", "-width", "12", "-batch", "250", "-eval=false", "-out", out}
+	cmd := exec.Command(bin, args...)
+	stderr := &signalAfter{epoch: "epoch  1/500", cmd: cmd}
+	cmd.Stderr = stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	err := cmd.Wait()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 130 {
+		t.Fatalf("%v, want exit status 130; stderr %q", err, stderr.String())
+	}
+	if !strings.Contains(stderr.String(), "resume with: go run ./cmd/mnist -resume "+out) {
+		t.Errorf("stderr %q does not say how to resume", stderr.String())
+	}
+	cp, err := em.LoadCheckpoint(out)
+	if err != nil || cp.Epoch < 1 {
+		t.Fatalf("checkpoint after the signal: %v, %v", cp, err)
+	}
+}
+
+// signalAfter is the stderr of a command that sends it SIGINT once the
+// progress line of the given epoch appears.
+type signalAfter struct {
+	mu    sync.Mutex
+	buf   bytes.Buffer
+	epoch string
+	cmd   *exec.Cmd
+	sent  bool
+}
+
+func (s *signalAfter) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.buf.Write(p)
+	if !s.sent && strings.Contains(s.buf.String(), s.epoch) {
+		s.cmd.Process.Signal(os.Interrupt)
+		s.sent = true
+	}
+	return len(p), nil
+}
+
+func (s *signalAfter) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.buf.String()
+}
+
+// TestFaults runs the built command into faults a user meets: a file-size
+// limit while the next checkpoint is written, checkpoints that are
+// corrupt or do not fit, a second run in the same directory, and a batch
+// that cannot fit in an address-space limit. Each must end with one line
+// that says what happened and leave the previous checkpoint as it was.
+func TestFaults(t *testing.T) {
+	bin := built(t)
+	// A run of three epochs, interrupted after the first.
+	args := []string{"-limit", "400", "-epochs", "3", "-kernels", "16", "-width", "12", "-batch", "200", "-eval=false"}
+	interrupted := func(t *testing.T) string {
+		t.Helper()
+		out := filepath.Join(t.TempDir(), "out")
+		cmd := exec.Command(bin, append(args, "-out", out)...)
+		cmd.Stderr = &signalAfter{epoch: "epoch  1/3", cmd: cmd}
+		if err := cmd.Run(); err == nil {
+			t.Fatal("the run ended before the signal")
+		}
+		if cp, err := em.LoadCheckpoint(out); err != nil || cp.Epoch != 1 {
+			t.Fatalf("checkpoint after the signal: %+v, %v; want epoch 1", cp, err)
+		}
+		return out
+	}
+	checkpoint := func(t *testing.T, dir string) string {
+		t.Helper()
+		raw, err := os.ReadFile(filepath.Join(dir, em.CheckpointFile))
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := json.Unmarshal(raw, &m); err != nil {
+		theta, err := os.ReadFile(filepath.Join(dir, "checkpoint-1.npy"))
+		if err != nil {
 			t.Fatal(err)
 		}
-		for _, timing := range []string{"epoch_seconds", "train_seconds", "eval_seconds", "wall_seconds", "peak_rss_bytes"} {
-			delete(m, timing)
+		return string(raw) + string(theta)
+	}
+
+	t.Run("file-size limit", func(t *testing.T) {
+		out := interrupted(t)
+		before := checkpoint(t, out)
+		// θ of 16×12×12 floats is 9 344 bytes: the next checkpoint cannot
+		// be written under 8 KiB.
+		code, stderr := exitOf(t, limited(t, "fsize=8192", bin, "-resume", out, "-quiet"))
+		if code != 1 {
+			t.Errorf("exit status %d, want 1", code)
 		}
-		return m
+		oneLine(t, stderr, "checkpoint-2.npy: file too large")
+		if after := checkpoint(t, out); after != before {
+			t.Error("the failed run changed the last checkpoint")
+		}
+		if tmp, _ := filepath.Glob(filepath.Join(out, ".*tmp*")); len(tmp) != 0 {
+			t.Errorf("temporary files left: %v", tmp)
+		}
+		// Without the limit it goes on to the end.
+		if code, stderr := exitOf(t, exec.Command(bin, "-resume", out, "-quiet")); code != 0 {
+			t.Errorf("resume without the limit: status %d, %s", code, stderr)
+		}
+	})
+	for _, tc := range []struct {
+		name   string
+		change func(dir string) error
+		msg    string
+	}{
+		{"checkpoint.json that does not parse", func(dir string) error {
+			return os.WriteFile(filepath.Join(dir, em.CheckpointFile), []byte(`{"epoch": 1, "theta": `), 0o644)
+		}, "checkpoint.json: unexpected end of JSON"},
+		{"θ of another shape", func(dir string) error {
+			return em.SaveTheta(filepath.Join(dir, "checkpoint-1.npy"), em.InitTheta(16, 1, 9, 1))
+		}, "kernels of shape"},
+		{"data of another size", func(dir string) error {
+			raw, err := os.ReadFile(filepath.Join(dir, em.CheckpointFile))
+			if err != nil {
+				return err
+			}
+			return os.WriteFile(filepath.Join(dir, em.CheckpointFile), bytes.Replace(raw, []byte(`"images": 400`), []byte(`"images": 500`), 1), 0o644)
+		}, "taken on 500 images, the run has 400"},
+		{"truncated θ", func(dir string) error {
+			return os.Truncate(filepath.Join(dir, "checkpoint-1.npy"), 1000)
+		}, "checkpoint-1.npy"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			out := interrupted(t)
+			if err := tc.change(out); err != nil {
+				t.Fatal(err)
+			}
+			before := checkpoint(t, out)
+			code, stderr := exitOf(t, exec.Command(bin, "-resume", out))
+			if code != 1 {
+				t.Errorf("exit status %d, want 1", code)
+			}
+			oneLine(t, stderr, tc.msg)
+			if after := checkpoint(t, out); after != before {
+				t.Error("the refused resume changed the checkpoint")
+			}
+			if _, err := os.Stat(filepath.Join(out, "theta.npy")); !os.IsNotExist(err) {
+				t.Error("the refused resume wrote theta.npy")
+			}
+		})
 	}
-	ma, mb := metrics(whole), metrics(cut)
-	ja, _ := json.Marshal(ma)
-	jb, _ := json.Marshal(mb)
-	if !bytes.Equal(ja, jb) {
-		t.Errorf("metrics differ:\nuninterrupted %s\nresumed       %s", ja, jb)
+
+	t.Run("two runs in one directory", func(t *testing.T) {
+		out := filepath.Join(t.TempDir(), "out")
+		first := exec.Command(bin, "-limit", "3000", "-epochs", "500", "-kernels", "16", "-width", "12", "-eval=false", "-out", out)
+		started := make(chan struct{})
+		first.Stderr = &notifyAfter{text: "epoch  1/500", ch: started}
+		if err := first.Start(); err != nil {
+			t.Fatal(err)
+		}
+		defer first.Process.Kill()
+		<-started
+		code, stderr := exitOf(t, exec.Command(bin, append(args, "-out", out)...))
+		if code != 1 {
+			t.Errorf("second run: exit status %d, want 1", code)
+		}
+		oneLine(t, stderr, fmt.Sprintf("being written by the run of process %d", first.Process.Pid))
+		first.Process.Signal(os.Interrupt)
+		first.Wait()
+	})
+
+	t.Run("batch beyond an address-space limit", func(t *testing.T) {
+		out := filepath.Join(t.TempDir(), "out")
+		big := []string{"-kernels", "256", "-limit", "6000", "-epochs", "1", "-eval=false", "-quiet", "-out", out}
+		code, stderr := exitOf(t, limited(t, "as=3000000000", bin, append(big, "-batch", "6000")...))
+		if code != 2 {
+			t.Errorf("exit status %d, want 2", code)
+		}
+		oneLine(t, stderr, "(address-space limit); use -batch")
+		if _, err := os.Stat(out); !os.IsNotExist(err) {
+			t.Error("the refused run created its output directory")
+		}
+		// The batch it names must run under the same limit.
+		var batch int
+		if _, err := fmt.Sscanf(stderr[strings.Index(stderr, "use -batch"):], "use -batch %d", &batch); err != nil {
+			t.Fatalf("no batch size in %q", stderr)
+		}
+		if code, stderr := exitOf(t, limited(t, "as=3000000000", bin, append(big, "-batch", strconv.Itoa(batch))...)); code != 0 {
+			t.Errorf("-batch %d under the same limit: exit status %d, %s", batch, code, stderr)
+		}
+	})
+}
+
+// notifyAfter closes ch once text has been written to it.
+type notifyAfter struct {
+	mu   sync.Mutex
+	buf  bytes.Buffer
+	text string
+	ch   chan struct{}
+	done bool
+}
+
+func (n *notifyAfter) Write(p []byte) (int, error) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.buf.Write(p)
+	if !n.done && strings.Contains(n.buf.String(), n.text) {
+		close(n.ch)
+		n.done = true
 	}
-	if err := run(context.Background(), []string{"-resume", cut, "-epochs", "9"}, new(bytes.Buffer)); experiment.ExitCode(err) != 2 {
-		t.Errorf("-resume with -epochs: %v, want a usage error", err)
-	}
+	return len(p), nil
 }

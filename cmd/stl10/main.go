@@ -9,8 +9,8 @@
 //
 // Images are streamed from disk and ZCA-whitened per image and channel as
 // they are read (see package stl10). The flags are cmd/mnist's, with
-// STL-10's defaults (200 kernels of 15×15, no padding, batch 200, 10
-// epochs), -data required and -unlabeled added.
+// STL-10's paper preset (200 kernels of 15×15, no padding, batch 200, 10
+// epochs, no pixel classifier), -data required and -unlabeled added.
 package main
 
 import (
@@ -20,27 +20,39 @@ import (
 
 	"calm/em"
 	"calm/experiment"
-	"calm/graph"
+	"calm/internal/cli"
 	"calm/stl10"
 )
 
-func main() { experiment.Main("stl10", run) }
+// Presets are the command's named defaults, the first the default.
+var Presets = []cli.Preset{
+	{Name: "paper", Doc: "the paper's STL-10 setting: 200 kernels of 3×15×15, no padding, batch 200, 10 epochs", Flags: map[string]string{
+		"kernels": "200", "width": "15", "pad": "0", "batch": "200", "epochs": "10", "pixels": "false",
+	}},
+}
+
+func main() { cli.Main("stl10", run) }
 
 func run(ctx context.Context, args []string, stderr io.Writer) error {
-	f := experiment.NewFlags("stl10", experiment.Defaults{Out: "out/stl10", Epochs: 10, Kernels: 200, Width: 15, Pad: 0, Batch: 200})
+	f := cli.NewFlags("stl10", Presets...)
 	unlabeled := f.FlagSet.Bool("unlabeled", false, "learn the kernels from train + unlabeled instead of the 5 000 labelled images")
 	if err := f.Parse(args, stderr); err != nil {
 		return err
 	}
 	if f.Data == "" {
-		return experiment.UsageError{Err: errors.New("-data DIR is required: STL-10 cannot be downloaded here")}
+		return cli.UsageError{Err: errors.New("-data DIR is required: STL-10 cannot be downloaded here")}
 	}
 	s, err := f.Settings(stl10.Channels)
 	if err != nil {
 		return err
 	}
-	if err := (graph.Config{Kernels: s.Kernels, Channels: stl10.Channels, Height: stl10.Side, Width: stl10.Side,
-		Size: s.Size, Pad: s.Pad, Batch: s.Batch}).Validate(); err != nil {
+	// STL-10's images are 96×96×3 whatever the files hold: check the layer
+	// before reading them.
+	if _, _, err := s.Normalize(1, stl10.Channels, stl10.Side, stl10.Side); err != nil {
+		return cli.UsageError{Err: err}
+	}
+	opt, err := f.Options(ctx, s, stderr)
+	if err != nil {
 		return err
 	}
 	set, err := stl10.Load(f.Data, *unlabeled, true)
@@ -61,6 +73,6 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 		Name: name, Train: train, Labelled: set.Train, Labels: set.TrainLabels,
 		Test: set.Test, TestLabels: set.TestLabels, Classes: stl10.Classes,
 		Description: map[string]any{"data": f.Data, "limit": f.Limit, "init": f.Init, "unlabeled": *unlabeled, "zca": "per image and channel, as the reference"},
-	}, f.Options(ctx, s, stderr))
+	}, opt)
 	return err
 }

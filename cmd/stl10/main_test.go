@@ -12,7 +12,7 @@ import (
 	"testing"
 
 	"calm/em"
-	"calm/experiment"
+	"calm/internal/cli"
 	"calm/stl10"
 )
 
@@ -102,8 +102,8 @@ func TestRunErrors(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			err := run(context.Background(), append(tc.args, "-out", t.TempDir(), "-quiet"), new(bytes.Buffer))
-			if experiment.ExitCode(err) != tc.code || err == nil || !strings.Contains(err.Error(), tc.msg) {
-				t.Errorf("error %v (exit %d), want exit %d saying %q", err, experiment.ExitCode(err), tc.code, tc.msg)
+			if cli.ExitCode(err) != tc.code || err == nil || !strings.Contains(err.Error(), tc.msg) {
+				t.Errorf("error %v (exit %d), want exit %d saying %q", err, cli.ExitCode(err), tc.code, tc.msg)
 			}
 		})
 	}

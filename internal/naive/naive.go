@@ -6,46 +6,53 @@ package naive
 
 import "math"
 
-// Layer is the shape of a problem: N images (C,H,W), K kernels (C,S,S),
-// padding P.
-type Layer struct{ N, C, H, W, K, S, P int }
+// Layer is the shape of a problem: N images of C channels, Rows × Cols
+// pixels; K kernels of C × Width × Width; padding Pad.
+type Layer struct{ N, C, Rows, Cols, K, Width, Pad int }
 
 // Positions returns Uh, Uw.
-func (l Layer) Positions() (int, int) { return l.H + 2*l.P - l.S + 1, l.W + 2*l.P - l.S + 1 }
+func (l Layer) Positions() (int, int) {
+	return l.Rows + 2*l.Pad - l.Width + 1, l.Cols + 2*l.Pad - l.Width + 1
+}
 
 // Pixel returns x[n,c,y,x] of the zero-padded image (y, x in padded
 // coordinates).
 func (l Layer) Pixel(x []float32, n, c, y, xx int) float64 {
-	y -= l.P
-	xx -= l.P
-	if y < 0 || y >= l.H || xx < 0 || xx >= l.W {
+	y -= l.Pad
+	xx -= l.Pad
+	if y < 0 || y >= l.Rows || xx < 0 || xx >= l.Cols {
 		return 0
 	}
-	return float64(x[((n*l.C+c)*l.H+y)*l.W+xx])
+	return float64(x[((n*l.C+c)*l.Rows+y)*l.Cols+xx])
 }
 
-// LogJoint returns L[n,k,u] = Σ θ_k·patch_u(x_n) − ½‖θ_k‖², (N,K,Uh,Uw).
-func (l Layer) LogJoint(x, theta []float32) []float64 {
+// LogJoint returns L[n,k,u] = Σ θ_k·patch_u(x_n) − ½‖θ_k‖² + logPrior[k],
+// (N,K,Uh,Uw); a nil logPrior means zeros (uniform weights).
+func (l Layer) LogJoint(x, theta []float32, logPrior []float64) []float64 {
 	uh, uw := l.Positions()
 	out := make([]float64, l.N*l.K*uh*uw)
 	for n := 0; n < l.N; n++ {
 		for k := 0; k < l.K; k++ {
 			var sq float64
 			for c := 0; c < l.C; c++ {
-				for i := 0; i < l.S; i++ {
-					for j := 0; j < l.S; j++ {
-						t := float64(theta[((k*l.C+c)*l.S+i)*l.S+j])
+				for i := 0; i < l.Width; i++ {
+					for j := 0; j < l.Width; j++ {
+						t := float64(theta[((k*l.C+c)*l.Width+i)*l.Width+j])
 						sq += t * t
 					}
 				}
 			}
+			prior := 0.0
+			if logPrior != nil {
+				prior = logPrior[k]
+			}
 			for y := 0; y < uh; y++ {
 				for xx := 0; xx < uw; xx++ {
-					s := -sq / 2
+					s := -sq/2 + prior
 					for c := 0; c < l.C; c++ {
-						for i := 0; i < l.S; i++ {
-							for j := 0; j < l.S; j++ {
-								s += float64(theta[((k*l.C+c)*l.S+i)*l.S+j]) * l.Pixel(x, n, c, y+i, xx+j)
+						for i := 0; i < l.Width; i++ {
+							for j := 0; j < l.Width; j++ {
+								s += float64(theta[((k*l.C+c)*l.Width+i)*l.Width+j]) * l.Pixel(x, n, c, y+i, xx+j)
 							}
 						}
 					}
@@ -68,9 +75,9 @@ func (l Layer) Conv2d(x, theta, bias []float32) []float64 {
 				for xx := 0; xx < uw; xx++ {
 					s := float64(bias[k])
 					for c := 0; c < l.C; c++ {
-						for i := 0; i < l.S; i++ {
-							for j := 0; j < l.S; j++ {
-								s += float64(theta[((k*l.C+c)*l.S+i)*l.S+j]) * l.Pixel(x, n, c, y+i, xx+j)
+						for i := 0; i < l.Width; i++ {
+							for j := 0; j < l.Width; j++ {
+								s += float64(theta[((k*l.C+c)*l.Width+i)*l.Width+j]) * l.Pixel(x, n, c, y+i, xx+j)
 							}
 						}
 					}
@@ -86,11 +93,11 @@ func (l Layer) Conv2d(x, theta, bias []float32) []float64 {
 // for maps f (N,K,Uh,Uw).
 func (l Layer) Filter(x, f []float32) []float64 {
 	uh, uw := l.Positions()
-	out := make([]float64, l.K*l.C*l.S*l.S)
+	out := make([]float64, l.K*l.C*l.Width*l.Width)
 	for k := 0; k < l.K; k++ {
 		for c := 0; c < l.C; c++ {
-			for i := 0; i < l.S; i++ {
-				for j := 0; j < l.S; j++ {
+			for i := 0; i < l.Width; i++ {
+				for j := 0; j < l.Width; j++ {
 					var s float64
 					for n := 0; n < l.N; n++ {
 						for y := 0; y < uh; y++ {
@@ -99,7 +106,7 @@ func (l Layer) Filter(x, f []float32) []float64 {
 							}
 						}
 					}
-					out[((k*l.C+c)*l.S+i)*l.S+j] = s
+					out[((k*l.C+c)*l.Width+i)*l.Width+j] = s
 				}
 			}
 		}
@@ -132,11 +139,12 @@ type EStep struct {
 	Features     []float64 // (N,K): logsumexp_u L
 }
 
-// E runs the E-step with direct loops.
-func (l Layer) E(x, theta []float32) EStep {
+// E runs the E-step with direct loops; a nil logPrior means uniform
+// weights.
+func (l Layer) E(x, theta []float32, logPrior []float64) EStep {
 	uh, uw := l.Positions()
 	u := uh * uw
-	e := EStep{LogJoint: l.LogJoint(x, theta)}
+	e := EStep{LogJoint: l.LogJoint(x, theta, logPrior)}
 	e.LogMarginal = make([]float64, l.N)
 	e.LogPosterior = make([]float64, len(e.LogJoint))
 	e.Features = make([]float64, l.N*l.K)
@@ -158,4 +166,56 @@ func (l Layer) E(x, theta []float32) EStep {
 		e.LogCounts[k] = LogSumExp(all)
 	}
 	return e
+}
+
+// Pool reduces each of the maps Uh×Uw of m over the cells of a G×G grid
+// (position u of an axis of U positions in cell ⌊u·G/U⌋), by log-sum-exp
+// or, with max, by the maximum. The result holds G·G values per map.
+func Pool(m []float64, uh, uw, g int, max bool) []float64 {
+	maps := len(m) / (uh * uw)
+	out := make([]float64, maps*g*g)
+	for i := 0; i < maps; i++ {
+		for c := 0; c < g*g; c++ {
+			var vals []float64
+			for y := 0; y < uh; y++ {
+				for x := 0; x < uw; x++ {
+					if y*g/uh == c/g && x*g/uw == c%g {
+						vals = append(vals, m[i*uh*uw+y*uw+x])
+					}
+				}
+			}
+			if max {
+				v := math.Inf(-1)
+				for _, x := range vals {
+					v = math.Max(v, x)
+				}
+				out[i*g*g+c] = v
+				continue
+			}
+			out[i*g*g+c] = LogSumExp(vals)
+		}
+	}
+	return out
+}
+
+// Update returns the M-step's new kernels θ_k = S_k / Ñ_k and log mixing
+// weights log π_k = log(N_k / T) from an epoch's numerator S (K·D) and log
+// counts b (K): N_k = exp(b_k), T = Σ N_k, Ñ_k = (T·N_k + 1)/(T + 1).
+func Update(s, logCounts []float64) (theta, logPrior []float64) {
+	k := len(logCounts)
+	d := len(s) / k
+	var total float64
+	for _, b := range logCounts {
+		total += math.Exp(b)
+	}
+	theta = make([]float64, len(s))
+	logPrior = make([]float64, k)
+	for kk, b := range logCounts {
+		nk := math.Exp(b)
+		for i := 0; i < d; i++ {
+			theta[kk*d+i] = s[kk*d+i] / ((total*nk + 1) / (total + 1))
+		}
+		logPrior[kk] = b - math.Log(total)
+	}
+	return theta, logPrior
 }

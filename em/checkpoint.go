@@ -1,0 +1,173 @@
+package em
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+
+	"calm/graph"
+	"calm/internal/atomicfile"
+
+	"gorgonia.org/tensor"
+)
+
+// Checkpoint is the state of a run after a whole epoch: all that training
+// needs to go on, since neither EM nor the repair draws random numbers after
+// the initial θ.
+type Checkpoint struct {
+	Epoch        int           // epochs done
+	LogLik       []float64     // one per epoch done
+	EpochSeconds []float64     // one per epoch done
+	Reseeded     []Reseed      // the repairs so far
+	Theta        *tensor.Dense // after epoch Epoch
+	LogPrior     *tensor.Dense // the log mixing weights; nil while they are uniform
+	Images       int           // training images: a checkpoint resumes on the same data only
+}
+
+// Reseed records the kernels re-seeded after one epoch.
+type Reseed struct {
+	Epoch   int   `json:"epoch"`
+	Kernels []int `json:"kernels"`
+}
+
+// check reports whether c can resume a run of cfg on n images that stops
+// after maxEpochs.
+func (c *Checkpoint) check(cfg graph.Config, n, maxEpochs int) error {
+	bad := func(format string, args ...any) error {
+		return fmt.Errorf("em: checkpoint: "+format, args...)
+	}
+	switch {
+	case c.Theta == nil:
+		return bad("no kernels")
+	case c.Epoch < 0 || c.Epoch > maxEpochs || len(c.LogLik) != c.Epoch || len(c.EpochSeconds) != c.Epoch:
+		return bad("epoch %d with %d log-likelihoods and %d timings does not fit %d epochs", c.Epoch, len(c.LogLik), len(c.EpochSeconds), maxEpochs)
+	case !c.Theta.Shape().Eq(cfg.KernelShape()) || c.Theta.Dtype() != tensor.Float32:
+		return bad("kernels of shape %v %v, the run has %v", c.Theta.Dtype(), c.Theta.Shape(), cfg.KernelShape())
+	case c.LogPrior != nil && (!c.LogPrior.Shape().Eq(tensor.Shape{cfg.Kernels}) || c.LogPrior.Dtype() != tensor.Float32):
+		return bad("mixing weights of shape %v, the run has %d kernels", c.LogPrior.Shape(), cfg.Kernels)
+	case c.Images != n:
+		return bad("taken on %d images, the run has %d", c.Images, n)
+	}
+	if i := nonFinite(c.Theta.Data().([]float32)); i >= 0 {
+		return bad("θ holds %v in kernel %d", c.Theta.Data().([]float32)[i], i/cfg.KernelLen())
+	}
+	return nil
+}
+
+// CheckpointFile is the name, in a run's directory, of the record of its
+// last whole epoch; the θ file it names sits beside it.
+const CheckpointFile = "checkpoint.json"
+
+type checkpointRecord struct {
+	Epoch        int       `json:"epoch"`
+	LogLik       []float64 `json:"loglik"`
+	EpochSeconds []float64 `json:"epoch_seconds"`
+	Reseeded     []Reseed  `json:"reseeded,omitempty"`
+	Theta        string    `json:"theta"` // file name in the same directory
+	LogPrior     []float32 `json:"log_prior,omitempty"`
+	Images       int       `json:"images"`
+}
+
+// SaveCheckpoint writes cp into dir: θ first, as checkpoint-N.npy, then
+// checkpoint.json naming it, each written to a temporary file, synced and
+// renamed into place; prev, the θ file of the checkpoint before (if any),
+// is removed last. A crash or a full disk at any point leaves a complete
+// checkpoint behind. It returns the name of the θ file it wrote.
+func SaveCheckpoint(dir string, cp *Checkpoint, prev string) (string, error) {
+	name := fmt.Sprintf("checkpoint-%d.npy", cp.Epoch)
+	if err := saveTheta(filepath.Join(dir, name), cp.Theta); err != nil {
+		return "", fmt.Errorf("em: checkpoint: %w", err)
+	}
+	rec := checkpointRecord{Epoch: cp.Epoch, LogLik: cp.LogLik, EpochSeconds: cp.EpochSeconds,
+		Reseeded: cp.Reseeded, Theta: name, Images: cp.Images}
+	if cp.LogPrior != nil {
+		rec.LogPrior = cp.LogPrior.Data().([]float32)
+	}
+	if err := writeJSON(filepath.Join(dir, CheckpointFile), rec); err != nil {
+		return "", fmt.Errorf("em: checkpoint: %w", err)
+	}
+	if prev != "" && prev != name {
+		os.Remove(filepath.Join(dir, prev))
+	}
+	return name, nil
+}
+
+// ErrNoCheckpoint is wrapped by LoadCheckpoint's error for a directory
+// that holds none.
+var ErrNoCheckpoint = errors.New("no checkpoint")
+
+// LoadCheckpoint reads the checkpoint saved in dir, checking what it can
+// without the run's settings (Settings.Normalize checks the rest).
+func LoadCheckpoint(dir string) (*Checkpoint, error) {
+	raw, err := os.ReadFile(filepath.Join(dir, CheckpointFile))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("em: %w in %s", ErrNoCheckpoint, dir)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("em: %w", err)
+	}
+	var rec checkpointRecord
+	if err := json.Unmarshal(raw, &rec); err != nil {
+		return nil, fmt.Errorf("em: %s: %w", filepath.Join(dir, CheckpointFile), err)
+	}
+	if rec.Theta == "" || rec.Theta != filepath.Base(rec.Theta) {
+		return nil, fmt.Errorf("em: %s names θ file %q, want a file beside it", filepath.Join(dir, CheckpointFile), rec.Theta)
+	}
+	theta, err := LoadTheta(filepath.Join(dir, rec.Theta))
+	if err != nil {
+		return nil, fmt.Errorf("em: checkpoint: %w", err)
+	}
+	cp := &Checkpoint{Epoch: rec.Epoch, LogLik: rec.LogLik, EpochSeconds: rec.EpochSeconds,
+		Reseeded: rec.Reseeded, Theta: theta, Images: rec.Images}
+	if rec.LogPrior != nil {
+		for k, v := range rec.LogPrior {
+			if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
+				return nil, fmt.Errorf("em: checkpoint: log mixing weight %d is %v", k, v)
+			}
+		}
+		cp.LogPrior = tensor.New(tensor.WithShape(len(rec.LogPrior)), tensor.WithBacking(rec.LogPrior))
+	}
+	return cp, nil
+}
+
+// Checkpointer is a Recorder that saves a checkpoint into Dir after every
+// epoch (see SaveCheckpoint) and remembers the last epoch saved.
+type Checkpointer struct {
+	Dir   string
+	Epoch int // of the last checkpoint written (or resumed from)
+	prev  string
+}
+
+// NewCheckpointer returns the Checkpointer of dir, for a run that starts
+// afresh (from nil) or resumes from a checkpoint saved there.
+func NewCheckpointer(dir string, from *Checkpoint) *Checkpointer {
+	c := &Checkpointer{Dir: dir}
+	if from != nil {
+		c.Epoch, c.prev = from.Epoch, fmt.Sprintf("checkpoint-%d.npy", from.Epoch)
+	}
+	return c
+}
+
+// Record implements Recorder.
+func (c *Checkpointer) Record(e Event) error {
+	if e.State == nil {
+		return nil
+	}
+	name, err := SaveCheckpoint(c.Dir, e.State, c.prev)
+	if err != nil {
+		return err
+	}
+	c.prev, c.Epoch = name, e.State.Epoch
+	return nil
+}
+
+func writeJSON(path string, v any) error {
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return err
+	}
+	return atomicfile.WriteBytes(path, append(b, '\n'))
+}

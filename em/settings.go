@@ -1,0 +1,194 @@
+package em
+
+import (
+	"context"
+	"fmt"
+	"math"
+
+	"calm/graph"
+
+	"gorgonia.org/tensor"
+)
+
+// Settings configure Train. The zero value of each field means its
+// default, which is the paper's MNIST layer trained the paper's way;
+// Settings.Normalize fills the defaults in and checks every value, the one
+// place that does.
+type Settings struct {
+	Kernels int // K; default 64
+	Width   int // kernel width w; default 20
+	Pad     int // zero padding p; 0 is a padding, not a default
+	Batch   int // images per batch (a memory bound: the result does not depend on it); default 1000
+
+	MaxEpochs int     // default 15
+	Tol       float64 // stop when the relative LL gain falls below Tol; 0 = never
+
+	// Init, when set, is the initial θ (K,C,w,w); otherwise InitFrom
+	// draws it, from Seed.
+	Init       *tensor.Dense
+	InitFrom   InitMethod // default InitNormal, the paper's θ ~ N(0,1)
+	Seed       uint64
+	InitSample int // patches sampled for InitPatches and InitKMeansPP; default 10 000
+
+	// Mixing learns the mixing weights π_k = N_k / Σ N, starting from 1/K
+	// (log π enters the E-step's bias, so the LL includes it); off, they
+	// stay uniform and out of the LL, as in the paper.
+	Mixing bool
+
+	// Repair re-seeds collapsed kernels after each epoch but the last; the
+	// zero value is off, as in the paper.
+	Repair Repair
+
+	Ops      graph.Ops // default graph.OpSets()[0]
+	Recorder Recorder  // optional
+
+	// Context, when cancelled, stops training at the next batch boundary
+	// with an error wrapping its cause; the epoch under way is dropped.
+	Context context.Context
+
+	// Resume continues a run from a checkpoint of it: θ, the mixing weights
+	// and the history after Resume.Epoch epochs. Init is then ignored. The
+	// result is the same, bit for bit, as that of the uninterrupted run.
+	Resume *Checkpoint
+}
+
+// Defaults of Settings.
+const (
+	DefaultKernels    = 64
+	DefaultWidth      = 20
+	DefaultBatch      = 1000
+	DefaultMaxEpochs  = 15
+	DefaultInitSample = 10000
+)
+
+// Repair says which kernels count as collapsed after an epoch, to be
+// re-seeded from the patch the model explains worst: one whose expected
+// count N_k (images explained, out of all) falls below MinCount, or whose
+// cosine similarity with a kernel of lower index is at least MaxCosine. A
+// zero field turns its test off.
+type Repair struct {
+	MinCount  float64
+	MaxCosine float64
+}
+
+// On reports whether r re-seeds anything.
+func (r Repair) On() bool { return r.MinCount > 0 || r.MaxCosine > 0 }
+
+// An InitMethod draws the initial kernels.
+type InitMethod int
+
+const (
+	// InitNormal draws θ ~ N(0,1) elementwise, as the paper and the
+	// reference do.
+	InitNormal InitMethod = iota
+	// InitPatches takes K distinct patches drawn uniformly from a sample of
+	// the training images' patches.
+	InitPatches
+	// InitKMeansPP seeds K-means++ over a sample of patches: each next
+	// kernel is a patch drawn with probability proportional to its squared
+	// distance from the nearest kernel so far.
+	InitKMeansPP
+)
+
+var initNames = []string{"normal", "patches", "kmeans++"}
+
+// String returns the method's name as -init-from takes it.
+func (m InitMethod) String() string {
+	if int(m) < len(initNames) {
+		return initNames[m]
+	}
+	return fmt.Sprintf("InitMethod(%d)", int(m))
+}
+
+// ParseInitMethod returns the method of the given name: normal, patches or
+// kmeans++.
+func ParseInitMethod(name string) (InitMethod, error) {
+	for i, n := range initNames {
+		if n == name {
+			return InitMethod(i), nil
+		}
+	}
+	return 0, fmt.Errorf("em: unknown initialisation %q (want one of %v)", name, initNames)
+}
+
+// Normalize returns s with every default filled in, and the layer
+// configuration it gives for n images of shape (c,h,w), after checking
+// every value: an impossible layer wraps graph.ErrConfig.
+func (s Settings) Normalize(n, c, h, w int) (Settings, graph.Config, error) {
+	def := func(v *int, d int) {
+		if *v == 0 {
+			*v = d
+		}
+	}
+	def(&s.Kernels, DefaultKernels)
+	def(&s.Width, DefaultWidth)
+	def(&s.Batch, DefaultBatch)
+	def(&s.MaxEpochs, DefaultMaxEpochs)
+	def(&s.InitSample, DefaultInitSample)
+	if s.Ops == nil {
+		s.Ops = graph.OpSets()[0]
+	}
+	if s.Context == nil {
+		s.Context = context.Background()
+	}
+	if s.Init != nil {
+		if ts := s.Init.Shape(); ts.Dims() == 4 {
+			s.Kernels, s.Width = ts[0], ts[2]
+		}
+	}
+	cfg := graph.Config{Kernels: s.Kernels, Width: s.Width, Pad: s.Pad, Channels: c, Rows: h, Cols: w, Batch: min(s.Batch, max(n, 1))}
+	bad := func(format string, args ...any) (Settings, graph.Config, error) {
+		return s, cfg, fmt.Errorf("em: "+format, args...)
+	}
+	switch {
+	case n < 1:
+		return bad("no images to train on")
+	case s.Kernels < 0 || s.Width < 0 || s.Batch < 0:
+		return bad("%d kernels of width %d, batch %d: want positive values", s.Kernels, s.Width, s.Batch)
+	case s.MaxEpochs < 0:
+		return bad("max epochs %d, want at least 1", s.MaxEpochs)
+	case s.Tol < 0 || math.IsNaN(s.Tol):
+		return bad("tolerance %v, want 0 (off) or more", s.Tol)
+	case s.InitFrom < InitNormal || s.InitFrom > InitKMeansPP:
+		return bad("unknown initialisation %v", s.InitFrom)
+	case s.InitSample < 0:
+		return bad("init sample of %d patches, want at least %d", s.InitSample, s.Kernels)
+	case (s.InitFrom == InitPatches || s.InitFrom == InitKMeansPP) && s.Init == nil && s.InitSample < s.Kernels:
+		return bad("init sample of %d patches for %d kernels, want at least as many", s.InitSample, s.Kernels)
+	case s.Repair.MinCount < 0 || s.Repair.MaxCosine < 0 || s.Repair.MaxCosine > 1 || math.IsNaN(s.Repair.MinCount+s.Repair.MaxCosine):
+		return bad("repair below a count of %v or above a cosine of %v: want a count ≥ 0 and a cosine in [0, 1]", s.Repair.MinCount, s.Repair.MaxCosine)
+	}
+	if err := cfg.Validate(); err != nil {
+		return s, cfg, fmt.Errorf("em: %w", err)
+	}
+	if s.Init != nil {
+		if want := cfg.KernelShape(); !s.Init.Shape().Eq(want) || s.Init.Dtype() != tensor.Float32 {
+			return bad("initial θ is %v %v, want float32 %v", s.Init.Dtype(), s.Init.Shape(), want)
+		}
+		if i := nonFinite(s.Init.Data().([]float32)); i >= 0 {
+			return bad("θ holds %v in kernel %d: give finite kernels", s.Init.Data().([]float32)[i], i/cfg.KernelLen())
+		}
+	}
+	if r := s.Resume; r != nil {
+		if err := r.check(cfg, n, s.MaxEpochs); err != nil {
+			return s, cfg, err
+		}
+	}
+	return s, cfg, nil
+}
+
+// BatchBytes estimates the memory Train holds for its batches of images
+// under cfg with op set ops: a batch's images, its log joint and posterior
+// (and those of a shorter last batch, which gets graphs of its own), and
+// what the op set says its ops hold (graph.MemoryEstimator).
+func BatchBytes(cfg graph.Config, ops graph.Ops, images int) int64 {
+	maps := 2 * int64(cfg.MapLen()) * 4
+	bytes := int64(cfg.Batch) * (int64(cfg.ImageLen())*4 + maps)
+	if tail := images % cfg.Batch; tail != 0 && images > cfg.Batch {
+		bytes += int64(tail) * maps
+	}
+	if m, ok := ops.(graph.MemoryEstimator); ok {
+		bytes += m.BatchBytes(cfg)
+	}
+	return bytes
+}

@@ -1,0 +1,255 @@
+package graph
+
+import (
+	"fmt"
+	"math"
+	"strconv"
+	"strings"
+
+	"calm/internal/vecmath"
+
+	"github.com/chewxy/hm"
+	G "gorgonia.org/gorgonia"
+	"gorgonia.org/tensor"
+)
+
+// A Pooling turns a log joint L (N,K,Uh,Uw) into features (N,K,G,G). The
+// positions are split into a Grid×Grid grid of cells whose edges are as
+// even as the grid allows (along an axis of U positions, cell i holds the
+// positions u with ⌊u·G/U⌋ = i), and each cell is reduced to one number:
+//
+//	LogSumExp: f[n,k,cell] = log Σ_{u∈cell} exp L[n,k,u]
+//	Max:       f[n,k,cell] = max_{u∈cell} L[n,k,u]
+//
+// With LogSumExp, f is the log likelihood of image n under kernel k with
+// its patch confined to the cell (up to a constant); Grid 1 is the paper's
+// image-wide feature.
+type Pooling struct {
+	Reduce Reduction
+	Grid   int // cells per side, at least 1
+}
+
+// A Reduction is how a Pooling reduces a cell.
+type Reduction int
+
+const (
+	LogSumExpCells Reduction = iota // log Σ exp over the cell
+	MaxCells                        // max over the cell
+)
+
+// ImageWide is the paper's pooling: one log-sum-exp over all positions.
+var ImageWide = Pooling{Reduce: LogSumExpCells, Grid: 1}
+
+// Name returns the pooling's name as the -pool flag takes it: "image",
+// "grid2", "grid3", … for log-sum-exp; "max", "max2", … for max.
+func (p Pooling) Name() string {
+	switch {
+	case p.Reduce == LogSumExpCells && p.Grid == 1:
+		return "image"
+	case p.Reduce == LogSumExpCells:
+		return fmt.Sprintf("grid%d", p.Grid)
+	case p.Grid == 1:
+		return "max"
+	}
+	return fmt.Sprintf("max%d", p.Grid)
+}
+
+func (p Pooling) String() string { return p.Name() }
+
+// Features is the number of features per image for K kernels, K·G·G.
+func (p Pooling) Features(kernels int) int { return kernels * p.Grid * p.Grid }
+
+// ParsePooling returns the pooling of the given name (see Pooling.Name).
+func ParsePooling(name string) (Pooling, error) {
+	bad := fmt.Errorf("graph: unknown pooling %q (want image, gridG, max or maxG with G ≥ 1)", name)
+	var p Pooling
+	var digits string
+	switch {
+	case name == "image":
+		return ImageWide, nil
+	case name == "max":
+		return Pooling{Reduce: MaxCells, Grid: 1}, nil
+	case strings.HasPrefix(name, "grid"):
+		p.Reduce, digits = LogSumExpCells, name[len("grid"):]
+	case strings.HasPrefix(name, "max"):
+		p.Reduce, digits = MaxCells, name[len("max"):]
+	default:
+		return Pooling{}, bad
+	}
+	g, err := strconv.Atoi(digits)
+	if err != nil || g < 1 || digits != strconv.Itoa(g) {
+		return Pooling{}, bad
+	}
+	p.Grid = g
+	return p, nil
+}
+
+// Pool adds to x's graph a node pooling the log joint x (N,K,Uh,Uw) into
+// features (N,K,G,G) by p, in float64 where it sums.
+func Pool(x *G.Node, p Pooling) (*G.Node, error) {
+	if err := checkMaps("pool", x); err != nil {
+		return nil, err
+	}
+	s := x.Shape()
+	if p.Grid < 1 || p.Grid > s[2] || p.Grid > s[3] {
+		return nil, fmt.Errorf("graph: pool: a %d×%d grid over %d×%d positions leaves cells empty", p.Grid, p.Grid, s[2], s[3])
+	}
+	if p.Reduce != LogSumExpCells && p.Reduce != MaxCells {
+		return nil, fmt.Errorf("graph: pool: unknown reduction %d", p.Reduce)
+	}
+	n, err := G.ApplyOp(poolOp{opBase: newBase("Pool/%s", p.Name()), p: p}, x)
+	if err != nil {
+		return nil, fmt.Errorf("graph: pool: %w", err)
+	}
+	return n, nil
+}
+
+type poolOp struct {
+	opBase
+	p Pooling
+}
+
+func (op poolOp) Arity() int { return 1 }
+
+func (op poolOp) Type() hm.Type {
+	t := G.TensorType{Dims: 4, Of: hm.TypeVariable('a')}
+	return hm.NewFnType(t, t)
+}
+
+func (op poolOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) {
+	s, ok := in[0].(tensor.Shape)
+	if !ok || s.Dims() != 4 {
+		return nil, fmt.Errorf("graph: pool: want a 4-D shape, got %v", in[0])
+	}
+	return tensor.Shape{s[0], s[1], op.p.Grid, op.p.Grid}, nil
+}
+
+func (op poolOp) Do(vals ...G.Value) (G.Value, error) {
+	x, shape, err := float32s("pool", vals[0])
+	if err != nil {
+		return nil, err
+	}
+	outShape, err := op.InferShape(shape)
+	if err != nil {
+		return nil, err
+	}
+	out := op.out.get(tensor.Float32, outShape...)
+	o := out.Data().([]float32)
+	uh, uw := shape[2], shape[3]
+	u, g := uh*uw, op.p.Grid
+	cells := newCells(uh, uw, g)
+	maps := shape[0] * shape[1]
+	parallel(maps, func(_, lo, hi int) {
+		e := make([]float32, u)
+		sums := make([]float64, g*g)
+		for m := lo; m < hi; m++ {
+			in, f := x[m*u:(m+1)*u], o[m*g*g:(m+1)*g*g]
+			if op.p.Reduce == MaxCells {
+				cells.max(f, in)
+			} else {
+				cells.logSumExp(f, in, e, sums)
+			}
+		}
+	})
+	return out, nil
+}
+
+// cells maps the positions of a Uh×Uw map to a G×G grid.
+type cells struct {
+	uh, uw, g int
+	row, col  []int // cell row of each position row, cell column of each position column
+	rowStarts []int // first position row of each cell row, and uh
+	colStarts []int // first position column of each cell column, and uw
+}
+
+func newCells(uh, uw, g int) *cells {
+	c := &cells{uh: uh, uw: uw, g: g, row: make([]int, uh), col: make([]int, uw)}
+	for y := range c.row {
+		c.row[y] = y * g / uh
+	}
+	for x := range c.col {
+		c.col[x] = x * g / uw
+	}
+	starts := func(n int) []int {
+		s := make([]int, g+1)
+		for i := 0; i <= g; i++ {
+			s[i] = (i*n + g - 1) / g // the first u with ⌊u·g/n⌋ ≥ i
+		}
+		return s
+	}
+	c.rowStarts, c.colStarts = starts(uh), starts(uw)
+	return c
+}
+
+// max sets f[cell] to the largest value of the map m in the cell; NaN
+// wins.
+func (c *cells) max(f, m []float32) {
+	for i := range f {
+		f[i] = float32(math.Inf(-1))
+	}
+	for y := 0; y < c.uh; y++ {
+		fr := f[c.row[y]*c.g:]
+		for x, v := range m[y*c.uw : (y+1)*c.uw] {
+			if cur := fr[c.col[x]]; v > cur || v != v {
+				if cur == cur {
+					fr[c.col[x]] = v
+				}
+			}
+		}
+	}
+}
+
+// logSumExp sets f[cell] to log Σ_{u∈cell} exp m[u]. The exponentials are
+// taken once for the whole map against its maximum (vectorised, into e);
+// a cell whose sum underflows that way is summed again against its own
+// maximum.
+func (c *cells) logSumExp(f, m, e []float32, sums []float64) {
+	top := vecmath.Max(m)
+	if t := float64(top); math.IsInf(t, 0) || t != t {
+		for i := range f {
+			f[i] = float32(c.exactCell(m, i/c.g, i%c.g))
+		}
+		return
+	}
+	vecmath.ExpSum(e, m, top)
+	clear(sums)
+	for y := 0; y < c.uh; y++ {
+		sr := sums[c.row[y]*c.g:]
+		for x, v := range e[y*c.uw : (y+1)*c.uw] {
+			sr[c.col[x]] += float64(v)
+		}
+	}
+	for i, s := range sums {
+		if s < 1e-30 {
+			f[i] = float32(c.exactCell(m, i/c.g, i%c.g))
+			continue
+		}
+		f[i] = float32(float64(top) + math.Log(s))
+	}
+}
+
+// exactCell returns log Σ exp over one cell in float64 against the cell's
+// own maximum: −Inf for a cell of −Inf, +Inf or NaN as the values say.
+func (c *cells) exactCell(m []float32, cy, cx int) float64 {
+	mx := math.Inf(-1)
+	for y := c.rowStarts[cy]; y < c.rowStarts[cy+1]; y++ {
+		for _, v := range m[y*c.uw+c.colStarts[cx] : y*c.uw+c.colStarts[cx+1]] {
+			if v := float64(v); v > mx || v != v {
+				mx = v
+			}
+			if mx != mx {
+				return mx
+			}
+		}
+	}
+	if math.IsInf(mx, 0) {
+		return mx
+	}
+	var s float64
+	for y := c.rowStarts[cy]; y < c.rowStarts[cy+1]; y++ {
+		for _, v := range m[y*c.uw+c.colStarts[cx] : y*c.uw+c.colStarts[cx+1]] {
+			s += math.Exp(float64(v) - mx)
+		}
+	}
+	return mx + math.Log(s)
+}

@@ -1,0 +1,5 @@
+package atomicfile
+
+import "os/exec"
+
+var osexec = exec.Command

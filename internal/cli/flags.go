@@ -1,0 +1,277 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+
+	"calm/em"
+	"calm/experiment"
+	"calm/graph"
+)
+
+// A Preset is a named set of flag values: the command's defaults under
+// that name. Flags given on the command line override it.
+type Preset struct {
+	Name  string
+	Doc   string            // what it is, in one line
+	Flags map[string]string // flag name → value
+}
+
+// Flags are the flags the experiment commands share (their names are the
+// commands' interface). A command may add its own to FlagSet before Parse.
+type Flags struct {
+	FlagSet *flag.FlagSet
+
+	Preset, Data, Out, Init, InitFrom, Ops, Pool, Labels, Graph, Resume string
+	Epochs, Limit, Kernels, Width, Pad, Batch, InitSample               int
+	Seed                                                                uint64
+	Tol, RepairCount, RepairCosine                                      float64
+	Mixing, Eval, Pixels, Features, Quiet                               bool
+
+	presets []Preset
+	generic map[string]string // each flag's default outside any preset
+	set     map[string]bool   // flags given on the command line (or by -resume)
+}
+
+// NewFlags registers the shared flags of command name. The first preset
+// is the default; its values are the flags' defaults.
+func NewFlags(name string, presets ...Preset) *Flags {
+	f := &Flags{FlagSet: flag.NewFlagSet(name, flag.ContinueOnError), presets: presets}
+	fs := f.FlagSet
+	fs.SetOutput(io.Discard) // errors are reported in one line by Main; -h prints the usage
+	fs.Usage = func() {}
+	var names []string
+	for _, p := range presets {
+		names = append(names, p.Name)
+	}
+	fs.StringVar(&f.Preset, "preset", presets[0].Name, fmt.Sprintf("the defaults of the other flags: %s", strings.Join(names, ", ")))
+	fs.StringVar(&f.Data, "data", "", "directory holding the data set's files")
+	fs.StringVar(&f.Out, "out", "out/"+name, "output directory")
+	fs.IntVar(&f.Epochs, "epochs", em.DefaultMaxEpochs, "maximum number of EM epochs")
+	fs.Float64Var(&f.Tol, "tol", 0, "stop when the relative LL gain falls below this (0 = off)")
+	fs.IntVar(&f.Limit, "limit", 0, "use only the first N training images (0 = all)")
+	fs.IntVar(&f.Kernels, "kernels", em.DefaultKernels, "number of kernels K")
+	fs.IntVar(&f.Width, "width", em.DefaultWidth, "kernel width w")
+	fs.IntVar(&f.Pad, "pad", 0, "zero padding p")
+	fs.IntVar(&f.Batch, "batch", em.DefaultBatch, "images per batch (memory only: the result does not depend on it)")
+	fs.Uint64Var(&f.Seed, "seed", 0, "seed of the initial θ")
+	fs.StringVar(&f.Init, "init", "", "start from this θ (.npy, float32, K×C×w×w)")
+	fs.StringVar(&f.InitFrom, "init-from", em.InitNormal.String(), "initial θ: normal (N(0,1), the paper's), patches or kmeans++ (of sampled patches)")
+	fs.IntVar(&f.InitSample, "init-sample", em.DefaultInitSample, "patches sampled for -init-from patches or kmeans++")
+	fs.BoolVar(&f.Mixing, "mixing", false, "learn the mixing weights π_k (the paper's are uniform)")
+	fs.Float64Var(&f.RepairCount, "repair-count", 0, "after an epoch, re-seed kernels whose expected count is below this (0 = off)")
+	fs.Float64Var(&f.RepairCosine, "repair-cosine", 0, "after an epoch, re-seed kernels this similar (cosine) to a lower one (0 = off)")
+	fs.StringVar(&f.Ops, "ops", graph.OpSets()[0].Name(), fmt.Sprintf("op set of the graphs: %s", strings.Join(opSetNames(), ", ")))
+	fs.StringVar(&f.Pool, "pool", graph.ImageWide.Name(), "poolings evaluated, comma-separated, the main one first: image, gridG, max, maxG")
+	fs.BoolVar(&f.Eval, "eval", true, "extract features and fit the classifiers")
+	fs.BoolVar(&f.Pixels, "pixels", true, "also fit the classifier on raw pixels")
+	fs.StringVar(&f.Labels, "labels", "", "also fit on balanced subsets of these many labels, comma-separated (labels.png)")
+	fs.BoolVar(&f.Features, "features", false, "write the features and labels as .npy files")
+	fs.StringVar(&f.Graph, "graph", "", "write the compiled E-step and M-step graphs as DOT files into this directory")
+	fs.BoolVar(&f.Quiet, "quiet", false, "print nothing but errors")
+	fs.StringVar(&f.Resume, "resume", "", "continue the interrupted run whose outputs are in DIR, with its flags")
+	// The default preset's values are the defaults -h shows; a flag no
+	// preset sets keeps its own.
+	f.generic = map[string]string{}
+	fs.VisitAll(func(fl *flag.Flag) { f.generic[fl.Name] = fl.DefValue })
+	for name, v := range presets[0].Flags {
+		if fl := fs.Lookup(name); fl != nil {
+			fl.DefValue = v
+			fl.Value.Set(v)
+		}
+	}
+	return f
+}
+
+func opSetNames() []string {
+	var names []string
+	for _, ops := range graph.OpSets() {
+		names = append(names, ops.Name())
+	}
+	return names
+}
+
+// UsageError marks errors in flags or configuration (exit status 2).
+type UsageError struct{ Err error }
+
+func (e UsageError) Error() string { return e.Err.Error() }
+func (e UsageError) Unwrap() error { return e.Err }
+
+// ErrHelp is returned by Parse after printing the usage for -h.
+var ErrHelp = flag.ErrHelp
+
+// Parse parses args, applies the chosen preset to the flags not given and
+// checks the values. With -resume DIR, the flags recorded by the run in
+// DIR replace everything, and no other flag but -quiet may be given.
+func (f *Flags) Parse(args []string, stderr io.Writer) error {
+	fs := f.FlagSet
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			fs.SetOutput(stderr)
+			fmt.Fprintf(stderr, "usage: %s [flags]   (see README.md)\n\npresets:\n", fs.Name())
+			for _, p := range f.presets {
+				fmt.Fprintf(stderr, "  %-8s %s\n", p.Name, p.Doc)
+			}
+			fmt.Fprintln(stderr, "\nflags (defaults of the default preset):")
+			fs.PrintDefaults()
+			return ErrHelp
+		}
+		return UsageError{err}
+	}
+	if fs.NArg() > 0 {
+		return UsageError{fmt.Errorf("unexpected arguments %v", fs.Args())}
+	}
+	f.set = map[string]bool{}
+	fs.Visit(func(fl *flag.Flag) { f.set[fl.Name] = true })
+	if f.Resume != "" {
+		for name := range f.set {
+			if name != "resume" && name != "quiet" {
+				return UsageError{fmt.Errorf("-resume takes the flags of the run it continues; -%s cannot be changed", name)}
+			}
+		}
+		if err := f.load(f.Resume); err != nil {
+			return err
+		}
+		f.Out = f.Resume
+	} else {
+		i := slices.IndexFunc(f.presets, func(p Preset) bool { return p.Name == f.Preset })
+		if i < 0 {
+			return UsageError{fmt.Errorf("-preset %q: want one of %v", f.Preset, presetNames(f.presets))}
+		}
+		for name, def := range f.generic {
+			if f.set[name] || name == "preset" {
+				continue
+			}
+			v, ok := f.presets[i].Flags[name]
+			if !ok {
+				v = def
+			}
+			if err := fs.Set(name, v); err != nil {
+				return fmt.Errorf("preset %s: -%s=%s: %w", f.Preset, name, v, err)
+			}
+		}
+	}
+	switch {
+	case f.Epochs < 1:
+		return UsageError{fmt.Errorf("-epochs %d: want at least 1", f.Epochs)}
+	case f.Limit < 0:
+		return UsageError{fmt.Errorf("-limit %d: want 0 (all) or more", f.Limit)}
+	case f.Tol < 0:
+		return UsageError{fmt.Errorf("-tol %v: want 0 (off) or more", f.Tol)}
+	case f.Kernels < 1 || f.Width < 1 || f.Batch < 1 || f.Pad < 0 || f.InitSample < 1:
+		// Zero would mean "default" to em.Settings: reject it here.
+		return UsageError{fmt.Errorf("-kernels %d, -width %d, -batch %d, -pad %d, -init-sample %d: want positive sizes", f.Kernels, f.Width, f.Batch, f.Pad, f.InitSample)}
+	}
+	return nil
+}
+
+func presetNames(ps []Preset) []string {
+	var names []string
+	for _, p := range ps {
+		names = append(names, p.Name)
+	}
+	return names
+}
+
+// load sets the flags recorded in dir/config.json.
+func (f *Flags) load(dir string) error {
+	raw, err := os.ReadFile(filepath.Join(dir, "config.json"))
+	if err != nil {
+		return fmt.Errorf("-resume %s: %w", dir, err)
+	}
+	var conf struct{ Flags map[string]string }
+	if err := json.Unmarshal(raw, &conf); err != nil || conf.Flags == nil {
+		return fmt.Errorf("-resume %s: config.json holds no flags (%v)", dir, err)
+	}
+	for name, v := range conf.Flags {
+		if err := f.FlagSet.Set(name, v); err != nil {
+			return fmt.Errorf("-resume %s: flag -%s=%s: %w", dir, name, v, err)
+		}
+	}
+	return nil
+}
+
+// Values returns every flag but -resume and -quiet, as config.json records
+// them for -resume.
+func (f *Flags) Values() map[string]string {
+	v := map[string]string{}
+	f.FlagSet.VisitAll(func(fl *flag.Flag) {
+		if fl.Name != "resume" && fl.Name != "quiet" {
+			v[fl.Name] = fl.Value.String()
+		}
+	})
+	return v
+}
+
+// Settings returns the EM settings for images of c channels: the op set of
+// -ops, the initialisation and, with -init, the θ read from it (whose shape
+// must agree with -kernels and -width when those are given).
+func (f *Flags) Settings(c int) (em.Settings, error) {
+	ops, err := graph.Lookup(f.Ops)
+	if err != nil {
+		return em.Settings{}, UsageError{err}
+	}
+	from, err := em.ParseInitMethod(f.InitFrom)
+	if err != nil {
+		return em.Settings{}, UsageError{err}
+	}
+	s := em.Settings{Kernels: f.Kernels, Width: f.Width, Pad: f.Pad, Batch: f.Batch, MaxEpochs: f.Epochs, Tol: f.Tol,
+		Seed: f.Seed, InitFrom: from, InitSample: f.InitSample, Mixing: f.Mixing,
+		Repair: em.Repair{MinCount: f.RepairCount, MaxCosine: f.RepairCosine}, Ops: ops}
+	if f.Init == "" {
+		return s, nil
+	}
+	theta, err := em.LoadTheta(f.Init)
+	if err != nil {
+		return em.Settings{}, err
+	}
+	ts := theta.Shape()
+	if ts[1] != c {
+		return em.Settings{}, fmt.Errorf("-init %s: θ has %d channels, the images %d", f.Init, ts[1], c)
+	}
+	if (f.set["kernels"] && ts[0] != f.Kernels) || (f.set["width"] && ts[2] != f.Width) {
+		return em.Settings{}, UsageError{fmt.Errorf("-init %s holds %d kernels of width %d, but -kernels %d -width %d", f.Init, ts[0], ts[2], f.Kernels, f.Width)}
+	}
+	s.Kernels, s.Width, s.Init = ts[0], ts[2], theta
+	return s, nil
+}
+
+// Options returns the experiment's options with these flags.
+func (f *Flags) Options(ctx context.Context, s em.Settings, stderr io.Writer) (experiment.Options, error) {
+	var pools []graph.Pooling
+	for _, name := range strings.Split(f.Pool, ",") {
+		p, err := graph.ParsePooling(strings.TrimSpace(name))
+		if err != nil {
+			return experiment.Options{}, UsageError{fmt.Errorf("-pool: %w", err)}
+		}
+		pools = append(pools, p)
+	}
+	var labels []int
+	if f.Labels != "" {
+		for _, v := range strings.Split(f.Labels, ",") {
+			n, err := strconv.Atoi(strings.TrimSpace(v))
+			if err != nil || n < 1 {
+				return experiment.Options{}, UsageError{fmt.Errorf("-labels %q: want positive counts, comma-separated", f.Labels)}
+			}
+			labels = append(labels, n)
+		}
+	}
+	o := experiment.Options{Out: f.Out, Settings: s, Pools: pools, Eval: f.Eval, Pixels: f.Pixels, LabelCounts: labels,
+		Features: f.Features, GraphDir: f.Graph, Log: stderr, Config: map[string]any{"flags": f.Values()},
+		Context: ctx, Resume: f.Resume != ""}
+	if f.Quiet {
+		o.Log = nil
+	} else {
+		o.Progress = NewProgress(stderr, s.MaxEpochs)
+	}
+	return o, nil
+}

@@ -1,0 +1,55 @@
+package cli
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"calm/em"
+)
+
+// Progress is an em.Recorder that shows the epoch, batch, speed and time
+// left. On a terminal it redraws one line; elsewhere (a log file, CI) it
+// prints a line per epoch only.
+type Progress struct {
+	w      io.Writer
+	tty    bool
+	epochs int
+}
+
+// NewProgress returns the progress line of a run of at most epochs epochs
+// on w.
+func NewProgress(w io.Writer, epochs int) *Progress {
+	p := &Progress{w: w, epochs: epochs}
+	if f, ok := w.(*os.File); ok {
+		if st, err := f.Stat(); err == nil && st.Mode()&os.ModeCharDevice != 0 {
+			p.tty = true
+		}
+	}
+	return p
+}
+
+// Record implements em.Recorder.
+func (p *Progress) Record(e em.Event) error {
+	if e.Batch == 0 { // end of an epoch
+		if p.tty {
+			fmt.Fprint(p.w, "\r\033[K")
+		}
+		fmt.Fprintf(p.w, "epoch %2d/%d  LL %.6g  %.1f s  %.0f images/s", e.Epoch, p.epochs, e.LogLik, e.Elapsed.Seconds(), float64(e.Images)/e.Elapsed.Seconds())
+		if len(e.Reseeded) > 0 {
+			fmt.Fprintf(p.w, "  re-seeded %v", e.Reseeded)
+		}
+		fmt.Fprintln(p.w)
+		return nil
+	}
+	if !p.tty {
+		return nil
+	}
+	rate := float64(e.Images) / e.Elapsed.Seconds()
+	perEpoch := float64(e.Images) / float64(e.Batch) * float64(e.Batches) / rate
+	left := perEpoch*float64(p.epochs-e.Epoch) + perEpoch - e.Elapsed.Seconds()
+	fmt.Fprintf(p.w, "\r\033[Kepoch %2d/%d  batch %d/%d  %.0f images/s  ETA %s",
+		e.Epoch, p.epochs, e.Batch, e.Batches, rate, (time.Duration(left) * time.Second).Round(time.Second))
+	return nil
+}
