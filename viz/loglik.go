@@ -2,10 +2,7 @@ package viz
 
 import (
 	"fmt"
-	"io"
 	"math"
-
-	"calm/internal/atomicfile"
 
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/plotter"
@@ -125,13 +122,7 @@ func SaveLogLik(path, title string, curves ...Curve) error {
 	for i, p := range plots {
 		p.Draw(tiles.At(top, i, 0))
 	}
-	if err := atomicfile.Write(path, func(w io.Writer) error {
-		_, err := vgimg.PngCanvas{Canvas: img}.WriteTo(w)
-		return err
-	}); err != nil {
-		return fmt.Errorf("viz: %w", err)
-	}
-	return nil
+	return saveCanvas(path, img)
 }
 
 func maxAbs(v []float64) float64 {

@@ -68,6 +68,11 @@ func SavePosterior(path string, rows []Posterior) error {
 			p.Draw(canvases[i][j])
 		}
 	}
+	return saveCanvas(path, img)
+}
+
+// saveCanvas writes img as a PNG.
+func saveCanvas(path string, img *vgimg.Canvas) error {
 	if err := atomicfile.Write(path, func(w io.Writer) error {
 		_, err := vgimg.PngCanvas{Canvas: img}.WriteTo(w)
 		return err

@@ -387,25 +387,39 @@ func TestExitStatus(t *testing.T) {
 	}
 }
 
-// stopAfter is an io.Writer for a run's log that cancels the run once the
-// progress line of the given epoch has been written: the checkpointer
-// records each epoch before the progress line does, so the checkpoint of
-// that epoch is on disk by then.
-type stopAfter struct {
-	mu     sync.Mutex
-	buf    bytes.Buffer
-	epoch  string
-	cancel context.CancelFunc
+// trigger is a log writer (a run's stderr) that calls do, once, when the
+// log first holds text: a progress line says an epoch ended, and the
+// checkpointer records each epoch before the progress line does, so the
+// checkpoint of that epoch is on disk by then.
+type trigger struct {
+	mu   sync.Mutex
+	buf  bytes.Buffer
+	text string
+	do   func()
+	done bool
 }
 
-func (s *stopAfter) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.buf.Write(p)
-	if strings.Contains(s.buf.String(), s.epoch) {
-		s.cancel()
+func (w *trigger) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.buf.Write(p)
+	if !w.done && strings.Contains(w.buf.String(), w.text) {
+		w.do()
+		w.done = true
 	}
 	return len(p), nil
+}
+
+func (w *trigger) String() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.buf.String()
+}
+
+// interruptAt returns the stderr of cmd that sends it SIGINT once text
+// appears.
+func interruptAt(cmd *exec.Cmd, text string) *trigger {
+	return &trigger{text: text, do: func() { cmd.Process.Signal(os.Interrupt) }}
 }
 
 // TestResume interrupts a run once its second epoch is done, resumes it,
@@ -421,7 +435,7 @@ func TestResume(t *testing.T) {
 	cut := t.TempDir()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	err := run(ctx, append(args, "-out", cut), &stopAfter{epoch: "epoch  2/4", cancel: cancel})
+	err := run(ctx, append(args, "-out", cut), &trigger{text: "epoch  2/4", do: cancel})
 	if cli.ExitCode(err) != 130 || !strings.Contains(err.Error(), "checkpoint of epoch 2") {
 		t.Fatalf("interrupted run: %v (exit status %d), want an interruption (130) after epoch 2", err, cli.ExitCode(err))
 	}
@@ -464,7 +478,7 @@ func TestSignal(t *testing.T) {
 	out := filepath.Join(t.TempDir(), "out")
 	args := []string{"-limit", "3000", "-epochs", "500", "-kernels", "16", "-width", "12", "-batch", "250", "-eval=false", "-out", out}
 	cmd := exec.Command(bin, args...)
-	stderr := &signalAfter{epoch: "epoch  1/500", cmd: cmd}
+	stderr := interruptAt(cmd, "epoch  1/500")
 	cmd.Stderr = stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -483,33 +497,6 @@ func TestSignal(t *testing.T) {
 	}
 }
 
-// signalAfter is the stderr of a command that sends it SIGINT once the
-// progress line of the given epoch appears.
-type signalAfter struct {
-	mu    sync.Mutex
-	buf   bytes.Buffer
-	epoch string
-	cmd   *exec.Cmd
-	sent  bool
-}
-
-func (s *signalAfter) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.buf.Write(p)
-	if !s.sent && strings.Contains(s.buf.String(), s.epoch) {
-		s.cmd.Process.Signal(os.Interrupt)
-		s.sent = true
-	}
-	return len(p), nil
-}
-
-func (s *signalAfter) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.buf.String()
-}
-
 // TestFaults runs the built command into faults a user meets: a file-size
 // limit while the next checkpoint is written, checkpoints that are
 // corrupt or do not fit, a second run in the same directory, and a batch
@@ -523,7 +510,7 @@ func TestFaults(t *testing.T) {
 		t.Helper()
 		out := filepath.Join(t.TempDir(), "out")
 		cmd := exec.Command(bin, append(args, "-out", out)...)
-		cmd.Stderr = &signalAfter{epoch: "epoch  1/3", cmd: cmd}
+		cmd.Stderr = interruptAt(cmd, "epoch  1/3")
 		if err := cmd.Run(); err == nil {
 			t.Fatal("the run ended before the signal")
 		}
@@ -612,7 +599,7 @@ func TestFaults(t *testing.T) {
 		out := filepath.Join(t.TempDir(), "out")
 		first := exec.Command(bin, "-limit", "3000", "-epochs", "500", "-kernels", "16", "-width", "12", "-eval=false", "-out", out)
 		started := make(chan struct{})
-		first.Stderr = &notifyAfter{text: "epoch  1/500", ch: started}
+		first.Stderr = &trigger{text: "epoch  1/500", do: func() { close(started) }}
 		if err := first.Start(); err != nil {
 			t.Fatal(err)
 		}
@@ -647,24 +634,4 @@ func TestFaults(t *testing.T) {
 			t.Errorf("-batch %d under the same limit: exit status %d, %s", batch, code, stderr)
 		}
 	})
-}
-
-// notifyAfter closes ch once text has been written to it.
-type notifyAfter struct {
-	mu   sync.Mutex
-	buf  bytes.Buffer
-	text string
-	ch   chan struct{}
-	done bool
-}
-
-func (n *notifyAfter) Write(p []byte) (int, error) {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	n.buf.Write(p)
-	if !n.done && strings.Contains(n.buf.String(), n.text) {
-		close(n.ch)
-		n.done = true
-	}
-	return len(p), nil
 }
