@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"runtime"
+	"slices"
 	"sync"
 
 	"calm/gemm"
@@ -47,8 +48,18 @@ type Fit struct {
 }
 
 // Train fits a model to n rows of d features x (n×d, row-major) with labels
-// in [0, classes).
+// in [0, classes). x is left as it is; Train works on a standardised copy.
 func Train(x []float32, labels []byte, d, classes int, s Settings) (*Model, *Fit, error) {
+	if len(x) != len(labels)*d {
+		return nil, nil, fmt.Errorf("classify: %d values for %d rows of %d features", len(x), len(labels), d)
+	}
+	return TrainInPlace(slices.Clone(x), labels, d, classes, s)
+}
+
+// TrainInPlace is Train without the copy: it standardises x in place, so
+// that x holds afterwards the rows the model was fitted on (see
+// Model.PredictStandardised). It halves the memory a fit takes.
+func TrainInPlace(x []float32, labels []byte, d, classes int, s Settings) (*Model, *Fit, error) {
 	n := len(labels)
 	if d < 1 || classes < 2 || n < 1 || len(x) != n*d {
 		return nil, nil, fmt.Errorf("classify: %d values for %d rows of %d features, %d classes", len(x), n, d, classes)
@@ -80,11 +91,10 @@ func Train(x []float32, labels []byte, d, classes int, s Settings) (*Model, *Fit
 	}
 	m := &Model{Classes: classes, Features: d}
 	m.Mean, m.Scale = moments(x, n, d)
-	// A standardised copy in float32; the products are float32 GEMMs, the
+	// Standardised rows in float32; the products are float32 GEMMs, the
 	// sums over rows float64.
-	xs := make([]float32, len(x))
-	m.standardise(xs, x)
-	obj := newObjective(xs, labels, n, d, classes, 1/(s.C*float64(n)), s.Exact)
+	m.standardise(x, x)
+	obj := newObjective(x, labels, n, d, classes, 1/(s.C*float64(n)), s.Exact)
 	p := optimize.Problem{
 		Func: func(w []float64) float64 { return obj.eval(w, nil) },
 		Grad: func(g, w []float64) { obj.eval(w, g) },
@@ -142,7 +152,10 @@ func moments(x []float32, n, d int) (mean, scale []float64) {
 	return mean, scale
 }
 
-// standardise writes the standardised rows of x into dst.
+// Standardise writes the rows of x (n×d) standardised as the model sees
+// them, (x − Mean)/Scale, into dst (which may be x).
+func (m *Model) Standardise(dst, x []float32) { m.standardise(dst, x) }
+
 func (m *Model) standardise(dst, x []float32) {
 	d := m.Features
 	for i := range x {
@@ -151,10 +164,10 @@ func (m *Model) standardise(dst, x []float32) {
 	}
 }
 
-// blockRows is the number of rows one pass of the objective multiplies at
-// once: a block of standardised rows (blockRows × d floats) stays in cache
-// between the two products that read it.
-const blockRows = 256
+// blockRows returns the number of rows of d features one pass of the
+// objective multiplies at once: a block of about 256 KB, which stays in
+// L2 between the two products that read it.
+func blockRows(d int) int { return min(max(1<<16/d, 16), 1024) }
 
 // shards is the fixed number of partial gradients, summed in order, so
 // that results do not depend on GOMAXPROCS.
@@ -169,6 +182,7 @@ type objective struct {
 	k      int
 	lambda float64
 	exact  bool
+	rows   int // rows of a block
 	parts  []part
 }
 
@@ -190,16 +204,16 @@ type part struct {
 }
 
 func newObjective(x []float32, y []byte, n, d, k int, lambda float64, exact bool) *objective {
-	o := &objective{x: x, y: y, n: n, d: d, k: k, lambda: lambda, exact: exact, parts: make([]part, shards)}
+	o := &objective{x: x, y: y, n: n, d: d, k: k, lambda: lambda, exact: exact, rows: blockRows(d), parts: make([]part, shards)}
 	for s := range o.parts {
 		p := &o.parts[s]
 		p.first, p.last = s*n/shards, (s+1)*n/shards
 		p.bsum = make([]float64, k)
 		p.z = make([]float64, k)
 		if exact {
-			p.xb64, p.zb64, p.gt64 = make([]float64, blockRows*d), make([]float64, blockRows*k), make([]float64, d*k)
+			p.xb64, p.zb64, p.gt64 = make([]float64, o.rows*d), make([]float64, o.rows*k), make([]float64, d*k)
 		} else {
-			p.w, p.zb, p.gt = make([]float32, k*d), make([]float32, blockRows*k), make([]float32, d*k)
+			p.w, p.zb, p.gt = make([]float32, k*d), make([]float32, o.rows*k), make([]float32, d*k)
 		}
 	}
 	return o
@@ -302,8 +316,8 @@ func (o *objective) pass32(p *part, w []float64, grad bool) {
 	clear(p.gt)
 	clear(p.bsum)
 	wt := gemm.Matrix{Data: p.w, Stride: d, T: true} // Wᵀ (d×k)
-	for lo := p.first; lo < p.last; lo += blockRows {
-		rows := min(blockRows, p.last-lo)
+	for lo := p.first; lo < p.last; lo += o.rows {
+		rows := min(o.rows, p.last-lo)
 		xb := o.x[lo*d : (lo+rows)*d]
 		zb := p.zb[:rows*k]
 		gemm.Mul(rows, k, d, 1, gemm.Matrix{Data: xb, Stride: d}, wt, 0, zb, k, &p.ws)
@@ -331,8 +345,8 @@ func (o *objective) pass64(p *part, w []float64, grad bool) {
 	clear(p.gt64)
 	clear(p.bsum)
 	var impl gonum.Implementation
-	for lo := p.first; lo < p.last; lo += blockRows {
-		rows := min(blockRows, p.last-lo)
+	for lo := p.first; lo < p.last; lo += o.rows {
+		rows := min(o.rows, p.last-lo)
 		xb := p.xb64[:rows*d]
 		for i, v := range o.x[lo*d : (lo+rows)*d] {
 			xb[i] = float64(v)
@@ -351,7 +365,13 @@ func (o *objective) pass64(p *part, w []float64, grad bool) {
 }
 
 // Predict returns the most probable class of each of the rows of x (n×d).
-func (m *Model) Predict(x []float32) []int {
+func (m *Model) Predict(x []float32) []int { return m.predict(x, true) }
+
+// PredictStandardised is Predict for rows already standardised, as
+// TrainInPlace leaves its input.
+func (m *Model) PredictStandardised(xs []float32) []int { return m.predict(xs, false) }
+
+func (m *Model) predict(x []float32, standardise bool) []int {
 	d, k := m.Features, m.Classes
 	n := len(x) / d
 	out := make([]int, n)
@@ -360,19 +380,24 @@ func (m *Model) Predict(x []float32) []int {
 		w[i] = float32(v)
 	}
 	wt := gemm.Matrix{Data: w, Stride: d, T: true}
-	parts := min(shards, max(1, n/blockRows))
+	block := blockRows(d)
+	parts := min(shards, max(1, n/block))
 	var wg sync.WaitGroup
 	for s := 0; s < parts; s++ {
 		wg.Add(1)
 		go func(first, last int) {
 			defer wg.Done()
-			xs := make([]float32, blockRows*d)
-			z := make([]float32, blockRows*k)
+			xs := make([]float32, block*d)
+			z := make([]float32, block*k)
 			var ws gemm.Workspace
-			for lo := first; lo < last; lo += blockRows {
-				rows := min(blockRows, last-lo)
-				m.standardise(xs[:rows*d], x[lo*d:(lo+rows)*d])
-				gemm.Mul(rows, k, d, 1, gemm.Matrix{Data: xs, Stride: d}, wt, 0, z, k, &ws)
+			for lo := first; lo < last; lo += block {
+				rows := min(block, last-lo)
+				xb := x[lo*d : (lo+rows)*d]
+				if standardise {
+					m.standardise(xs[:rows*d], xb)
+					xb = xs[:rows*d]
+				}
+				gemm.Mul(rows, k, d, 1, gemm.Matrix{Data: xb, Stride: d}, wt, 0, z, k, &ws)
 				for i := 0; i < rows; i++ {
 					best, bestZ := 0, math.Inf(-1)
 					for c := 0; c < k; c++ {

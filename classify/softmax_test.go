@@ -3,6 +3,7 @@ package classify_test
 import (
 	"math"
 	"math/rand/v2"
+	"slices"
 	"testing"
 
 	"calm/classify"
@@ -83,5 +84,46 @@ func TestTrainRejectsBadInput(t *testing.T) {
 	}
 	if _, _, err := classify.Train([]float32{1, 2}, []byte{0, 5}, 1, 2, classify.Settings{}); err == nil {
 		t.Error("label 5 of 2 classes accepted")
+	}
+}
+
+// TestTrainInPlace fits the same data with Train and TrainInPlace: the
+// models must be the same, and the rows TrainInPlace leaves behind must
+// predict as the raw rows do through the model's standardisation.
+func TestTrainInPlace(t *testing.T) {
+	rng := rand.New(rand.NewPCG(6, 6))
+	const n, d, k = 500, 7, 3
+	x := make([]float32, n*d)
+	y := make([]byte, n)
+	for i := range y {
+		y[i] = byte(rng.IntN(k))
+		for j := 0; j < d; j++ {
+			v := rng.NormFloat64() + 10
+			if int(y[i]) == j%k {
+				v += 3
+			}
+			x[i*d+j] = float32(v)
+		}
+	}
+	raw := slices.Clone(x)
+	m1, _, err := classify.Train(x, y, d, k, classify.Settings{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(x, raw) {
+		t.Fatal("Train changed its input")
+	}
+	m2, _, err := classify.TrainInPlace(x, y, d, k, classify.Settings{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(m1.W, m2.W) || !slices.Equal(m1.B, m2.B) {
+		t.Error("Train and TrainInPlace fitted different models")
+	}
+	if slices.Equal(x, raw) {
+		t.Fatal("TrainInPlace left its input raw")
+	}
+	if !slices.Equal(m2.PredictStandardised(x), m2.Predict(raw)) {
+		t.Error("predictions from the standardised rows differ from those of the raw rows")
 	}
 }

@@ -24,6 +24,7 @@ type featureSet struct {
 	name        string
 	train, test []float32
 	d           int
+	owned       bool // train may be standardised in place
 }
 
 // evaluate pools the features of each pooling, fits the classifier on each
@@ -37,38 +38,34 @@ func evaluate(ctx context.Context, d Data, opt Options, res *em.Result, m *Metri
 	var series []viz.Series
 	fit := func(fs featureSet, settings classify.Settings) (*Evaluation, error) {
 		start := time.Now()
-		model, f, err := classify.Train(fs.train, d.Labels, fs.d, d.Classes, settings)
+		train := fs.train
+		if !fs.owned {
+			train = slices.Clone(train)
+		}
+		// The features are standardised in place: one copy of them in memory.
+		model, f, err := classify.TrainInPlace(train, d.Labels, fs.d, d.Classes, settings)
 		if err != nil {
 			return nil, fmt.Errorf("experiment: %s: %w", fs.name, err)
 		}
-		trainAcc, _ := classify.Score(model.Predict(fs.train), d.Labels, d.Classes)
+		trainAcc, _ := classify.Score(model.PredictStandardised(train), d.Labels, d.Classes)
 		testAcc, conf := classify.Score(model.Predict(fs.test), d.TestLabels, d.Classes)
 		ev := &Evaluation{Pooling: fs.name, Features: fs.d, TrainAccuracy: trainAcc, TestAccuracy: testAcc, Confusion: conf, Classifier: f}
 		logf("softmax on %d %s features: train %.2f %%, test %.2f %% (%d iterations, %s, %.1f s)\n",
 			fs.d, fs.name, 100*trainAcc, 100*testAcc, f.Iterations, f.Status, time.Since(start).Seconds())
 		// What fewer labels buy, on the same features.
-		s := viz.Series{Name: fs.name}
-		for i, sub := range subsets {
-			if ctx.Err() != nil {
-				return nil, ctx.Err()
-			}
-			acc := testAcc
-			if len(sub) < len(d.Labels) {
-				x, y := rows(fs.train, fs.d, sub), pick(d.Labels, sub)
-				sm, _, err := classify.Train(x, y, fs.d, d.Classes, settings)
-				if err != nil {
-					return nil, fmt.Errorf("experiment: %s on %d labels: %w", fs.name, len(sub), err)
-				}
-				acc, _ = classify.Score(sm.Predict(fs.test), d.TestLabels, d.Classes)
-			}
-			if study[counts[i]] == nil {
-				study[counts[i]] = map[string]float64{}
-			}
-			study[counts[i]][fs.name] = acc
-			s.Labels, s.Accuracy = append(s.Labels, counts[i]), append(s.Accuracy, acc)
+		accs, err := labelStudy(ctx, train, fs.test, fs.d, d, model, subsets, settings)
+		if err != nil {
+			return nil, fmt.Errorf("experiment: %s: %w", fs.name, err)
 		}
-		if len(subsets) > 0 {
-			series = append(series, s)
+		if len(accs) > 0 {
+			accs[len(accs)-1] = testAcc // the whole set: the fit above
+			series = append(series, viz.Series{Name: fs.name, Labels: counts, Accuracy: accs})
+		}
+		for i, n := range counts {
+			if study[n] == nil {
+				study[n] = map[string]float64{}
+			}
+			study[n][fs.name] = accs[i]
 		}
 		m.ClassifierSeconds += time.Since(start).Seconds()
 		return ev, nil
@@ -86,7 +83,7 @@ func evaluate(ctx context.Context, d Data, opt Options, res *em.Result, m *Metri
 		if err != nil {
 			return fmt.Errorf("experiment: %w", err)
 		}
-		fs := featureSet{name: p.Name(), train: train, test: test, d: p.Features(res.Config.Kernels)}
+		fs := featureSet{name: p.Name(), train: train, test: test, d: p.Features(res.Config.Kernels), owned: true}
 		took := time.Since(start).Seconds()
 		m.FeaturesSeconds += took
 		logf("features (%s, %d per image) of %d + %d images: %.1f s\n", fs.name, fs.d, len(d.Labels), len(d.TestLabels), took)
@@ -136,6 +133,31 @@ func evaluate(ctx context.Context, d Data, opt Options, res *em.Result, m *Metri
 		}
 	}
 	return nil
+}
+
+// labelStudy returns the test accuracy of the classifier fitted on each
+// subset of the labelled rows (all but the last subset, the whole set,
+// whose fit the caller has; its entry is left 0). train holds the rows as
+// model standardised them (TrainInPlace), so the test rows are standardised
+// the same way for the subsets' models.
+func labelStudy(ctx context.Context, train, test []float32, dim int, d Data, model *classify.Model, subsets [][]int, settings classify.Settings) ([]float64, error) {
+	if len(subsets) == 0 {
+		return nil, nil
+	}
+	testStd := make([]float32, len(test))
+	model.Standardise(testStd, test)
+	accs := make([]float64, len(subsets))
+	for i, sub := range subsets[:len(subsets)-1] {
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		m, _, err := classify.TrainInPlace(rows(train, dim, sub), pick(d.Labels, sub), dim, d.Classes, settings)
+		if err != nil {
+			return nil, fmt.Errorf("on %d labels: %w", len(sub), err)
+		}
+		accs[i], _ = classify.Score(m.Predict(testStd), d.TestLabels, d.Classes)
+	}
+	return accs, nil
 }
 
 // labelCounts returns the counts of the study below n, and n itself.

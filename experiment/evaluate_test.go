@@ -1,0 +1,95 @@
+package experiment
+
+import (
+	"context"
+	"math/rand/v2"
+	"slices"
+	"testing"
+
+	"calm/classify"
+)
+
+// TestBalancedSubsets checks that each subset is as balanced as the classes
+// allow, that each holds the smaller ones, and that the last is the whole
+// set.
+func TestBalancedSubsets(t *testing.T) {
+	labels := make([]byte, 103)
+	for i := range labels {
+		labels[i] = byte(i % 3)
+		if i > 90 {
+			labels[i] = 2 // class 2 has more images
+		}
+	}
+	counts := labelCounts([]int{30, 7, 300, 60}, len(labels))
+	if !slices.Equal(counts, []int{7, 30, 60, 103}) {
+		t.Fatalf("counts %v, want [7 30 60 103]", counts)
+	}
+	subs := balancedSubsets(labels, 3, counts)
+	for i, sub := range subs {
+		if len(sub) != counts[i] {
+			t.Errorf("subset %d has %d images, want %d", i, len(sub), counts[i])
+		}
+		per := make([]int, 3)
+		for _, j := range sub {
+			per[labels[j]]++
+		}
+		if i < len(subs)-1 && slices.Max(per)-slices.Min(per) > 1 {
+			t.Errorf("subset of %d: classes %v, want within one of each other", counts[i], per)
+		}
+		if i > 0 {
+			for _, j := range subs[i-1] {
+				if !slices.Contains(sub, j) {
+					t.Errorf("subset of %d lacks image %d of the subset of %d", counts[i], j, counts[i-1])
+					break
+				}
+			}
+		}
+	}
+}
+
+// TestLabelStudy compares the study's accuracy on a subset with a fit on
+// the raw rows of that subset, scored on the raw test rows: the study
+// works on rows the main fit standardised, and must come to the same.
+func TestLabelStudy(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 3))
+	const d, classes = 6, 3
+	sample := func(n int) ([]float32, []byte) {
+		x, y := make([]float32, n*d), make([]byte, n)
+		for i := range y {
+			y[i] = byte(rng.IntN(classes))
+			for j := 0; j < d; j++ {
+				v := 50 + 5*rng.NormFloat64()
+				if j%classes == int(y[i]) {
+					v += 4
+				}
+				x[i*d+j] = float32(v)
+			}
+		}
+		return x, y
+	}
+	train, labels := sample(600)
+	test, testLabels := sample(300)
+	data := Data{Labels: labels, TestLabels: testLabels, Classes: classes}
+	subs := balancedSubsets(labels, classes, labelCounts([]int{30, 90}, len(labels)))
+	std := slices.Clone(train)
+	model, _, err := classify.TrainInPlace(std, labels, d, classes, classify.Settings{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	accs, err := labelStudy(context.Background(), std, test, d, data, model, subs, classify.Settings{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, sub := range subs[:2] {
+		direct, _, err := classify.Train(rows(train, d, sub), pick(labels, sub), d, classes, classify.Settings{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, _ := classify.Score(direct.Predict(test), testLabels, classes)
+		// float32 standardisation twice over: a test row near a boundary
+		// may flip.
+		if diff := accs[i] - want; diff > 2.0/300 || diff < -2.0/300 {
+			t.Errorf("%d labels: study %.4f, direct fit %.4f", len(sub), accs[i], want)
+		}
+	}
+}
