@@ -29,7 +29,7 @@ type Result struct {
 // New returns the E-step graph of cfg built from ops, compiled for a full
 // batch.
 func New(cfg graph.Config, ops graph.Ops) (*Graph, error) {
-	step, err := graph.NewStep(cfg, []graph.Input{graph.Images, graph.Kernels, graph.LogPrior},
+	step, err := graph.NewStep(cfg, []graph.Input{graph.Images(cfg), graph.Kernels(cfg), graph.LogPrior(cfg)},
 		func(_ *G.ExprGraph, in []*G.Node) ([]*G.Node, error) {
 			logJoint, err := LogJoint(ops, cfg.Pad, in[0], in[1], in[2])
 			if err != nil {
@@ -105,7 +105,7 @@ type Features struct {
 // NewFeatures returns the feature extractor of cfg built from ops, pooling
 // by p.
 func NewFeatures(cfg graph.Config, ops graph.Ops, p graph.Pooling) (*Features, error) {
-	step, err := graph.NewStep(cfg, []graph.Input{graph.Images, graph.Kernels, graph.LogPrior},
+	step, err := graph.NewStep(cfg, []graph.Input{graph.Images(cfg), graph.Kernels(cfg), graph.LogPrior(cfg)},
 		func(_ *G.ExprGraph, in []*G.Node) ([]*G.Node, error) {
 			logJoint, err := LogJoint(ops, cfg.Pad, in[0], in[1], in[2])
 			if err != nil {

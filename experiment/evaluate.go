@@ -13,6 +13,7 @@ import (
 
 	"calm/classify"
 	"calm/em"
+	"calm/graph"
 	"calm/internal/atomicfile"
 	"calm/viz"
 
@@ -27,11 +28,11 @@ type featureSet struct {
 	owned       bool // train may be standardised in place
 }
 
-// evaluate pools the features of each pooling, fits the classifier on each
-// (and on the pixels), runs the label-efficiency study and writes what was
-// asked into m and opt.Out.
-func evaluate(ctx context.Context, d Data, opt Options, res *em.Result, m *Metrics, logf func(string, ...any)) error {
-	ops, batch := res.Settings.Ops, res.Config.Batch
+// evaluate pools the features of each pooling (of the top layer and, with
+// several, of all layers together), fits the classifier on each (and on the
+// pixels), runs the label-efficiency study and writes what was asked into
+// m and opt.Out.
+func evaluate(ctx context.Context, d Data, opt Options, st *em.Stack, ops graph.Ops, batch int, m *Metrics, logf func(string, ...any)) error {
 	counts := labelCounts(opt.LabelCounts, len(d.Labels))
 	subsets := balancedSubsets(d.Labels, d.Classes, counts)
 	study := map[int]map[string]float64{}
@@ -70,20 +71,39 @@ func evaluate(ctx context.Context, d Data, opt Options, res *em.Result, m *Metri
 		m.ClassifierSeconds += time.Since(start).Seconds()
 		return ev, nil
 	}
+	top := len(st.Layers) - 1
+	type set struct {
+		name   string
+		pool   graph.Pooling
+		layers []int
+	}
+	var sets []set
 	for _, p := range opt.Pools {
+		sets = append(sets, set{p.Name(), p, []int{top}})
+	}
+	if top > 0 {
+		all := make([]int, top+1)
+		for l := range all {
+			all[l] = l
+		}
+		for _, p := range opt.Pools {
+			sets = append(sets, set{p.Name() + "-all", p, all})
+		}
+	}
+	for _, fset := range sets {
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
 		start := time.Now()
-		train, err := em.Features(d.Labelled, res.Layer, p, ops, batch)
+		train, err := em.StackFeatures(d.Labelled, st, fset.layers, fset.pool, ops, batch)
 		if err != nil {
 			return fmt.Errorf("experiment: %w", err)
 		}
-		test, err := em.Features(d.Test, res.Layer, p, ops, batch)
+		test, err := em.StackFeatures(d.Test, st, fset.layers, fset.pool, ops, batch)
 		if err != nil {
 			return fmt.Errorf("experiment: %w", err)
 		}
-		fs := featureSet{name: p.Name(), train: train, test: test, d: p.Features(res.Config.Kernels), owned: true}
+		fs := featureSet{name: fset.name, train: train, test: test, d: len(test) / len(d.TestLabels), owned: true}
 		took := time.Since(start).Seconds()
 		m.FeaturesSeconds += took
 		logf("features (%s, %d per image) of %d + %d images: %.1f s\n", fs.name, fs.d, len(d.Labels), len(d.TestLabels), took)

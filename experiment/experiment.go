@@ -38,12 +38,17 @@ type Data struct {
 
 // Options configure Run.
 type Options struct {
-	Out      string      // output directory, created if missing
-	Settings em.Settings // the EM settings
+	Out string // output directory, created if missing
+
+	// Layers are the layers to train, each by EM on what the ones below
+	// make of the images (em.TrainStack); one layer is the paper's model.
+	// Their Recorder, Context and Resume are Run's to set.
+	Layers []em.StackLayer
 
 	// Pools are the poolings whose features are evaluated, the first the
 	// main one (metrics.json's top-level accuracies); default the paper's
-	// image-wide pooling alone.
+	// image-wide pooling alone. With several layers each pooling is
+	// evaluated on the top layer, and on all layers together.
 	Pools       []graph.Pooling
 	Eval        bool   // extract features and fit the classifiers
 	Pixels      bool   // also fit the classifier on raw pixels
@@ -51,15 +56,17 @@ type Options struct {
 	Features    bool   // write the features and labels as .npy files
 	GraphDir    string // write the compiled E-step and M-step graphs there as DOT, if set
 
-	Log      io.Writer   // what happens, phase by phase; nil for nothing
-	Progress em.Recorder // told of every batch and epoch of training; optional
+	Log io.Writer // what happens, phase by phase; nil for nothing
+	// Progress returns the recorder told of every batch and epoch of layer
+	// l (0-based) of layers; optional.
+	Progress func(l, layers int) em.Recorder
 	Config   map[string]any
 
 	// Context, when cancelled, stops training at the next batch and
 	// evaluation between its phases, with an *InterruptedError.
 	Context context.Context
-	// Resume continues the interrupted run whose checkpoint is in Out;
-	// config.json is left as the first run wrote it.
+	// Resume continues the interrupted run whose model and checkpoint are
+	// in Out; config.json is left as the first run wrote it.
 	Resume bool
 }
 
@@ -67,9 +74,6 @@ type Options struct {
 type Metrics struct {
 	Dataset  string    `json:"dataset"`
 	Images   int       `json:"images"`
-	Kernels  int       `json:"kernels"`
-	Width    int       `json:"width"`
-	Padding  int       `json:"padding"`
 	Batch    int       `json:"batch"`
 	Seed     uint64    `json:"seed"`
 	Ops      string    `json:"ops"`
@@ -77,15 +81,11 @@ type Metrics struct {
 	Mixing   bool      `json:"mixing"`
 	Repair   em.Repair `json:"repair"`
 
-	LogLik          []float64   `json:"loglik"`
-	EpochSeconds    []float64   `json:"epoch_seconds"`
-	Epochs          int         `json:"epochs"`
-	Status          string      `json:"status"`
-	Reseeded        []em.Reseed `json:"reseeded"`
-	DistinctKernels int         `json:"distinct_kernels"` // cosine < 0.99 to every kernel before
+	// Layers holds each layer's training, the first the paper's layer.
+	Layers []LayerMetrics `json:"layers"`
 
-	// The main pooling's classifier (Options.Pools[0]); every pooling's in
-	// Evaluations.
+	// The main feature set's classifier (the first pooling, of the top
+	// layer); every feature set's in Evaluations.
 	Pooling       string        `json:"pooling,omitempty"`
 	TrainAccuracy *float64      `json:"train_accuracy,omitempty"`
 	TestAccuracy  *float64      `json:"test_accuracy,omitempty"`
@@ -110,7 +110,23 @@ type Metrics struct {
 	GOMAXPROCS        int     `json:"gomaxprocs"`
 }
 
-// Evaluation is the softmax classifier on one pooling's features.
+// LayerMetrics is one layer's training.
+type LayerMetrics struct {
+	Kernels         int         `json:"kernels"`
+	Width           int         `json:"width"`
+	Padding         int         `json:"padding"`
+	Input           [3]int      `json:"input"` // channels, rows, columns
+	Transform       string      `json:"transform,omitempty"`
+	LogLik          []float64   `json:"loglik"`
+	EpochSeconds    []float64   `json:"epoch_seconds"`
+	Epochs          int         `json:"epochs"`
+	Status          string      `json:"status"`
+	Reseeded        []em.Reseed `json:"reseeded"`
+	DistinctKernels int         `json:"distinct_kernels"` // cosine < 0.99 to every kernel before
+	TrainSeconds    float64     `json:"train_seconds"`
+}
+
+// Evaluation is the softmax classifier on one feature set.
 type Evaluation struct {
 	Pooling       string        `json:"pooling"`
 	Features      int           `json:"features"`
@@ -128,29 +144,34 @@ type LabelPoint struct {
 }
 
 // ErrConfig is wrapped by the errors of settings or options that cannot
-// run (bad values, a layer that does not fit the images, a batch that does
+// run (bad values, a layer that does not fit its input, a batch that does
 // not fit in memory): the commands exit with status 2 for them.
 var ErrConfig = errors.New("invalid configuration")
 
 // InterruptedError says that a run was stopped (its context cancelled) and
-// which whole epoch its checkpoint holds.
+// which whole epoch of which layer its checkpoint holds.
 type InterruptedError struct {
 	Dir   string
-	Epoch int // the last complete epoch, 0 if none
+	Layer int // 1-based
+	Epoch int // the last complete epoch of Layer, 0 if none
 	Err   error
 }
 
 func (e *InterruptedError) Error() string {
-	return fmt.Sprintf("interrupted; %s holds the checkpoint of epoch %d", e.Dir, e.Epoch)
+	return fmt.Sprintf("interrupted; %s holds the checkpoint of layer %d, epoch %d", e.Dir, e.Layer, e.Epoch)
 }
 
 func (e *InterruptedError) Unwrap() error { return e.Err }
 
-// Run trains, evaluates and writes every output into opt.Out:
-// kernels.png, loglik.png, posterior.png, labels.png, theta.npy,
-// config.json, metrics.json and, as asked, the features and the graphs;
-// each is written whole or not at all. Two runs never share a directory:
-// the second fails with ErrBusy.
+// layerDir is where layer l's (0-based) checkpoints go.
+func layerDir(out string, l int) string { return filepath.Join(out, fmt.Sprintf("layer-%d", l+1)) }
+
+// Run trains the layers, evaluates them and writes every output into
+// opt.Out: model.json and theta-<l>.npy (the layers), kernels-<l>.png,
+// loglik.png, posterior.png, labels.png, config.json, metrics.json and, as
+// asked, the features and the graphs; each is written whole or not at
+// all. Each layer checkpoints after every epoch into layer-<l>/. Two runs
+// never share a directory: the second fails with ErrBusy.
 func Run(d Data, opt Options) (*Metrics, error) {
 	start := time.Now()
 	logf := func(format string, args ...any) {
@@ -167,18 +188,11 @@ func Run(d Data, opt Options) (*Metrics, error) {
 	}
 	n, c, h, w := d.Train.Shape()
 	// The settings first, so that a bad configuration touches nothing.
-	fresh := opt.Settings
-	fresh.Resume = nil
-	s, cfg, err := fresh.Normalize(n, c, h, w)
+	layers, cfgs, err := normalize(opt, n, c, h, w)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrConfig, err)
+		return nil, err
 	}
-	for _, p := range opt.Pools {
-		if uh, uw := cfg.Positions(); p.Grid > min(uh, uw) {
-			return nil, fmt.Errorf("%w: pooling %s: a %d×%d grid over %d×%d positions", ErrConfig, p.Name(), p.Grid, p.Grid, uh, uw)
-		}
-	}
-	if err := checkMemory(cfg, s.Ops, n); err != nil {
+	if err := checkMemory(cfgs, layers[0].Settings.Ops, n); err != nil {
 		return nil, err
 	}
 	if err := os.MkdirAll(opt.Out, 0o777); err != nil {
@@ -189,64 +203,85 @@ func Run(d Data, opt Options) (*Metrics, error) {
 		return nil, err
 	}
 	defer unlock()
+	var done []em.Trained
+	var resume *em.Checkpoint
 	if opt.Resume {
-		cp, err := em.LoadCheckpoint(opt.Out)
-		if err != nil {
+		if done, resume, err = loadState(opt.Out, layers, cfgs, n); err != nil {
 			return nil, err
 		}
-		s.Resume = cp
-		if _, _, err := s.Normalize(n, c, h, w); err != nil {
-			return nil, fmt.Errorf("experiment: cannot resume from %s: %w", opt.Out, err)
-		}
-		logf("resuming after epoch %d\n", cp.Epoch)
-	} else if err := writeJSON(filepath.Join(opt.Out, "config.json"), config(d, opt, s, cfg, n)); err != nil {
+		logf("resuming layer %d after epoch %d\n", len(done)+1, epochOf(resume))
+	} else if err := writeJSON(filepath.Join(opt.Out, "config.json"), config(d, opt, layers, cfgs, n)); err != nil {
 		return nil, err
 	}
-	ckpt := em.NewCheckpointer(opt.Out, s.Resume)
-	interrupted := func(err error) error {
-		return &InterruptedError{Dir: opt.Out, Epoch: ckpt.Epoch, Err: err}
+	// Each layer checkpoints into its own directory and reports its
+	// progress; a cancelled context stops the layer under way.
+	ckpts := make([]*em.Checkpointer, len(layers))
+	for l := range layers {
+		dir := layerDir(opt.Out, l)
+		if l >= len(done) {
+			if err := os.MkdirAll(dir, 0o777); err != nil {
+				return nil, fmt.Errorf("experiment: %w", err)
+			}
+		}
+		var from *em.Checkpoint
+		if l == len(done) {
+			from = resume
+		}
+		ckpts[l] = em.NewCheckpointer(dir, from)
+		s := &layers[l].Settings
+		s.Context, s.Resume = ctx, from
+		s.Recorder = em.Recorders{ckpts[l]}
+		if opt.Progress != nil {
+			s.Recorder = em.Recorders{ckpts[l], opt.Progress(l, len(layers))}
+		}
 	}
-	logf("%s: %d images %d×%d×%d, %d kernels %d×%d, padding %d, batch %d, op set %s, init %s\n",
-		d.Name, n, c, h, w, cfg.Kernels, cfg.Width, cfg.Width, cfg.Pad, cfg.Batch, s.Ops.Name(), s.InitFrom)
-	s.Context = ctx
-	s.Recorder = em.Recorders{ckpt}
-	if opt.Progress != nil {
-		s.Recorder = em.Recorders{ckpt, opt.Progress}
+	for l, cfg := range cfgs {
+		logf("%s: layer %d of %d: %d×%d×%d inputs, %d kernels %d×%d, padding %d, batch %d, op set %s, init %s\n",
+			d.Name, l+1, len(cfgs), cfg.Channels, cfg.Rows, cfg.Cols, cfg.Kernels, cfg.Width, cfg.Width, cfg.Pad, cfg.Batch,
+			layers[l].Settings.Ops.Name(), layers[l].Settings.InitFrom)
 	}
-	trainStart := time.Now()
-	res, err := em.Train(d.Train, s)
+	st, err := em.TrainStack(d.Train, layers, done, 0, func(st *em.Stack) error { return em.SaveStack(opt.Out, st) })
 	if errors.Is(err, context.Canceled) {
-		return nil, interrupted(err)
+		l := len(done)
+		if st, lerr := em.LoadStack(opt.Out); lerr == nil {
+			l = len(st.Layers)
+		}
+		l = min(l, len(layers)-1)
+		return nil, &InterruptedError{Dir: opt.Out, Layer: l + 1, Epoch: ckpts[l].Epoch, Err: err}
 	}
 	if err != nil {
 		return nil, fmt.Errorf("experiment: %w", err)
 	}
-	theta := res.Theta.Data().([]float32)
-	m := &Metrics{
-		Dataset: d.Name, Images: n, Kernels: cfg.Kernels, Width: cfg.Width, Padding: cfg.Pad, Batch: cfg.Batch,
-		Seed: s.Seed, Ops: s.Ops.Name(), InitFrom: s.InitFrom.String(), Mixing: s.Mixing, Repair: s.Repair,
-		LogLik: res.LogLik, EpochSeconds: res.EpochSeconds, Epochs: len(res.LogLik), Status: res.Status.String(),
-		Reseeded: res.Reseeded, DistinctKernels: em.Distinct(theta, cfg.Kernels, 0.99),
-		TrainSeconds: time.Since(trainStart).Seconds(), GoVersion: runtime.Version(), GOMAXPROCS: runtime.GOMAXPROCS(0),
+	s0 := layers[0].Settings
+	m := &Metrics{Dataset: d.Name, Images: n, Batch: cfgs[0].Batch, Seed: s0.Seed, Ops: s0.Ops.Name(),
+		InitFrom: s0.InitFrom.String(), Mixing: s0.Mixing, Repair: s0.Repair,
+		GoVersion: runtime.Version(), GOMAXPROCS: runtime.GOMAXPROCS(0)}
+	for l, t := range st.Layers {
+		lm := LayerMetrics{Kernels: t.Config.Kernels, Width: t.Config.Width, Padding: t.Config.Pad,
+			Input: [3]int{t.Config.Channels, t.Config.Rows, t.Config.Cols}, LogLik: t.LogLik, EpochSeconds: t.EpochSeconds,
+			Epochs: len(t.LogLik), Status: t.Status.String(), Reseeded: t.Reseeded,
+			DistinctKernels: em.Distinct(t.Theta.Data().([]float32), t.Config.Kernels, 0.99), TrainSeconds: sum(t.EpochSeconds)}
+		if l < len(st.Layers)-1 {
+			lm.Transform = t.Transform.String()
+		}
+		m.Layers = append(m.Layers, lm)
+		m.TrainSeconds += lm.TrainSeconds
+		logf("layer %d: %d epochs (%s), %.1f s; %d of %d kernels distinct", l+1, lm.Epochs, lm.Status, lm.TrainSeconds, lm.DistinctKernels, lm.Kernels)
+		for _, r := range t.Reseeded {
+			logf("; re-seeded after epoch %d: %v", r.Epoch, r.Kernels)
+		}
+		logf("\n")
 	}
-	if s.Resume != nil {
-		m.TrainSeconds = sum(res.EpochSeconds) // the time of the epochs, across the interruption
-	}
-	logf("training: %d epochs (%s), %.1f s; %d of %d kernels distinct", m.Epochs, m.Status, m.TrainSeconds, m.DistinctKernels, cfg.Kernels)
-	for _, r := range res.Reseeded {
-		logf("; re-seeded after epoch %d: %v", r.Epoch, r.Kernels)
-	}
-	logf("\n")
-	if err := writeOutputs(d, opt, res); err != nil {
+	if err := writeOutputs(d, opt, st, s0.Ops); err != nil {
 		return nil, err
 	}
 	if ctx.Err() != nil {
-		return nil, interrupted(ctx.Err())
+		return nil, &InterruptedError{Dir: opt.Out, Layer: len(layers), Epoch: ckpts[len(layers)-1].Epoch, Err: ctx.Err()}
 	}
 	if opt.Eval {
-		if err := evaluate(ctx, d, opt, res, m, logf); err != nil {
+		if err := evaluate(ctx, d, opt, st, s0.Ops, cfgs[0].Batch, m, logf); err != nil {
 			if ctx.Err() != nil {
-				return nil, interrupted(ctx.Err())
+				return nil, &InterruptedError{Dir: opt.Out, Layer: len(layers), Epoch: ckpts[len(layers)-1].Epoch, Err: ctx.Err()}
 			}
 			return nil, err
 		}
@@ -261,16 +296,103 @@ func Run(d Data, opt Options) (*Metrics, error) {
 	return m, nil
 }
 
+// normalize fills in and checks the settings of every layer, each for the
+// input the layer below gives it, and checks that the poolings fit every
+// layer's positions. Its errors wrap ErrConfig.
+func normalize(opt Options, n, c, h, w int) ([]em.StackLayer, []graph.Config, error) {
+	if len(opt.Layers) == 0 {
+		return nil, nil, fmt.Errorf("%w: no layers", ErrConfig)
+	}
+	layers := append([]em.StackLayer(nil), opt.Layers...)
+	var cfgs []graph.Config
+	for l := range layers {
+		s := layers[l].Settings
+		s.Resume = nil
+		s, cfg, err := s.Normalize(n, c, h, w)
+		if err != nil {
+			return nil, nil, fmt.Errorf("%w: layer %d: %w", ErrConfig, l+1, err)
+		}
+		if l > 0 && s.Ops.Name() != layers[0].Settings.Ops.Name() {
+			return nil, nil, fmt.Errorf("%w: layer %d runs op set %s, layer 1 %s: a stack runs one", ErrConfig, l+1, s.Ops.Name(), layers[0].Settings.Ops.Name())
+		}
+		layers[l].Settings = s
+		cfgs = append(cfgs, cfg)
+		uh, uw := cfg.Positions()
+		for _, p := range opt.Pools {
+			if p.Grid > min(uh, uw) {
+				return nil, nil, fmt.Errorf("%w: pooling %s: a %d×%d grid over layer %d's %d×%d positions", ErrConfig, p.Name(), p.Grid, p.Grid, l+1, uh, uw)
+			}
+		}
+		next := layers[l].Transform.Next(cfg, 1, 1, 0)
+		c, h, w = next.Channels, next.Rows, next.Cols
+	}
+	return layers, cfgs, nil
+}
+
+// loadState reads what an interrupted run left in dir: its trained layers
+// and the checkpoint of the layer under way (nil if it had none yet), and
+// checks that they fit the run's layers.
+func loadState(dir string, layers []em.StackLayer, cfgs []graph.Config, n int) ([]em.Trained, *em.Checkpoint, error) {
+	var done []em.Trained
+	st, err := em.LoadStack(dir)
+	switch {
+	case errors.Is(err, em.ErrNoModel):
+	case err != nil:
+		return nil, nil, fmt.Errorf("experiment: cannot resume from %s: %w", dir, err)
+	default:
+		done = st.Layers
+	}
+	if len(done) > len(layers) {
+		return nil, nil, fmt.Errorf("experiment: cannot resume from %s: it holds %d layers, the run has %d", dir, len(done), len(layers))
+	}
+	if len(done) == len(layers) {
+		return done, nil, nil
+	}
+	for l, t := range done {
+		if c, want := t.Config, cfgs[l]; c.Kernels != want.Kernels || c.Width != want.Width || c.Pad != want.Pad ||
+			c.Channels != want.Channels || c.Rows != want.Rows || c.Cols != want.Cols {
+			return nil, nil, fmt.Errorf("experiment: cannot resume from %s: its layer %d is %+v, the run's %+v", dir, l+1, c, want)
+		}
+	}
+	l := len(done)
+	cp, err := em.LoadCheckpoint(layerDir(dir, l))
+	switch {
+	case errors.Is(err, em.ErrNoCheckpoint):
+		return done, nil, nil
+	case err != nil:
+		return nil, nil, fmt.Errorf("experiment: cannot resume from %s: %w", dir, err)
+	}
+	s := layers[l].Settings
+	s.Resume = cp
+	if _, _, err := s.Normalize(n, cfgs[l].Channels, cfgs[l].Rows, cfgs[l].Cols); err != nil {
+		return nil, nil, fmt.Errorf("experiment: cannot resume from %s: layer %d: %w", dir, l+1, err)
+	}
+	return done, cp, nil
+}
+
+func epochOf(cp *em.Checkpoint) int {
+	if cp == nil {
+		return 0
+	}
+	return cp.Epoch
+}
+
 // config is what config.json records: every setting, so that a run can be
 // repeated (and resumed), and the options' extra entries (the flags).
-func config(d Data, opt Options, s em.Settings, cfg graph.Config, n int) map[string]any {
+func config(d Data, opt Options, layers []em.StackLayer, cfgs []graph.Config, n int) map[string]any {
 	var pools []string
 	for _, p := range opt.Pools {
 		pools = append(pools, p.Name())
 	}
+	s := layers[0].Settings
+	var ls []map[string]any
+	for l, cfg := range cfgs {
+		ls = append(ls, map[string]any{"kernels": cfg.Kernels, "width": cfg.Width, "padding": cfg.Pad,
+			"input": []int{cfg.Channels, cfg.Rows, cfg.Cols}, "transform": layers[l].Transform.String(), "max_epochs": layers[l].Settings.MaxEpochs})
+	}
 	conf := map[string]any{
-		"dataset": d.Name, "images": n, "kernels": cfg.Kernels, "width": cfg.Width, "padding": cfg.Pad,
-		"batch": cfg.Batch, "max_epochs": s.MaxEpochs, "tol": s.Tol, "seed": s.Seed, "ops": s.Ops.Name(),
+		"dataset": d.Name, "images": n, "layers": ls, "kernels": cfgs[0].Kernels, "width": cfgs[0].Width, "padding": cfgs[0].Pad,
+		"batch": cfgs[0].Batch, "max_epochs": s.MaxEpochs, "tol": s.Tol, "seed": s.Seed, "ops": s.Ops.Name(),
 		"init_from": s.InitFrom.String(), "init_sample": s.InitSample, "mixing": s.Mixing, "repair": s.Repair,
 		"pools": pools, "go_version": runtime.Version(),
 	}
@@ -283,94 +405,114 @@ func config(d Data, opt Options, s em.Settings, cfg graph.Config, n int) map[str
 	return conf
 }
 
-// checkMemory refuses a batch whose estimated memory (em.BatchBytes)
-// exceeds what the process may still take, naming a batch that fits.
-func checkMemory(cfg graph.Config, ops graph.Ops, images int) error {
+// checkMemory refuses a run whose layers' batches need more memory
+// (em.BatchBytes, and for layer l the maps of the layers below it) than
+// the process may still take, naming a batch that fits.
+func checkMemory(cfgs []graph.Config, ops graph.Ops, images int) error {
 	limit, ok := sysmem.Headroom()
 	if !ok {
 		return nil
 	}
 	// Leave a tenth for the Go runtime, the classifier and the figures.
 	budget := limit.Bytes * 9 / 10
-	need := em.BatchBytes(cfg, ops, images)
-	if need <= budget {
+	need := func(batch int) int64 {
+		var most, below int64
+		for _, cfg := range cfgs {
+			cfg.Batch = min(batch, images)
+			most = max(most, em.BatchBytes(cfg, ops, images)+below)
+			// The layer above reads this one's log joint and transformed maps.
+			below += 2 * int64(cfg.Batch) * int64(cfg.MapLen()) * 4
+		}
+		return most
+	}
+	batch := cfgs[0].Batch
+	if need(batch) <= budget {
 		return nil
 	}
-	fit := cfg
-	for fit.Batch > 1 && em.BatchBytes(fit, ops, images) > budget {
-		fit.Batch = fit.Batch * 3 / 4
+	// The batch to suggest leaves a margin: the process's headroom moves a
+	// little from run to run.
+	fit := batch
+	for fit > 1 && need(fit) > budget*4/5 {
+		fit = fit * 3 / 4
 	}
-	advice := fmt.Sprintf("use -batch %d or less (the result does not depend on the batch size)", fit.Batch)
-	if em.BatchBytes(fit, ops, images) > budget {
+	advice := fmt.Sprintf("use -batch %d or less (the result does not depend on the batch size)", fit)
+	if need(fit) > budget {
 		advice = "even one image does not fit"
 	}
 	return fmt.Errorf("%w: a batch of %d images needs about %s, more than the %s this process may still use (%s); %s",
-		ErrConfig, cfg.Batch, sysmem.Bytes(need), sysmem.Bytes(limit.Bytes), limit.Source, advice)
+		ErrConfig, batch, sysmem.Bytes(need(batch)), sysmem.Bytes(limit.Bytes), limit.Source, advice)
 }
 
-// writeOutputs writes θ (and the mixing weights), the figures and, if
-// asked, the graphs.
-func writeOutputs(d Data, opt Options, res *em.Result) error {
-	cfg := res.Config
-	theta := res.Theta.Data().([]float32)
-	if err := em.SaveTheta(filepath.Join(opt.Out, "theta.npy"), res.Theta); err != nil {
+// writeOutputs writes the figures and, if asked, the graphs (the layers'
+// θ are in model.json's files already).
+func writeOutputs(d Data, opt Options, st *em.Stack, ops graph.Ops) error {
+	var curves []viz.Curve
+	for l, t := range st.Layers {
+		cfg := t.Config
+		path := filepath.Join(opt.Out, fmt.Sprintf("kernels-%d.png", l+1))
+		theta := t.Theta.Data().([]float32)
+		distinct := em.Distinct(theta, cfg.Kernels, 0.99)
+		switch {
+		case l == 0 && (cfg.Channels == 1 || cfg.Channels == 3):
+			title := fmt.Sprintf("%s: layer 1, first %d of %d kernels (%d distinct)", d.Name, min(64, cfg.Kernels), cfg.Kernels, distinct)
+			if err := viz.SaveKernels(path, title, theta, cfg.Kernels, cfg.Channels, cfg.Width, 64, 8); err != nil {
+				return err
+			}
+		case l > 0 && d.Test != nil:
+			if err := saveReceptiveFields(path, d, st, l, ops); err != nil {
+				return err
+			}
+		}
+		curves = append(curves, viz.Curve{Name: fmt.Sprintf("layer %d", l+1), LogLik: t.LogLik})
+	}
+	if err := viz.SaveLogLik(filepath.Join(opt.Out, "loglik.png"), d.Name+": log-likelihood per epoch", curves...); err != nil {
 		return err
 	}
-	if res.LogPrior != nil {
-		if err := saveNpy(filepath.Join(opt.Out, "log_prior.npy"), res.LogPrior.Data().([]float32), cfg.Kernels); err != nil {
-			return err
-		}
-	}
-	if c := cfg.Channels; c == 1 || c == 3 {
-		title := fmt.Sprintf("%s: first %d of %d kernels (%d distinct)", d.Name, min(64, cfg.Kernels), cfg.Kernels, em.Distinct(theta, cfg.Kernels, 0.99))
-		if err := viz.SaveKernels(filepath.Join(opt.Out, "kernels.png"), title, theta, cfg.Kernels, c, cfg.Width, 64, 8); err != nil {
-			return err
-		}
-	}
-	if err := viz.SaveLogLik(filepath.Join(opt.Out, "loglik.png"), d.Name+": log-likelihood per epoch", viz.Curve{Name: "layer 1", LogLik: res.LogLik}); err != nil {
-		return err
-	}
-	if cfg.Channels == 1 && d.Test != nil {
-		if err := savePosterior(filepath.Join(opt.Out, "posterior.png"), d.Test, res, 4); err != nil {
+	if first := st.Layers[0]; first.Config.Channels == 1 && d.Test != nil {
+		if err := savePosterior(filepath.Join(opt.Out, "posterior.png"), d.Test, first.Result, ops, 4); err != nil {
 			return err
 		}
 	}
 	if opt.GraphDir != "" {
-		if err := saveGraphs(opt.GraphDir, res); err != nil {
+		if err := saveGraphs(opt.GraphDir, st, ops); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-// saveGraphs writes the E-step and M-step graphs of res's layer, as
-// compiled for a full batch, as Graphviz DOT files.
-func saveGraphs(dir string, res *em.Result) error {
+// saveGraphs writes each layer's E-step and M-step graphs, as compiled for
+// a full batch, as Graphviz DOT files: estep-<l>.dot and mstep-<l>.dot.
+func saveGraphs(dir string, st *em.Stack, ops graph.Ops) error {
 	if err := os.MkdirAll(dir, 0o777); err != nil {
 		return fmt.Errorf("experiment: %w", err)
 	}
-	e, err := estep.New(res.Config, res.Settings.Ops)
-	if err != nil {
-		return fmt.Errorf("experiment: %w", err)
-	}
-	defer e.Close()
-	m, err := mstep.New(res.Config, res.Settings.Ops)
-	if err != nil {
-		return fmt.Errorf("experiment: %w", err)
-	}
-	defer m.Close()
-	for name, step := range map[string]*graph.Step{"estep.dot": e.Step(), "mstep.dot": m.Step()} {
-		g, err := step.Graph(res.Config.Batch)
+	for l, t := range st.Layers {
+		e, err := estep.New(t.Config, ops)
 		if err != nil {
 			return fmt.Errorf("experiment: %w", err)
 		}
-		b, err := dot.Marshal(g)
+		m, err := mstep.New(t.Config, ops)
 		if err != nil {
-			return fmt.Errorf("experiment: %s: %w", name, err)
-		}
-		if err := atomicfile.WriteBytes(filepath.Join(dir, name), b); err != nil {
+			e.Close()
 			return fmt.Errorf("experiment: %w", err)
 		}
+		for name, step := range map[string]*graph.Step{fmt.Sprintf("estep-%d.dot", l+1): e.Step(), fmt.Sprintf("mstep-%d.dot", l+1): m.Step()} {
+			g, err := step.Graph(t.Config.Batch)
+			if err == nil {
+				var b []byte
+				if b, err = dot.Marshal(g); err == nil {
+					err = atomicfile.WriteBytes(filepath.Join(dir, name), b)
+				}
+			}
+			if err != nil {
+				e.Close()
+				m.Close()
+				return fmt.Errorf("experiment: %s: %w", name, err)
+			}
+		}
+		e.Close()
+		m.Close()
 	}
 	return nil
 }

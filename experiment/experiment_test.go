@@ -1,6 +1,7 @@
 package experiment_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -66,12 +67,12 @@ func TestRun(t *testing.T) {
 	graphs := filepath.Join(out, "graphs")
 	pools := []graph.Pooling{{Reduce: graph.LogSumExpCells, Grid: 2}, graph.ImageWide}
 	opt := experiment.Options{Out: out, Eval: true, Pixels: true, Pools: pools, LabelCounts: []int{20, 60}, Features: true, GraphDir: graphs,
-		Settings: em.Settings{Kernels: 4, Width: 7, Pad: 0, Batch: 64, MaxEpochs: 3, Mixing: true, Repair: em.Repair{MinCount: 0.5, MaxCosine: 0.99}}}
+		Layers: []em.StackLayer{{Settings: em.Settings{Kernels: 4, Width: 7, Pad: 0, Batch: 64, MaxEpochs: 3, Mixing: true, Repair: em.Repair{MinCount: 0.5, MaxCosine: 0.99}}}}}
 	m, err := experiment.Run(data(t), opt)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, name := range []string{"kernels.png", "loglik.png", "posterior.png", "labels.png"} {
+	for _, name := range []string{"kernels-1.png", "loglik.png", "posterior.png", "labels.png"} {
 		f, err := os.Open(filepath.Join(out, name))
 		if err != nil {
 			t.Fatal(err)
@@ -82,8 +83,8 @@ func TestRun(t *testing.T) {
 			t.Errorf("%s: %v", name, err)
 		}
 	}
-	if _, err := em.LoadTheta(filepath.Join(out, "theta.npy")); err != nil {
-		t.Error(err)
+	if st, err := em.LoadStack(out); err != nil || len(st.Layers) != 1 || st.Layers[0].LogPrior == nil {
+		t.Errorf("model: %+v, %v; want one layer with mixing weights", st, err)
 	}
 	for _, f := range []struct {
 		name  string
@@ -91,7 +92,7 @@ func TestRun(t *testing.T) {
 	}{
 		{"features-grid2-train.npy", []int{200, 16}}, {"features-grid2-test.npy", []int{100, 16}},
 		{"features-image-train.npy", []int{200, 4}}, {"labels-train.npy", []int{200}}, {"labels-test.npy", []int{100}},
-		{"log_prior.npy", []int{4}},
+		{"theta-1.npy", []int{4, 1, 7, 7}},
 	} {
 		r, err := os.Open(filepath.Join(out, f.name))
 		if err != nil {
@@ -106,13 +107,13 @@ func TestRun(t *testing.T) {
 		}
 		r.Close()
 	}
-	for name, op := range map[string]string{"estep.dot": "FastConv2d/", "mstep.dot": "FastConv2dFilter/"} {
+	for name, op := range map[string]string{"estep-1.dot": "FastConv2d/", "mstep-1.dot": "FastConv2dFilter/"} {
 		b, err := os.ReadFile(filepath.Join(graphs, name))
 		if err != nil || !strings.HasPrefix(string(b), "strict digraph") || !strings.Contains(string(b), op) {
 			t.Errorf("%s: %v; want a DOT graph naming %s, got %.40q", name, err, op, b)
 		}
 	}
-	for _, name := range []string{"config.json", "metrics.json", em.CheckpointFile} {
+	for _, name := range []string{"config.json", "metrics.json", em.ModelFile, filepath.Join("layer-1", em.CheckpointFile)} {
 		raw, err := os.ReadFile(filepath.Join(out, name))
 		if err != nil {
 			t.Fatal(err)
@@ -128,7 +129,7 @@ func TestRun(t *testing.T) {
 	if *m.TestAccuracy < 0.95 || m.Pooling != "grid2" || len(m.Evaluations) != 2 || m.Evaluations[1].Pooling != "image" {
 		t.Errorf("test accuracy %v of pooling %q, evaluations %+v: want ≥ 0.95 from grid2, then image", *m.TestAccuracy, m.Pooling, m.Evaluations)
 	}
-	if len(m.LogLik) != 3 || m.Images != 200 || m.PeakRSSBytes <= 0 || m.DistinctKernels < 1 || m.TrainSeconds <= 0 || m.ClassifierSeconds <= 0 || m.FeaturesSeconds <= 0 {
+	if len(m.Layers) != 1 || len(m.Layers[0].LogLik) != 3 || m.Images != 200 || m.PeakRSSBytes <= 0 || m.Layers[0].DistinctKernels < 1 || m.TrainSeconds <= 0 || m.ClassifierSeconds <= 0 || m.FeaturesSeconds <= 0 {
 		t.Errorf("metrics %+v", m)
 	}
 	if len(m.Labels) != 3 || m.Labels[0].Labels != 20 || m.Labels[2].Labels != 200 || len(m.Labels[0].Accuracy) != 3 {
@@ -137,11 +138,11 @@ func TestRun(t *testing.T) {
 	if got := m.Labels[2].Accuracy["grid2"]; got != *m.TestAccuracy {
 		t.Errorf("label study on all labels %v, main fit %v: want the same fit", got, *m.TestAccuracy)
 	}
-	cp, err := em.LoadCheckpoint(out)
+	cp, err := em.LoadCheckpoint(filepath.Join(out, "layer-1"))
 	if err != nil || cp.Epoch != 3 {
 		t.Errorf("checkpoint: %+v, %v; want epoch 3", cp, err)
 	}
-	if old, _ := filepath.Glob(filepath.Join(out, "checkpoint-[12].npy")); len(old) != 0 {
+	if old, _ := filepath.Glob(filepath.Join(out, "layer-1", "checkpoint-[12].npy")); len(old) != 0 {
 		t.Errorf("older checkpoints left behind: %v", old)
 	}
 	if _, err := os.Stat(filepath.Join(out, ".lock")); !os.IsNotExist(err) {
@@ -156,7 +157,7 @@ func TestRunCancelled(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	_, err := experiment.Run(data(t), experiment.Options{Out: out, Context: ctx,
-		Settings: em.Settings{Kernels: 2, Width: 5, Batch: 64, MaxEpochs: 2}})
+		Layers: one(em.Settings{Kernels: 2, Width: 5, Batch: 64, MaxEpochs: 2})})
 	var ie *experiment.InterruptedError
 	if !errors.As(err, &ie) || ie.Epoch != 0 {
 		t.Fatalf("error %v, want an *InterruptedError at epoch 0", err)
@@ -174,12 +175,12 @@ func TestBusy(t *testing.T) {
 	done := make(chan error)
 	go func() {
 		_, err := experiment.Run(data(t), experiment.Options{Out: out,
-			Progress: blockAfterFirstBatch{started, release},
-			Settings: em.Settings{Kernels: 2, Width: 5, Batch: 64, MaxEpochs: 1}})
+			Progress: func(int, int) em.Recorder { return blockAfterFirstBatch{started, release} },
+			Layers:   one(em.Settings{Kernels: 2, Width: 5, Batch: 64, MaxEpochs: 1})})
 		done <- err
 	}()
 	<-started
-	_, err := experiment.Run(data(t), experiment.Options{Out: out, Settings: em.Settings{Kernels: 2, Width: 5, Batch: 64, MaxEpochs: 1}})
+	_, err := experiment.Run(data(t), experiment.Options{Out: out, Layers: one(em.Settings{Kernels: 2, Width: 5, Batch: 64, MaxEpochs: 1})})
 	if !errors.Is(err, experiment.ErrBusy) || !strings.Contains(err.Error(), "process") {
 		t.Errorf("second run: %v, want ErrBusy naming the other run's process", err)
 	}
@@ -208,9 +209,13 @@ func TestConfigErrors(t *testing.T) {
 		name string
 		opt  experiment.Options
 	}{
-		{"kernel wider than the image", experiment.Options{Settings: em.Settings{Kernels: 2, Width: 13}}},
-		{"negative tolerance", experiment.Options{Settings: em.Settings{Tol: -1}}},
-		{"grid wider than the positions", experiment.Options{Settings: em.Settings{Kernels: 2, Width: 10}, Pools: []graph.Pooling{{Grid: 4}}}},
+		{"kernel wider than the image", experiment.Options{Layers: one(em.Settings{Kernels: 2, Width: 13})}},
+		{"negative tolerance", experiment.Options{Layers: one(em.Settings{Tol: -1})}},
+		{"grid wider than the positions", experiment.Options{Layers: one(em.Settings{Kernels: 2, Width: 10}), Pools: []graph.Pooling{{Grid: 4}}}},
+		{"second layer wider than its input", experiment.Options{Layers: []em.StackLayer{
+			{Settings: em.Settings{Kernels: 3, Width: 5}, Transform: graph.Transform{Posterior: true, Pool: 2, Reduce: graph.MeanCells}},
+			{Settings: em.Settings{Kernels: 2, Width: 5}}}}},
+		{"no layers", experiment.Options{}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			out := filepath.Join(t.TempDir(), "out")
@@ -222,5 +227,86 @@ func TestConfigErrors(t *testing.T) {
 				t.Errorf("a refused run created its output directory")
 			}
 		})
+	}
+}
+
+func one(s em.Settings) []em.StackLayer { return []em.StackLayer{{Settings: s}} }
+
+// twoLayers is a small stack: 6 kernels of 5×5 on the 12×12 bars, their
+// posterior mean-pooled 2×2 (4×4 maps of 6 channels), then 4 kernels of 3×3.
+func twoLayers() []em.StackLayer {
+	return []em.StackLayer{
+		{Settings: em.Settings{Kernels: 6, Width: 5, Pad: 0, Batch: 64, MaxEpochs: 2, InitFrom: em.InitKMeansPP, InitSample: 300},
+			Transform: graph.Transform{Posterior: true, Pool: 2, Reduce: graph.MeanCells}},
+		{Settings: em.Settings{Kernels: 4, Width: 3, Pad: 0, Batch: 64, MaxEpochs: 3, InitFrom: em.InitKMeansPP, InitSample: 300}},
+	}
+}
+
+// TestRunStack runs two layers end to end: the model, both layers'
+// figures, the metrics of each, the features of the top layer and of both.
+func TestRunStack(t *testing.T) {
+	out := t.TempDir()
+	m, err := experiment.Run(data(t), experiment.Options{Out: out, Eval: true, Layers: twoLayers(),
+		Pools: []graph.Pooling{{Reduce: graph.LogSumExpCells, Grid: 2}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"kernels-1.png", "kernels-2.png", "loglik.png", "theta-1.npy", "theta-2.npy", em.ModelFile} {
+		if _, err := os.Stat(filepath.Join(out, name)); err != nil {
+			t.Error(err)
+		}
+	}
+	st, err := em.LoadStack(out)
+	if err != nil || len(st.Layers) != 2 || st.Layers[0].Scale == nil || st.Layers[1].Config.Channels != 6 {
+		t.Fatalf("model: %+v, %v; want two layers, the second on 6 channels", st, err)
+	}
+	if len(m.Layers) != 2 || len(m.Layers[1].LogLik) != 3 || m.Layers[1].Input != [3]int{6, 4, 4} {
+		t.Errorf("layers %+v", m.Layers)
+	}
+	if len(m.Evaluations) != 2 || m.Evaluations[0].Pooling != "grid2" || m.Evaluations[0].Features != 16 ||
+		m.Evaluations[1].Pooling != "grid2-all" || m.Evaluations[1].Features != 6*4+16 {
+		t.Errorf("evaluations %+v: want grid2 of layer 2 (16 features), then of both layers (40)", m.Evaluations)
+	}
+}
+
+// cancelAt cancels the run at the given layer (0-based) and epoch.
+type cancelAt struct {
+	layer, epoch, at int
+	cancel           context.CancelFunc
+}
+
+func (c cancelAt) Record(e em.Event) error {
+	if c.layer == c.at && e.Epoch == c.epoch && e.Batch == 0 {
+		c.cancel()
+	}
+	return nil
+}
+
+// TestResumeStack interrupts a two-layer run after layer 2's first epoch
+// and resumes it: both layers' θ must equal, bit for bit, those of the run
+// done without interruption.
+func TestResumeStack(t *testing.T) {
+	whole := t.TempDir()
+	if _, err := experiment.Run(data(t), experiment.Options{Out: whole, Layers: twoLayers()}); err != nil {
+		t.Fatal(err)
+	}
+	cut := t.TempDir()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	_, err := experiment.Run(data(t), experiment.Options{Out: cut, Layers: twoLayers(), Context: ctx,
+		Progress: func(l, _ int) em.Recorder { return cancelAt{layer: 1, epoch: 1, at: l, cancel: cancel} }})
+	var ie *experiment.InterruptedError
+	if !errors.As(err, &ie) || ie.Layer != 2 || ie.Epoch != 1 {
+		t.Fatalf("interrupted run: %v, want an interruption in layer 2 after epoch 1", err)
+	}
+	if _, err := experiment.Run(data(t), experiment.Options{Out: cut, Layers: twoLayers(), Resume: true}); err != nil {
+		t.Fatalf("resume: %v", err)
+	}
+	for _, name := range []string{"theta-1.npy", "theta-2.npy"} {
+		a, _ := os.ReadFile(filepath.Join(whole, name))
+		b, _ := os.ReadFile(filepath.Join(cut, name))
+		if len(a) == 0 || !bytes.Equal(a, b) {
+			t.Errorf("%s of the resumed run differs from the uninterrupted run's", name)
+		}
 	}
 }

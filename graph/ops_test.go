@@ -50,7 +50,8 @@ func TestParsePooling(t *testing.T) {
 		{"grid0", graph.Pooling{}, false},
 		{"grid03", graph.Pooling{}, false},
 		{"grid", graph.Pooling{}, false},
-		{"mean2", graph.Pooling{}, false},
+		{"mean2", graph.Pooling{Reduce: graph.MeanCells, Grid: 2}, true},
+		{"sum2", graph.Pooling{}, false},
 	} {
 		got, err := graph.ParsePooling(tc.name)
 		if (err == nil) != tc.ok || (tc.ok && got != tc.want) {

@@ -20,6 +20,7 @@ import (
 //
 //	LogSumExp: f[n,k,cell] = log Σ_{u∈cell} exp L[n,k,u]
 //	Max:       f[n,k,cell] = max_{u∈cell} L[n,k,u]
+//	Mean:      f[n,k,cell] = the mean of L[n,k,u] over the cell
 //
 // With LogSumExp, f is the log likelihood of image n under kernel k with
 // its patch confined to the cell (up to a constant); Grid 1 is the paper's
@@ -35,23 +36,27 @@ type Reduction int
 const (
 	LogSumExpCells Reduction = iota // log Σ exp over the cell
 	MaxCells                        // max over the cell
+	MeanCells                       // mean over the cell
 )
 
 // ImageWide is the paper's pooling: one log-sum-exp over all positions.
 var ImageWide = Pooling{Reduce: LogSumExpCells, Grid: 1}
 
 // Name returns the pooling's name as the -pool flag takes it: "image",
-// "grid2", "grid3", … for log-sum-exp; "max", "max2", … for max.
+// "grid2", "grid3", … for log-sum-exp; "max", "max2", … for max; "mean",
+// "mean2", … for the mean.
 func (p Pooling) Name() string {
-	switch {
-	case p.Reduce == LogSumExpCells && p.Grid == 1:
-		return "image"
-	case p.Reduce == LogSumExpCells:
+	if p.Reduce == LogSumExpCells {
+		if p.Grid == 1 {
+			return "image"
+		}
 		return fmt.Sprintf("grid%d", p.Grid)
-	case p.Grid == 1:
-		return "max"
 	}
-	return fmt.Sprintf("max%d", p.Grid)
+	name := map[Reduction]string{MaxCells: "max", MeanCells: "mean"}[p.Reduce]
+	if p.Grid == 1 {
+		return name
+	}
+	return fmt.Sprintf("%s%d", name, p.Grid)
 }
 
 func (p Pooling) String() string { return p.Name() }
@@ -61,7 +66,7 @@ func (p Pooling) Features(kernels int) int { return kernels * p.Grid * p.Grid }
 
 // ParsePooling returns the pooling of the given name (see Pooling.Name).
 func ParsePooling(name string) (Pooling, error) {
-	bad := fmt.Errorf("graph: unknown pooling %q (want image, gridG, max or maxG with G ≥ 1)", name)
+	bad := fmt.Errorf("graph: unknown pooling %q (want image, gridG, max, maxG, mean or meanG with G ≥ 1)", name)
 	var p Pooling
 	var digits string
 	switch {
@@ -69,10 +74,14 @@ func ParsePooling(name string) (Pooling, error) {
 		return ImageWide, nil
 	case name == "max":
 		return Pooling{Reduce: MaxCells, Grid: 1}, nil
+	case name == "mean":
+		return Pooling{Reduce: MeanCells, Grid: 1}, nil
 	case strings.HasPrefix(name, "grid"):
 		p.Reduce, digits = LogSumExpCells, name[len("grid"):]
 	case strings.HasPrefix(name, "max"):
 		p.Reduce, digits = MaxCells, name[len("max"):]
+	case strings.HasPrefix(name, "mean"):
+		p.Reduce, digits = MeanCells, name[len("mean"):]
 	default:
 		return Pooling{}, bad
 	}
@@ -94,7 +103,7 @@ func Pool(x *G.Node, p Pooling) (*G.Node, error) {
 	if p.Grid < 1 || p.Grid > s[2] || p.Grid > s[3] {
 		return nil, fmt.Errorf("graph: pool: a %d×%d grid over %d×%d positions leaves cells empty", p.Grid, p.Grid, s[2], s[3])
 	}
-	if p.Reduce != LogSumExpCells && p.Reduce != MaxCells {
+	if p.Reduce != LogSumExpCells && p.Reduce != MaxCells && p.Reduce != MeanCells {
 		return nil, fmt.Errorf("graph: pool: unknown reduction %d", p.Reduce)
 	}
 	n, err := G.ApplyOp(poolOp{opBase: newBase("Pool/%s", p.Name()), p: p}, x)
@@ -144,9 +153,12 @@ func (op poolOp) Do(vals ...G.Value) (G.Value, error) {
 		sums := make([]float64, g*g)
 		for m := lo; m < hi; m++ {
 			in, f := x[m*u:(m+1)*u], o[m*g*g:(m+1)*g*g]
-			if op.p.Reduce == MaxCells {
+			switch op.p.Reduce {
+			case MaxCells:
 				cells.max(f, in)
-			} else {
+			case MeanCells:
+				cells.mean(f, in, sums)
+			default:
 				cells.logSumExp(f, in, e, sums)
 			}
 		}
@@ -196,6 +208,23 @@ func (c *cells) max(f, m []float32) {
 				}
 			}
 		}
+	}
+}
+
+// mean sets f[cell] to the mean of the map m over the cell, summed in
+// float64.
+func (c *cells) mean(f, m []float32, sums []float64) {
+	clear(sums)
+	for y := 0; y < c.uh; y++ {
+		sr := sums[c.row[y]*c.g:]
+		for x, v := range m[y*c.uw : (y+1)*c.uw] {
+			sr[c.col[x]] += float64(v)
+		}
+	}
+	for i, s := range sums {
+		cy, cx := i/c.g, i%c.g
+		n := (c.rowStarts[cy+1] - c.rowStarts[cy]) * (c.colStarts[cx+1] - c.colStarts[cx])
+		f[i] = float32(s / float64(n))
 	}
 }
 

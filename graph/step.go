@@ -7,50 +7,42 @@ import (
 	"gorgonia.org/tensor"
 )
 
-// An Input is one of the inputs a Step can take; its shape follows from the
-// layer's Config and the batch size n.
-type Input int
-
-// The inputs of the CALM steps. Images and Posterior carry the batch on
-// their first axis; a Step's first input must be one of them.
-const (
-	Images    Input = iota // x (n,C,H,W)
-	Kernels                // θ (K,C,w,w)
-	LogPrior               // log π (K), the log mixing weights
-	Posterior              // γ (n,K,Uh,Uw)
-)
-
-// Name is the input's node name in a step's graph.
-func (in Input) Name() string {
-	switch in {
-	case Images:
-		return "x"
-	case Kernels:
-		return "theta"
-	case LogPrior:
-		return "logprior"
-	case Posterior:
-		return "posterior"
-	}
-	return fmt.Sprintf("input%d", int(in))
+// An Input is one input node of a Step: its name in the graph (unique
+// within it: Gorgonia merges nodes of one name) and its shape for a batch
+// of n images.
+type Input struct {
+	Name    string
+	Batched bool // the first axis is the batch; a Step's first input must be
+	Shape   func(n int) tensor.Shape
 }
 
-// Shape is the input's shape for a batch of n images under c.
-func (in Input) Shape(c Config, n int) tensor.Shape {
-	switch in {
-	case Images:
-		return c.ImageShape(n)
-	case Kernels:
-		return c.KernelShape()
-	case LogPrior:
-		return tensor.Shape{c.Kernels}
-	case Posterior:
-		return c.MapShape(n)
-	}
-	return nil
+// Images is the input x (n,C,H,W) of a layer of configuration c.
+func Images(c Config) Input {
+	return Input{Name: "x", Batched: true, Shape: c.ImageShape}
 }
 
-func (in Input) batched() bool { return in == Images || in == Posterior }
+// Kernels is the input θ (K,C,w,w) of a layer of configuration c.
+func Kernels(c Config) Input {
+	return Input{Name: "theta", Shape: func(int) tensor.Shape { return c.KernelShape() }}
+}
+
+// LogPrior is the input log π (K), the log mixing weights, of a layer of
+// configuration c.
+func LogPrior(c Config) Input {
+	return Input{Name: "logprior", Shape: func(int) tensor.Shape { return tensor.Shape{c.Kernels} }}
+}
+
+// Posterior is the input γ (n,K,Uh,Uw) of a layer of configuration c.
+func Posterior(c Config) Input {
+	return Input{Name: "posterior", Batched: true, Shape: c.MapShape}
+}
+
+// Named returns the input under another name, for a second input of the
+// same kind (the kernels of a second layer).
+func (in Input) Named(name string) Input {
+	in.Name = name
+	return in
+}
 
 // A BuildFunc adds a step's nodes to g, given its input nodes in the order
 // of the Step's inputs, and returns the nodes of its outputs.
@@ -83,8 +75,8 @@ func NewStep(cfg Config, inputs []Input, build BuildFunc) (*Step, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	if len(inputs) == 0 || !inputs[0].batched() {
-		return nil, fmt.Errorf("graph: a step's first input must be Images or Posterior, got %v", inputs)
+	if len(inputs) == 0 || !inputs[0].Batched {
+		return nil, fmt.Errorf("graph: a step's first input must carry the batch")
 	}
 	s := &Step{cfg: cfg, inputs: inputs, build: build, progs: map[int]*program{}}
 	if _, err := s.program(cfg.Batch); err != nil {
@@ -102,8 +94,8 @@ func (s *Step) program(n int) (p *program, err error) {
 	}
 	p = &program{g: G.NewGraph()}
 	for _, in := range s.inputs {
-		shape := in.Shape(s.cfg, n)
-		p.in = append(p.in, G.NewTensor(p.g, tensor.Float32, shape.Dims(), G.WithShape(shape...), G.WithName(in.Name())))
+		shape := in.Shape(n)
+		p.in = append(p.in, G.NewTensor(p.g, tensor.Float32, shape.Dims(), G.WithShape(shape...), G.WithName(in.Name)))
 	}
 	if p.out, err = s.build(p.g, p.in); err != nil {
 		return nil, err
@@ -141,7 +133,7 @@ func (s *Step) Run(in ...*tensor.Dense) ([]*tensor.Dense, error) {
 	var n int
 	for i, v := range in {
 		if v == nil || v.Dtype() != tensor.Float32 {
-			return nil, fmt.Errorf("graph: %s: want a float32 tensor, got %v", s.inputs[i].Name(), v)
+			return nil, fmt.Errorf("graph: %s: want a float32 tensor, got %v", s.inputs[i].Name, v)
 		}
 		if i == 0 {
 			n = v.Shape()[0]
@@ -149,8 +141,8 @@ func (s *Step) Run(in ...*tensor.Dense) ([]*tensor.Dense, error) {
 				return nil, fmt.Errorf("graph: batch of %d, want 1 to %d", n, s.cfg.Batch)
 			}
 		}
-		if want := s.inputs[i].Shape(s.cfg, n); !v.Shape().Eq(want) {
-			return nil, fmt.Errorf("graph: %s has shape %v, want %v", s.inputs[i].Name(), v.Shape(), want)
+		if want := s.inputs[i].Shape(n); !v.Shape().Eq(want) {
+			return nil, fmt.Errorf("graph: %s has shape %v, want %v", s.inputs[i].Name, v.Shape(), want)
 		}
 	}
 	p, err := s.program(n)
@@ -159,7 +151,7 @@ func (s *Step) Run(in ...*tensor.Dense) ([]*tensor.Dense, error) {
 	}
 	for i, v := range in {
 		if err := G.Let(p.in[i], v); err != nil {
-			return nil, fmt.Errorf("graph: bind %s: %w", s.inputs[i].Name(), err)
+			return nil, fmt.Errorf("graph: bind %s: %w", s.inputs[i].Name, err)
 		}
 	}
 	// Without Reset, a second RunAll silently does nothing.

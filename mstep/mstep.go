@@ -18,7 +18,7 @@ type Graph struct {
 // New returns the M-step graph of cfg built from ops, compiled for a full
 // batch.
 func New(cfg graph.Config, ops graph.Ops) (*Graph, error) {
-	step, err := graph.NewStep(cfg, []graph.Input{graph.Images, graph.Posterior},
+	step, err := graph.NewStep(cfg, []graph.Input{graph.Images(cfg), graph.Posterior(cfg)},
 		func(_ *G.ExprGraph, in []*G.Node) ([]*G.Node, error) {
 			numer, err := ops.Conv2dFilter(in[0], in[1], cfg.Pad)
 			if err != nil {

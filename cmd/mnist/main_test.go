@@ -83,7 +83,7 @@ func TestRunSmall(t *testing.T) {
 	if err != nil {
 		t.Fatalf("run: %v\n%s", err, log.String())
 	}
-	for _, name := range []string{"kernels.png", "loglik.png", "posterior.png", "labels.png"} {
+	for _, name := range []string{"kernels-1.png", "loglik.png", "posterior.png", "labels.png"} {
 		f, err := os.Open(filepath.Join(out, name))
 		if err != nil {
 			t.Fatal(err)
@@ -94,22 +94,28 @@ func TestRunSmall(t *testing.T) {
 			t.Errorf("%s: %v", name, err)
 		}
 	}
-	theta, err := em.LoadTheta(filepath.Join(out, "theta.npy"))
+	theta, err := em.LoadTheta(filepath.Join(out, "theta-1.npy"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if s := theta.Shape(); s[0] != 16 || s[1] != 1 || s[2] != 12 {
-		t.Errorf("theta.npy has shape %v, want (16,1,12,12)", s)
+		t.Errorf("theta-1.npy has shape %v, want (16,1,12,12)", s)
 	}
 	metrics := readMetrics(t, out)
-	for _, key := range []string{"loglik", "epoch_seconds", "train_accuracy", "test_accuracy", "pixel_test_accuracy", "evaluations", "labels",
-		"images", "kernels", "width", "padding", "batch", "seed", "ops", "init_from", "distinct_kernels", "reseeded",
+	for _, key := range []string{"layers", "train_accuracy", "test_accuracy", "pixel_test_accuracy", "evaluations", "labels",
+		"images", "batch", "seed", "ops", "init_from",
 		"train_seconds", "features_seconds", "classifier_seconds", "peak_rss_bytes", "wall_seconds"} {
 		if _, ok := metrics[key]; !ok {
 			t.Errorf("metrics.json lacks %q", key)
 		}
 	}
-	if ll := metrics["loglik"].([]any); len(ll) != 2 || ll[1].(float64) < ll[0].(float64) {
+	layer := metrics["layers"].([]any)[0].(map[string]any)
+	for _, key := range []string{"kernels", "width", "padding", "loglik", "epoch_seconds", "distinct_kernels", "reseeded", "train_seconds"} {
+		if _, ok := layer[key]; !ok {
+			t.Errorf("metrics.json's layer lacks %q", key)
+		}
+	}
+	if ll := layer["loglik"].([]any); len(ll) != 2 || ll[1].(float64) < ll[0].(float64) {
 		t.Errorf("loglik %v: want 2 epochs, not decreasing", ll)
 	}
 	if acc := metrics["test_accuracy"].(float64); acc < 0.5 {
@@ -146,7 +152,7 @@ func TestInit(t *testing.T) {
 	if err := run(context.Background(), []string{"-limit", "300", "-epochs", "1", "-kernels", "6", "-width", "9", "-eval=false", "-out", out, "-quiet"}, new(bytes.Buffer)); err != nil {
 		t.Fatal(err)
 	}
-	thetaPath := filepath.Join(out, "theta.npy")
+	thetaPath := filepath.Join(out, "theta-1.npy")
 	out2 := t.TempDir()
 	if err := run(context.Background(), []string{"-limit", "300", "-epochs", "1", "-eval=false", "-init", thetaPath, "-out", out2, "-quiet"}, new(bytes.Buffer)); err != nil {
 		t.Fatalf("-init: %v", err)
@@ -171,7 +177,7 @@ func TestInit(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	got := readMetrics(t, out2)["loglik"].([]any)[0].(float64)
+	got := readMetrics(t, out2)["layers"].([]any)[0].(map[string]any)["loglik"].([]any)[0].(float64)
 	if got != want.LogLik[0] {
 		t.Errorf("-init: first LL %v, the file's θ gives %v", got, want.LogLik[0])
 	}
@@ -233,7 +239,7 @@ func TestRunErrors(t *testing.T) {
 		{name: "kernel wider than padded image", args: []string{"-width", "40", "-pad", "2"}, usage: true, msg: "larger than the padded image"},
 		{name: "unknown op set", args: []string{"-ops", "cudnn"}, usage: true, msg: "unknown op set"},
 		{name: "unknown preset", args: []string{"-preset", "best"}, usage: true, msg: "-preset"},
-		{name: "unknown pooling", args: []string{"-pool", "mean3"}, usage: true, msg: "unknown pooling"},
+		{name: "unknown pooling", args: []string{"-pool", "sum3"}, usage: true, msg: "unknown pooling"},
 		{name: "unknown init", args: []string{"-init-from", "svd"}, usage: true, msg: "unknown initialisation"},
 		{name: "bad repair", args: []string{"-repair-cosine", "2"}, usage: true, msg: "cosine in [0, 1]"},
 		{name: "missing data", args: []string{"-data", "/nonexistent"}, msg: "no train-images"},
@@ -436,7 +442,7 @@ func TestResume(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	err := run(ctx, append(args, "-out", cut), &trigger{text: "epoch  2/4", do: cancel})
-	if cli.ExitCode(err) != 130 || !strings.Contains(err.Error(), "checkpoint of epoch 2") {
+	if cli.ExitCode(err) != 130 || !strings.Contains(err.Error(), "checkpoint of layer 1, epoch 2") {
 		t.Fatalf("interrupted run: %v (exit status %d), want an interruption (130) after epoch 2", err, cli.ExitCode(err))
 	}
 	if _, err := os.Stat(filepath.Join(cut, "metrics.json")); !os.IsNotExist(err) {
@@ -445,17 +451,36 @@ func TestResume(t *testing.T) {
 	if err := run(context.Background(), []string{"-resume", cut, "-quiet"}, new(bytes.Buffer)); err != nil {
 		t.Fatalf("-resume: %v", err)
 	}
-	for _, name := range []string{"theta.npy", "log_prior.npy"} {
-		a, _ := os.ReadFile(filepath.Join(whole, name))
-		b, _ := os.ReadFile(filepath.Join(cut, name))
-		if len(a) == 0 || !bytes.Equal(a, b) {
-			t.Errorf("%s of the resumed run differs from the uninterrupted run's", name)
+	a, _ := os.ReadFile(filepath.Join(whole, "theta-1.npy"))
+	b, _ := os.ReadFile(filepath.Join(cut, "theta-1.npy"))
+	if len(a) == 0 || !bytes.Equal(a, b) {
+		t.Errorf("theta-1.npy of the resumed run differs from the uninterrupted run's")
+	}
+	model := func(dir string) string {
+		var m map[string]any
+		raw, err := os.ReadFile(filepath.Join(dir, em.ModelFile))
+		if err != nil {
+			t.Fatal(err)
 		}
+		if err := json.Unmarshal(raw, &m); err != nil {
+			t.Fatal(err)
+		}
+		for _, l := range m["layers"].([]any) {
+			delete(l.(map[string]any), "epoch_seconds")
+		}
+		return mustJSON(m)
+	}
+	if a, b := model(whole), model(cut); a != b {
+		t.Errorf("model.json differs:\nuninterrupted %s\nresumed       %s", a, b)
 	}
 	metrics := func(dir string) string {
 		m := readMetrics(t, dir)
-		for _, timing := range []string{"epoch_seconds", "train_seconds", "features_seconds", "classifier_seconds", "wall_seconds", "peak_rss_bytes"} {
+		for _, timing := range []string{"train_seconds", "features_seconds", "classifier_seconds", "wall_seconds", "peak_rss_bytes"} {
 			delete(m, timing)
+		}
+		for _, l := range m["layers"].([]any) {
+			delete(l.(map[string]any), "epoch_seconds")
+			delete(l.(map[string]any), "train_seconds")
 		}
 		for _, ev := range m["evaluations"].([]any) {
 			delete(ev.(map[string]any), "classifier_seconds")
@@ -491,7 +516,7 @@ func TestSignal(t *testing.T) {
 	if !strings.Contains(stderr.String(), "resume with: go run ./cmd/mnist -resume "+out) {
 		t.Errorf("stderr %q does not say how to resume", stderr.String())
 	}
-	cp, err := em.LoadCheckpoint(out)
+	cp, err := em.LoadCheckpoint(filepath.Join(out, "layer-1"))
 	if err != nil || cp.Epoch < 1 {
 		t.Fatalf("checkpoint after the signal: %v, %v", cp, err)
 	}
@@ -514,10 +539,10 @@ func TestFaults(t *testing.T) {
 		if err := cmd.Run(); err == nil {
 			t.Fatal("the run ended before the signal")
 		}
-		if cp, err := em.LoadCheckpoint(out); err != nil || cp.Epoch != 1 {
+		if cp, err := em.LoadCheckpoint(filepath.Join(out, "layer-1")); err != nil || cp.Epoch != 1 {
 			t.Fatalf("checkpoint after the signal: %+v, %v; want epoch 1", cp, err)
 		}
-		return out
+		return filepath.Join(out, "layer-1")
 	}
 	checkpoint := func(t *testing.T, dir string) string {
 		t.Helper()
@@ -533,8 +558,9 @@ func TestFaults(t *testing.T) {
 	}
 
 	t.Run("file-size limit", func(t *testing.T) {
-		out := interrupted(t)
-		before := checkpoint(t, out)
+		dir := interrupted(t)
+		out := filepath.Dir(dir)
+		before := checkpoint(t, dir)
 		// θ of 16×12×12 floats is 9 344 bytes: the next checkpoint cannot
 		// be written under 8 KiB.
 		code, stderr := exitOf(t, limited(t, "fsize=8192", bin, "-resume", out, "-quiet"))
@@ -542,10 +568,10 @@ func TestFaults(t *testing.T) {
 			t.Errorf("exit status %d, want 1", code)
 		}
 		oneLine(t, stderr, "checkpoint-2.npy: file too large")
-		if after := checkpoint(t, out); after != before {
+		if after := checkpoint(t, dir); after != before {
 			t.Error("the failed run changed the last checkpoint")
 		}
-		if tmp, _ := filepath.Glob(filepath.Join(out, ".*tmp*")); len(tmp) != 0 {
+		if tmp, _ := filepath.Glob(filepath.Join(dir, ".*tmp*")); len(tmp) != 0 {
 			t.Errorf("temporary files left: %v", tmp)
 		}
 		// Without the limit it goes on to the end.
@@ -576,21 +602,22 @@ func TestFaults(t *testing.T) {
 		}, "checkpoint-1.npy"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			out := interrupted(t)
-			if err := tc.change(out); err != nil {
+			dir := interrupted(t)
+			out := filepath.Dir(dir)
+			if err := tc.change(dir); err != nil {
 				t.Fatal(err)
 			}
-			before := checkpoint(t, out)
+			before := checkpoint(t, dir)
 			code, stderr := exitOf(t, exec.Command(bin, "-resume", out))
 			if code != 1 {
 				t.Errorf("exit status %d, want 1", code)
 			}
 			oneLine(t, stderr, tc.msg)
-			if after := checkpoint(t, out); after != before {
+			if after := checkpoint(t, dir); after != before {
 				t.Error("the refused resume changed the checkpoint")
 			}
-			if _, err := os.Stat(filepath.Join(out, "theta.npy")); !os.IsNotExist(err) {
-				t.Error("the refused resume wrote theta.npy")
+			if _, err := os.Stat(filepath.Join(out, em.ModelFile)); !os.IsNotExist(err) {
+				t.Error("the refused resume wrote the model")
 			}
 		})
 	}

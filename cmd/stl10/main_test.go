@@ -55,7 +55,7 @@ func TestRunSmall(t *testing.T) {
 	if err != nil {
 		t.Fatalf("run: %v\n%s", err, log.String())
 	}
-	for _, name := range []string{"kernels.png", "loglik.png"} {
+	for _, name := range []string{"kernels-1.png", "loglik.png"} {
 		f, err := os.Open(filepath.Join(out, name))
 		if err != nil {
 			t.Fatal(err)
@@ -66,12 +66,12 @@ func TestRunSmall(t *testing.T) {
 			t.Errorf("%s: %v", name, err)
 		}
 	}
-	theta, err := em.LoadTheta(filepath.Join(out, "theta.npy"))
+	theta, err := em.LoadTheta(filepath.Join(out, "theta-1.npy"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if s := theta.Shape(); s[0] != 6 || s[1] != 3 || s[2] != 15 {
-		t.Errorf("theta.npy has shape %v, want (6,3,15,15)", s)
+		t.Errorf("theta-1.npy has shape %v, want (6,3,15,15)", s)
 	}
 	var m map[string]any
 	raw, err := os.ReadFile(filepath.Join(out, "metrics.json"))

@@ -121,7 +121,7 @@ func testConv2d(t *testing.T, ops graph.Ops) {
 		t.Run(tc.Name, func(t *testing.T) {
 			cfg := config(tc.Layer)
 			// The log-prior input serves as the bias.
-			step, err := graph.NewStep(cfg, []graph.Input{graph.Images, graph.Kernels, graph.LogPrior},
+			step, err := graph.NewStep(cfg, []graph.Input{graph.Images(cfg), graph.Kernels(cfg), graph.LogPrior(cfg)},
 				func(_ *G.ExprGraph, in []*G.Node) ([]*G.Node, error) {
 					out, err := ops.Conv2d(in[0], in[1], in[2], cfg.Pad)
 					return []*G.Node{out}, err
@@ -155,7 +155,7 @@ func testConv2dFilter(t *testing.T, ops graph.Ops) {
 	for _, tc := range Layers {
 		t.Run(tc.Name, func(t *testing.T) {
 			cfg := config(tc.Layer)
-			step, err := graph.NewStep(cfg, []graph.Input{graph.Images, graph.Posterior},
+			step, err := graph.NewStep(cfg, []graph.Input{graph.Images(cfg), graph.Posterior(cfg)},
 				func(_ *G.ExprGraph, in []*G.Node) ([]*G.Node, error) {
 					out, err := ops.Conv2dFilter(in[0], in[1], cfg.Pad)
 					return []*G.Node{out}, err
@@ -300,7 +300,7 @@ func testPosterior(t *testing.T, ops graph.Ops) {
 	for _, tc := range Layers {
 		t.Run(tc.Name, func(t *testing.T) {
 			cfg := config(tc.Layer)
-			step, err := graph.NewStep(cfg, []graph.Input{graph.Posterior},
+			step, err := graph.NewStep(cfg, []graph.Input{graph.Posterior(cfg)},
 				func(_ *G.ExprGraph, in []*G.Node) ([]*G.Node, error) {
 					lm, p, lc, err := ops.Posterior(in[0])
 					return []*G.Node{lm, p, lc}, err
@@ -387,14 +387,14 @@ func testPool(t *testing.T, ops graph.Ops) {
 	}
 	for _, m := range maps {
 		for _, g := range m.grids {
-			for _, reduce := range []graph.Reduction{graph.LogSumExpCells, graph.MaxCells} {
+			for _, reduce := range []graph.Reduction{graph.LogSumExpCells, graph.MaxCells, graph.MeanCells} {
 				p := graph.Pooling{Reduce: reduce, Grid: g}
 				t.Run(m.name+"/"+p.Name(), func(t *testing.T) {
 					// Maps with N(0, 3²) values; in the second run one
 					// position of each map stands 300 above the rest, so
 					// the other cells underflow against the map's maximum.
 					cfg := graph.Config{Kernels: 3, Width: 1, Channels: 1, Rows: m.uh, Cols: m.uw, Batch: 2}
-					step, err := graph.NewStep(cfg, []graph.Input{graph.Posterior},
+					step, err := graph.NewStep(cfg, []graph.Input{graph.Posterior(cfg)},
 						func(_ *G.ExprGraph, in []*G.Node) ([]*G.Node, error) {
 							out, err := ops.Pool(in[0], p)
 							return []*G.Node{out}, err
@@ -419,7 +419,7 @@ func testPool(t *testing.T, ops graph.Ops) {
 						for i, x := range v {
 							v64[i] = float64(x)
 						}
-						if msg := CloseTo(out[0].Data().([]float32), naive.Pool(v64, m.uh, m.uw, g, reduce == graph.MaxCells), 1e-6); msg != "" {
+						if msg := CloseTo(out[0].Data().([]float32), naive.Pool(v64, m.uh, m.uw, g, ReduceName(reduce)), 1e-6); msg != "" {
 							t.Errorf("run %d: %s%s", r, p.Name(), msg)
 						}
 					}
@@ -434,6 +434,11 @@ func testPool(t *testing.T, ops graph.Ops) {
 			t.Error("a 4×4 grid over 3×5 positions was accepted")
 		}
 	})
+}
+
+// ReduceName is the name internal/naive gives a graph.Reduction.
+func ReduceName(r graph.Reduction) string {
+	return map[graph.Reduction]string{graph.LogSumExpCells: "lse", graph.MaxCells: "max", graph.MeanCells: "mean"}[r]
 }
 
 // testTypes builds each op on float64 nodes: the op must refuse when the

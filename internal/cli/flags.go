@@ -31,11 +31,11 @@ type Preset struct {
 type Flags struct {
 	FlagSet *flag.FlagSet
 
-	Preset, Data, Out, Init, InitFrom, Ops, Pool, Labels, Graph, Resume string
-	Epochs, Limit, Kernels, Width, Pad, Batch, InitSample               int
-	Seed                                                                uint64
-	Tol, RepairCount, RepairCosine                                      float64
-	Mixing, Eval, Pixels, Features, Quiet                               bool
+	Preset, Data, Out, Init, InitFrom, Ops, Pool, Labels, Graph, Resume, Layers string
+	Epochs, Limit, Kernels, Width, Pad, Batch, InitSample                       int
+	Seed                                                                        uint64
+	Tol, RepairCount, RepairCosine                                              float64
+	Mixing, Eval, Pixels, Features, Quiet                                       bool
 
 	presets []Preset
 	generic map[string]string // each flag's default outside any preset
@@ -59,6 +59,7 @@ func NewFlags(name string, presets ...Preset) *Flags {
 	fs.IntVar(&f.Epochs, "epochs", em.DefaultMaxEpochs, "maximum number of EM epochs")
 	fs.Float64Var(&f.Tol, "tol", 0, "stop when the relative LL gain falls below this (0 = off)")
 	fs.IntVar(&f.Limit, "limit", 0, "use only the first N training images (0 = all)")
+	fs.StringVar(&f.Layers, "layers", "", "a stack of layers, e.g. 48x5p2:post+mean2,64x5p0 (see README); empty: one layer of -kernels, -width, -pad")
 	fs.IntVar(&f.Kernels, "kernels", em.DefaultKernels, "number of kernels K")
 	fs.IntVar(&f.Width, "width", em.DefaultWidth, "kernel width w")
 	fs.IntVar(&f.Pad, "pad", 0, "zero padding p")
@@ -245,8 +246,26 @@ func (f *Flags) Settings(c int) (em.Settings, error) {
 	return s, nil
 }
 
-// Options returns the experiment's options with these flags.
+// Options returns the experiment's options with these flags: the layers
+// of -layers (each with the settings s but for its kernels, width and
+// padding), or the one layer of s.
 func (f *Flags) Options(ctx context.Context, s em.Settings, stderr io.Writer) (experiment.Options, error) {
+	layers := []em.StackLayer{{Settings: s}}
+	if f.Layers != "" {
+		if f.Init != "" {
+			return experiment.Options{}, UsageError{fmt.Errorf("-init gives one layer's θ; it does not go with -layers")}
+		}
+		specs, err := ParseLayers(f.Layers)
+		if err != nil {
+			return experiment.Options{}, UsageError{err}
+		}
+		layers = layers[:0]
+		for _, spec := range specs {
+			ls := s
+			ls.Kernels, ls.Width, ls.Pad = spec.Kernels, spec.Width, spec.Pad
+			layers = append(layers, em.StackLayer{Settings: ls, Transform: spec.Transform})
+		}
+	}
 	var pools []graph.Pooling
 	for _, name := range strings.Split(f.Pool, ",") {
 		p, err := graph.ParsePooling(strings.TrimSpace(name))
@@ -265,13 +284,13 @@ func (f *Flags) Options(ctx context.Context, s em.Settings, stderr io.Writer) (e
 			labels = append(labels, n)
 		}
 	}
-	o := experiment.Options{Out: f.Out, Settings: s, Pools: pools, Eval: f.Eval, Pixels: f.Pixels, LabelCounts: labels,
+	o := experiment.Options{Out: f.Out, Layers: layers, Pools: pools, Eval: f.Eval, Pixels: f.Pixels, LabelCounts: labels,
 		Features: f.Features, GraphDir: f.Graph, Log: stderr, Config: map[string]any{"flags": f.Values()},
 		Context: ctx, Resume: f.Resume != ""}
 	if f.Quiet {
 		o.Log = nil
 	} else {
-		o.Progress = NewProgress(stderr, s.MaxEpochs)
+		o.Progress = func(l, n int) em.Recorder { return NewProgress(stderr, s.MaxEpochs, l, n) }
 	}
 	return o, nil
 }

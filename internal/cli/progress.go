@@ -16,12 +16,16 @@ type Progress struct {
 	w      io.Writer
 	tty    bool
 	epochs int
+	prefix string // "layer 2/3  " in a stack
 }
 
-// NewProgress returns the progress line of a run of at most epochs epochs
-// on w.
-func NewProgress(w io.Writer, epochs int) *Progress {
+// NewProgress returns the progress line, on w, of layer l (0-based) of a
+// stack of layers layers, trained for at most epochs epochs.
+func NewProgress(w io.Writer, epochs, l, layers int) *Progress {
 	p := &Progress{w: w, epochs: epochs}
+	if layers > 1 {
+		p.prefix = fmt.Sprintf("layer %d/%d  ", l+1, layers)
+	}
 	if f, ok := w.(*os.File); ok {
 		if st, err := f.Stat(); err == nil && st.Mode()&os.ModeCharDevice != 0 {
 			p.tty = true
@@ -36,7 +40,7 @@ func (p *Progress) Record(e em.Event) error {
 		if p.tty {
 			fmt.Fprint(p.w, "\r\033[K")
 		}
-		fmt.Fprintf(p.w, "epoch %2d/%d  LL %.6g  %.1f s  %.0f images/s", e.Epoch, p.epochs, e.LogLik, e.Elapsed.Seconds(), float64(e.Images)/e.Elapsed.Seconds())
+		fmt.Fprintf(p.w, "%sepoch %2d/%d  LL %.6g  %.1f s  %.0f images/s", p.prefix, e.Epoch, p.epochs, e.LogLik, e.Elapsed.Seconds(), float64(e.Images)/e.Elapsed.Seconds())
 		if len(e.Reseeded) > 0 {
 			fmt.Fprintf(p.w, "  re-seeded %v", e.Reseeded)
 		}
@@ -49,7 +53,7 @@ func (p *Progress) Record(e em.Event) error {
 	rate := float64(e.Images) / e.Elapsed.Seconds()
 	perEpoch := float64(e.Images) / float64(e.Batch) * float64(e.Batches) / rate
 	left := perEpoch*float64(p.epochs-e.Epoch) + perEpoch - e.Elapsed.Seconds()
-	fmt.Fprintf(p.w, "\r\033[Kepoch %2d/%d  batch %d/%d  %.0f images/s  ETA %s",
-		e.Epoch, p.epochs, e.Batch, e.Batches, rate, (time.Duration(left) * time.Second).Round(time.Second))
+	fmt.Fprintf(p.w, "\r\033[K%sepoch %2d/%d  batch %d/%d  %.0f images/s  ETA %s",
+		p.prefix, e.Epoch, p.epochs, e.Batch, e.Batches, rate, (time.Duration(left) * time.Second).Round(time.Second))
 	return nil
 }

@@ -169,9 +169,10 @@ func (l Layer) E(x, theta []float32, logPrior []float64) EStep {
 }
 
 // Pool reduces each of the maps Uh×Uw of m over the cells of a G×G grid
-// (position u of an axis of U positions in cell ⌊u·G/U⌋), by log-sum-exp
-// or, with max, by the maximum. The result holds G·G values per map.
-func Pool(m []float64, uh, uw, g int, max bool) []float64 {
+// (position u of an axis of U positions in cell ⌊u·G/U⌋) by reduce:
+// "lse" (log-sum-exp), "max" or "mean". The result holds G·G values per
+// map.
+func Pool(m []float64, uh, uw, g int, reduce string) []float64 {
 	maps := len(m) / (uh * uw)
 	out := make([]float64, maps*g*g)
 	for i := 0; i < maps; i++ {
@@ -184,15 +185,7 @@ func Pool(m []float64, uh, uw, g int, max bool) []float64 {
 					}
 				}
 			}
-			if max {
-				v := math.Inf(-1)
-				for _, x := range vals {
-					v = math.Max(v, x)
-				}
-				out[i*g*g+c] = v
-				continue
-			}
-			out[i*g*g+c] = LogSumExp(vals)
+			out[i*g*g+c] = Reduce(vals, reduce)
 		}
 	}
 	return out
@@ -218,4 +211,64 @@ func Update(s, logCounts []float64) (theta, logPrior []float64) {
 		logPrior[kk] = b - math.Log(total)
 	}
 	return theta, logPrior
+}
+
+// Reduce reduces v by "lse" (log-sum-exp), "max" or "mean".
+func Reduce(v []float64, reduce string) float64 {
+	switch reduce {
+	case "max":
+		m := math.Inf(-1)
+		for _, x := range v {
+			m = math.Max(m, x)
+		}
+		return m
+	case "mean":
+		var s float64
+		for _, x := range v {
+			s += x
+		}
+		return s / float64(len(v))
+	}
+	return LogSumExp(v)
+}
+
+// LocalPool reduces each map H×W of m over windows of size×size with
+// stride size (windows at the far edges hold what is left) by reduce.
+func LocalPool(m []float64, h, w, size int, reduce string) []float64 {
+	oh, ow := (h+size-1)/size, (w+size-1)/size
+	maps := len(m) / (h * w)
+	out := make([]float64, 0, maps*oh*ow)
+	for i := 0; i < maps; i++ {
+		for oy := 0; oy < oh; oy++ {
+			for ox := 0; ox < ow; ox++ {
+				var vals []float64
+				for y := oy * size; y < min((oy+1)*size, h); y++ {
+					for x := ox * size; x < min((ox+1)*size, w); x++ {
+						vals = append(vals, m[i*h*w+y*w+x])
+					}
+				}
+				out = append(out, Reduce(vals, reduce))
+			}
+		}
+	}
+	return out
+}
+
+// KernelSoftmax returns, for maps m (N,K,U), the softmax over k at each
+// (n, u).
+func KernelSoftmax(m []float64, n, k, u int) []float64 {
+	out := make([]float64, len(m))
+	for i := 0; i < n; i++ {
+		for p := 0; p < u; p++ {
+			col := make([]float64, k)
+			for kk := range col {
+				col[kk] = m[(i*k+kk)*u+p]
+			}
+			lse := LogSumExp(col)
+			for kk := range col {
+				out[(i*k+kk)*u+p] = math.Exp(col[kk] - lse)
+			}
+		}
+	}
+	return out
 }

@@ -1,0 +1,293 @@
+package em
+
+import (
+	"fmt"
+	"math"
+
+	"calm/estep"
+	"calm/graph"
+
+	"gorgonia.org/tensor"
+)
+
+// A StackLayer is one layer of a stack to train: the EM settings of its
+// layer (with its own Recorder, Context and Resume), and the transform of
+// its log joint into the next layer's input (unused on the top layer).
+type StackLayer struct {
+	Settings  Settings
+	Transform graph.Transform
+}
+
+// A Trained layer is one layer of a trained stack.
+type Trained struct {
+	*Result                   // its EM run: θ, mixing weights, history, configuration
+	Transform graph.Transform // what the next layer sees of it
+	// Scale and Shift standardise its transformed maps channel by channel
+	// (x·Scale + Shift); they are measured once a layer is put on top.
+	Scale, Shift []float32
+}
+
+// A Stack is a network of CALM layers, each learned by EM on what the
+// layers below make of the images. One layer is a stack of one.
+type Stack struct {
+	Layers []Trained
+}
+
+// DefaultNormSample is how many images the standardisation of a layer's
+// transformed maps is measured on.
+const DefaultNormSample = 10000
+
+// TrainStack trains the layers of a stack greedily, one after the other:
+// layer 1 by EM on src; then its transformed maps are measured on the first
+// normSample images (0: DefaultNormSample) for their standardisation, and
+// layer 2 is trained by EM on them, streamed (each batch of images is
+// carried through the layers below as it is read: no layer's maps are ever
+// held for the whole set), and so on. done holds layers already trained
+// (of a resumed run); their Scale and Shift are kept if set. afterLayer, if
+// not nil, is called with the stack so far after each layer is trained and
+// measured, so that it can be saved.
+func TrainStack(src Source, layers []StackLayer, done []Trained, normSample int, afterLayer func(*Stack) error) (*Stack, error) {
+	if len(layers) == 0 {
+		return nil, fmt.Errorf("em: a stack of no layers")
+	}
+	if len(done) > len(layers) {
+		return nil, fmt.Errorf("em: %d layers done of a stack of %d", len(done), len(layers))
+	}
+	if normSample <= 0 {
+		normSample = DefaultNormSample
+	}
+	st := &Stack{Layers: append([]Trained(nil), done...)}
+	for l := len(done); l < len(layers); l++ {
+		in := src
+		if l > 0 {
+			below := &st.Layers[l-1]
+			if below.Scale == nil {
+				if err := st.measure(src, l-1, normSample, layers[l].Settings.Ops, layers[l].Settings.Batch); err != nil {
+					return nil, err
+				}
+				if afterLayer != nil {
+					if err := afterLayer(st); err != nil {
+						return nil, err
+					}
+				}
+			}
+			var err error
+			if in, err = st.Input(src, l, layers[l].Settings.Ops, layers[l].Settings.Batch); err != nil {
+				return nil, err
+			}
+		}
+		res, err := Train(in, layers[l].Settings)
+		if err != nil {
+			return nil, fmt.Errorf("layer %d: %w", l+1, err)
+		}
+		st.Layers = append(st.Layers, Trained{Result: res, Transform: layers[l].Transform})
+		if afterLayer != nil {
+			if err := afterLayer(st); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return st, nil
+}
+
+// Stages returns the first n layers of the stack as the stack graphs see
+// them.
+func (s *Stack) Stages(n int) []estep.Stage {
+	stages := make([]estep.Stage, n)
+	for j := range stages {
+		stages[j] = estep.Stage{Config: s.Layers[j].Config, Transform: s.Layers[j].Transform}
+	}
+	return stages
+}
+
+// Params returns the parameters of the first n layers.
+func (s *Stack) Params(n int) []estep.StageParams {
+	params := make([]estep.StageParams, n)
+	for j := range params {
+		l := &s.Layers[j]
+		params[j] = estep.StageParams{Theta: l.Theta, LogPrior: l.LogPrior}
+		if l.Scale != nil {
+			params[j].Scale = vector(l.Scale)
+			params[j].Shift = vector(l.Shift)
+		}
+	}
+	return params
+}
+
+func vector(v []float32) *tensor.Dense {
+	return tensor.New(tensor.WithShape(len(v)), tensor.WithBacking(v))
+}
+
+// measure sets the Scale and Shift of layer l from the mean and standard
+// deviation of each channel of its transformed maps over the first sample
+// images of src, batch at a time (a channel that does not vary gets scale
+// 1).
+func (s *Stack) measure(src Source, l, sample int, ops graph.Ops, batch int) error {
+	n, _, _, _ := src.Shape()
+	sample = min(sample, n)
+	stages := s.Stages(l + 1)
+	cfg := stages[0].Config
+	if batch <= 0 {
+		batch = DefaultBatch
+	}
+	batch = min(batch, sample)
+	for j := range stages {
+		stages[j].Config.Batch = batch
+	}
+	cfg.Batch = batch
+	if ops == nil {
+		ops = graph.OpSets()[0]
+	}
+	maps, err := estep.NewMaps(stages, ops, false)
+	if err != nil {
+		return fmt.Errorf("em: layer %d's maps: %w", l+1, err)
+	}
+	defer maps.Close()
+	k := stages[l].Config.Kernels
+	per := maps.Len()
+	hw := per / k
+	sum, sq := make([]float64, k), make([]float64, k)
+	img := make([]float32, batch*cfg.ImageLen())
+	out := make([]float32, batch*per)
+	params := s.Params(l + 1)
+	for first := 0; first < sample; first += batch {
+		size := min(batch, sample-first)
+		x := img[:size*cfg.ImageLen()]
+		if err := src.Read(x, first); err != nil {
+			return fmt.Errorf("em: layer %d's maps: %w", l+1, err)
+		}
+		o := out[:size*per]
+		if err := maps.RunInto(o, tensor.New(tensor.WithShape(cfg.ImageShape(size)...), tensor.WithBacking(x)), params); err != nil {
+			return fmt.Errorf("em: layer %d's maps: %w", l+1, err)
+		}
+		for i, v := range o {
+			c := i / hw % k
+			sum[c] += float64(v)
+			sq[c] += float64(v) * float64(v)
+		}
+	}
+	count := float64(sample * hw)
+	lay := &s.Layers[l]
+	lay.Scale, lay.Shift = make([]float32, k), make([]float32, k)
+	for c := 0; c < k; c++ {
+		mean := sum[c] / count
+		sd := math.Sqrt(max(sq[c]/count-mean*mean, 0))
+		if sd < 1e-12 || math.IsNaN(sd) {
+			sd = 1
+		}
+		lay.Scale[c], lay.Shift[c] = float32(1/sd), float32(-mean/sd)
+	}
+	return nil
+}
+
+// Input returns the Source of layer l's input (l ≥ 1): the images of src
+// carried through layers 1…l as they are read, batch images at a time
+// (0: the layers' batch) with the op set ops (nil: the default).
+func (s *Stack) Input(src Source, l int, ops graph.Ops, batch int) (Source, error) {
+	if l < 1 || l > len(s.Layers) {
+		return nil, fmt.Errorf("em: the input of layer %d of a stack of %d", l+1, len(s.Layers))
+	}
+	for j := 0; j < l; j++ {
+		if s.Layers[j].Scale == nil {
+			return nil, fmt.Errorf("em: layer %d has no standardisation", j+1)
+		}
+	}
+	if ops == nil {
+		ops = graph.OpSets()[0]
+	}
+	n, _, _, _ := src.Shape()
+	if batch <= 0 {
+		batch = s.Layers[0].Config.Batch
+	}
+	stages := s.Stages(l)
+	for j := range stages {
+		stages[j].Config.Batch = min(batch, n)
+	}
+	maps, err := estep.NewMaps(stages, ops, true)
+	if err != nil {
+		return nil, fmt.Errorf("em: layer %d's input: %w", l+1, err)
+	}
+	top := stages[l-1]
+	next := top.Transform.Next(top.Config, 1, 1, 0)
+	return &mapSource{src: src, maps: maps, params: s.Params(l), first: stages[0].Config,
+		n: n, c: next.Channels, h: next.Rows, w: next.Cols}, nil
+}
+
+// mapSource is a Source of the maps a stack's layers make of src's images,
+// computed as they are read.
+type mapSource struct {
+	src     Source
+	maps    *estep.Stack
+	params  []estep.StageParams
+	first   graph.Config // of the images
+	img     []float32
+	n       int
+	c, h, w int
+}
+
+func (m *mapSource) Shape() (n, c, h, w int) { return m.n, m.c, m.h, m.w }
+
+func (m *mapSource) Read(dst []float32, start int) error {
+	per := m.c * m.h * m.w
+	if len(dst)%per != 0 {
+		return fmt.Errorf("em: read of %d values, not whole maps of %d", len(dst), per)
+	}
+	count := len(dst) / per
+	for done := 0; done < count; {
+		size := min(count-done, m.first.Batch)
+		need := size * m.first.ImageLen()
+		if cap(m.img) < need {
+			m.img = make([]float32, need)
+		}
+		x := m.img[:need]
+		if err := m.src.Read(x, start+done); err != nil {
+			return err
+		}
+		xt := tensor.New(tensor.WithShape(m.first.ImageShape(size)...), tensor.WithBacking(x))
+		if err := m.maps.RunInto(dst[done*per:(done+size)*per], xt, m.params); err != nil {
+			return fmt.Errorf("em: maps of images %d–%d: %w", start+done, start+done+size-1, err)
+		}
+		done += size
+	}
+	return nil
+}
+
+// StackFeatures returns the features of every image of src under the
+// stack: the log joints of the listed layers (0-based), pooled by p, one
+// after the other, batch images at a time.
+func StackFeatures(src Source, s *Stack, layers []int, p graph.Pooling, ops graph.Ops, batch int) ([]float32, error) {
+	if ops == nil {
+		ops = graph.OpSets()[0]
+	}
+	top := 0
+	for _, l := range layers {
+		top = max(top, l)
+	}
+	n, _, _, _ := src.Shape()
+	stages := s.Stages(top + 1)
+	for j := range stages {
+		stages[j].Config.Batch = min(max(batch, 1), n)
+	}
+	f, err := estep.NewStackFeatures(stages, ops, p, layers)
+	if err != nil {
+		return nil, fmt.Errorf("em: %w", err)
+	}
+	defer f.Close()
+	cfg := stages[0].Config
+	per := f.Len()
+	out := make([]float32, n*per)
+	buf := make([]float32, cfg.Batch*cfg.ImageLen())
+	params := s.Params(top + 1)
+	for first := 0; first < n; first += cfg.Batch {
+		size := min(cfg.Batch, n-first)
+		xv := buf[:size*cfg.ImageLen()]
+		if err := src.Read(xv, first); err != nil {
+			return nil, fmt.Errorf("em: features: %w", err)
+		}
+		x := tensor.New(tensor.WithShape(cfg.ImageShape(size)...), tensor.WithBacking(xv))
+		if err := f.RunInto(out[first*per:(first+size)*per], x, params); err != nil {
+			return nil, fmt.Errorf("em: features of images %d–%d: %w", first, first+size-1, err)
+		}
+	}
+	return out, nil
+}

@@ -1,0 +1,227 @@
+package estep
+
+import (
+	"fmt"
+
+	"calm/graph"
+
+	G "gorgonia.org/gorgonia"
+	"gorgonia.org/tensor"
+)
+
+// A Stage is one layer of a stack as the stack's graphs see it.
+type Stage struct {
+	Config    graph.Config    // the layer; its Channels, Rows and Cols are its input's
+	Transform graph.Transform // what the next layer sees of its log joint
+}
+
+// StageParams are the values of one stage's inputs.
+type StageParams struct {
+	Theta    *tensor.Dense // (K,C,w,w)
+	LogPrior *tensor.Dense // (K); nil for uniform weights
+	// Scale and Shift (K) standardise the transformed maps, channel by
+	// channel (graph.ChannelAffine); needed for every stage whose maps feed
+	// another.
+	Scale, Shift *tensor.Dense
+}
+
+// Stack is a compiled graph that carries a batch of images through the
+// stages of a stack: x_1 = the images, and for each stage j
+//
+//	L_j = the log joint of x_j under stage j's kernels
+//	x_{j+1} = ChannelAffine(Transform_j(L_j), scale_j, shift_j)
+//
+// Its output is either x_{L+1}, what a layer on top of the stages sees
+// (NewMaps), or the stages' log joints pooled into features (NewStackFeatures).
+type Stack struct {
+	step    *graph.Step
+	stages  []Stage
+	affine  []bool // whether stage j's scale and shift are inputs
+	outs    []int  // values per image of each output
+	uniform []*tensor.Dense
+}
+
+// NewMaps returns the graph whose output is what a layer on top of the
+// stages sees: their maps, transformed and standardised in turn. With
+// standardise false the last stage's transformed maps are left as they
+// are (to measure their statistics) and its scale and shift are not
+// inputs.
+func NewMaps(stages []Stage, ops graph.Ops, standardise bool) (*Stack, error) {
+	if len(stages) == 0 {
+		return nil, fmt.Errorf("estep: a stack of no stages")
+	}
+	last := len(stages) - 1
+	affine := make([]bool, len(stages))
+	for j := range affine {
+		affine[j] = j < last || standardise
+	}
+	next := stages[last].Transform.Next(stages[last].Config, 1, 1, 0)
+	return newStack(stages, ops, len(stages), affine, []int{next.ImageLen()}, func(_ []*G.Node, xs []*G.Node) ([]*G.Node, error) {
+		return []*G.Node{xs[len(stages)]}, nil
+	})
+}
+
+// NewStackFeatures returns the graph whose output is, image by image, the
+// log joints of the listed stages pooled by p (graph.Pooling), one after
+// the other.
+func NewStackFeatures(stages []Stage, ops graph.Ops, p graph.Pooling, layers []int) (*Stack, error) {
+	if len(stages) == 0 || len(layers) == 0 {
+		return nil, fmt.Errorf("estep: stack features of %d stages, %d layers", len(stages), len(layers))
+	}
+	top := 0
+	var outs []int
+	for _, l := range layers {
+		if l < 0 || l >= len(stages) {
+			return nil, fmt.Errorf("estep: stack features of layer %d of %d", l+1, len(stages))
+		}
+		top = max(top, l)
+		outs = append(outs, p.Features(stages[l].Config.Kernels))
+	}
+	stages = stages[:top+1]
+	affine := make([]bool, len(stages))
+	for j := range affine {
+		affine[j] = j < top
+	}
+	return newStack(stages, ops, top, affine, outs, func(logJoints, _ []*G.Node) ([]*G.Node, error) {
+		var out []*G.Node
+		for _, l := range layers {
+			f, err := ops.Pool(logJoints[l], p)
+			if err != nil {
+				return nil, fmt.Errorf("estep: features of layer %d: %w", l+1, err)
+			}
+			out = append(out, f)
+		}
+		return out, nil
+	})
+}
+
+// NewStackLogJoint returns the graph whose output is the log joint of the
+// last stage, (N,K,Uh,Uw) per batch.
+func NewStackLogJoint(stages []Stage, ops graph.Ops) (*Stack, error) {
+	if len(stages) == 0 {
+		return nil, fmt.Errorf("estep: a stack of no stages")
+	}
+	top := len(stages) - 1
+	affine := make([]bool, len(stages))
+	for j := range affine {
+		affine[j] = j < top
+	}
+	return newStack(stages, ops, top, affine, []int{stages[top].Config.MapLen()}, func(logJoints, _ []*G.Node) ([]*G.Node, error) {
+		return []*G.Node{logJoints[top]}, nil
+	})
+}
+
+// newStack builds the chain of stages: the first transformed stages have
+// their log joints transformed, and standardised where affine is set;
+// outputs picks the outputs from the log joints L_j and the inputs x_j (x_0
+// the images, x_{j+1} stage j's transformed maps).
+func newStack(stages []Stage, ops graph.Ops, transformed int, affine []bool, outs []int, outputs func(logJoints, xs []*G.Node) ([]*G.Node, error)) (*Stack, error) {
+	for j := 1; j < len(stages); j++ {
+		prev, cfg := stages[j-1], stages[j].Config
+		if want := prev.Transform.Next(prev.Config, cfg.Kernels, cfg.Width, cfg.Pad); want != cfg {
+			return nil, fmt.Errorf("estep: stage %d is %+v, but stage %d gives it %+v", j+1, cfg, j, want)
+		}
+	}
+	inputs := []graph.Input{graph.Images(stages[0].Config)}
+	s := &Stack{stages: stages, affine: affine, outs: outs}
+	for j, st := range stages {
+		c := st.Config
+		inputs = append(inputs, graph.Kernels(c).Named(fmt.Sprint("theta", j+1)), graph.LogPrior(c).Named(fmt.Sprint("logprior", j+1)))
+		if affine[j] {
+			inputs = append(inputs, graph.LogPrior(c).Named(fmt.Sprint("scale", j+1)), graph.LogPrior(c).Named(fmt.Sprint("shift", j+1)))
+		}
+		s.uniform = append(s.uniform, zeros(c.Kernels))
+	}
+	step, err := graph.NewStep(stages[0].Config, inputs, func(_ *G.ExprGraph, in []*G.Node) ([]*G.Node, error) {
+		xs := []*G.Node{in[0]}
+		var logJoints []*G.Node
+		at := 1
+		for j, st := range stages {
+			l, err := LogJoint(ops, st.Config.Pad, xs[j], in[at], in[at+1])
+			if err != nil {
+				return nil, fmt.Errorf("estep: layer %d: %w", j+1, err)
+			}
+			at += 2
+			logJoints = append(logJoints, l)
+			if j >= transformed {
+				continue
+			}
+			t, err := st.Transform.Apply(l)
+			if err != nil {
+				return nil, fmt.Errorf("estep: layer %d: %w", j+1, err)
+			}
+			if affine[j] {
+				if t, err = graph.ChannelAffine(t, in[at], in[at+1]); err != nil {
+					return nil, fmt.Errorf("estep: layer %d: %w", j+1, err)
+				}
+				at += 2
+			}
+			xs = append(xs, t)
+		}
+		return outputs(logJoints, xs)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("estep: %w", err)
+	}
+	s.step = step
+	return s, nil
+}
+
+// Len is the number of output values per image.
+func (s *Stack) Len() int {
+	var n int
+	for _, o := range s.outs {
+		n += o
+	}
+	return n
+}
+
+// RunInto runs the graph on a batch x (n,C,H,W) of the first stage's
+// images with the stages' parameters (params[j] for stage j), writing n·Len()
+// values into dst, image by image.
+func (s *Stack) RunInto(dst []float32, x *tensor.Dense, params []StageParams) error {
+	if len(params) < len(s.stages) {
+		return fmt.Errorf("estep: %d stages' parameters for a stack of %d", len(params), len(s.stages))
+	}
+	in := []*tensor.Dense{x}
+	for j := range s.stages {
+		p := params[j]
+		lp := p.LogPrior
+		if lp == nil {
+			lp = s.uniform[j]
+		}
+		in = append(in, p.Theta, lp)
+		if s.affine[j] {
+			if p.Scale == nil || p.Shift == nil {
+				return fmt.Errorf("estep: layer %d has no standardisation", j+1)
+			}
+			in = append(in, p.Scale, p.Shift)
+		}
+	}
+	out, err := s.step.Run(in...)
+	if err != nil {
+		return fmt.Errorf("estep: stack: %w", err)
+	}
+	n, per := x.Shape()[0], s.Len()
+	if len(dst) != n*per {
+		return fmt.Errorf("estep: stack: %d values for %d images of %d", len(dst), n, per)
+	}
+	off := 0
+	for o, t := range out {
+		v := t.Data().([]float32)
+		w := s.outs[o]
+		for i := 0; i < n; i++ {
+			copy(dst[i*per+off:i*per+off+w], v[i*w:(i+1)*w])
+		}
+		off += w
+	}
+	for i, v := range dst {
+		if v != v {
+			return fmt.Errorf("estep: stack: NaN for image %d", i/per)
+		}
+	}
+	return nil
+}
+
+// Close releases the compiled programs.
+func (s *Stack) Close() error { return s.step.Close() }

@@ -1,0 +1,339 @@
+package graph
+
+import (
+	"fmt"
+	"math"
+
+	"calm/internal/vecmath"
+
+	"github.com/chewxy/hm"
+	G "gorgonia.org/gorgonia"
+	"gorgonia.org/tensor"
+)
+
+// The ops of this file turn one layer's log joint into the next layer's
+// input: the posterior over kernels at each position, a local pooling,
+// and a per-channel affine map (the standardisation).
+
+// KernelPosterior adds to x's graph a node computing, for a log joint x
+// (N,K,Uh,Uw), the posterior over kernels at each position:
+//
+//	q[n,k,u] = exp(x[n,k,u]) / Σ_j exp(x[n,j,u])
+//
+// (a softmax over the kernel axis, stable; a position whose values are all
+// −Inf gets zeros).
+func KernelPosterior(x *G.Node) (*G.Node, error) {
+	if err := checkMaps("kernel posterior", x); err != nil {
+		return nil, err
+	}
+	n, err := G.ApplyOp(kernelPosteriorOp{opBase: newBase("KernelPosterior")}, x)
+	if err != nil {
+		return nil, fmt.Errorf("graph: kernel posterior: %w", err)
+	}
+	return n, nil
+}
+
+type kernelPosteriorOp struct{ opBase }
+
+func (op kernelPosteriorOp) Arity() int { return 1 }
+
+func (op kernelPosteriorOp) Type() hm.Type {
+	t := G.TensorType{Dims: 4, Of: hm.TypeVariable('a')}
+	return hm.NewFnType(t, t)
+}
+
+func (op kernelPosteriorOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) {
+	s, ok := in[0].(tensor.Shape)
+	if !ok || s.Dims() != 4 {
+		return nil, fmt.Errorf("graph: kernel posterior: want a 4-D shape, got %v", in[0])
+	}
+	return s.Clone(), nil
+}
+
+func (op kernelPosteriorOp) Do(vals ...G.Value) (G.Value, error) {
+	x, shape, err := float32s("kernel posterior", vals[0])
+	if err != nil {
+		return nil, err
+	}
+	out := op.out.get(tensor.Float32, shape...)
+	q := out.Data().([]float32)
+	n, k, u := shape[0], shape[1], shape[2]*shape[3]
+	parallel(n, func(_, lo, hi int) {
+		m := make([]float32, u)
+		s := make([]float32, u)
+		for i := lo; i < hi; i++ {
+			xi, qi := x[i*k*u:(i+1)*k*u], q[i*k*u:(i+1)*k*u]
+			// The maximum over kernels of each position, then the
+			// exponentials against it, row by row (vectorised), and their
+			// sums per position.
+			copy(m, xi[:u])
+			for kk := 1; kk < k; kk++ {
+				for p, v := range xi[kk*u : (kk+1)*u] {
+					if v > m[p] || v != v {
+						m[p] = v
+					}
+				}
+			}
+			clear(s)
+			for kk := 0; kk < k; kk++ {
+				row := qi[kk*u : (kk+1)*u]
+				for p, v := range xi[kk*u : (kk+1)*u] {
+					if math.IsInf(float64(m[p]), -1) {
+						row[p] = float32(math.Inf(-1)) // exp gives 0
+						continue
+					}
+					row[p] = v - m[p]
+				}
+				vecmath.Exp(row, row)
+				for p, v := range row {
+					s[p] += v
+				}
+			}
+			for p := range s {
+				if s[p] > 0 {
+					s[p] = 1 / s[p]
+				}
+			}
+			for kk := 0; kk < k; kk++ {
+				row := qi[kk*u : (kk+1)*u]
+				for p := range row {
+					row[p] *= s[p]
+				}
+			}
+		}
+	})
+	return out, nil
+}
+
+// OutSize is the number of windows of size along an axis of n: windows
+// cover [i·size, min((i+1)·size, n)), the last one possibly short.
+func OutSize(n, size int) int { return (n + size - 1) / size }
+
+// LocalPool adds to x's graph a node pooling maps x (N,K,H,W) over
+// windows of size×size with stride size (the last windows along an axis
+// may be short: see OutSize), by reduce: the mean, the maximum or the
+// log-sum-exp of each window. The result is (N,K,⌈H/size⌉,⌈W/size⌉).
+func LocalPool(x *G.Node, size int, reduce Reduction) (*G.Node, error) {
+	if err := checkMaps("local pool", x); err != nil {
+		return nil, err
+	}
+	if size < 1 {
+		return nil, fmt.Errorf("graph: local pool: window %d, want at least 1", size)
+	}
+	if reduce != LogSumExpCells && reduce != MaxCells && reduce != MeanCells {
+		return nil, fmt.Errorf("graph: local pool: unknown reduction %d", reduce)
+	}
+	n, err := G.ApplyOp(localPoolOp{opBase: newBase("LocalPool/%d/%d", size, reduce), size: size, reduce: reduce}, x)
+	if err != nil {
+		return nil, fmt.Errorf("graph: local pool: %w", err)
+	}
+	return n, nil
+}
+
+type localPoolOp struct {
+	opBase
+	size   int
+	reduce Reduction
+}
+
+func (op localPoolOp) Arity() int { return 1 }
+
+func (op localPoolOp) Type() hm.Type {
+	t := G.TensorType{Dims: 4, Of: hm.TypeVariable('a')}
+	return hm.NewFnType(t, t)
+}
+
+func (op localPoolOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) {
+	s, ok := in[0].(tensor.Shape)
+	if !ok || s.Dims() != 4 {
+		return nil, fmt.Errorf("graph: local pool: want a 4-D shape, got %v", in[0])
+	}
+	return tensor.Shape{s[0], s[1], OutSize(s[2], op.size), OutSize(s[3], op.size)}, nil
+}
+
+func (op localPoolOp) Do(vals ...G.Value) (G.Value, error) {
+	x, shape, err := float32s("local pool", vals[0])
+	if err != nil {
+		return nil, err
+	}
+	outShape, err := op.InferShape(shape)
+	if err != nil {
+		return nil, err
+	}
+	out := op.out.get(tensor.Float32, outShape...)
+	o := out.Data().([]float32)
+	h, w := shape[2], shape[3]
+	oh, ow := outShape[2], outShape[3]
+	s := op.size
+	parallel(shape[0]*shape[1], func(_, lo, hi int) {
+		for m := lo; m < hi; m++ {
+			in, res := x[m*h*w:(m+1)*h*w], o[m*oh*ow:(m+1)*oh*ow]
+			for oy := 0; oy < oh; oy++ {
+				for ox := 0; ox < ow; ox++ {
+					res[oy*ow+ox] = float32(reduceWindow(in, w, oy*s, min((oy+1)*s, h), ox*s, min((ox+1)*s, w), op.reduce))
+				}
+			}
+		}
+	})
+	return out, nil
+}
+
+// reduceWindow reduces rows [y0, y1) and columns [x0, x1) of a map w wide,
+// in float64.
+func reduceWindow(m []float32, w, y0, y1, x0, x1 int, reduce Reduction) float64 {
+	mx := math.Inf(-1)
+	var sum float64
+	for y := y0; y < y1; y++ {
+		for _, v := range m[y*w+x0 : y*w+x1] {
+			if v := float64(v); v > mx || v != v {
+				mx = v
+			}
+			sum += float64(v)
+		}
+	}
+	switch reduce {
+	case MeanCells:
+		return sum / float64((y1-y0)*(x1-x0))
+	case MaxCells:
+		return mx
+	}
+	if math.IsInf(mx, 0) || mx != mx {
+		return mx
+	}
+	var s float64
+	for y := y0; y < y1; y++ {
+		for _, v := range m[y*w+x0 : y*w+x1] {
+			s += math.Exp(float64(v) - mx)
+		}
+	}
+	return mx + math.Log(s)
+}
+
+// ChannelAffine adds to x's graph a node computing, for maps x (N,C,H,W)
+// and per-channel scale and shift (C),
+//
+//	y[n,c,·] = x[n,c,·] · scale[c] + shift[c]
+//
+// the standardisation of a layer's transformed maps into the next layer's
+// input.
+func ChannelAffine(x, scale, shift *G.Node) (*G.Node, error) {
+	if err := checkMaps("channel affine", x); err != nil {
+		return nil, err
+	}
+	c := x.Shape()[1]
+	for _, v := range []*G.Node{scale, shift} {
+		if s := v.Shape(); s.Dims() != 1 || s[0] != c {
+			return nil, fmt.Errorf("graph: channel affine: %s has shape %v, want (%d)", v.Name(), s, c)
+		}
+	}
+	if err := checkFloat32("channel affine", scale, shift); err != nil {
+		return nil, err
+	}
+	n, err := G.ApplyOp(channelAffineOp{opBase: newBase("ChannelAffine")}, x, scale, shift)
+	if err != nil {
+		return nil, fmt.Errorf("graph: channel affine: %w", err)
+	}
+	return n, nil
+}
+
+type channelAffineOp struct{ opBase }
+
+func (op channelAffineOp) Arity() int { return 3 }
+
+func (op channelAffineOp) Type() hm.Type {
+	a := hm.TypeVariable('a')
+	t, v := G.TensorType{Dims: 4, Of: a}, G.TensorType{Dims: 1, Of: a}
+	return hm.NewFnType(t, v, v, t)
+}
+
+func (op channelAffineOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) {
+	s, ok := in[0].(tensor.Shape)
+	if !ok || s.Dims() != 4 {
+		return nil, fmt.Errorf("graph: channel affine: want a 4-D shape, got %v", in[0])
+	}
+	return s.Clone(), nil
+}
+
+func (op channelAffineOp) Do(vals ...G.Value) (G.Value, error) {
+	x, shape, err := float32s("channel affine", vals[0])
+	if err != nil {
+		return nil, err
+	}
+	scale, _, err := float32s("channel affine", vals[1])
+	if err != nil {
+		return nil, err
+	}
+	shift, _, err := float32s("channel affine", vals[2])
+	if err != nil {
+		return nil, err
+	}
+	c, hw := shape[1], shape[2]*shape[3]
+	if len(scale) != c || len(shift) != c {
+		return nil, fmt.Errorf("graph: channel affine: %d and %d values for %d channels", len(scale), len(shift), c)
+	}
+	out := op.out.get(tensor.Float32, shape...)
+	o := out.Data().([]float32)
+	parallel(shape[0]*c, func(_, lo, hi int) {
+		for m := lo; m < hi; m++ {
+			a, b := scale[m%c], shift[m%c]
+			dst := o[m*hw : (m+1)*hw]
+			for i, v := range x[m*hw : (m+1)*hw] {
+				dst[i] = v*a + b
+			}
+		}
+	})
+	return out, nil
+}
+
+// A Transform says what the next layer of a stack sees of a layer's log
+// joint L (N,K,Uh,Uw): L itself, or the posterior over kernels at each
+// position (KernelPosterior); then, with Pool > 1, that pooled over
+// windows of Pool×Pool with stride Pool by Reduce (LocalPool); then each
+// channel standardised by a scale and a shift measured on the training
+// maps (ChannelAffine), since the next layer's Gaussian model takes inputs
+// of about unit variance.
+type Transform struct {
+	Posterior bool
+	Pool      int
+	Reduce    Reduction
+}
+
+// String describes t: "posterior, mean pool 2", "log joint", ….
+func (t Transform) String() string {
+	s := "log joint"
+	if t.Posterior {
+		s = "posterior"
+	}
+	if t.Pool > 1 {
+		s += fmt.Sprintf(", %s pool %d", map[Reduction]string{LogSumExpCells: "log-sum-exp", MaxCells: "max", MeanCells: "mean"}[t.Reduce], t.Pool)
+	}
+	return s
+}
+
+// Next returns the configuration of the layer that sees c's maps through t,
+// with next's kernels, width and padding.
+func (t Transform) Next(c Config, kernels, width, pad int) Config {
+	uh, uw := c.Positions()
+	if t.Pool > 1 {
+		uh, uw = OutSize(uh, t.Pool), OutSize(uw, t.Pool)
+	}
+	return Config{Kernels: kernels, Width: width, Pad: pad, Channels: c.Kernels, Rows: uh, Cols: uw, Batch: c.Batch}
+}
+
+// Apply adds to logJoint's graph the transform's nodes, without the
+// standardisation (see Standardise).
+func (t Transform) Apply(logJoint *G.Node) (*G.Node, error) {
+	x := logJoint
+	var err error
+	if t.Posterior {
+		if x, err = KernelPosterior(x); err != nil {
+			return nil, err
+		}
+	}
+	if t.Pool > 1 {
+		if x, err = LocalPool(x, t.Pool, t.Reduce); err != nil {
+			return nil, err
+		}
+	}
+	return x, nil
+}

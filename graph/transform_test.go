@@ -1,0 +1,117 @@
+package graph_test
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"testing"
+
+	"calm/graph"
+	"calm/graph/graphtest"
+	"calm/internal/naive"
+
+	G "gorgonia.org/gorgonia"
+	"gorgonia.org/tensor"
+)
+
+// mapStep compiles a step whose one input is maps (n,K,H,W) and whose one
+// output is f of them.
+func mapStep(t *testing.T, k, h, w, n int, f func(*G.Node) (*G.Node, error)) *graph.Step {
+	t.Helper()
+	cfg := graph.Config{Kernels: k, Width: 1, Channels: 1, Rows: h, Cols: w, Batch: n}
+	step, err := graph.NewStep(cfg, []graph.Input{graph.Posterior(cfg)}, func(_ *G.ExprGraph, in []*G.Node) ([]*G.Node, error) {
+		out, err := f(in[0])
+		return []*G.Node{out}, err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return step
+}
+
+func to64(v []float32) []float64 {
+	out := make([]float64, len(v))
+	for i, x := range v {
+		out[i] = float64(x)
+	}
+	return out
+}
+
+// TestKernelPosterior compares the softmax over kernels with float64
+// loops, on log joints of values near ±1000 and with kernels far apart.
+func TestKernelPosterior(t *testing.T) {
+	const n, k, h, w = 3, 7, 5, 6
+	step := mapStep(t, k, h, w, n, graph.KernelPosterior)
+	defer step.Close()
+	rng := rand.New(rand.NewPCG(1, 1))
+	for _, off := range []float64{0, 1000, -1000} {
+		v := graphtest.Randn(rng, n*k*h*w, 20)
+		for i := range v {
+			v[i] += float32(off)
+		}
+		out, err := step.Run(tensor.New(tensor.WithShape(n, k, h, w), tensor.WithBacking(v)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Two float32 exponentials and a division: 1e-6 of values ≤ 1.
+		if msg := graphtest.CloseTo(out[0].Data().([]float32), naive.KernelSoftmax(to64(v), n, k, h*w), 1e-6); msg != "" {
+			t.Errorf("offset %v: kernel posterior%s", off, msg)
+		}
+	}
+}
+
+// TestLocalPool compares each reduction over windows that do and do not
+// divide the maps with float64 loops.
+func TestLocalPool(t *testing.T) {
+	rng := rand.New(rand.NewPCG(2, 2))
+	for _, size := range []int{1, 2, 3, 4} {
+		for _, reduce := range []graph.Reduction{graph.MeanCells, graph.MaxCells, graph.LogSumExpCells} {
+			t.Run(fmt.Sprintf("%d/%s", size, graphtest.ReduceName(reduce)), func(t *testing.T) {
+				const n, k, h, w = 2, 3, 7, 9
+				step := mapStep(t, k, h, w, n, func(x *G.Node) (*G.Node, error) { return graph.LocalPool(x, size, reduce) })
+				defer step.Close()
+				v := graphtest.Randn(rng, n*k*h*w, 3)
+				out, err := step.Run(tensor.New(tensor.WithShape(n, k, h, w), tensor.WithBacking(v)))
+				if err != nil {
+					t.Fatal(err)
+				}
+				if want := (tensor.Shape{n, k, graph.OutSize(h, size), graph.OutSize(w, size)}); !out[0].Shape().Eq(want) {
+					t.Fatalf("shape %v, want %v", out[0].Shape(), want)
+				}
+				if msg := graphtest.CloseTo(out[0].Data().([]float32), naive.LocalPool(to64(v), h, w, size, graphtest.ReduceName(reduce)), 1e-6); msg != "" {
+					t.Errorf("local pool%s", msg)
+				}
+			})
+		}
+	}
+}
+
+// TestChannelAffine maps each channel by its own scale and shift.
+func TestChannelAffine(t *testing.T) {
+	const n, c, h, w = 2, 3, 4, 5
+	cfg := graph.Config{Kernels: c, Width: 1, Channels: c, Rows: h, Cols: w, Batch: n}
+	step, err := graph.NewStep(cfg, []graph.Input{graph.Images(cfg), graph.LogPrior(cfg).Named("scale"), graph.LogPrior(cfg).Named("shift")},
+		func(_ *G.ExprGraph, in []*G.Node) ([]*G.Node, error) {
+			out, err := graph.ChannelAffine(in[0], in[1], in[2])
+			return []*G.Node{out}, err
+		})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer step.Close()
+	rng := rand.New(rand.NewPCG(3, 3))
+	x := graphtest.Randn(rng, n*c*h*w, 2)
+	scale, shift := []float32{2, -0.5, 0}, []float32{1, 3, -7}
+	out, err := step.Run(tensor.New(tensor.WithShape(n, c, h, w), tensor.WithBacking(x)),
+		tensor.New(tensor.WithShape(c), tensor.WithBacking(scale)), tensor.New(tensor.WithShape(c), tensor.WithBacking(shift)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := make([]float64, len(x))
+	for i, v := range x {
+		ch := i / (h * w) % c
+		want[i] = float64(v)*float64(scale[ch]) + float64(shift[ch])
+	}
+	if msg := graphtest.CloseTo(out[0].Data().([]float32), want, 1e-7); msg != "" {
+		t.Errorf("channel affine%s", msg)
+	}
+}
