@@ -96,6 +96,9 @@ var (
 	stl10Cfg = graph.Config{Kernels: 200, Width: 15, Pad: 0, Channels: 3, Rows: 96, Cols: 96, Batch: 200}
 	// MNIST's layer on 3-channel images: GFLOP/s comparable with C = 1.
 	mnist3Cfg = graph.Config{Kernels: 64, Width: 20, Pad: 2, Channels: 3, Rows: 28, Cols: 28, Batch: 1000}
+	// A second layer: 64 kernels of 5×5 on the 48 channels of a first
+	// layer's posterior, pooled to 14×14.
+	layer2Cfg = graph.Config{Kernels: 64, Width: 5, Pad: 0, Channels: 48, Rows: 14, Cols: 14, Batch: 1000}
 )
 
 // BenchmarkPeak reports the peak the %peak of the other benchmarks is
@@ -114,7 +117,7 @@ func BenchmarkStep(b *testing.B) {
 	for _, tc := range []struct {
 		name string
 		cfg  graph.Config
-	}{{"MNIST", mnistCfg}, {"STL10", stl10Cfg}, {"MNIST-C3", mnist3Cfg}} {
+	}{{"MNIST", mnistCfg}, {"STL10", stl10Cfg}, {"MNIST-C3", mnist3Cfg}, {"Layer2", layer2Cfg}} {
 		for _, ops := range graph.OpSets() {
 			for _, step := range []string{"E", "M"} {
 				b.Run(fmt.Sprintf("%s/%s/%s", tc.name, ops.Name(), step), func(b *testing.B) { benchStep(b, ops, tc.cfg, step) })

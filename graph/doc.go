@@ -1,6 +1,6 @@
-// Package graph holds what the E-step and M-step graphs share: the layer
-// configuration, the op set the graphs are built from, and the compiled
-// program that runs a graph once per batch on a Gorgonia TapeMachine.
+// Package graph holds what the E-step, M-step and feature graphs share: the
+// layer configuration, the op sets the graphs are built from, the ops of
+// this project, and Step, a graph compiled once and run for every batch.
 //
 // # Layer configuration
 //
@@ -11,19 +11,34 @@
 //
 // # Op sets
 //
-// The graphs never call Gorgonia's convolution or reductions directly; they
-// go through an [Ops] value, so a researcher can swap in another convolution
-// or another pooling with one line (or the -conv flag of the commands):
+// The graphs never call Gorgonia's convolutions or reductions directly;
+// they go through an [Ops] value: the two convolutions, the log-sum-exp,
+// the posterior and the pooling of features. [OpSets] lists them all, the
+// default first, and [Lookup] finds one by name (the commands' -ops flag):
 //
-//	g, err := estep.New(cfg, graph.Stock{}) // Gorgonia's own Conv2d
-//	g, err := estep.New(cfg, graph.Fast{})  // cache-blocked, multi-core ops
+//	Fast{}                 the default: the gemm micro-kernel reads the patches from the image
+//	Fast{Kernel: k}        the same with another gemm kernel ("fast/avx2", "fast/go")
+//	Gorgonia{}             Gorgonia's own Conv2d, the baseline
 //
-// Every Ops implementation must compute the same functions; the tests in this
-// package check each one against direct float64 loops.
+// Swap one in by passing it to estep.New, mstep.New or em.Settings.Ops; to
+// make a new one selectable by name, add it to OpSets. Package graphtest
+// holds every op set to the same float64 loops.
 //
-// # Programs
+// # Ops of this package
 //
-// [Program] compiles a graph once and runs it for every batch
-// (Let → Reset → RunAll). Inputs are bound without copying and are never
-// modified.
+// LogSumExp, SubRows, Exp, KernelBias and the pooling ops are custom
+// Gorgonia ops: Gorgonia's LogSumExp is wrong and its elementwise ops
+// write into their inputs. KernelPosterior, LocalPool and ChannelAffine,
+// combined by a Transform, turn one layer's log joint into the next
+// layer's input. Every op checks its types when the graph is built, never
+// modifies its inputs, and reuses its output buffer from one run to the
+// next.
+//
+// # Steps
+//
+// [Step] owns "a graph built for n images, compiled once, run per batch":
+// its inputs' shapes follow from the Config, a batch smaller than the
+// configured one gets its own compiled graph, and results come back as
+// tensors valid until the next run, or copied into the caller's slices
+// (RunInto). A Step is not safe for concurrent use.
 package graph

@@ -7,6 +7,7 @@ import (
 	"runtime"
 	"sync"
 
+	"github.com/chewxy/hm"
 	G "gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
 )
@@ -19,8 +20,9 @@ import (
 // run to the next, so a batch costs no large allocation; a value read from a
 // node is therefore valid until the next run of its program.
 type opBase struct {
-	name string
-	out  *outBuffer
+	name  string
+	label string // what String shows, when it differs from name
+	out   *outBuffer
 }
 
 func newBase(format string, args ...any) opBase {
@@ -36,7 +38,31 @@ func (op opBase) Hashcode() uint32 {
 	op.WriteHash(h)
 	return h.Sum32()
 }
-func (op opBase) String() string { return op.name }
+func (op opBase) String() string {
+	if op.label != "" {
+		return op.label
+	}
+	return op.name
+}
+
+// mapToMap gives an op of one 4-D input and an output of the same shape
+// (a map to a map) its Arity, Type and InferShape.
+type mapToMap struct{ opBase }
+
+func (mapToMap) Arity() int { return 1 }
+
+func (mapToMap) Type() hm.Type {
+	t := G.TensorType{Dims: 4, Of: hm.TypeVariable('a')}
+	return hm.NewFnType(t, t)
+}
+
+func (op mapToMap) InferShape(in ...G.DimSizer) (tensor.Shape, error) {
+	s, ok := in[0].(tensor.Shape)
+	if !ok || s.Dims() != 4 {
+		return nil, fmt.Errorf("graph: %s: want a 4-D shape, got %v", op, in[0])
+	}
+	return s.Clone(), nil
+}
 
 // outBuffer is an op's output tensor and scratch space, kept between runs.
 type outBuffer struct {

@@ -49,19 +49,28 @@ func fusedPosterior(logJoint *G.Node) (logMarg, post, logCounts *G.Node, err err
 	if err := checkMaps("posterior", logJoint); err != nil {
 		return nil, nil, nil, err
 	}
+	// The three ops share state: their hashes (by name) carry its address
+	// so that two posteriors in one graph stay apart.
 	state := new(posteriorState)
-	op := posteriorOp{opBase: newBase("FusedPosterior/%p", state), state: state}
+	op := posteriorOp{mapToMap: mapToMap{labelled("FusedPosterior", state)}, state: state}
 	if post, err = G.ApplyOp(op, logJoint); err != nil {
 		return nil, nil, nil, fmt.Errorf("graph: fast posterior: %w", err)
 	}
 	n, k := logJoint.Shape()[0], logJoint.Shape()[1]
-	if logMarg, err = G.ApplyOp(sideOp{opBase: newBase("LogMarginal/%p", state), state: state, size: n}, post); err != nil {
+	if logMarg, err = G.ApplyOp(sideOp{opBase: labelled("LogMarginal", state), state: state, size: n}, post); err != nil {
 		return nil, nil, nil, fmt.Errorf("graph: fast posterior: %w", err)
 	}
-	if logCounts, err = G.ApplyOp(sideOp{opBase: newBase("LogCounts/%p", state), state: state, size: k, counts: true}, post); err != nil {
+	if logCounts, err = G.ApplyOp(sideOp{opBase: labelled("LogCounts", state), state: state, size: k, counts: true}, post); err != nil {
 		return nil, nil, nil, fmt.Errorf("graph: fast posterior: %w", err)
 	}
 	return logMarg, post, logCounts, nil
+}
+
+// labelled returns the base of an op named label and state's address.
+func labelled(label string, state *posteriorState) opBase {
+	b := newBase("%s/%p", label, state)
+	b.label = label
+	return b
 }
 
 // posteriorState holds the side results of one run of a posteriorOp.
@@ -71,23 +80,8 @@ type posteriorState struct {
 }
 
 type posteriorOp struct {
-	opBase
+	mapToMap
 	state *posteriorState
-}
-
-func (op posteriorOp) Arity() int { return 1 }
-
-func (op posteriorOp) Type() hm.Type {
-	t := G.TensorType{Dims: 4, Of: hm.TypeVariable('a')}
-	return hm.NewFnType(t, t)
-}
-
-func (op posteriorOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) {
-	s, ok := in[0].(tensor.Shape)
-	if !ok || s.Dims() != 4 {
-		return nil, fmt.Errorf("graph: fast posterior: want a 4-D shape, got %v", in[0])
-	}
-	return s.Clone(), nil
 }
 
 // Do computes, for each image n, with rows r_k = L[n,k,·]:

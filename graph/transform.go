@@ -26,29 +26,14 @@ func KernelPosterior(x *G.Node) (*G.Node, error) {
 	if err := checkMaps("kernel posterior", x); err != nil {
 		return nil, err
 	}
-	n, err := G.ApplyOp(kernelPosteriorOp{opBase: newBase("KernelPosterior")}, x)
+	n, err := G.ApplyOp(kernelPosteriorOp{mapToMap{newBase("KernelPosterior")}}, x)
 	if err != nil {
 		return nil, fmt.Errorf("graph: kernel posterior: %w", err)
 	}
 	return n, nil
 }
 
-type kernelPosteriorOp struct{ opBase }
-
-func (op kernelPosteriorOp) Arity() int { return 1 }
-
-func (op kernelPosteriorOp) Type() hm.Type {
-	t := G.TensorType{Dims: 4, Of: hm.TypeVariable('a')}
-	return hm.NewFnType(t, t)
-}
-
-func (op kernelPosteriorOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) {
-	s, ok := in[0].(tensor.Shape)
-	if !ok || s.Dims() != 4 {
-		return nil, fmt.Errorf("graph: kernel posterior: want a 4-D shape, got %v", in[0])
-	}
-	return s.Clone(), nil
-}
+type kernelPosteriorOp struct{ mapToMap }
 
 func (op kernelPosteriorOp) Do(vals ...G.Value) (G.Value, error) {
 	x, shape, err := float32s("kernel posterior", vals[0])
