@@ -75,6 +75,30 @@ func (Fast) LogSumExp(x *G.Node, axes ...int) (*G.Node, error) { return LogSumEx
 // Pool implements Ops with this package's pooling ops.
 func (Fast) Pool(logJoint *G.Node, p Pooling) (*G.Node, error) { return Pool(logJoint, p) }
 
+// LogJointPosterior implements JointPosterior: the convolution op computes
+// each image's posterior right after its log joint, while both are in
+// cache, and side ops read the posterior, the log marginal and the log
+// counts off it.
+func (f Fast) LogJointPosterior(x, w, bias *G.Node, pad int) (logJoint, logMarg, post, logCounts *G.Node, err error) {
+	if err := checkConv(x, w, bias); err != nil {
+		return nil, nil, nil, nil, err
+	}
+	state := new(posteriorState)
+	op := fastConvOp{opBase: newBase("FastConv2dPosterior/p%d/%s/%p", pad, f.kernel(), state), pad: pad, kern: f.kernel(), post: state}
+	op.label = fmt.Sprintf("FastConv2dPosterior/p%d/%s", pad, f.kernel())
+	if logJoint, err = G.ApplyOp(op, x, w, bias); err != nil {
+		return nil, nil, nil, nil, fmt.Errorf("graph: fast conv2d posterior: %w", err)
+	}
+	s := logJoint.Shape()
+	if post, err = G.ApplyOp(sideOp{opBase: labelled("Posterior", state), state: state, what: sidePosterior, shape: s.Clone(), in: 4}, logJoint); err != nil {
+		return nil, nil, nil, nil, fmt.Errorf("graph: fast conv2d posterior: %w", err)
+	}
+	if logMarg, logCounts, err = sides(state, post, s); err != nil {
+		return nil, nil, nil, nil, fmt.Errorf("graph: fast conv2d posterior: %w", err)
+	}
+	return logJoint, logMarg, post, logCounts, nil
+}
+
 // Posterior implements Ops with one op that makes its passes over each
 // image's log joint while it is in cache.
 func (Fast) Posterior(logJoint *G.Node) (logMarg, post, logCounts *G.Node, err error) {
@@ -176,6 +200,7 @@ type fastConvOp struct {
 	opBase
 	pad  int
 	kern *gemm.Kernel
+	post *posteriorState // when set, the op also computes the posterior into it
 }
 
 func (op fastConvOp) Arity() int { return 3 }
@@ -225,8 +250,17 @@ func (op fastConvOp) Do(vals ...G.Value) (G.Value, error) {
 	// θᵀ (elements × kernels) is packed once per batch and shared.
 	sc.theta.Pack(op.kern, d, k, 1, gemm.Matrix{Data: w, Stride: d, T: true})
 	ix := sc.index(c, h, wd, kh, kw, op.pad)
+	var g []float32
+	if op.post != nil {
+		op.post.prepare(n, k)
+		if op.post.post == nil || !op.post.post.Shape().Eq(outShape) {
+			op.post.post = tensor.New(tensor.Of(tensor.Float32), tensor.WithShape(outShape...))
+		}
+		g = op.post.post.Data().([]float32)
+	}
 	parallel(n, func(worker, lo, hi int) {
 		b := sc.worker(worker, c*ix.hp*ix.wp, u*k)
+		maxes := make([]float32, k)
 		for i := lo; i < hi; i++ {
 			ix.padImage(b.img, x[i*c*h*wd:(i+1)*c*h*wd])
 			// Positions × kernels, each row starting from the bias.
@@ -234,9 +268,16 @@ func (op fastConvOp) Do(vals ...G.Value) (G.Value, error) {
 				copy(b.out[p*k:(p+1)*k], bias)
 			}
 			gemm.MulGather(gemm.Gather{Src: b.img, Rows: ix.pos, Cols: ix.elem}, &sc.theta, b.out, k, &b.ws)
-			gemm.Transpose(o[i*k*u:(i+1)*k*u], u, b.out, k, u, k)
+			li := o[i*k*u : (i+1)*k*u]
+			gemm.Transpose(li, u, b.out, k, u, k)
+			if op.post != nil {
+				op.post.image(i, li, g[i*k*u:(i+1)*k*u], k, u, maxes)
+			}
 		}
 	})
+	if op.post != nil {
+		op.post.counts(n, k)
+	}
 	return out, nil
 }
 

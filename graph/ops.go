@@ -193,6 +193,14 @@ func checkFloat32(op string, nodes ...*G.Node) error {
 	return nil
 }
 
+// A JointPosterior is an op set that computes the E-step's log joint and
+// its posterior in one op (an optional capability, used by the E-step when
+// present): LogJointPosterior(x, w, bias, pad) must give what Conv2d(x, w,
+// bias, pad) followed by Posterior gives.
+type JointPosterior interface {
+	LogJointPosterior(x, w, bias *G.Node, pad int) (logJoint, logMarg, post, logCounts *G.Node, err error)
+}
+
 // A MemoryEstimator is an op set that can say how many bytes its ops hold
 // (or allocate per run) for a batch of cfg.Batch images, beyond the
 // outputs of the steps: an optional capability, used to refuse a batch

@@ -56,11 +56,7 @@ func fusedPosterior(logJoint *G.Node) (logMarg, post, logCounts *G.Node, err err
 	if post, err = G.ApplyOp(op, logJoint); err != nil {
 		return nil, nil, nil, fmt.Errorf("graph: fast posterior: %w", err)
 	}
-	n, k := logJoint.Shape()[0], logJoint.Shape()[1]
-	if logMarg, err = G.ApplyOp(sideOp{opBase: labelled("LogMarginal", state), state: state, size: n}, post); err != nil {
-		return nil, nil, nil, fmt.Errorf("graph: fast posterior: %w", err)
-	}
-	if logCounts, err = G.ApplyOp(sideOp{opBase: labelled("LogCounts", state), state: state, size: k, counts: true}, post); err != nil {
+	if logMarg, logCounts, err = sides(state, post, logJoint.Shape()); err != nil {
 		return nil, nil, nil, fmt.Errorf("graph: fast posterior: %w", err)
 	}
 	return logMarg, post, logCounts, nil
@@ -73,33 +69,16 @@ func labelled(label string, state *posteriorState) opBase {
 	return b
 }
 
-// posteriorState holds the side results of one run of a posteriorOp.
+// posteriorState holds the side results of one run of a fused posterior,
+// and the posterior itself when a convolution computes it.
 type posteriorState struct {
 	logMarg, logCounts *tensor.Dense
-	rowLSE             []float64 // (N,K): log Σ_u exp L[n,k,u], then log γ's row sums
+	post               *tensor.Dense // γ, when the convolution op fills it
+	rowLSE             []float64     // (N,K): log Σ_u exp L[n,k,u], then log γ's row sums
 }
 
-type posteriorOp struct {
-	mapToMap
-	state *posteriorState
-}
-
-// Do computes, for each image n, with rows r_k = L[n,k,·]:
-//
-//	m_k = max r_k,  e_k = exp(r_k − m_k),  λ_k = m_k + log Σ e_k   (float64)
-//	ℓ_n = logsumexp_k λ_k,  γ[n,k,·] = e_k · exp(m_k − ℓ_n),  log count = λ_k − ℓ_n
-//
-// then b_k = logsumexp_n of the log counts, in image order. Each row is
-// read from memory once; the other passes find it in cache.
-func (op posteriorOp) Do(vals ...G.Value) (G.Value, error) {
-	l, shape, err := float32s("fast posterior", vals[0])
-	if err != nil {
-		return nil, err
-	}
-	n, k, u := shape[0], shape[1], shape[2]*shape[3]
-	out := op.out.get(tensor.Float32, shape...)
-	g := out.Data().([]float32)
-	st := op.state
+// prepare sizes the side results for n images of k kernels.
+func (st *posteriorState) prepare(n, k int) {
 	st.rowLSE = resize(st.rowLSE, n*k)
 	if st.logMarg == nil || st.logMarg.Shape()[0] != n {
 		st.logMarg = tensor.New(tensor.Of(tensor.Float32), tensor.WithShape(n))
@@ -107,34 +86,43 @@ func (op posteriorOp) Do(vals ...G.Value) (G.Value, error) {
 	if st.logCounts == nil || st.logCounts.Shape()[0] != k {
 		st.logCounts = tensor.New(tensor.Of(tensor.Float32), tensor.WithShape(k))
 	}
-	marg := st.logMarg.Data().([]float32)
-	parallel(n, func(_, lo, hi int) {
-		maxes := make([]float32, k)
-		for i := lo; i < hi; i++ {
-			lam := st.rowLSE[i*k : (i+1)*k]
-			for kk := 0; kk < k; kk++ {
-				row, dst := l[(i*k+kk)*u:(i*k+kk+1)*u], g[(i*k+kk)*u:(i*k+kk+1)*u]
-				m := vecmath.Max(row)
-				maxes[kk] = m
-				if mf := float64(m); math.IsInf(mf, 0) || mf != mf {
-					// A row of −Inf has no mass; +Inf or NaN poisons ℓ.
-					lam[kk] = mf
-					clear(dst)
-					continue
-				}
-				lam[kk] = float64(m) + math.Log(vecmath.ExpSum(dst, row, m))
-			}
-			ell := logSumExp64(lam)
-			marg[i] = float32(ell)
-			for kk := 0; kk < k; kk++ {
-				if !math.IsInf(float64(maxes[kk]), -1) {
-					vecmath.Scale(g[(i*k+kk)*u:(i*k+kk+1)*u], float32(math.Exp(float64(maxes[kk])-ell)))
-				}
-				lam[kk] -= ell
-			}
+}
+
+// image computes the posterior g of image i from its log joint l (k rows
+// of u positions each), with rows r_k = l[k,·]:
+//
+//	m_k = max r_k,  e_k = exp(r_k − m_k),  λ_k = m_k + log Σ e_k   (float64)
+//	ℓ_i = logsumexp_k λ_k,  g[k,·] = e_k · exp(m_k − ℓ_i),  log count = λ_k − ℓ_i
+//
+// in passes over l that, after the first, find it in cache. maxes is
+// scratch of k values.
+func (st *posteriorState) image(i int, l, g []float32, k, u int, maxes []float32) {
+	lam := st.rowLSE[i*k : (i+1)*k]
+	for kk := 0; kk < k; kk++ {
+		row, dst := l[kk*u:(kk+1)*u], g[kk*u:(kk+1)*u]
+		m := vecmath.Max(row)
+		maxes[kk] = m
+		if mf := float64(m); math.IsInf(mf, 0) || mf != mf {
+			// A row of −Inf has no mass; +Inf or NaN poisons ℓ.
+			lam[kk] = mf
+			clear(dst)
+			continue
 		}
-	})
-	// b_k over the images, in image order; kernels split over the workers.
+		lam[kk] = float64(m) + math.Log(vecmath.ExpSum(dst, row, m))
+	}
+	ell := logSumExp64(lam)
+	st.logMarg.Data().([]float32)[i] = float32(ell)
+	for kk := 0; kk < k; kk++ {
+		if !math.IsInf(float64(maxes[kk]), -1) {
+			vecmath.Scale(g[kk*u:(kk+1)*u], float32(math.Exp(float64(maxes[kk])-ell)))
+		}
+		lam[kk] -= ell
+	}
+}
+
+// counts sets the log counts b_k = logsumexp over the n images of their log
+// counts, in image order; kernels are split over the workers.
+func (st *posteriorState) counts(n, k int) {
 	counts := st.logCounts.Data().([]float32)
 	parallel(k, func(_, lo, hi int) {
 		col := make([]float64, n)
@@ -145,6 +133,32 @@ func (op posteriorOp) Do(vals ...G.Value) (G.Value, error) {
 			counts[kk] = float32(logSumExp64(col))
 		}
 	})
+}
+
+type posteriorOp struct {
+	mapToMap
+	state *posteriorState
+}
+
+// Do computes the posterior of each image (posteriorState.image), then the
+// log counts.
+func (op posteriorOp) Do(vals ...G.Value) (G.Value, error) {
+	l, shape, err := float32s("fast posterior", vals[0])
+	if err != nil {
+		return nil, err
+	}
+	n, k, u := shape[0], shape[1], shape[2]*shape[3]
+	out := op.out.get(tensor.Float32, shape...)
+	g := out.Data().([]float32)
+	st := op.state
+	st.prepare(n, k)
+	parallel(n, func(_, lo, hi int) {
+		maxes := make([]float32, k)
+		for i := lo; i < hi; i++ {
+			st.image(i, l[i*k*u:(i+1)*k*u], g[i*k*u:(i+1)*k*u], k, u, maxes)
+		}
+	})
+	st.counts(n, k)
 	return out, nil
 }
 
@@ -170,28 +184,54 @@ func logSumExp64(v []float64) float64 {
 	return m + math.Log(s)
 }
 
-// sideOp reads one side result of a posteriorOp's run: the log marginal
-// (N) or the log counts (K). Its input is the posterior node, so that it
-// runs after it.
+// A side is one of the results a fused op leaves in a posteriorState.
+type side int
+
+const (
+	sideLogMarg side = iota
+	sideLogCounts
+	sidePosterior
+)
+
+// sideOp reads one side result of a fused op's run: the log marginal (N),
+// the log counts (K) or the posterior (N,K,Uh,Uw). Its input is a node the
+// fused op computes, so that it runs after it.
 type sideOp struct {
 	opBase
-	state  *posteriorState
-	size   int
-	counts bool
+	state *posteriorState
+	what  side
+	shape tensor.Shape
+	in    int // dims of the input
 }
 
 func (op sideOp) Arity() int { return 1 }
 
 func (op sideOp) Type() hm.Type {
 	a := hm.TypeVariable('a')
-	return hm.NewFnType(G.TensorType{Dims: 4, Of: a}, G.TensorType{Dims: 1, Of: a})
+	return hm.NewFnType(G.TensorType{Dims: op.in, Of: a}, G.TensorType{Dims: op.shape.Dims(), Of: a})
 }
 
-func (op sideOp) InferShape(...G.DimSizer) (tensor.Shape, error) { return tensor.Shape{op.size}, nil }
+func (op sideOp) InferShape(...G.DimSizer) (tensor.Shape, error) { return op.shape.Clone(), nil }
 
 func (op sideOp) Do(...G.Value) (G.Value, error) {
-	if op.counts {
+	switch op.what {
+	case sideLogCounts:
 		return op.state.logCounts, nil
+	case sidePosterior:
+		return op.state.post, nil
 	}
 	return op.state.logMarg, nil
+}
+
+// sides adds to the graph of after the side results of state, read after
+// it: the log marginal (N) and the log counts (K) of maps of shape s.
+func sides(state *posteriorState, after *G.Node, s tensor.Shape) (logMarg, logCounts *G.Node, err error) {
+	in := after.Shape().Dims()
+	if logMarg, err = G.ApplyOp(sideOp{opBase: labelled("LogMarginal", state), state: state, what: sideLogMarg, shape: tensor.Shape{s[0]}, in: in}, after); err != nil {
+		return nil, nil, err
+	}
+	if logCounts, err = G.ApplyOp(sideOp{opBase: labelled("LogCounts", state), state: state, what: sideLogCounts, shape: tensor.Shape{s[1]}, in: in}, after); err != nil {
+		return nil, nil, err
+	}
+	return logMarg, logCounts, nil
 }

@@ -30,6 +30,9 @@ func TestOps(t *testing.T, ops graph.Ops) {
 	t.Run("Conv2dFilter", func(t *testing.T) { testConv2dFilter(t, ops) })
 	t.Run("LogSumExp", func(t *testing.T) { testLogSumExp(t, ops) })
 	t.Run("Posterior", func(t *testing.T) { testPosterior(t, ops) })
+	if jp, ok := ops.(graph.JointPosterior); ok {
+		t.Run("LogJointPosterior", func(t *testing.T) { testJointPosterior(t, jp) })
+	}
 	t.Run("Pool", func(t *testing.T) { testPool(t, ops) })
 	t.Run("Types", func(t *testing.T) { testTypes(t, ops) })
 }
@@ -365,6 +368,77 @@ func testPosterior(t *testing.T, ops graph.Ops) {
 					// γ ≤ 1: absolute error about 3e-7 (two float32 exponentials).
 					{"posterior", out[1].Data().([]float32), post, 1e-6},
 					{"log counts", out[2].Data().([]float32), logCounts, 1e-5},
+				} {
+					if msg := CloseTo(chk.got, chk.want, chk.tol); msg != "" {
+						t.Errorf("n=%d: %s%s", n, chk.name, msg)
+					}
+				}
+			}
+		})
+	}
+}
+
+// testJointPosterior checks the fused log joint and posterior of an op
+// set that has one against the convolution and the posterior of float64
+// loops, on every layer shape.
+func testJointPosterior(t *testing.T, jp graph.JointPosterior) {
+	for _, tc := range Layers {
+		t.Run(tc.Name, func(t *testing.T) {
+			cfg := config(tc.Layer)
+			step, err := graph.NewStep(cfg, []graph.Input{graph.Images(cfg), graph.Kernels(cfg), graph.LogPrior(cfg)},
+				func(_ *G.ExprGraph, in []*G.Node) ([]*G.Node, error) {
+					l, lm, p, lc, err := jp.LogJointPosterior(in[0], in[1], in[2], cfg.Pad)
+					return []*G.Node{l, lm, p, lc}, err
+				})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer step.Close()
+			rng := rand.New(rand.NewPCG(6, uint64(cfg.Kernels)))
+			for _, n := range batches(cfg.Batch) {
+				l := tc.Layer
+				l.N = n
+				x := Randn(rng, n*cfg.ImageLen(), 1)
+				w := Randn(rng, cfg.Kernels*cfg.KernelLen(), 0.5)
+				b := Randn(rng, cfg.Kernels, 3)
+				out := run(t, step, dense(x, cfg.ImageShape(n)), dense(w, cfg.KernelShape()), dense(b, tensor.Shape{cfg.Kernels}))
+				lj := l.Conv2d(x, w, b)
+				if msg := CloseTo(out[0].Data().([]float32), lj, sumTol(cfg.KernelLen())); msg != "" {
+					t.Errorf("n=%d: log joint%s", n, msg)
+				}
+				// The posterior of the float32 log joint, in float64.
+				got := out[0].Data().([]float32)
+				for i, v := range got {
+					lj[i] = float64(v)
+				}
+				u := cfg.MapLen() / cfg.Kernels
+				marg := make([]float64, n)
+				post := make([]float64, len(lj))
+				for i := 0; i < n; i++ {
+					marg[i] = naive.LogSumExp(lj[i*cfg.MapLen() : (i+1)*cfg.MapLen()])
+					for j := i * cfg.MapLen(); j < (i+1)*cfg.MapLen(); j++ {
+						post[j] = math.Exp(lj[j] - marg[i])
+					}
+				}
+				counts := make([]float64, cfg.Kernels)
+				for k := range counts {
+					var all []float64
+					for i := 0; i < n; i++ {
+						for _, v := range lj[(i*cfg.Kernels+k)*u : (i*cfg.Kernels+k+1)*u] {
+							all = append(all, v-marg[i])
+						}
+					}
+					counts[k] = naive.LogSumExp(all)
+				}
+				for _, chk := range []struct {
+					name string
+					got  []float32
+					want []float64
+					tol  float64
+				}{
+					{"log marginal", out[1].Data().([]float32), marg, 1e-6},
+					{"posterior", out[2].Data().([]float32), post, 1e-6},
+					{"log counts", out[3].Data().([]float32), counts, 1e-5},
 				} {
 					if msg := CloseTo(chk.got, chk.want, chk.tol); msg != "" {
 						t.Errorf("n=%d: %s%s", n, chk.name, msg)
