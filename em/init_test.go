@@ -143,3 +143,25 @@ func TestSamplePatches(t *testing.T) {
 		}
 	}
 }
+
+// TestNoEpochs trains no epoch: the layer keeps the kernels it was
+// seeded with, and has no log-likelihood.
+func TestNoEpochs(t *testing.T) {
+	src := groups(t, 40, 1)
+	s := em.Settings{Kernels: 5, Width: 9, Batch: 40, MaxEpochs: em.NoEpochs, InitFrom: em.InitKMeansPP, InitSample: 100}
+	res, err := em.Train(src, s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := em.InitialTheta(src, s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.LogLik) != 0 || !slices.Equal(res.Theta.Data().([]float32), want.Data().([]float32)) {
+		t.Errorf("no epochs: LL %v, θ changed: %v", res.LogLik, !slices.Equal(res.Theta.Data().([]float32), want.Data().([]float32)))
+	}
+	s.MaxEpochs = -3
+	if _, err := em.Train(src, s); err == nil {
+		t.Error("-3 epochs accepted")
+	}
+}

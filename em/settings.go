@@ -20,7 +20,7 @@ type Settings struct {
 	Pad     int // zero padding p; 0 is a padding, not a default
 	Batch   int // images per batch (a memory bound: the result does not depend on it); default 1000
 
-	MaxEpochs int     // default 15
+	MaxEpochs int     // default 15; NoEpochs for none (the kernels stay as initialised)
 	Tol       float64 // stop when the relative LL gain falls below Tol; 0 = never
 
 	// Init, when set, is the initial θ (K,C,w,w); otherwise InitFrom
@@ -51,6 +51,11 @@ type Settings struct {
 	// result is the same, bit for bit, as that of the uninterrupted run.
 	Resume *Checkpoint
 }
+
+// NoEpochs, as Settings.MaxEpochs, trains no epoch: the layer keeps its
+// initial kernels (from the data with InitPatches or InitKMeansPP, a
+// dictionary of patches).
+const NoEpochs = -1
 
 // Defaults of Settings.
 const (
@@ -145,8 +150,8 @@ func (s Settings) Normalize(n, c, h, w int) (Settings, graph.Config, error) {
 		return bad("no images to train on")
 	case s.Kernels < 0 || s.Width < 0 || s.Batch < 0:
 		return bad("%d kernels of width %d, batch %d: want positive values", s.Kernels, s.Width, s.Batch)
-	case s.MaxEpochs < 0:
-		return bad("max epochs %d, want at least 1", s.MaxEpochs)
+	case s.MaxEpochs < 0 && s.MaxEpochs != NoEpochs:
+		return bad("max epochs %d, want at least 1 (or NoEpochs)", s.MaxEpochs)
 	case s.Tol < 0 || math.IsNaN(s.Tol):
 		return bad("tolerance %v, want 0 (off) or more", s.Tol)
 	case s.InitFrom < InitNormal || s.InitFrom > InitKMeansPP:
@@ -170,7 +175,7 @@ func (s Settings) Normalize(n, c, h, w int) (Settings, graph.Config, error) {
 		}
 	}
 	if r := s.Resume; r != nil {
-		if err := r.check(cfg, n, s.MaxEpochs); err != nil {
+		if err := r.check(cfg, n, s.epochs()); err != nil {
 			return s, cfg, err
 		}
 	}
@@ -192,3 +197,6 @@ func BatchBytes(cfg graph.Config, ops graph.Ops, images int) int64 {
 	}
 	return bytes
 }
+
+// epochs is the number of epochs s trains at most (0 for NoEpochs).
+func (s Settings) epochs() int { return max(s.MaxEpochs, 0) }

@@ -136,7 +136,7 @@ func Train(src Source, s Settings) (*Result, error) {
 	defer m.Close()
 	buf := make([]float32, cfg.Batch*cfg.ImageLen())
 	batches := (n + cfg.Batch - 1) / cfg.Batch
-	for epoch := first; epoch <= s.MaxEpochs; epoch++ {
+	for epoch := first; epoch <= s.epochs(); epoch++ {
 		start := time.Now()
 		stats := mstep.NewStats(cfg)
 		worst := &worstImages{cap: cfg.Kernels}
@@ -192,7 +192,7 @@ func Train(src Source, s Settings) (*Result, error) {
 			newPrior = nil
 		}
 		var reseeded []int
-		if s.Repair.On() && epoch < s.MaxEpochs {
+		if s.Repair.On() && epoch < s.epochs() {
 			counts := make([]float64, cfg.Kernels)
 			for k, b := range stats.LogCounts {
 				counts[k] = math.Exp(b)

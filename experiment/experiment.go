@@ -463,10 +463,14 @@ func writeOutputs(d Data, opt Options, st *em.Stack, ops graph.Ops) error {
 				return err
 			}
 		}
-		curves = append(curves, viz.Curve{Name: fmt.Sprintf("layer %d", l+1), LogLik: t.LogLik})
+		if len(t.LogLik) > 0 {
+			curves = append(curves, viz.Curve{Name: fmt.Sprintf("layer %d", l+1), LogLik: t.LogLik})
+		}
 	}
-	if err := viz.SaveLogLik(filepath.Join(opt.Out, "loglik.png"), d.Name+": log-likelihood per epoch", curves...); err != nil {
-		return err
+	if len(curves) > 0 {
+		if err := viz.SaveLogLik(filepath.Join(opt.Out, "loglik.png"), d.Name+": log-likelihood per epoch", curves...); err != nil {
+			return err
+		}
 	}
 	if first := st.Layers[0]; first.Config.Channels == 1 && d.Test != nil {
 		if err := savePosterior(filepath.Join(opt.Out, "posterior.png"), d.Test, first.Result, ops, 4); err != nil {

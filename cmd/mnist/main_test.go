@@ -367,7 +367,7 @@ func TestExitStatus(t *testing.T) {
 		msg  string
 	}{
 		{"bad flag", []string{"-no-such-flag"}, 2, "flag provided but not defined"},
-		{"zero epochs", []string{"-epochs", "0"}, 2, "-epochs 0"},
+		{"negative epochs", []string{"-epochs", "-2"}, 2, "-epochs -2"},
 		{"kernel wider than the padded image", []string{"-width", "33"}, 2, "larger than the padded image"},
 		{"missing directory", []string{"-data", filepath.Join(tmp, "none")}, 1, "no train-images-idx3-ubyte"},
 		{"wrong magic", []string{"-data", idxDir(t, func(f [][]byte) { f[0][3] = 4 })}, 1, "magic number"},

@@ -56,7 +56,7 @@ func NewFlags(name string, presets ...Preset) *Flags {
 	fs.StringVar(&f.Preset, "preset", presets[0].Name, fmt.Sprintf("the defaults of the other flags: %s", strings.Join(names, ", ")))
 	fs.StringVar(&f.Data, "data", "", "directory holding the data set's files")
 	fs.StringVar(&f.Out, "out", "out/"+name, "output directory")
-	fs.IntVar(&f.Epochs, "epochs", em.DefaultMaxEpochs, "maximum number of EM epochs")
+	fs.IntVar(&f.Epochs, "epochs", em.DefaultMaxEpochs, "maximum number of EM epochs (0: none, the kernels stay as initialised)")
 	fs.Float64Var(&f.Tol, "tol", 0, "stop when the relative LL gain falls below this (0 = off)")
 	fs.IntVar(&f.Limit, "limit", 0, "use only the first N training images (0 = all)")
 	fs.StringVar(&f.Layers, "layers", "", "a stack of layers, e.g. 48x5p2:post+mean2,64x5p0 (see README); empty: one layer of -kernels, -width, -pad")
@@ -162,8 +162,8 @@ func (f *Flags) Parse(args []string, stderr io.Writer) error {
 		}
 	}
 	switch {
-	case f.Epochs < 1:
-		return UsageError{fmt.Errorf("-epochs %d: want at least 1", f.Epochs)}
+	case f.Epochs < 0:
+		return UsageError{fmt.Errorf("-epochs %d: want 0 or more", f.Epochs)}
 	case f.Limit < 0:
 		return UsageError{fmt.Errorf("-limit %d: want 0 (all) or more", f.Limit)}
 	case f.Tol < 0:
@@ -225,7 +225,11 @@ func (f *Flags) Settings(c int) (em.Settings, error) {
 	if err != nil {
 		return em.Settings{}, UsageError{err}
 	}
-	s := em.Settings{Kernels: f.Kernels, Width: f.Width, Pad: f.Pad, Batch: f.Batch, MaxEpochs: f.Epochs, Tol: f.Tol,
+	epochs := f.Epochs
+	if epochs == 0 {
+		epochs = em.NoEpochs
+	}
+	s := em.Settings{Kernels: f.Kernels, Width: f.Width, Pad: f.Pad, Batch: f.Batch, MaxEpochs: epochs, Tol: f.Tol,
 		Seed: f.Seed, InitFrom: from, InitSample: f.InitSample, Mixing: f.Mixing,
 		Repair: em.Repair{MinCount: f.RepairCount, MaxCosine: f.RepairCosine}, Ops: ops}
 	if f.Init == "" {
