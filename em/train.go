@@ -260,35 +260,17 @@ func converged(res *Result, tol float64) bool {
 
 // Features returns the features of every image of src under the layer l,
 // pooled by p (N rows of p.Features(K) values, row-major), computed batch
-// images at a time with the op set ops (nil: the default).
+// images at a time with the op set ops (nil: the default): the features
+// of a stack of one layer (StackFeatures).
 func Features(src Source, l Layer, p graph.Pooling, ops graph.Ops, batch int) ([]float32, error) {
 	n, c, h, w := src.Shape()
 	ts := l.Theta.Shape()
 	if ts.Dims() != 4 || ts[1] != c || ts[2] != ts[3] {
 		return nil, fmt.Errorf("em: features: θ of shape %v for images with %d channels", ts, c)
 	}
-	if ops == nil {
-		ops = graph.OpSets()[0]
-	}
 	cfg := graph.Config{Kernels: ts[0], Width: ts[2], Pad: l.Pad, Channels: c, Rows: h, Cols: w, Batch: min(max(batch, 1), n)}
-	f, err := estep.NewFeatures(cfg, ops, p)
-	if err != nil {
-		return nil, fmt.Errorf("em: %w", err)
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("em: features: %w", err)
 	}
-	defer f.Close()
-	per := f.Len()
-	out := make([]float32, n*per)
-	buf := make([]float32, cfg.Batch*cfg.ImageLen())
-	for first := 0; first < n; first += cfg.Batch {
-		size := min(cfg.Batch, n-first)
-		xv := buf[:size*cfg.ImageLen()]
-		if err := src.Read(xv, first); err != nil {
-			return nil, fmt.Errorf("em: features: %w", err)
-		}
-		x := tensor.New(tensor.WithShape(cfg.ImageShape(size)...), tensor.WithBacking(xv))
-		if err := f.RunInto(out[first*per:(first+size)*per], x, l.Theta, l.LogPrior); err != nil {
-			return nil, fmt.Errorf("em: features of images %d–%d: %w", first, first+size-1, err)
-		}
-	}
-	return out, nil
+	return StackFeatures(src, &Stack{Layers: []Trained{{Result: &Result{Layer: l, Config: cfg}}}}, []int{0}, p, ops, batch)
 }

@@ -105,60 +105,39 @@ func zeros(k int) *tensor.Dense {
 	return tensor.New(tensor.WithShape(k), tensor.WithBacking(make([]float32, k)))
 }
 
-// Features computes pooled features of the log joint with the same
-// log-joint graph as the E-step: f[n,k,cell] (see graph.Pooling).
+// Features computes pooled features of one layer's log joint with the same
+// log-joint graph as the E-step: f[n,k,cell] (see graph.Pooling). It is
+// the stack graph of one stage (NewStackFeatures).
 type Features struct {
-	step    *graph.Step
-	pool    graph.Pooling
-	uniform *tensor.Dense
+	stack *Stack
 }
 
 // NewFeatures returns the feature extractor of cfg built from ops, pooling
 // by p.
 func NewFeatures(cfg graph.Config, ops graph.Ops, p graph.Pooling) (*Features, error) {
-	step, err := graph.NewStep(cfg, []graph.Input{graph.Images(cfg), graph.Kernels(cfg), graph.LogPrior(cfg)},
-		func(_ *G.ExprGraph, in []*G.Node) ([]*G.Node, error) {
-			logJoint, err := LogJoint(ops, cfg.Pad, in[0], in[1], in[2])
-			if err != nil {
-				return nil, err
-			}
-			f, err := ops.Pool(logJoint, p)
-			if err != nil {
-				return nil, fmt.Errorf("estep: features: %w", err)
-			}
-			return []*G.Node{f}, nil
-		})
+	s, err := NewStackFeatures([]Stage{{Config: cfg}}, ops, p, []int{0})
 	if err != nil {
-		return nil, fmt.Errorf("estep: %w", err)
+		return nil, err
 	}
-	return &Features{step: step, pool: p, uniform: zeros(cfg.Kernels)}, nil
+	return &Features{stack: s}, nil
 }
 
 // Len is the number of features per image, K·G·G.
-func (f *Features) Len() int { return f.pool.Features(f.step.Config().Kernels) }
+func (f *Features) Len() int { return f.stack.Len() }
 
 // RunInto writes the features of a batch x (n,C,H,W) under θ and logPrior
 // (nil: uniform) into dst, which must hold n·Len() values: image by image,
 // kernel by kernel, cell rows by cell columns. A NaN feature is an error
-// that names its image and kernel.
+// that names its image and feature.
 func (f *Features) RunInto(dst []float32, x, theta, logPrior *tensor.Dense) error {
-	if logPrior == nil {
-		logPrior = f.uniform
-	}
-	if err := f.step.RunInto([][]float32{dst}, x, theta, logPrior); err != nil {
+	if err := f.stack.RunInto(dst, x, []StageParams{{Theta: theta, LogPrior: logPrior}}); err != nil {
 		return fmt.Errorf("estep: features: %w", err)
-	}
-	per, cells := f.Len(), f.pool.Grid*f.pool.Grid
-	for i, v := range dst {
-		if v != v {
-			return fmt.Errorf("estep: features: NaN for image %d, kernel %d", i/per, i%per/cells)
-		}
 	}
 	return nil
 }
 
 // Close releases the compiled programs.
-func (f *Features) Close() error { return f.step.Close() }
+func (f *Features) Close() error { return f.stack.Close() }
 
 // MostProbable returns, for one image's posterior γ (K maps of u
 // positions), the kernel with the most posterior mass and that mass.

@@ -217,7 +217,7 @@ func (s *Stack) RunInto(dst []float32, x *tensor.Dense, params []StageParams) er
 	}
 	for i, v := range dst {
 		if v != v {
-			return fmt.Errorf("estep: stack: NaN for image %d", i/per)
+			return fmt.Errorf("estep: stack: NaN for image %d, output %d", i/per, i%per)
 		}
 	}
 	return nil
