@@ -107,7 +107,7 @@ func TestRun(t *testing.T) {
 		}
 		r.Close()
 	}
-	for name, op := range map[string]string{"estep-1.dot": "FastConv2d/", "mstep-1.dot": "FastConv2dFilter/"} {
+	for name, op := range map[string]string{"estep-1.dot": "FastConv2dPosterior/", "mstep-1.dot": "FastConv2dFilter/"} {
 		b, err := os.ReadFile(filepath.Join(graphs, name))
 		if err != nil || !strings.HasPrefix(string(b), "strict digraph") || !strings.Contains(string(b), op) {
 			t.Errorf("%s: %v; want a DOT graph naming %s, got %.40q", name, err, op, b)
