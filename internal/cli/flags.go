@@ -267,6 +267,12 @@ func (f *Flags) Options(ctx context.Context, s em.Settings, stderr io.Writer) (e
 		for _, spec := range specs {
 			ls := s
 			ls.Kernels, ls.Width, ls.Pad = spec.Kernels, spec.Width, spec.Pad
+			switch {
+			case spec.Epochs == 0:
+				ls.MaxEpochs = em.NoEpochs
+			case spec.Epochs > 0:
+				ls.MaxEpochs = spec.Epochs
+			}
 			layers = append(layers, em.StackLayer{Settings: ls, Transform: spec.Transform})
 		}
 	}
@@ -294,7 +300,7 @@ func (f *Flags) Options(ctx context.Context, s em.Settings, stderr io.Writer) (e
 	if f.Quiet {
 		o.Log = nil
 	} else {
-		o.Progress = func(l, n int) em.Recorder { return NewProgress(stderr, s.MaxEpochs, l, n) }
+		o.Progress = func(l, n int) em.Recorder { return NewProgress(stderr, layers[l].Settings.MaxEpochs, l, n) }
 	}
 	return o, nil
 }

@@ -12,20 +12,23 @@ import (
 // A LayerSpec is one layer of -layers.
 type LayerSpec struct {
 	Kernels, Width, Pad int
+	Epochs              int             // −1: as -epochs says
 	Transform           graph.Transform // what the next layer sees of it
 }
 
-// layerRE matches one layer: KxW, optionally pP, optionally ":" and the
-// transform: "post" or "joint", optionally "+mean2", "+max2", "+lse2".
-var layerRE = regexp.MustCompile(`^(\d+)x(\d+)(?:p(\d+))?(?::(post|joint)(?:\+(mean|max|lse)(\d+))?)?$`)
+// layerRE matches one layer: KxW, optionally pP, optionally eE,
+// optionally ":" and the transform: "post" or "joint", optionally "+mean2",
+// "+max2", "+lse2".
+var layerRE = regexp.MustCompile(`^(\d+)x(\d+)(?:p(\d+))?(?:e(\d+))?(?::(post|joint)(?:\+(mean|max|lse)(\d+))?)?$`)
 
 // ParseLayers parses a -layers spec: layers separated by commas, each
 // KxW (K kernels of W×W), then optionally pP (padding P, default 0), then
+// optionally eE (E epochs of EM for this layer, instead of -epochs), then
 // optionally ":" and what the next layer sees of it: "post" (the posterior
 // over kernels at each position) or "joint" (the log joint), optionally
 // pooled over windows of N×N with stride N by "+meanN", "+maxN" or
 // "+lseN" (log-sum-exp). Every layer but the last needs a transform; the
-// last may not have one. Example: 48x5p2:post+mean2,64x5.
+// last may not have one. Example: 48x5p2:post+mean2,64x5e3.
 func ParseLayers(spec string) ([]LayerSpec, error) {
 	var out []LayerSpec
 	parts := strings.Split(spec, ",")
@@ -35,17 +38,20 @@ func ParseLayers(spec string) ([]LayerSpec, error) {
 			return nil, fmt.Errorf("-layers: layer %d %q: want KxW, KxWpP or either with :post or :joint, and +meanN, +maxN or +lseN", i+1, p)
 		}
 		atoi := func(s string) int { n, _ := strconv.Atoi(s); return n }
-		l := LayerSpec{Kernels: atoi(m[1]), Width: atoi(m[2]), Pad: atoi(m[3])}
+		l := LayerSpec{Kernels: atoi(m[1]), Width: atoi(m[2]), Pad: atoi(m[3]), Epochs: -1}
+		if m[4] != "" {
+			l.Epochs = atoi(m[4])
+		}
 		switch {
-		case m[4] == "" && i < len(parts)-1:
+		case m[5] == "" && i < len(parts)-1:
 			return nil, fmt.Errorf("-layers: layer %d %q feeds layer %d: give it :post or :joint", i+1, p, i+2)
-		case m[4] != "" && i == len(parts)-1:
+		case m[5] != "" && i == len(parts)-1:
 			return nil, fmt.Errorf("-layers: the top layer %q feeds none: drop its transform", p)
 		}
-		l.Transform.Posterior = m[4] == "post"
-		if m[5] != "" {
-			l.Transform.Pool = atoi(m[6])
-			l.Transform.Reduce = map[string]graph.Reduction{"mean": graph.MeanCells, "max": graph.MaxCells, "lse": graph.LogSumExpCells}[m[5]]
+		l.Transform.Posterior = m[5] == "post"
+		if m[6] != "" {
+			l.Transform.Pool = atoi(m[7])
+			l.Transform.Reduce = map[string]graph.Reduction{"mean": graph.MeanCells, "max": graph.MaxCells, "lse": graph.LogSumExpCells}[m[6]]
 			if l.Transform.Pool < 1 {
 				return nil, fmt.Errorf("-layers: layer %d %q: a pooling window of %d", i+1, p, l.Transform.Pool)
 			}
