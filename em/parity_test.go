@@ -31,8 +31,8 @@ func (r *thetaRecorder) Record(e em.Event) error {
 // TestParityMNIST starts from the reference's θ0 on the 60 000 MNIST
 // training images and compares two epochs of EM with the PyTorch reference:
 // the LL of each epoch, θ after each, and the features of ten test images,
-// for every op set (the fast one with each gemm kernel). With -short only
-// the default op set runs.
+// for every op set (the fast one with each gemm kernel; the portable kernel
+// for the first epoch). With -short only the default op set runs.
 func TestParityMNIST(t *testing.T) {
 	var ref struct {
 		Kernels, Width, Pad, Batch, Epochs int
@@ -67,12 +67,19 @@ func TestParityMNIST(t *testing.T) {
 				t.Skip("-short runs the default op set only")
 			}
 			rec := &thetaRecorder{}
+			// The portable kernel runs at a twentieth of the others' speed:
+			// its first epoch alone takes a minute and a half here, so it is
+			// held to the reference's first epoch (and the features).
+			epochs := ref.Epochs
+			if ops.Name() == "fast/go" {
+				epochs = 1
+			}
 			res, err := em.Train(src, em.Settings{Kernels: ref.Kernels, Width: ref.Width, Pad: ref.Pad, Batch: ref.Batch,
-				MaxEpochs: ref.Epochs, Init: theta0, Ops: ops, Recorder: rec})
+				MaxEpochs: epochs, Init: theta0, Ops: ops, Recorder: rec})
 			if err != nil {
 				t.Fatal(err)
 			}
-			for e, want := range ref.Loglik {
+			for e, want := range ref.Loglik[:epochs] {
 				got := res.LogLik[e]
 				t.Logf("epoch %d: LL %.1f, reference %.1f, relative difference %.2g", e+1, got, want, math.Abs(got-want)/math.Abs(want))
 				if math.Abs(got-want) > 1e-4*math.Abs(want) {
@@ -95,14 +102,19 @@ func TestParityMNIST(t *testing.T) {
 					t.Errorf("θ after epoch %d: max |Δ| = %v > 1e-3 · max |θ| = %v", e+1, maxDiff, 1e-3*maxAbs)
 				}
 			}
-			checkFeatures(t, test, res.Theta, ops, ref.Pad)
+			var trained *tensor.Dense
+			if epochs == ref.Epochs {
+				trained = res.Theta
+			}
+			checkFeatures(t, test, trained, ops, ref.Pad)
 		})
 	}
 }
 
 // checkFeatures compares the features of the first ten test images with
 // the reference's, twice: under the reference's own θ2 (the extractor
-// alone: float32 rounding only), and under the θ2 trained here, where each
+// alone: float32 rounding only), and under the θ2 trained here (ours, when
+// not nil), where each
 // feature may move by as much as its kernel's log joint can: LSE over
 // positions is 1-Lipschitz, and for pixels in [0,1]
 // |ΔL[n,k,u]| ≤ Σ|Δθ_k| + |½‖θ_k‖² − ½‖θ'_k‖²|.
@@ -128,7 +140,11 @@ func checkFeatures(t *testing.T, test *mnist.Set, ours *tensor.Dense, ops graph.
 	k := theirs.Shape()[0]
 	d := len(theirs.Data().([]float32)) / k
 	bound := make([]float64, k)
-	a, b := theirs.Data().([]float32), ours.Data().([]float32)
+	a := theirs.Data().([]float32)
+	b := a
+	if ours != nil {
+		b = ours.Data().([]float32)
+	}
 	for kk := 0; kk < k; kk++ {
 		var l1, na, nb float64
 		for i := kk * d; i < (kk+1)*d; i++ {
@@ -138,14 +154,18 @@ func checkFeatures(t *testing.T, test *mnist.Set, ours *tensor.Dense, ops graph.
 		}
 		bound[kk] = l1 + math.Abs(na-nb)/2
 	}
-	for _, tc := range []struct {
+	cases := []struct {
 		name  string
 		theta *tensor.Dense
 		slack func(kk int) float64
 	}{
 		{"reference θ2", theirs, func(int) float64 { return 0 }},
 		{"trained θ2", ours, func(kk int) float64 { return bound[kk] }},
-	} {
+	}
+	if ours == nil {
+		cases = cases[:1]
+	}
+	for _, tc := range cases {
 		got, err := em.Features(src, em.Layer{Theta: tc.theta, Pad: pad}, graph.ImageWide, ops, 10)
 		if err != nil {
 			t.Fatal(err)
