@@ -171,3 +171,43 @@ func BenchmarkEpoch(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkStackMaps carries 1000 random images through a first layer of
+// 64 kernels of 5×5 (padding 2), its posterior over kernels max-pooled 2×2
+// and standardised: what a second layer reads for every batch, and what
+// its features cost beyond its own log joint.
+func BenchmarkStackMaps(b *testing.B) {
+	rng := rand.New(rand.NewPCG(5, 6))
+	const n = 1000
+	pix := make([]float32, n*784)
+	for i := range pix {
+		if rng.IntN(5) == 0 {
+			pix[i] = rng.Float32()
+		}
+	}
+	src, err := em.NewImages(pix, n, 1, 28, 28)
+	if err != nil {
+		b.Fatal(err)
+	}
+	st, err := em.TrainStack(src, []em.StackLayer{
+		{Settings: em.Settings{Kernels: 64, Width: 5, Pad: 2, MaxEpochs: em.NoEpochs, InitFrom: em.InitKMeansPP},
+			Transform: graph.Transform{Posterior: true, Pool: 2, Reduce: graph.MaxCells}},
+		{Settings: em.Settings{Kernels: 8, Width: 5, MaxEpochs: em.NoEpochs}},
+	}, nil, n, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	in, err := st.Input(src, 1, nil, n)
+	if err != nil {
+		b.Fatal(err)
+	}
+	_, c, h, w := in.Shape()
+	dst := make([]float32, n*c*h*w)
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if err := in.Read(dst, 0); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(n*b.N)/b.Elapsed().Seconds(), "images/s")
+}

@@ -49,34 +49,39 @@ func (op kernelPosteriorOp) Do(vals ...G.Value) (G.Value, error) {
 		for i := lo; i < hi; i++ {
 			xi, qi := x[i*k*u:(i+1)*k*u], q[i*k*u:(i+1)*k*u]
 			// The maximum over kernels of each position, then the
-			// exponentials against it, row by row (vectorised), and their
-			// sums per position.
+			// exponentials against it, row by row, and their sums per
+			// position; each pass a plain loop over a row.
 			copy(m, xi[:u])
 			for kk := 1; kk < k; kk++ {
 				for p, v := range xi[kk*u : (kk+1)*u] {
-					if v > m[p] || v != v {
-						m[p] = v
-					}
+					m[p] = max(m[p], v) // NaN wins
 				}
+			}
+			empty := false // a position whose values are all −Inf
+			for _, v := range m {
+				empty = empty || math.IsInf(float64(v), -1)
 			}
 			clear(s)
 			for kk := 0; kk < k; kk++ {
-				row := qi[kk*u : (kk+1)*u]
-				for p, v := range xi[kk*u : (kk+1)*u] {
-					if math.IsInf(float64(m[p]), -1) {
-						row[p] = float32(math.Inf(-1)) // exp gives 0
-						continue
-					}
+				row, in := qi[kk*u:(kk+1)*u], xi[kk*u:(kk+1)*u]
+				for p, v := range in {
 					row[p] = v - m[p]
+				}
+				if empty {
+					for p := range row {
+						if math.IsInf(float64(m[p]), -1) {
+							row[p] = float32(math.Inf(-1)) // exp gives 0
+						}
+					}
 				}
 				vecmath.Exp(row, row)
 				for p, v := range row {
 					s[p] += v
 				}
 			}
-			for p := range s {
-				if s[p] > 0 {
-					s[p] = 1 / s[p]
+			for p, v := range s {
+				if v > 0 {
+					s[p] = 1 / v
 				}
 			}
 			for kk := 0; kk < k; kk++ {
@@ -151,11 +156,43 @@ func (op localPoolOp) Do(vals ...G.Value) (G.Value, error) {
 	oh, ow := outShape[2], outShape[3]
 	s := op.size
 	parallel(shape[0]*shape[1], func(_, lo, hi int) {
+		sums := make([]float64, ow)
 		for m := lo; m < hi; m++ {
 			in, res := x[m*h*w:(m+1)*h*w], o[m*oh*ow:(m+1)*oh*ow]
 			for oy := 0; oy < oh; oy++ {
-				for ox := 0; ox < ow; ox++ {
-					res[oy*ow+ox] = float32(reduceWindow(in, w, oy*s, min((oy+1)*s, h), ox*s, min((ox+1)*s, w), op.reduce))
+				y0, y1 := oy*s, min((oy+1)*s, h)
+				r := res[oy*ow : (oy+1)*ow]
+				switch op.reduce {
+				case MaxCells:
+					// Row by row, each output column the max of its window.
+					for ox := range r {
+						r[ox] = float32(math.Inf(-1))
+					}
+					for y := y0; y < y1; y++ {
+						row := in[y*w : (y+1)*w]
+						for ox := range r {
+							for _, v := range row[ox*s : min(ox*s+s, w)] {
+								r[ox] = max(r[ox], v)
+							}
+						}
+					}
+				case MeanCells:
+					clear(sums)
+					for y := y0; y < y1; y++ {
+						row := in[y*w : (y+1)*w]
+						for ox := range sums {
+							for _, v := range row[ox*s : min(ox*s+s, w)] {
+								sums[ox] += float64(v)
+							}
+						}
+					}
+					for ox := range r {
+						r[ox] = float32(sums[ox] / float64((y1-y0)*(min((ox+1)*s, w)-ox*s)))
+					}
+				default:
+					for ox := range r {
+						r[ox] = float32(reduceWindow(in, w, y0, y1, ox*s, min((ox+1)*s, w), op.reduce))
+					}
 				}
 			}
 		}
