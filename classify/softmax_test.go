@@ -127,3 +127,46 @@ func TestTrainInPlace(t *testing.T) {
 		t.Error("predictions from the standardised rows differ from those of the raw rows")
 	}
 }
+
+// TestChooseC plants data where a penalty pays: few rows, five features
+// that tell the classes apart and many of noise. Validation must return
+// the C of the grid with the best held-out accuracy, and a penalty must
+// beat almost none.
+func TestChooseC(t *testing.T) {
+	rng := rand.New(rand.NewPCG(12, 12))
+	const n, d, k = 300, 400, 2
+	x := make([]float32, n*d)
+	y := make([]byte, n)
+	for i := range y {
+		y[i] = byte(rng.IntN(k))
+		for j := 0; j < d; j++ {
+			v := rng.NormFloat64()
+			if j < 5 {
+				v += 0.6 * (2*float64(y[i]) - 1)
+			}
+			x[i*d+j] = float32(v)
+		}
+	}
+	raw := slices.Clone(x)
+	grid := []float64{1000, 1, 0.01}
+	c, accs, err := classify.ChooseC(x, y, d, k, grid, 0.3, classify.Settings{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("C = %v, held-out accuracies %v", c, accs)
+	best := 0
+	for i, a := range accs {
+		if a > accs[best] || a == accs[best] && grid[i] > grid[best] {
+			best = i
+		}
+	}
+	if len(accs) != 3 || c != grid[best] {
+		t.Errorf("chose C = %v from held-out accuracies %v of %v", c, accs, grid)
+	}
+	if accs[2] <= accs[0] {
+		t.Errorf("held-out accuracies %v: C = 0.01 should beat C = 1000 on noise features", accs)
+	}
+	if !slices.Equal(x, raw) {
+		t.Error("ChooseC changed its input")
+	}
+}

@@ -39,6 +39,19 @@ func evaluate(ctx context.Context, d Data, opt Options, st *em.Stack, ops graph.
 	var series []viz.Series
 	fit := func(fs featureSet, settings classify.Settings) (*Evaluation, error) {
 		start := time.Now()
+		settings.C = opt.C
+		var validation []float64
+		if opt.ChooseC {
+			c, accs, err := classify.ChooseC(fs.train, d.Labels, fs.d, d.Classes, classify.DefaultCGrid, 1.0/6, settings)
+			if err != nil {
+				return nil, fmt.Errorf("experiment: %s: %w", fs.name, err)
+			}
+			settings.C, validation = c, accs
+			logf("C for %s by validation on a sixth of the labels: %v (held-out accuracies %.4f for C = %v)\n", fs.name, c, accs, classify.DefaultCGrid)
+		}
+		if settings.C == 0 {
+			settings.C = 1
+		}
 		train := fs.train
 		if !fs.owned {
 			train = slices.Clone(train)
@@ -50,7 +63,8 @@ func evaluate(ctx context.Context, d Data, opt Options, st *em.Stack, ops graph.
 		}
 		trainAcc, _ := classify.Score(model.PredictStandardised(train), d.Labels, d.Classes)
 		testAcc, conf := classify.Score(model.Predict(fs.test), d.TestLabels, d.Classes)
-		ev := &Evaluation{Pooling: fs.name, Features: fs.d, TrainAccuracy: trainAcc, TestAccuracy: testAcc, Confusion: conf, Classifier: f}
+		ev := &Evaluation{Pooling: fs.name, Features: fs.d, C: settings.C, Validation: validation,
+			TrainAccuracy: trainAcc, TestAccuracy: testAcc, Confusion: conf, Classifier: f}
 		logf("softmax on %d %s features: train %.2f %%, test %.2f %% (%d iterations, %s, %.1f s)\n",
 			fs.d, fs.name, 100*trainAcc, 100*testAcc, f.Iterations, f.Status, time.Since(start).Seconds())
 		// What fewer labels buy, on the same features.

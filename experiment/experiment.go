@@ -49,8 +49,13 @@ type Options struct {
 	// main one (metrics.json's top-level accuracies); default the paper's
 	// image-wide pooling alone. With several layers each pooling is
 	// evaluated on the top layer, and on all layers together.
-	Pools       []graph.Pooling
-	Eval        bool   // extract features and fit the classifiers
+	Pools []graph.Pooling
+	Eval  bool // extract features and fit the classifiers
+	// C is the classifier's inverse L2 strength (default 1, scikit-learn's);
+	// with ChooseC it is chosen for each feature set from
+	// classify.DefaultCGrid by validation on a sixth of the labelled images.
+	C           float64
+	ChooseC     bool
 	Pixels      bool   // also fit the classifier on raw pixels
 	LabelCounts []int  // also fit on balanced subsets of these many labels (labels.png)
 	Features    bool   // write the features and labels as .npy files
@@ -130,6 +135,8 @@ type LayerMetrics struct {
 type Evaluation struct {
 	Pooling       string        `json:"pooling"`
 	Features      int           `json:"features"`
+	C             float64       `json:"c"`
+	Validation    []float64     `json:"validation,omitempty"` // held-out accuracy of each C of classify.DefaultCGrid, when chosen
 	TrainAccuracy float64       `json:"train_accuracy"`
 	TestAccuracy  float64       `json:"test_accuracy"`
 	Confusion     [][]int       `json:"confusion"`

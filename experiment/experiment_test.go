@@ -15,6 +15,7 @@ import (
 
 	"codeberg.org/sbinet/npyio"
 
+	"calm/classify"
 	"calm/em"
 	"calm/experiment"
 	"calm/graph"
@@ -246,7 +247,7 @@ func twoLayers() []em.StackLayer {
 // figures, the metrics of each, the features of the top layer and of both.
 func TestRunStack(t *testing.T) {
 	out := t.TempDir()
-	m, err := experiment.Run(data(t), experiment.Options{Out: out, Eval: true, Layers: twoLayers(),
+	m, err := experiment.Run(data(t), experiment.Options{Out: out, Eval: true, Layers: twoLayers(), ChooseC: true,
 		Pools: []graph.Pooling{{Reduce: graph.LogSumExpCells, Grid: 2}}})
 	if err != nil {
 		t.Fatal(err)
@@ -266,6 +267,11 @@ func TestRunStack(t *testing.T) {
 	if len(m.Evaluations) != 2 || m.Evaluations[0].Pooling != "grid2" || m.Evaluations[0].Features != 16 ||
 		m.Evaluations[1].Pooling != "grid2-all" || m.Evaluations[1].Features != 6*4+16 {
 		t.Errorf("evaluations %+v: want grid2 of layer 2 (16 features), then of both layers (40)", m.Evaluations)
+	}
+	for _, ev := range m.Evaluations {
+		if !slices.Contains(classify.DefaultCGrid, ev.C) || len(ev.Validation) != len(classify.DefaultCGrid) {
+			t.Errorf("%s: C = %v, validation %v: want a C of the grid chosen by validation", ev.Pooling, ev.C, ev.Validation)
+		}
 	}
 }
 

@@ -31,11 +31,11 @@ type Preset struct {
 type Flags struct {
 	FlagSet *flag.FlagSet
 
-	Preset, Data, Out, Init, InitFrom, Ops, Pool, Labels, Graph, Resume, Layers string
-	Epochs, Limit, Kernels, Width, Pad, Batch, InitSample                       int
-	Seed                                                                        uint64
-	Tol, RepairCount, RepairCosine                                              float64
-	Mixing, Eval, Pixels, Features, Quiet                                       bool
+	Preset, Data, Out, Init, InitFrom, Ops, Pool, Labels, Graph, Resume, Layers, C string
+	Epochs, Limit, Kernels, Width, Pad, Batch, InitSample                          int
+	Seed                                                                           uint64
+	Tol, RepairCount, RepairCosine                                                 float64
+	Mixing, Eval, Pixels, Features, Quiet                                          bool
 
 	presets []Preset
 	generic map[string]string // each flag's default outside any preset
@@ -74,6 +74,7 @@ func NewFlags(name string, presets ...Preset) *Flags {
 	fs.StringVar(&f.Ops, "ops", graph.OpSets()[0].Name(), fmt.Sprintf("op set of the graphs: %s", strings.Join(opSetNames(), ", ")))
 	fs.StringVar(&f.Pool, "pool", graph.ImageWide.Name(), "poolings evaluated, comma-separated, the main one first: image, gridG, max, maxG")
 	fs.BoolVar(&f.Eval, "eval", true, "extract features and fit the classifiers")
+	fs.StringVar(&f.C, "C", "1", "the classifier's inverse L2 strength, or auto: chosen by validation on a sixth of the labels")
 	fs.BoolVar(&f.Pixels, "pixels", true, "also fit the classifier on raw pixels")
 	fs.StringVar(&f.Labels, "labels", "", "also fit on balanced subsets of these many labels, comma-separated (labels.png)")
 	fs.BoolVar(&f.Features, "features", false, "write the features and labels as .npy files")
@@ -294,7 +295,16 @@ func (f *Flags) Options(ctx context.Context, s em.Settings, stderr io.Writer) (e
 			labels = append(labels, n)
 		}
 	}
-	o := experiment.Options{Out: f.Out, Layers: layers, Pools: pools, Eval: f.Eval, Pixels: f.Pixels, LabelCounts: labels,
+	var c float64
+	choose := f.C == "auto"
+	if !choose {
+		v, err := strconv.ParseFloat(f.C, 64)
+		if err != nil || !(v > 0) {
+			return experiment.Options{}, UsageError{fmt.Errorf("-C %q: want a positive number or auto", f.C)}
+		}
+		c = v
+	}
+	o := experiment.Options{Out: f.Out, Layers: layers, Pools: pools, C: c, ChooseC: choose, Eval: f.Eval, Pixels: f.Pixels, LabelCounts: labels,
 		Features: f.Features, GraphDir: f.Graph, Log: stderr, Config: map[string]any{"flags": f.Values()},
 		Context: ctx, Resume: f.Resume != ""}
 	if f.Quiet {
