@@ -228,8 +228,8 @@ func Train(src Source, s Settings) (*Result, error) {
 			break
 		}
 	}
-	if res.Theta == nil {
-		res.Theta = theta
+	if res.Theta == nil { // no epoch ran
+		res.Theta, res.LogPrior = theta, logPrior
 	}
 	return res, nil
 }
