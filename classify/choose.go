@@ -29,10 +29,14 @@ func ChooseC(x []float32, labels []byte, d, classes int, grid []float64, heldOut
 	val, fit := perm[:cut], perm[cut:]
 	slices.Sort(val)
 	slices.Sort(fit)
-	xv, yv := gather(x, labels, d, val)
+	xv, yv := gather(nil, x, labels, d, val)
+	var xf []float32
 	bestAcc := -1.0
 	for _, c := range grid {
-		xf, yf := gather(x, labels, d, fit)
+		// A fresh copy of the fitting rows each time (the fit standardises
+		// them), in the same buffer.
+		var yf []byte
+		xf, yf = gather(xf[:0], x, labels, d, fit)
 		s.C = c
 		m, _, err := TrainInPlace(xf, yf, d, classes, s)
 		if err != nil {
@@ -47,9 +51,10 @@ func ChooseC(x []float32, labels []byte, d, classes int, grid []float64, heldOut
 	return best, accuracy, nil
 }
 
-// gather returns the rows idx of x and their labels, copied.
-func gather(x []float32, labels []byte, d int, idx []int) ([]float32, []byte) {
-	xs := make([]float32, 0, len(idx)*d)
+// gather appends the rows idx of x to dst and returns them with their
+// labels.
+func gather(dst, x []float32, labels []byte, d int, idx []int) ([]float32, []byte) {
+	xs := slices.Grow(dst, len(idx)*d)
 	ys := make([]byte, len(idx))
 	for j, i := range idx {
 		xs = append(xs, x[i*d:(i+1)*d]...)

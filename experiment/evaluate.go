@@ -85,6 +85,10 @@ func evaluate(ctx context.Context, d Data, opt Options, st *em.Stack, ops graph.
 		m.ClassifierSeconds += time.Since(start).Seconds()
 		return ev, nil
 	}
+	// Features are computed a quarter of a batch at a time: a batch's log
+	// joints are the largest buffer of a run, and features gain nothing
+	// from larger batches.
+	batch = max(1, min(batch, 250))
 	top := len(st.Layers) - 1
 	type set struct {
 		name   string
