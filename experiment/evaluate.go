@@ -85,7 +85,7 @@ func evaluate(ctx context.Context, d Data, opt Options, st *em.Stack, ops graph.
 		m.ClassifierSeconds += time.Since(start).Seconds()
 		return ev, nil
 	}
-	// Features are computed a quarter of a batch at a time: a batch's log
+	// Features are computed at most 250 images at a time: a batch's log
 	// joints are the largest buffer of a run, and features gain nothing
 	// from larger batches.
 	batch = max(1, min(batch, 250))
