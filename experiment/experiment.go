@@ -217,8 +217,13 @@ func Run(d Data, opt Options) (*Metrics, error) {
 			return nil, err
 		}
 		logf("resuming layer %d after epoch %d\n", len(done)+1, epochOf(resume))
-	} else if err := writeJSON(filepath.Join(opt.Out, "config.json"), config(d, opt, layers, cfgs, n)); err != nil {
-		return nil, err
+	} else {
+		if err := clearState(opt.Out); err != nil {
+			return nil, err
+		}
+		if err := writeJSON(filepath.Join(opt.Out, "config.json"), config(d, opt, layers, cfgs, n)); err != nil {
+			return nil, err
+		}
 	}
 	// Each layer checkpoints into its own directory and reports its
 	// progress; a cancelled context stops the layer under way.
@@ -334,6 +339,24 @@ func normalize(opt Options, n, c, h, w int) ([]em.StackLayer, []graph.Config, er
 		c, h, w = next.Channels, next.Rows, next.Cols
 	}
 	return layers, cfgs, nil
+}
+
+// clearState removes from dir what an earlier run left of its own making
+// that a fresh run would not overwrite or that a resume would read: its
+// model, metrics, layers' θ, figures and checkpoints.
+func clearState(dir string) error {
+	for _, pattern := range []string{em.ModelFile, "metrics.json", "theta-*.npy", "kernels-*.png", "layer-*"} {
+		matches, err := filepath.Glob(filepath.Join(dir, pattern))
+		if err != nil {
+			return fmt.Errorf("experiment: %w", err)
+		}
+		for _, m := range matches {
+			if err := os.RemoveAll(m); err != nil {
+				return fmt.Errorf("experiment: %w", err)
+			}
+		}
+	}
+	return nil
 }
 
 // loadState reads what an interrupted run left in dir: its trained layers

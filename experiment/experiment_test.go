@@ -316,3 +316,24 @@ func TestResumeStack(t *testing.T) {
 		}
 	}
 }
+
+// TestRerun runs a two-layer experiment, then a one-layer one into the same
+// directory: nothing of the first may remain that the second did not
+// write, and a resume of the second must see one layer.
+func TestRerun(t *testing.T) {
+	out := t.TempDir()
+	if _, err := experiment.Run(data(t), experiment.Options{Out: out, Layers: twoLayers()}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := experiment.Run(data(t), experiment.Options{Out: out, Layers: one(em.Settings{Kernels: 3, Width: 5, Batch: 64, MaxEpochs: 1})}); err != nil {
+		t.Fatal(err)
+	}
+	for _, stale := range []string{"theta-2.npy", "kernels-2.png", "layer-2"} {
+		if _, err := os.Stat(filepath.Join(out, stale)); !os.IsNotExist(err) {
+			t.Errorf("%s of the first run is still there", stale)
+		}
+	}
+	if st, err := em.LoadStack(out); err != nil || len(st.Layers) != 1 || st.Layers[0].Config.Kernels != 3 {
+		t.Errorf("model after the second run: %+v, %v", st, err)
+	}
+}

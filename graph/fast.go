@@ -15,7 +15,7 @@ import (
 // micro-kernel of package gemm reads each image's patches straight from a
 // zero-padded copy of the image through two index tables (positions and
 // kernel elements), images spread over GOMAXPROCS workers. The ops own and
-// reuse their output buffers. It computes the same functions as Stock.
+// reuse their output buffers. It computes the same functions as Gorgonia.
 //
 // The E-step convolution computes each image's log joint as positions ×
 // kernels, then transposes it into (K, Uh, Uw); the M-step convolution
