@@ -35,8 +35,8 @@ var Presets = []cli.Preset{
 		"kernels": "64", "width": "20", "pad": "2", "batch": "1000", "epochs": "15",
 		"init-from": "normal", "pool": "image",
 	}},
-	{Name: "deep", Doc: "the best stack measured here: 64 kernels of 5×5 seeded by k-means++, their posterior max-pooled 2×2, then 128 kernels of 5×5 trained by EM (README, Deep CALM)", Flags: map[string]string{
-		"layers": "64x5p2e0:post+max2,128x5e3", "batch": "500", "init-from": "kmeans++", "pool": "grid3",
+	{Name: "deep", Doc: "the best stack measured here: 64 k-means++ kernels of 5×5, their posterior max-pooled 2×2, then 128 k-means++ kernels of 5×5; C by validation (README, Deep CALM)", Flags: map[string]string{
+		"layers": "64x5p2:post+max2,128x5", "epochs": "0", "batch": "500", "init-from": "kmeans++", "pool": "grid3",
 		"C": "auto", "labels": "100,300,1000,3000,10000",
 	}},
 }
