@@ -35,7 +35,7 @@ func ParseLayers(spec string) ([]LayerSpec, error) {
 	for i, p := range parts {
 		m := layerRE.FindStringSubmatch(strings.TrimSpace(p))
 		if m == nil {
-			return nil, fmt.Errorf("-layers: layer %d %q: want KxW, KxWpP or either with :post or :joint, and +meanN, +maxN or +lseN", i+1, p)
+			return nil, fmt.Errorf("-layers: layer %d %q: want KxW, then optionally pP and eE, then optionally :post or :joint and +meanN, +maxN or +lseN", i+1, p)
 		}
 		atoi := func(s string) int { n, _ := strconv.Atoi(s); return n }
 		l := LayerSpec{Kernels: atoi(m[1]), Width: atoi(m[2]), Pad: atoi(m[3]), Epochs: -1}
