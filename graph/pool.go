@@ -258,27 +258,7 @@ func (c *cells) logSumExp(f, m, e []float32, sums []float64) {
 }
 
 // exactCell returns log Σ exp over one cell in float64 against the cell's
-// own maximum: −Inf for a cell of −Inf, +Inf or NaN as the values say.
+// own maximum (windowLSE).
 func (c *cells) exactCell(m []float32, cy, cx int) float64 {
-	mx := math.Inf(-1)
-	for y := c.rowStarts[cy]; y < c.rowStarts[cy+1]; y++ {
-		for _, v := range m[y*c.uw+c.colStarts[cx] : y*c.uw+c.colStarts[cx+1]] {
-			if v := float64(v); v > mx || v != v {
-				mx = v
-			}
-			if mx != mx {
-				return mx
-			}
-		}
-	}
-	if math.IsInf(mx, 0) {
-		return mx
-	}
-	var s float64
-	for y := c.rowStarts[cy]; y < c.rowStarts[cy+1]; y++ {
-		for _, v := range m[y*c.uw+c.colStarts[cx] : y*c.uw+c.colStarts[cx+1]] {
-			s += math.Exp(float64(v) - mx)
-		}
-	}
-	return mx + math.Log(s)
+	return windowLSE(m, c.uw, c.rowStarts[cy], c.rowStarts[cy+1], c.colStarts[cx], c.colStarts[cx+1])
 }

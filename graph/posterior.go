@@ -110,7 +110,7 @@ func (st *posteriorState) image(i int, l, g []float32, k, u int, maxes []float32
 		}
 		lam[kk] = float64(m) + math.Log(vecmath.ExpSum(dst, row, m))
 	}
-	ell := logSumExp64(lam)
+	ell := rowLSE(lam)
 	st.logMarg.Data().([]float32)[i] = float32(ell)
 	for kk := 0; kk < k; kk++ {
 		if !math.IsInf(float64(maxes[kk]), -1) {
@@ -130,7 +130,7 @@ func (st *posteriorState) counts(n, k int) {
 			for i := range col {
 				col[i] = st.rowLSE[i*k+kk]
 			}
-			counts[kk] = float32(logSumExp64(col))
+			counts[kk] = float32(rowLSE(col))
 		}
 	})
 }
@@ -160,28 +160,6 @@ func (op posteriorOp) Do(vals ...G.Value) (G.Value, error) {
 	})
 	st.counts(n, k)
 	return out, nil
-}
-
-// logSumExp64 returns log Σ exp(v): −Inf for none or all −Inf, +Inf if one
-// is +Inf, NaN if one is NaN.
-func logSumExp64(v []float64) float64 {
-	m := math.Inf(-1)
-	for _, x := range v {
-		if x > m || x != x {
-			m = x
-		}
-		if m != m {
-			return m
-		}
-	}
-	if math.IsInf(m, 0) {
-		return m
-	}
-	var s float64
-	for _, x := range v {
-		s += math.Exp(x - m)
-	}
-	return m + math.Log(s)
 }
 
 // A side is one of the results a fused op leaves in a posteriorState.

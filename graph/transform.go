@@ -189,9 +189,9 @@ func (op localPoolOp) Do(vals ...G.Value) (G.Value, error) {
 					for ox := range r {
 						r[ox] = float32(sums[ox] / float64((y1-y0)*(min((ox+1)*s, w)-ox*s)))
 					}
-				default:
+				case LogSumExpCells:
 					for ox := range r {
-						r[ox] = float32(reduceWindow(in, w, y0, y1, ox*s, min((ox+1)*s, w), op.reduce))
+						r[ox] = float32(windowLSE(in, w, y0, y1, ox*s, min((ox+1)*s, w)))
 					}
 				}
 			}
@@ -200,24 +200,17 @@ func (op localPoolOp) Do(vals ...G.Value) (G.Value, error) {
 	return out, nil
 }
 
-// reduceWindow reduces rows [y0, y1) and columns [x0, x1) of a map w wide,
-// in float64.
-func reduceWindow(m []float32, w, y0, y1, x0, x1 int, reduce Reduction) float64 {
+// windowLSE returns log Σ exp over rows [y0, y1) and columns [x0, x1) of a
+// map w wide, in float64 against the window's own maximum: −Inf for a
+// window of −Inf, +Inf or NaN as the values say.
+func windowLSE(m []float32, w, y0, y1, x0, x1 int) float64 {
 	mx := math.Inf(-1)
-	var sum float64
 	for y := y0; y < y1; y++ {
 		for _, v := range m[y*w+x0 : y*w+x1] {
 			if v := float64(v); v > mx || v != v {
 				mx = v
 			}
-			sum += float64(v)
 		}
-	}
-	switch reduce {
-	case MeanCells:
-		return sum / float64((y1-y0)*(x1-x0))
-	case MaxCells:
-		return mx
 	}
 	if math.IsInf(mx, 0) || mx != mx {
 		return mx
