@@ -51,10 +51,8 @@ func NewMaps(stages []Stage, ops graph.Ops, standardise bool) (*Stack, error) {
 		return nil, fmt.Errorf("estep: a stack of no stages")
 	}
 	last := len(stages) - 1
-	affine := make([]bool, len(stages))
-	for j := range affine {
-		affine[j] = j < last || standardise
-	}
+	affine := standardised(len(stages), last)
+	affine[last] = standardise
 	next := stages[last].Transform.Next(stages[last].Config, 1, 1, 0)
 	return newStack(stages, ops, len(stages), affine, []int{next.ImageLen()}, func(_ []*G.Node, xs []*G.Node) ([]*G.Node, error) {
 		return []*G.Node{xs[len(stages)]}, nil
@@ -78,11 +76,7 @@ func NewStackFeatures(stages []Stage, ops graph.Ops, p graph.Pooling, layers []i
 		outs = append(outs, p.Features(stages[l].Config.Kernels))
 	}
 	stages = stages[:top+1]
-	affine := make([]bool, len(stages))
-	for j := range affine {
-		affine[j] = j < top
-	}
-	return newStack(stages, ops, top, affine, outs, func(logJoints, _ []*G.Node) ([]*G.Node, error) {
+	return newStack(stages, ops, top, standardised(len(stages), top), outs, func(logJoints, _ []*G.Node) ([]*G.Node, error) {
 		var out []*G.Node
 		for _, l := range layers {
 			f, err := ops.Pool(logJoints[l], p)
@@ -102,13 +96,19 @@ func NewStackLogJoint(stages []Stage, ops graph.Ops) (*Stack, error) {
 		return nil, fmt.Errorf("estep: a stack of no stages")
 	}
 	top := len(stages) - 1
-	affine := make([]bool, len(stages))
-	for j := range affine {
-		affine[j] = j < top
-	}
-	return newStack(stages, ops, top, affine, []int{stages[top].Config.MapLen()}, func(logJoints, _ []*G.Node) ([]*G.Node, error) {
+	return newStack(stages, ops, top, standardised(len(stages), top), []int{stages[top].Config.MapLen()}, func(logJoints, _ []*G.Node) ([]*G.Node, error) {
 		return []*G.Node{logJoints[top]}, nil
 	})
+}
+
+// standardised returns which of n stages have their scale and shift as
+// inputs: the first below, whose maps feed another stage.
+func standardised(n, below int) []bool {
+	affine := make([]bool, n)
+	for j := range below {
+		affine[j] = true
+	}
+	return affine
 }
 
 // newStack builds the chain of stages: the first transformed stages have

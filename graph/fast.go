@@ -84,8 +84,7 @@ func (f Fast) LogJointPosterior(x, w, bias *G.Node, pad int) (logJoint, logMarg,
 		return nil, nil, nil, nil, err
 	}
 	state := new(posteriorState)
-	op := fastConvOp{opBase: newBase("FastConv2dPosterior/p%d/%s/%p", pad, f.kernel(), state), pad: pad, kern: f.kernel(), post: state}
-	op.label = fmt.Sprintf("FastConv2dPosterior/p%d/%s", pad, f.kernel())
+	op := fastConvOp{opBase: labelled(fmt.Sprintf("FastConv2dPosterior/p%d/%s", pad, f.kernel()), state), pad: pad, kern: f.kernel(), post: state}
 	if logJoint, err = G.ApplyOp(op, x, w, bias); err != nil {
 		return nil, nil, nil, nil, fmt.Errorf("graph: fast conv2d posterior: %w", err)
 	}
