@@ -116,6 +116,15 @@ func ParseInitMethod(name string) (InitMethod, error) {
 	return 0, fmt.Errorf("em: unknown initialisation %q (want one of %v)", name, initNames)
 }
 
+// defaultOps returns ops, or the default op set (the first of
+// graph.OpSets) for nil.
+func defaultOps(ops graph.Ops) graph.Ops {
+	if ops == nil {
+		return graph.OpSets()[0]
+	}
+	return ops
+}
+
 // Normalize returns s with every default filled in, and the layer
 // configuration it gives for n images of shape (c,h,w), after checking
 // every value: an impossible layer wraps graph.ErrConfig.
@@ -130,9 +139,7 @@ func (s Settings) Normalize(n, c, h, w int) (Settings, graph.Config, error) {
 	def(&s.Batch, DefaultBatch)
 	def(&s.MaxEpochs, DefaultMaxEpochs)
 	def(&s.InitSample, DefaultInitSample)
-	if s.Ops == nil {
-		s.Ops = graph.OpSets()[0]
-	}
+	s.Ops = defaultOps(s.Ops)
 	if s.Context == nil {
 		s.Context = context.Background()
 	}

@@ -91,11 +91,12 @@ func TrainStack(src Source, layers []StackLayer, done []Trained, normSample int,
 }
 
 // Stages returns the first n layers of the stack as the stack graphs see
-// them.
-func (s *Stack) Stages(n int) []estep.Stage {
+// them, for batches of up to batch images.
+func (s *Stack) Stages(n, batch int) []estep.Stage {
 	stages := make([]estep.Stage, n)
 	for j := range stages {
 		stages[j] = estep.Stage{Config: s.Layers[j].Config, Transform: s.Layers[j].Transform}
+		stages[j].Config.Batch = batch
 	}
 	return stages
 }
@@ -125,20 +126,13 @@ func vector(v []float32) *tensor.Dense {
 func (s *Stack) measure(src Source, l, sample int, ops graph.Ops, batch int) error {
 	n, _, _, _ := src.Shape()
 	sample = min(sample, n)
-	stages := s.Stages(l + 1)
-	cfg := stages[0].Config
 	if batch <= 0 {
 		batch = DefaultBatch
 	}
 	batch = min(batch, sample)
-	for j := range stages {
-		stages[j].Config.Batch = batch
-	}
-	cfg.Batch = batch
-	if ops == nil {
-		ops = graph.OpSets()[0]
-	}
-	maps, err := estep.NewMaps(stages, ops, false)
+	stages := s.Stages(l+1, batch)
+	cfg := stages[0].Config
+	maps, err := estep.NewMaps(stages, defaultOps(ops), false)
 	if err != nil {
 		return fmt.Errorf("em: layer %d's maps: %w", l+1, err)
 	}
@@ -192,18 +186,12 @@ func (s *Stack) Input(src Source, l int, ops graph.Ops, batch int) (Source, erro
 			return nil, fmt.Errorf("em: layer %d has no standardisation", j+1)
 		}
 	}
-	if ops == nil {
-		ops = graph.OpSets()[0]
-	}
 	n, _, _, _ := src.Shape()
 	if batch <= 0 {
 		batch = s.Layers[0].Config.Batch
 	}
-	stages := s.Stages(l)
-	for j := range stages {
-		stages[j].Config.Batch = min(batch, n)
-	}
-	maps, err := estep.NewMaps(stages, ops, true)
+	stages := s.Stages(l, min(batch, n))
+	maps, err := estep.NewMaps(stages, defaultOps(ops), true)
 	if err != nil {
 		return nil, fmt.Errorf("em: layer %d's input: %w", l+1, err)
 	}
@@ -256,19 +244,13 @@ func (m *mapSource) Read(dst []float32, start int) error {
 // stack: the log joints of the listed layers (0-based), pooled by p, one
 // after the other, batch images at a time.
 func StackFeatures(src Source, s *Stack, layers []int, p graph.Pooling, ops graph.Ops, batch int) ([]float32, error) {
-	if ops == nil {
-		ops = graph.OpSets()[0]
-	}
 	top := 0
 	for _, l := range layers {
 		top = max(top, l)
 	}
 	n, _, _, _ := src.Shape()
-	stages := s.Stages(top + 1)
-	for j := range stages {
-		stages[j].Config.Batch = min(max(batch, 1), n)
-	}
-	f, err := estep.NewStackFeatures(stages, ops, p, layers)
+	stages := s.Stages(top+1, min(max(batch, 1), n))
+	f, err := estep.NewStackFeatures(stages, defaultOps(ops), p, layers)
 	if err != nil {
 		return nil, fmt.Errorf("em: %w", err)
 	}

@@ -80,11 +80,8 @@ func saveReceptiveFields(path string, d Data, st *em.Stack, l int, ops graph.Ops
 	n, c, h, w := d.Test.Shape()
 	count := min(n, images)
 	cfg := st.Layers[l].Config
-	stages := st.Stages(l + 1)
 	batch := min(count, 250)
-	for j := range stages {
-		stages[j].Config.Batch = batch
-	}
+	stages := st.Stages(l+1, batch)
 	lj, err := estep.NewStackLogJoint(stages, ops)
 	if err != nil {
 		return fmt.Errorf("experiment: receptive fields: %w", err)
