@@ -10,24 +10,11 @@ import (
 
 // Distinct returns the number of distinct kernels of θ (K kernels of d
 // values): going through them in order, a kernel counts unless its cosine
-// similarity with a kernel already counted is maxCos or more. The issue
-// that motivated it counts with maxCos = 0.99.
+// similarity with a kernel already counted is maxCos (> 0) or more, which
+// is the repair's duplicate test. The issue that motivated it counts with
+// maxCos = 0.99.
 func Distinct(theta []float32, k int, maxCos float64) int {
-	d := len(theta) / k
-	var kept []int
-	for i := 0; i < k; i++ {
-		dup := false
-		for _, j := range kept {
-			if cosine(theta[i*d:(i+1)*d], theta[j*d:(j+1)*d]) >= maxCos {
-				dup = true
-				break
-			}
-		}
-		if !dup {
-			kept = append(kept, i)
-		}
-	}
-	return len(kept)
+	return k - len(collapsed(theta, make([]float64, k), Repair{MaxCosine: maxCos}))
 }
 
 // cosine returns the cosine similarity of a and b, 0 if either is zero.
