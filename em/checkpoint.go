@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"math"
 	"os"
 	"path/filepath"
 
@@ -77,7 +76,7 @@ type checkpointRecord struct {
 // is removed last. A crash or a full disk at any point leaves a complete
 // checkpoint behind. It returns the name of the θ file it wrote.
 func SaveCheckpoint(dir string, cp *Checkpoint, prev string) (string, error) {
-	name := fmt.Sprintf("checkpoint-%d.npy", cp.Epoch)
+	name := thetaFile(cp.Epoch)
 	if err := saveTheta(filepath.Join(dir, name), cp.Theta); err != nil {
 		return "", fmt.Errorf("em: checkpoint: %w", err)
 	}
@@ -94,6 +93,9 @@ func SaveCheckpoint(dir string, cp *Checkpoint, prev string) (string, error) {
 	}
 	return name, nil
 }
+
+// thetaFile is the name of the θ file of the checkpoint of an epoch.
+func thetaFile(epoch int) string { return fmt.Sprintf("checkpoint-%d.npy", epoch) }
 
 // ErrNoCheckpoint is wrapped by LoadCheckpoint's error for a directory
 // that holds none.
@@ -123,10 +125,8 @@ func LoadCheckpoint(dir string) (*Checkpoint, error) {
 	cp := &Checkpoint{Epoch: rec.Epoch, LogLik: rec.LogLik, EpochSeconds: rec.EpochSeconds,
 		Reseeded: rec.Reseeded, Theta: theta, Images: rec.Images}
 	if rec.LogPrior != nil {
-		for k, v := range rec.LogPrior {
-			if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
-				return nil, fmt.Errorf("em: checkpoint: log mixing weight %d is %v", k, v)
-			}
+		if k := nonFinite(rec.LogPrior); k >= 0 {
+			return nil, fmt.Errorf("em: checkpoint: log mixing weight %d is %v", k, rec.LogPrior[k])
 		}
 		cp.LogPrior = tensor.New(tensor.WithShape(len(rec.LogPrior)), tensor.WithBacking(rec.LogPrior))
 	}
@@ -146,7 +146,7 @@ type Checkpointer struct {
 func NewCheckpointer(dir string, from *Checkpoint) *Checkpointer {
 	c := &Checkpointer{Dir: dir}
 	if from != nil {
-		c.Epoch, c.prev = from.Epoch, fmt.Sprintf("checkpoint-%d.npy", from.Epoch)
+		c.Epoch, c.prev = from.Epoch, thetaFile(from.Epoch)
 	}
 	return c
 }
