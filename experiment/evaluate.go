@@ -108,6 +108,11 @@ func evaluate(ctx context.Context, d Data, opt Options, st *em.Stack, ops graph.
 			sets = append(sets, set{p.Name() + "-all", p, all})
 		}
 	}
+	if opt.Features {
+		if err := saveLabels(opt.Out, d); err != nil {
+			return err
+		}
+	}
 	for _, fset := range sets {
 		if ctx.Err() != nil {
 			return ctx.Err()
@@ -126,7 +131,7 @@ func evaluate(ctx context.Context, d Data, opt Options, st *em.Stack, ops graph.
 		m.FeaturesSeconds += took
 		logf("features (%s, %d per image) of %d + %d images: %.1f s\n", fs.name, fs.d, len(d.Labels), len(d.TestLabels), took)
 		if opt.Features {
-			if err := saveFeatures(opt.Out, fs, d); err != nil {
+			if err := saveFeatures(opt.Out, fs); err != nil {
 				return err
 			}
 		}
@@ -279,8 +284,8 @@ func pixels(src em.Source) ([]float32, error) {
 }
 
 // saveFeatures writes features-<pooling>-{train,test}.npy (float32, images
-// × features) and labels-{train,test}.npy (uint8).
-func saveFeatures(dir string, fs featureSet, d Data) error {
+// × features).
+func saveFeatures(dir string, fs featureSet) error {
 	for _, f := range []struct {
 		name string
 		data []float32
@@ -289,6 +294,12 @@ func saveFeatures(dir string, fs featureSet, d Data) error {
 			return err
 		}
 	}
+	return nil
+}
+
+// saveLabels writes labels-{train,test}.npy (uint8), the rows of every
+// features-*.npy.
+func saveLabels(dir string, d Data) error {
 	for _, l := range []struct {
 		name   string
 		labels []byte
