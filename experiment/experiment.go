@@ -284,16 +284,20 @@ func Run(d Data, opt Options) (*Metrics, error) {
 		}
 		logf("\n")
 	}
+	// Stopped once training is done: the checkpoint is the top layer's last.
+	stopped := func() error {
+		return &InterruptedError{Dir: opt.Out, Layer: len(layers), Epoch: ckpts[len(layers)-1].Epoch, Err: ctx.Err()}
+	}
 	if err := writeOutputs(d, opt, st, s0.Ops); err != nil {
 		return nil, err
 	}
 	if ctx.Err() != nil {
-		return nil, &InterruptedError{Dir: opt.Out, Layer: len(layers), Epoch: ckpts[len(layers)-1].Epoch, Err: ctx.Err()}
+		return nil, stopped()
 	}
 	if opt.Eval {
 		if err := evaluate(ctx, d, opt, st, s0.Ops, cfgs[0].Batch, m, logf); err != nil {
 			if ctx.Err() != nil {
-				return nil, &InterruptedError{Dir: opt.Out, Layer: len(layers), Epoch: ckpts[len(layers)-1].Epoch, Err: ctx.Err()}
+				return nil, stopped()
 			}
 			return nil, err
 		}
@@ -379,8 +383,9 @@ func loadState(dir string, layers []em.StackLayer, cfgs []graph.Config, n int) (
 		return done, nil, nil
 	}
 	for l, t := range done {
-		if c, want := t.Config, cfgs[l]; c.Kernels != want.Kernels || c.Width != want.Width || c.Pad != want.Pad ||
-			c.Channels != want.Channels || c.Rows != want.Rows || c.Cols != want.Cols {
+		c, want := t.Config, cfgs[l]
+		c.Batch = want.Batch // a memory bound, not part of the layer
+		if c != want {
 			return nil, nil, fmt.Errorf("experiment: cannot resume from %s: its layer %d is %+v, the run's %+v", dir, l+1, c, want)
 		}
 	}
