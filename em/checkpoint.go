@@ -85,7 +85,7 @@ func SaveCheckpoint(dir string, cp *Checkpoint, prev string) (string, error) {
 	if cp.LogPrior != nil {
 		rec.LogPrior = cp.LogPrior.Data().([]float32)
 	}
-	if err := writeJSON(filepath.Join(dir, CheckpointFile), rec); err != nil {
+	if err := atomicfile.WriteJSON(filepath.Join(dir, CheckpointFile), rec); err != nil {
 		return "", fmt.Errorf("em: checkpoint: %w", err)
 	}
 	if prev != "" && prev != name {
@@ -162,12 +162,4 @@ func (c *Checkpointer) Record(e Event) error {
 	}
 	c.prev, c.Epoch = name, e.State.Epoch
 	return nil
-}
-
-func writeJSON(path string, v any) error {
-	b, err := json.MarshalIndent(v, "", "  ")
-	if err != nil {
-		return err
-	}
-	return atomicfile.WriteBytes(path, append(b, '\n'))
 }

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 
 	"calm/graph"
+	"calm/internal/atomicfile"
 
 	"gorgonia.org/tensor"
 )
@@ -68,7 +69,7 @@ func SaveStack(dir string, s *Stack) error {
 		}
 		m.Layers = append(m.Layers, rec)
 	}
-	if err := writeJSON(filepath.Join(dir, ModelFile), m); err != nil {
+	if err := atomicfile.WriteJSON(filepath.Join(dir, ModelFile), m); err != nil {
 		return fmt.Errorf("em: save model: %w", err)
 	}
 	return nil

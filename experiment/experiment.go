@@ -2,7 +2,6 @@ package experiment
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -557,11 +556,7 @@ func saveGraphs(dir string, st *em.Stack, ops graph.Ops) error {
 }
 
 func writeJSON(path string, v any) error {
-	b, err := json.MarshalIndent(v, "", "  ")
-	if err != nil {
-		return fmt.Errorf("experiment: %w", err)
-	}
-	if err := atomicfile.WriteBytes(path, append(b, '\n')); err != nil {
+	if err := atomicfile.WriteJSON(path, v); err != nil {
 		return fmt.Errorf("experiment: %w", err)
 	}
 	return nil

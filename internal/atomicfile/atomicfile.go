@@ -7,6 +7,7 @@
 package atomicfile
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -20,6 +21,16 @@ import (
 // it was and the temporary file is removed.
 func Write(path string, write func(io.Writer) error) error {
 	return writeFS(osFS{}, path, write)
+}
+
+// WriteJSON writes v to path atomically as indented JSON and a final
+// newline.
+func WriteJSON(path string, v any) error {
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return err
+	}
+	return WriteBytes(path, append(b, '\n'))
 }
 
 // WriteBytes writes data to path atomically.
