@@ -93,7 +93,7 @@ func TrainInPlace(x []float32, labels []byte, d, classes int, s Settings) (*Mode
 	m.Mean, m.Scale = moments(x, n, d)
 	// Standardised rows in float32; the products are float32 GEMMs, the
 	// sums over rows float64.
-	m.standardise(x, x)
+	m.Standardise(x, x)
 	obj := newObjective(x, labels, n, d, classes, 1/(s.C*float64(n)), s.Exact)
 	p := optimize.Problem{
 		Func: func(w []float64) float64 { return obj.eval(w, nil) },
@@ -154,9 +154,7 @@ func moments(x []float32, n, d int) (mean, scale []float64) {
 
 // Standardise writes the rows of x (n×d) standardised as the model sees
 // them, (x − Mean)/Scale, into dst (which may be x).
-func (m *Model) Standardise(dst, x []float32) { m.standardise(dst, x) }
-
-func (m *Model) standardise(dst, x []float32) {
+func (m *Model) Standardise(dst, x []float32) {
 	d := m.Features
 	for i := range x {
 		j := i % d
@@ -394,7 +392,7 @@ func (m *Model) predict(x []float32, standardise bool) []int {
 				rows := min(block, last-lo)
 				xb := x[lo*d : (lo+rows)*d]
 				if standardise {
-					m.standardise(xs[:rows*d], xb)
+					m.Standardise(xs[:rows*d], xb)
 					xb = xs[:rows*d]
 				}
 				gemm.Mul(rows, k, d, 1, gemm.Matrix{Data: xb, Stride: d}, wt, 0, z, k, &ws)
