@@ -226,11 +226,7 @@ func (f *Flags) Settings(c int) (em.Settings, error) {
 	if err != nil {
 		return em.Settings{}, UsageError{err}
 	}
-	epochs := f.Epochs
-	if epochs == 0 {
-		epochs = em.NoEpochs
-	}
-	s := em.Settings{Kernels: f.Kernels, Width: f.Width, Pad: f.Pad, Batch: f.Batch, MaxEpochs: epochs, Tol: f.Tol,
+	s := em.Settings{Kernels: f.Kernels, Width: f.Width, Pad: f.Pad, Batch: f.Batch, MaxEpochs: maxEpochs(f.Epochs), Tol: f.Tol,
 		Seed: f.Seed, InitFrom: from, InitSample: f.InitSample, Mixing: f.Mixing,
 		Repair: em.Repair{MinCount: f.RepairCount, MaxCosine: f.RepairCosine}, Ops: ops}
 	if f.Init == "" {
@@ -251,6 +247,15 @@ func (f *Flags) Settings(c int) (em.Settings, error) {
 	return s, nil
 }
 
+// maxEpochs is em.Settings.MaxEpochs for a count of epochs as the flags
+// give it, where 0 means none (to em.Settings, 0 means the default).
+func maxEpochs(epochs int) int {
+	if epochs == 0 {
+		return em.NoEpochs
+	}
+	return epochs
+}
+
 // Options returns the experiment's options with these flags: the layers
 // of -layers (each with the settings s but for its kernels, width and
 // padding), or the one layer of s.
@@ -268,11 +273,8 @@ func (f *Flags) Options(ctx context.Context, s em.Settings, stderr io.Writer) (e
 		for _, spec := range specs {
 			ls := s
 			ls.Kernels, ls.Width, ls.Pad = spec.Kernels, spec.Width, spec.Pad
-			switch {
-			case spec.Epochs == 0:
-				ls.MaxEpochs = em.NoEpochs
-			case spec.Epochs > 0:
-				ls.MaxEpochs = spec.Epochs
+			if spec.Epochs >= 0 {
+				ls.MaxEpochs = maxEpochs(spec.Epochs)
 			}
 			layers = append(layers, em.StackLayer{Settings: ls, Transform: spec.Transform})
 		}
