@@ -12,6 +12,6 @@
 // below Settings.GradTol (1e-4 by default; the products are float32 GEMMs
 // of package gemm, one pass over the data per evaluation, which bound the
 // reachable gradient near 1e-5; Settings.Exact computes them in float64),
-// and says how it stopped. [ChooseC] picks C by validation on held-out
-// training rows.
+// and says how it stopped. [ChooseC] picks C by validation on rows the caller
+// holds out of the fit (never the test rows).
 package classify

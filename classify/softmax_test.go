@@ -129,9 +129,10 @@ func TestTrainInPlace(t *testing.T) {
 }
 
 // TestChooseC plants data where a penalty pays: few rows, five features
-// that tell the classes apart and many of noise. Validation must return
-// the C of the grid with the best held-out accuracy, and a penalty must
-// beat almost none.
+// that tell the classes apart and many of noise. Each C's validation
+// accuracy must be that of a fit made directly on the fitting rows and
+// scored on the validation rows, the choice must be the best of them, and
+// a penalty must beat almost none.
 func TestChooseC(t *testing.T) {
 	rng := rand.New(rand.NewPCG(12, 12))
 	const n, d, k = 300, 400, 2
@@ -147,26 +148,37 @@ func TestChooseC(t *testing.T) {
 			x[i*d+j] = float32(v)
 		}
 	}
+	const cut = 200
+	xf, yf, xv, yv := x[:cut*d], y[:cut], x[cut*d:], y[cut:]
 	raw := slices.Clone(x)
 	grid := []float64{1000, 1, 0.01}
-	c, accs, err := classify.ChooseC(x, y, d, k, grid, 0.3, classify.Settings{})
+	c, accs, err := classify.ChooseC(xf, yf, xv, yv, d, k, grid, classify.Settings{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("C = %v, held-out accuracies %v", c, accs)
-	best := 0
-	for i, a := range accs {
-		if a > accs[best] || a == accs[best] && grid[i] > grid[best] {
-			best = i
-		}
-	}
-	if len(accs) != 3 || c != grid[best] {
-		t.Errorf("chose C = %v from held-out accuracies %v of %v", c, accs, grid)
-	}
-	if accs[2] <= accs[0] {
-		t.Errorf("held-out accuracies %v: C = 0.01 should beat C = 1000 on noise features", accs)
-	}
+	t.Logf("C = %v, validation accuracies %v", c, accs)
 	if !slices.Equal(x, raw) {
 		t.Error("ChooseC changed its input")
+	}
+	var want []float64
+	for _, ci := range grid {
+		m, _, err := classify.Train(xf, yf, d, k, classify.Settings{C: ci})
+		if err != nil {
+			t.Fatal(err)
+		}
+		acc, _ := classify.Score(m.Predict(xv), yv, k)
+		want = append(want, acc)
+	}
+	if !slices.Equal(accs, want) {
+		t.Errorf("validation accuracies %v, direct fits %v", accs, want)
+	}
+	if got := classify.Accuracy(grid, accs, c); got != slices.Max(want) {
+		t.Errorf("chose C = %v with accuracy %v; the best of %v is %v", c, got, want, slices.Max(want))
+	}
+	if accs[2] <= accs[0] {
+		t.Errorf("validation accuracies %v: C = 0.01 should beat C = 1000 on noise features", accs)
+	}
+	if _, _, err := classify.ChooseC(xf, yf, nil, nil, d, k, grid, classify.Settings{}); err == nil {
+		t.Error("no validation rows: want an error")
 	}
 }

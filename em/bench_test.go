@@ -99,6 +99,10 @@ var (
 	// The deep preset's second layer: 128 kernels of 5×5 on the 64
 	// channels of the first layer's posterior, pooled to 14×14.
 	layer2Cfg = graph.Config{Kernels: 128, Width: 5, Pad: 0, Channels: 64, Rows: 14, Cols: 14, Batch: 1000}
+	// The paper's layer under the patch model, and the default preset's
+	// layer (128 kernels of 9×9, patch model) on MNIST.
+	mnistPatchCfg   = graph.Config{Kernels: 64, Width: 20, Pad: 2, Channels: 1, Rows: 28, Cols: 28, Batch: 1000, Model: graph.PatchModel}
+	defaultLayerCfg = graph.Config{Kernels: 128, Width: 9, Pad: 0, Channels: 1, Rows: 28, Cols: 28, Batch: 1000, Model: graph.PatchModel}
 )
 
 // BenchmarkPeak reports the peak the %peak of the other benchmarks is
@@ -117,7 +121,7 @@ func BenchmarkStep(b *testing.B) {
 	for _, tc := range []struct {
 		name string
 		cfg  graph.Config
-	}{{"MNIST", mnistCfg}, {"STL10", stl10Cfg}, {"MNIST-C3", mnist3Cfg}, {"Layer2", layer2Cfg}} {
+	}{{"MNIST", mnistCfg}, {"STL10", stl10Cfg}, {"MNIST-C3", mnist3Cfg}, {"Layer2", layer2Cfg}, {"MNIST-patch", mnistPatchCfg}, {"Default", defaultLayerCfg}} {
 		for _, ops := range graph.OpSets() {
 			for _, step := range []string{"E", "M"} {
 				b.Run(fmt.Sprintf("%s/%s/%s", tc.name, ops.Name(), step), func(b *testing.B) { benchStep(b, ops, tc.cfg, step) })

@@ -14,12 +14,14 @@
 // [Settings] holds every choice, its zero value the paper's: θ ~ N(0,1),
 // uniform mixing weights, no repair. Options beyond the paper, all off by
 // default: initialisation from the data's patches or by K-means++
-// ([InitMethod]), learned mixing weights (Settings.Mixing) and the re-seeding
-// of collapsed kernels ([Repair]).
+// ([InitMethod]), the patch model (Settings.Model, graph.PatchModel),
+// learned mixing weights (Settings.Mixing) and the re-seeding of collapsed
+// kernels ([Repair]). [Whitening] whitens images in front of the first
+// layer by a ZCA convolution estimated from their patches.
 //
-// The loop reports progress through a [Recorder], so commands can attach
-// progress output and checkpoints ([Checkpointer]) without the loop
-// importing them. Kernels are read and written as NumPy .npy files
+// The loop reports the start of a run (its seeded kernels), every batch and
+// every epoch through a [Recorder], so commands can attach progress output
+// and checkpoints ([Checkpointer]) without the loop importing them. Kernels are read and written as NumPy .npy files
 // (float32, shape K,C,w,w) with [LoadTheta] and [SaveTheta]; a run's state
 // after each epoch with [SaveCheckpoint] and [LoadCheckpoint].
 package em

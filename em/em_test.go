@@ -9,6 +9,8 @@ import (
 
 	"calm/em"
 	"calm/graph"
+	"calm/graph/graphtest"
+	"calm/internal/naive"
 
 	"gorgonia.org/tensor"
 )
@@ -221,5 +223,62 @@ func TestThetaRoundTrip(t *testing.T) {
 	}
 	if !got.Shape().Eq(tensor.Shape{4, 3, 5, 5}) || !slices.Equal(got.Data().([]float32), want.Data().([]float32)) {
 		t.Errorf("LoadTheta(SaveTheta(θ)) = %v %v, want θ back", got.Shape(), got.Data().([]float32)[:4])
+	}
+}
+
+// TestPatchModel runs EM under the patch model (every patch a draw of the
+// mixture): its first epoch must give the θ and LL of the same epoch
+// computed with float64 loops (posterior over kernels at each position,
+// the posterior-weighted patches, the reference's pseudo-count), and its
+// LL must never decrease over later epochs, for every op set.
+func TestPatchModel(t *testing.T) {
+	const size, side, n, k = 5, 8, 150, 4
+	rng := rand.New(rand.NewPCG(9, 9))
+	pix, _ := planted(rng, randomKernels(rng, 3, size, 1.5), nil, n, size, side)
+	src, err := em.NewImages(pix, n, 1, side, side)
+	if err != nil {
+		t.Fatal(err)
+	}
+	init := make([]float32, k*size*size)
+	for i := range init {
+		init[i] = float32(0.5 * rng.NormFloat64())
+	}
+	l := naive.Layer{N: n, C: 1, Rows: side, Cols: side, K: k, Width: size}
+	e := l.EPatch(pix, init, nil)
+	post := make([]float32, len(e.LogPosterior))
+	for i, v := range e.LogPosterior {
+		post[i] = float32(math.Exp(v))
+	}
+	wantTheta, _ := naive.Update(l.Filter(pix, post), e.LogCounts)
+	var wantLL float64
+	for _, v := range e.LogMarginal {
+		wantLL += v
+	}
+	for _, ops := range graph.OpSets() {
+		t.Run(ops.Name(), func(t *testing.T) {
+			s := em.Settings{Kernels: k, Width: size, Batch: 64, MaxEpochs: 1, Model: graph.PatchModel, Ops: ops,
+				Init: tensor.New(tensor.WithShape(k, 1, size, size), tensor.WithBacking(slices.Clone(init)))}
+			one, err := em.Train(src, s)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if math.Abs(one.LogLik[0]-wantLL) > 1e-5*math.Abs(wantLL) {
+				t.Errorf("LL of epoch 1 %v, float64 loops %v", one.LogLik[0], wantLL)
+			}
+			// θ: float32 sums of 150·16 posterior-weighted pixels.
+			if msg := graphtest.CloseTo(one.Theta.Data().([]float32), wantTheta, 1e-4); msg != "" {
+				t.Errorf("θ after epoch 1%s", msg)
+			}
+			s.MaxEpochs = 8
+			s.Init = tensor.New(tensor.WithShape(k, 1, size, size), tensor.WithBacking(slices.Clone(init)))
+			more, err := em.Train(src, s)
+			if err != nil {
+				t.Fatal(err)
+			}
+			monotone(t, more)
+			if last(more.LogLik) <= more.LogLik[0] {
+				t.Errorf("LL %v: want a rise over 8 epochs", more.LogLik)
+			}
+		})
 	}
 }

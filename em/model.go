@@ -19,8 +19,18 @@ const ModelFile = "model.json"
 
 // manifest is what model.json holds.
 type manifest struct {
-	Layers []layerRecord `json:"layers"`
+	Whitening *whiteningRecord `json:"whitening,omitempty"`
+	Layers    []layerRecord    `json:"layers"`
 }
+
+type whiteningRecord struct {
+	Filter  string    `json:"filter"` // file name in the same directory, float32 (C,C,f,f)
+	Epsilon float64   `json:"epsilon"`
+	Bias    []float32 `json:"bias"`
+}
+
+// whiteningFile is the name of the whitening filter beside model.json.
+const whiteningFile = "whitening.npy"
 
 type layerRecord struct {
 	Theta     string          `json:"theta"` // file name in the same directory
@@ -31,6 +41,7 @@ type layerRecord struct {
 	Channels  int             `json:"channels"`
 	Rows      int             `json:"rows"`
 	Cols      int             `json:"cols"`
+	Model     graph.Model     `json:"model"`
 	Transform transformRecord `json:"transform"`
 	Scale     []float32       `json:"scale,omitempty"`
 	Shift     []float32       `json:"shift,omitempty"`
@@ -52,13 +63,19 @@ var reduceNames = map[graph.Reduction]string{graph.LogSumExpCells: "logsumexp", 
 // model.json naming them, each written whole or not at all.
 func SaveStack(dir string, s *Stack) error {
 	var m manifest
+	if wh := s.Whitening; wh != nil {
+		if err := saveTheta(filepath.Join(dir, whiteningFile), wh.Filter); err != nil {
+			return fmt.Errorf("em: save whitening: %w", err)
+		}
+		m.Whitening = &whiteningRecord{Filter: whiteningFile, Epsilon: wh.Epsilon, Bias: wh.Bias}
+	}
 	for l, t := range s.Layers {
 		name := fmt.Sprintf("theta-%d.npy", l+1)
 		if err := saveTheta(filepath.Join(dir, name), t.Theta); err != nil {
 			return fmt.Errorf("em: save layer %d: %w", l+1, err)
 		}
 		c := t.Config
-		rec := layerRecord{Theta: name, Kernels: c.Kernels, Width: c.Width, Pad: c.Pad, Channels: c.Channels, Rows: c.Rows, Cols: c.Cols,
+		rec := layerRecord{Theta: name, Kernels: c.Kernels, Width: c.Width, Pad: c.Pad, Channels: c.Channels, Rows: c.Rows, Cols: c.Cols, Model: c.Model,
 			Transform: transformRecord{Posterior: t.Transform.Posterior, Pool: t.Transform.Pool},
 			Scale:     t.Scale, Shift: t.Shift, LogLik: t.LogLik, Seconds: t.EpochSeconds, Reseeded: t.Reseeded, Status: t.Status.String()}
 		if t.Transform.Pool > 1 {
@@ -96,6 +113,20 @@ func LoadStack(dir string) (*Stack, error) {
 		return nil, fmt.Errorf("em: %s: %w", path, err)
 	}
 	s := &Stack{}
+	if r := m.Whitening; r != nil {
+		if r.Filter != filepath.Base(r.Filter) {
+			return nil, fmt.Errorf("em: %s: whitening names file %q, want a file beside it", path, r.Filter)
+		}
+		f, err := LoadTheta(filepath.Join(dir, r.Filter))
+		if err != nil {
+			return nil, fmt.Errorf("em: whitening: %w", err)
+		}
+		fs := f.Shape()
+		if fs[0] != fs[1] || fs[2] != fs[3] || fs[2]%2 == 0 || len(r.Bias) != fs[0] {
+			return nil, fmt.Errorf("em: %s: whitening filter of shape %v with %d biases", path, fs, len(r.Bias))
+		}
+		s.Whitening = &Whitening{Width: fs[2], Epsilon: r.Epsilon, Filter: f, Bias: r.Bias}
+	}
 	for l, rec := range m.Layers {
 		if rec.Theta != filepath.Base(rec.Theta) {
 			return nil, fmt.Errorf("em: %s: layer %d names θ file %q, want a file beside it", path, l+1, rec.Theta)
@@ -104,7 +135,7 @@ func LoadStack(dir string) (*Stack, error) {
 		if err != nil {
 			return nil, fmt.Errorf("em: layer %d: %w", l+1, err)
 		}
-		cfg := graph.Config{Kernels: rec.Kernels, Width: rec.Width, Pad: rec.Pad, Channels: rec.Channels, Rows: rec.Rows, Cols: rec.Cols, Batch: 1}
+		cfg := graph.Config{Kernels: rec.Kernels, Width: rec.Width, Pad: rec.Pad, Channels: rec.Channels, Rows: rec.Rows, Cols: rec.Cols, Batch: 1, Model: rec.Model}
 		if err := cfg.Validate(); err != nil {
 			return nil, fmt.Errorf("em: %s: layer %d: %w", path, l+1, err)
 		}

@@ -18,7 +18,7 @@ type Settings struct {
 	Kernels int // K; default 64
 	Width   int // kernel width w; default 20
 	Pad     int // zero padding p; 0 is a padding, not a default
-	Batch   int // images per batch (a memory bound: the result does not depend on it); default 1000
+	Batch   int // images per batch: a memory bound (EM's sums change with it by float rounding only); default 1000
 
 	MaxEpochs int     // default 15; NoEpochs for none (the kernels stay as initialised)
 	Tol       float64 // stop when the relative LL gain falls below Tol; 0 = never
@@ -29,6 +29,10 @@ type Settings struct {
 	InitFrom   InitMethod // default InitNormal, the paper's θ ~ N(0,1)
 	Seed       uint64
 	InitSample int // patches sampled for InitPatches and InitKMeansPP; default 10 000
+
+	// Model is what EM assumes about the patches (graph.Model); the zero
+	// value is the paper's, graph.ImageModel.
+	Model graph.Model
 
 	// Mixing learns the mixing weights π_k = N_k / Σ N, starting from 1/K
 	// (log π enters the E-step's bias, so the LL includes it); off, they
@@ -148,7 +152,7 @@ func (s Settings) Normalize(n, c, h, w int) (Settings, graph.Config, error) {
 			s.Kernels, s.Width = ts[0], ts[2]
 		}
 	}
-	cfg := graph.Config{Kernels: s.Kernels, Width: s.Width, Pad: s.Pad, Channels: c, Rows: h, Cols: w, Batch: min(s.Batch, max(n, 1))}
+	cfg := graph.Config{Kernels: s.Kernels, Width: s.Width, Pad: s.Pad, Channels: c, Rows: h, Cols: w, Batch: min(s.Batch, max(n, 1)), Model: s.Model}
 	bad := func(format string, args ...any) (Settings, graph.Config, error) {
 		return s, cfg, fmt.Errorf("em: "+format, args...)
 	}

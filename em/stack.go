@@ -31,6 +31,10 @@ type Trained struct {
 // layers below make of the images. One layer is a stack of one.
 type Stack struct {
 	Layers []Trained
+	// Whitening, when set, whitens the images in front of the first layer:
+	// the stack's functions take images already whitened by it
+	// (Whitening.Source); SaveStack and LoadStack keep it.
+	Whitening *Whitening
 }
 
 // DefaultNormSample is how many images the standardisation of a layer's

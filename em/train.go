@@ -15,9 +15,11 @@ import (
 	"gorgonia.org/tensor"
 )
 
-// Event is what the loop reports to a Recorder.
+// Event is what the loop reports to a Recorder: the start of a run (Epoch
+// 0, Seeded set), each batch, and each epoch's end (Batch 0, State set).
 type Event struct {
-	Epoch   int           // 1-based
+	Epoch   int           // 1-based; 0 for the start
+	Seeded  *Checkpoint   // at the start of a run that does not resume: the initial θ and log mixing weights (do not modify)
 	Batch   int           // batches done in this epoch; 0 for an epoch's end
 	Batches int           // batches per epoch
 	Images  int           // images done in this epoch
@@ -136,6 +138,12 @@ func Train(src Source, s Settings) (*Result, error) {
 	defer m.Close()
 	buf := make([]float32, cfg.Batch*cfg.ImageLen())
 	batches := (n + cfg.Batch - 1) / cfg.Batch
+	if s.Recorder != nil && s.Resume == nil {
+		ev := Event{Batches: batches, Seeded: &Checkpoint{Theta: theta, LogPrior: logPrior, Images: n}}
+		if err := s.Recorder.Record(ev); err != nil {
+			return nil, err
+		}
+	}
 	for epoch := first; epoch <= s.epochs(); epoch++ {
 		start := time.Now()
 		stats := mstep.NewStats(cfg)

@@ -9,7 +9,14 @@
 //	γ[n,k,u] = exp(L[n,k,u] − ℓ[n])                    posterior of kernel and position, the M-step's filter
 //	b[k]     = log Σ_{n,u} γ[n,k,u]                    log expected count of kernel k (K)
 //
-// and the batch's log-likelihood Σ_n ℓ[n], summed in float64. [Features]
+// and the batch's log-likelihood Σ_n ℓ[n], summed in float64. That is the
+// paper's model (graph.ImageModel); under graph.PatchModel, the posterior
+// is over kernels at each position instead,
+//
+//	ℓ[n] = Σ_u logsumexp_k L[n,k,u],  γ[n,k,u] = exp(L[n,k,u] − logsumexp_j L[n,j,u])
+//
+// (Config.Model chooses; the log joint and the features are the same).
+// [Features]
 // pools L over the cells of a grid of positions instead (graph.Pooling);
 // the paper's image-wide features are f[n,k] = logsumexp_u L[n,k,u].
 //

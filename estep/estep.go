@@ -31,6 +31,17 @@ type Result struct {
 func New(cfg graph.Config, ops graph.Ops) (*Graph, error) {
 	step, err := graph.NewStep(cfg, []graph.Input{graph.Images(cfg), graph.Kernels(cfg), graph.LogPrior(cfg)},
 		func(_ *G.ExprGraph, in []*G.Node) ([]*G.Node, error) {
+			if cfg.Model == graph.PatchModel {
+				logJoint, err := LogJoint(ops, cfg.Pad, in[0], in[1], in[2])
+				if err != nil {
+					return nil, err
+				}
+				logMarg, post, logCounts, err := graph.PatchPosterior(logJoint)
+				if err != nil {
+					return nil, fmt.Errorf("estep: %w", err)
+				}
+				return []*G.Node{logJoint, logMarg, post, logCounts}, nil
+			}
 			if jp, ok := ops.(graph.JointPosterior); ok {
 				bias, err := graph.KernelBias(in[1], in[2])
 				if err != nil {

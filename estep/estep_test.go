@@ -39,89 +39,96 @@ func TestEStep(t *testing.T) {
 	pools := []string{"image", "grid2", "grid3", "max", "max3", "mean2"}
 	for _, ops := range graph.OpSets() {
 		for _, tc := range cases {
-			t.Run(ops.Name()+"/"+tc.name, func(t *testing.T) {
-				c := tc.cfg
-				g, err := estep.New(c, ops)
-				if err != nil {
-					t.Fatal(err)
-				}
-				defer g.Close()
-				rng := rand.New(rand.NewPCG(4, uint64(c.Kernels)))
-				for run, n := range []int{c.Batch, tc.tail, c.Batch} {
-					l := naive.Layer{N: n, C: c.Channels, Rows: c.Rows, Cols: c.Cols, K: c.Kernels, Width: c.Width, Pad: c.Pad}
-					xv := graphtest.Randn(rng, n*c.ImageLen(), 1)
-					tv := graphtest.Randn(rng, c.Kernels*c.KernelLen(), 0.5)
-					x := tensor.New(tensor.WithShape(c.ImageShape(n)...), tensor.WithBacking(xv))
-					theta := tensor.New(tensor.WithShape(c.KernelShape()...), tensor.WithBacking(tv))
-					var prior *tensor.Dense
-					var prior64 []float64
-					if run == 1 {
-						// Log weights of a distribution over the kernels.
-						w := graphtest.Randn(rng, c.Kernels, 1)
-						var s float64
-						for _, v := range w {
-							s += math.Exp(float64(v))
-						}
-						prior64 = make([]float64, c.Kernels)
-						for k, v := range w {
-							w[k] = float32(float64(v) - math.Log(s))
-							prior64[k] = float64(w[k])
-						}
-						prior = tensor.New(tensor.WithShape(c.Kernels), tensor.WithBacking(w))
-					}
-					r, err := g.Run(x, theta, prior)
+			for _, model := range []graph.Model{graph.ImageModel, graph.PatchModel} {
+				t.Run(ops.Name()+"/"+tc.name+"/"+model.String(), func(t *testing.T) {
+					c := tc.cfg
+					c.Model = model
+					g, err := estep.New(c, ops)
 					if err != nil {
 						t.Fatal(err)
 					}
-					want := l.E(xv, tv, prior64)
-					for _, chk := range []struct {
-						name string
-						got  []float32
-						want []float64
-						tol  float64
-					}{
-						// L is a float32 sum of C·w·w products: 1e-5 relative.
-						{"log joint", r.LogJoint.Data().([]float32), want.LogJoint, 1e-5},
-						{"log marginal", r.LogMarginal, want.LogMarginal, 1e-5},
-						{"posterior", r.Posterior.Data().([]float32), exp(want.LogPosterior), 1e-4},
-						{"log counts", r.LogCounts, want.LogCounts, 1e-4},
-					} {
-						if msg := graphtest.CloseTo(chk.got, chk.want, chk.tol); msg != "" {
-							t.Errorf("n=%d: %s%s", n, chk.name, msg)
+					defer g.Close()
+					rng := rand.New(rand.NewPCG(4, uint64(c.Kernels)))
+					for run, n := range []int{c.Batch, tc.tail, c.Batch} {
+						l := naive.Layer{N: n, C: c.Channels, Rows: c.Rows, Cols: c.Cols, K: c.Kernels, Width: c.Width, Pad: c.Pad}
+						xv := graphtest.Randn(rng, n*c.ImageLen(), 1)
+						tv := graphtest.Randn(rng, c.Kernels*c.KernelLen(), 0.5)
+						x := tensor.New(tensor.WithShape(c.ImageShape(n)...), tensor.WithBacking(xv))
+						theta := tensor.New(tensor.WithShape(c.KernelShape()...), tensor.WithBacking(tv))
+						var prior *tensor.Dense
+						var prior64 []float64
+						if run == 1 {
+							// Log weights of a distribution over the kernels.
+							w := graphtest.Randn(rng, c.Kernels, 1)
+							var s float64
+							for _, v := range w {
+								s += math.Exp(float64(v))
+							}
+							prior64 = make([]float64, c.Kernels)
+							for k, v := range w {
+								w[k] = float32(float64(v) - math.Log(s))
+								prior64[k] = float64(w[k])
+							}
+							prior = tensor.New(tensor.WithShape(c.Kernels), tensor.WithBacking(w))
 						}
-					}
-					var ll float64
-					for _, v := range want.LogMarginal {
-						ll += v
-					}
-					if math.Abs(r.LogLik-ll) > 1e-5*(1+math.Abs(ll)) {
-						t.Errorf("n=%d: loglik %v, want %v", n, r.LogLik, ll)
-					}
-					uh, uw := c.Positions()
-					for _, name := range pools {
-						p, err := graph.ParsePooling(name)
+						r, err := g.Run(x, theta, prior)
 						if err != nil {
 							t.Fatal(err)
 						}
-						f, err := estep.NewFeatures(c, ops, p)
-						if err != nil {
-							t.Fatal(err)
+						want := l.E(xv, tv, prior64)
+						if model == graph.PatchModel {
+							want = l.EPatch(xv, tv, prior64)
 						}
-						got := make([]float32, n*f.Len())
-						xc, tc := slices.Clone(xv), slices.Clone(tv)
-						if err := f.RunInto(got, x, theta, prior); err != nil {
-							t.Fatal(err)
+						for _, chk := range []struct {
+							name string
+							got  []float32
+							want []float64
+							tol  float64
+						}{
+							// L is a float32 sum of C·w·w products: 1e-5 relative.
+							{"log joint", r.LogJoint.Data().([]float32), want.LogJoint, 1e-5},
+							// The patch model's ℓ sums Uh·Uw log-sum-exps in float64.
+							{"log marginal", r.LogMarginal, want.LogMarginal, 1e-5},
+							{"posterior", r.Posterior.Data().([]float32), exp(want.LogPosterior), 1e-4},
+							{"log counts", r.LogCounts, want.LogCounts, 1e-4},
+						} {
+							if msg := graphtest.CloseTo(chk.got, chk.want, chk.tol); msg != "" {
+								t.Errorf("n=%d: %s%s", n, chk.name, msg)
+							}
 						}
-						if msg := graphtest.CloseTo(got, naive.Pool(want.LogJoint, uh, uw, p.Grid, graphtest.ReduceName(p.Reduce)), 1e-5); msg != "" {
-							t.Errorf("n=%d: features %s%s", n, name, msg)
+						var ll float64
+						for _, v := range want.LogMarginal {
+							ll += v
 						}
-						if !slices.Equal(xv, xc) || !slices.Equal(tv, tc) {
-							t.Errorf("n=%d: the features modified their inputs", n)
+						if math.Abs(r.LogLik-ll) > 1e-5*(1+math.Abs(ll)) {
+							t.Errorf("n=%d: loglik %v, want %v", n, r.LogLik, ll)
 						}
-						f.Close()
+						uh, uw := c.Positions()
+						for _, name := range pools {
+							p, err := graph.ParsePooling(name)
+							if err != nil {
+								t.Fatal(err)
+							}
+							f, err := estep.NewFeatures(c, ops, p)
+							if err != nil {
+								t.Fatal(err)
+							}
+							got := make([]float32, n*f.Len())
+							xc, tc := slices.Clone(xv), slices.Clone(tv)
+							if err := f.RunInto(got, x, theta, prior); err != nil {
+								t.Fatal(err)
+							}
+							if msg := graphtest.CloseTo(got, naive.Pool(want.LogJoint, uh, uw, p.Grid, graphtest.ReduceName(p.Reduce)), 1e-5); msg != "" {
+								t.Errorf("n=%d: features %s%s", n, name, msg)
+							}
+							if !slices.Equal(xv, xc) || !slices.Equal(tv, tc) {
+								t.Errorf("n=%d: the features modified their inputs", n)
+							}
+							f.Close()
+						}
 					}
-				}
-			})
+				})
+			}
 		}
 	}
 }

@@ -28,92 +28,138 @@ type featureSet struct {
 	owned       bool // train may be standardised in place
 }
 
+// evaluator fits the classifiers of a run the way a reviewer expects: every
+// choice (C, the main feature set, the epoch curve) on the validation rows,
+// the last opt.Validation labelled images, with the classifier fitted on
+// the labelled rows before them; then the chosen classifier refitted on
+// every labelled row and scored on the test set, once. The test labels
+// enter nothing but that score.
+type evaluator struct {
+	d    Data
+	opt  Options
+	fitN int // labelled rows before the validation rows
+	logf func(string, ...any)
+}
+
+func newEvaluator(d Data, opt Options, logf func(string, ...any)) *evaluator {
+	return &evaluator{d: d, opt: opt, fitN: len(d.Labels) - opt.Validation, logf: logf}
+}
+
+// grid is the values of C the validation chooses from: the grid with
+// ChooseC, else the one C given.
+func (e *evaluator) grid() []float64 {
+	if e.opt.ChooseC {
+		return classify.DefaultCGrid
+	}
+	return []float64{e.cFixed()}
+}
+
+func (e *evaluator) cFixed() float64 {
+	if e.opt.C > 0 {
+		return e.opt.C
+	}
+	return 1
+}
+
+// validate fits on the fitting rows of x (all labelled rows, d values each)
+// with each C of the grid and returns the C that validates best, its
+// validation accuracy and the accuracy of each C; without a validation
+// split, the one C given and accuracy −1.
+func (e *evaluator) validate(x []float32, d int) (c, acc float64, accs []float64, err error) {
+	if e.opt.Validation == 0 {
+		return e.cFixed(), -1, nil, nil
+	}
+	cut := e.fitN * d
+	c, accs, err = classify.ChooseC(x[:cut], e.d.Labels[:e.fitN], x[cut:], e.d.Labels[e.fitN:], d, e.d.Classes, e.grid(), classify.Settings{})
+	if err != nil {
+		return 0, 0, nil, err
+	}
+	return c, classify.Accuracy(e.grid(), accs, c), accs, nil
+}
+
+// fit evaluates one feature set: C by validation, then the fit on every
+// labelled row (standardising fs.train in place when it is owned), scored
+// on the training and the test rows. It returns the model and the
+// standardised training rows for the label study.
+func (e *evaluator) fit(fs featureSet) (*Evaluation, *classify.Model, []float32, error) {
+	start := time.Now()
+	c, valAcc, accs, err := e.validate(fs.train, fs.d)
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("experiment: %s: %w", fs.name, err)
+	}
+	train := fs.train
+	if !fs.owned {
+		train = slices.Clone(train)
+	}
+	// The features are standardised in place: one copy of them in memory.
+	model, f, err := classify.TrainInPlace(train, e.d.Labels, fs.d, e.d.Classes, classify.Settings{C: c})
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("experiment: %s: %w", fs.name, err)
+	}
+	trainAcc, _ := classify.Score(model.PredictStandardised(train), e.d.Labels, e.d.Classes)
+	testAcc, conf := classify.Score(model.Predict(fs.test), e.d.TestLabels, e.d.Classes)
+	ev := &Evaluation{Pooling: fs.name, Features: fs.d, C: c, TrainAccuracy: trainAcc, TestAccuracy: testAcc, Confusion: conf, Classifier: f}
+	if valAcc >= 0 {
+		ev.ValidationAccuracy = &valAcc
+		if e.opt.ChooseC {
+			ev.CGrid, ev.ValidationByC = e.grid(), accs
+		}
+		e.logf("softmax on %d %s features: validation %.2f %% (C = %v, fitted on %d, validated on %d); refitted on all %d: train %.2f %%, test %.2f %% (%d iterations, %s, %.1f s)\n",
+			fs.d, fs.name, 100*valAcc, c, e.fitN, e.opt.Validation, len(e.d.Labels), 100*trainAcc, 100*testAcc, f.Iterations, f.Status, time.Since(start).Seconds())
+	} else {
+		e.logf("softmax on %d %s features (C = %v, no validation split): train %.2f %%, test %.2f %% (%d iterations, %s, %.1f s)\n",
+			fs.d, fs.name, c, 100*trainAcc, 100*testAcc, f.Iterations, f.Status, time.Since(start).Seconds())
+	}
+	return ev, model, train, nil
+}
+
 // evaluate pools the features of each pooling (of the top layer and, with
 // several, of all layers together), fits the classifier on each (and on the
 // pixels), runs the label-efficiency study and writes what was asked into
-// m and opt.Out.
-func evaluate(ctx context.Context, d Data, opt Options, st *em.Stack, ops graph.Ops, batch int, m *Metrics, logf func(string, ...any)) error {
+// m and opt.Out. The main feature set is the one that validates best. raw
+// is d with its images as they are, for the pixels' classifier.
+func evaluate(ctx context.Context, d, raw Data, opt Options, st *em.Stack, ops graph.Ops, batch int, m *Metrics, logf func(string, ...any)) error {
+	e := newEvaluator(d, opt, logf)
 	counts := labelCounts(opt.LabelCounts, len(d.Labels))
 	subsets := balancedSubsets(d.Labels, d.Classes, counts)
-	study := map[int]map[string]float64{}
+	study := map[int]*LabelPoint{}
+	for _, n := range counts {
+		study[n] = &LabelPoint{Labels: n, Accuracy: map[string]float64{}, C: map[string]float64{}}
+	}
 	var series []viz.Series
-	fit := func(fs featureSet, settings classify.Settings) (*Evaluation, error) {
+	// fit evaluates a feature set and runs the label study on it.
+	fit := func(fs featureSet) (*Evaluation, error) {
 		start := time.Now()
-		settings.C = opt.C
-		var validation []float64
-		if opt.ChooseC {
-			c, accs, err := classify.ChooseC(fs.train, d.Labels, fs.d, d.Classes, classify.DefaultCGrid, 1.0/6, settings)
-			if err != nil {
-				return nil, fmt.Errorf("experiment: %s: %w", fs.name, err)
-			}
-			settings.C, validation = c, accs
-			logf("C for %s by validation on a sixth of the labels: %v (held-out accuracies %.4f for C = %v)\n", fs.name, c, accs, classify.DefaultCGrid)
+		defer func() { m.ClassifierSeconds += time.Since(start).Seconds() }()
+		ev, model, train, err := e.fit(fs)
+		if err != nil {
+			return nil, err
 		}
-		if settings.C == 0 {
-			settings.C = 1
+		if len(subsets) == 0 {
+			return ev, nil
 		}
-		train := fs.train
-		if !fs.owned {
-			train = slices.Clone(train)
-		}
-		// The features are standardised in place: one copy of them in memory.
-		model, f, err := classify.TrainInPlace(train, d.Labels, fs.d, d.Classes, settings)
+		accs, cs, err := e.labelStudy(ctx, train, fs.test, fs.d, model, subsets)
 		if err != nil {
 			return nil, fmt.Errorf("experiment: %s: %w", fs.name, err)
 		}
-		trainAcc, _ := classify.Score(model.PredictStandardised(train), d.Labels, d.Classes)
-		testAcc, conf := classify.Score(model.Predict(fs.test), d.TestLabels, d.Classes)
-		ev := &Evaluation{Pooling: fs.name, Features: fs.d, C: settings.C, Validation: validation,
-			TrainAccuracy: trainAcc, TestAccuracy: testAcc, Confusion: conf, Classifier: f}
-		logf("softmax on %d %s features: train %.2f %%, test %.2f %% (%d iterations, %s, %.1f s)\n",
-			fs.d, fs.name, 100*trainAcc, 100*testAcc, f.Iterations, f.Status, time.Since(start).Seconds())
-		// What fewer labels buy, on the same features.
-		accs, err := labelStudy(ctx, train, fs.test, fs.d, d, model, subsets, settings)
-		if err != nil {
-			return nil, fmt.Errorf("experiment: %s: %w", fs.name, err)
-		}
-		if len(accs) > 0 {
-			accs[len(accs)-1] = testAcc // the whole set: the fit above
-			series = append(series, viz.Series{Name: fs.name, Labels: counts, Accuracy: accs})
-		}
+		// The whole set: the fit above.
+		accs[len(accs)-1], cs[len(cs)-1] = ev.TestAccuracy, ev.C
+		series = append(series, viz.Series{Name: fs.name, Labels: counts, Accuracy: accs})
 		for i, n := range counts {
-			if study[n] == nil {
-				study[n] = map[string]float64{}
-			}
-			study[n][fs.name] = accs[i]
+			study[n].Accuracy[fs.name], study[n].C[fs.name] = accs[i], cs[i]
 		}
-		m.ClassifierSeconds += time.Since(start).Seconds()
 		return ev, nil
 	}
 	// Features are computed at most 250 images at a time: a batch's log
 	// joints are the largest buffer of a run, and features gain nothing
 	// from larger batches.
 	batch = max(1, min(batch, 250))
-	top := len(st.Layers) - 1
-	type set struct {
-		name   string
-		pool   graph.Pooling
-		layers []int
-	}
-	var sets []set
-	for _, p := range opt.Pools {
-		sets = append(sets, set{p.Name(), p, []int{top}})
-	}
-	if top > 0 {
-		all := make([]int, top+1)
-		for l := range all {
-			all[l] = l
-		}
-		for _, p := range opt.Pools {
-			sets = append(sets, set{p.Name() + "-all", p, all})
-		}
-	}
 	if opt.Features {
 		if err := saveLabels(opt.Out, d); err != nil {
 			return err
 		}
 	}
-	for _, fset := range sets {
+	for _, fset := range featureSets(opt.Pools, len(st.Layers)) {
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
@@ -135,15 +181,19 @@ func evaluate(ctx context.Context, d Data, opt Options, st *em.Stack, ops graph.
 				return err
 			}
 		}
-		ev, err := fit(fs, classify.Settings{})
+		ev, err := fit(fs)
 		if err != nil {
 			return err
 		}
 		m.Evaluations = append(m.Evaluations, *ev)
 	}
-	main := m.Evaluations[0]
-	m.Pooling, m.TrainAccuracy, m.TestAccuracy, m.Confusion, m.Classifier = main.Pooling, &main.TrainAccuracy, &main.TestAccuracy, main.Confusion, main.Classifier
-	logf("confusion matrix of the %s features (rows: true class, columns: predicted):\n", main.Pooling)
+	main := m.Evaluations[mainEvaluation(m.Evaluations)]
+	m.Pooling, m.TrainAccuracy, m.TestAccuracy, m.ValidationAccuracy, m.Confusion, m.Classifier =
+		main.Pooling, &main.TrainAccuracy, &main.TestAccuracy, main.ValidationAccuracy, main.Confusion, main.Classifier
+	if main.ValidationAccuracy != nil {
+		logf("main feature set, by validation accuracy: %s (validation %.2f %%, test %.2f %%)\n", main.Pooling, 100**main.ValidationAccuracy, 100*main.TestAccuracy)
+	}
+	logf("confusion matrix of the %s features on the test set (rows: true class, columns: predicted):\n", main.Pooling)
 	for i, row := range main.Confusion {
 		logf("  %d:", i)
 		for _, v := range row {
@@ -152,55 +202,126 @@ func evaluate(ctx context.Context, d Data, opt Options, st *em.Stack, ops graph.
 		logf("\n")
 	}
 	if opt.Pixels {
-		train, err := pixels(d.Labelled)
+		train, err := pixels(raw.Labelled)
 		if err != nil {
 			return err
 		}
-		test, err := pixels(d.Test)
+		test, err := pixels(raw.Test)
 		if err != nil {
 			return err
 		}
 		_, c, h, w := d.Test.Shape()
-		ev, err := fit(featureSet{name: "pixels", train: train, test: test, d: c * h * w}, classify.Settings{})
+		ev, err := fit(featureSet{name: "pixels", train: train, test: test, d: c * h * w})
 		if err != nil {
 			return err
 		}
-		m.PixelTrainAccuracy, m.PixelTestAccuracy, m.PixelClassifier = &ev.TrainAccuracy, &ev.TestAccuracy, ev.Classifier
+		m.PixelTrainAccuracy, m.PixelTestAccuracy, m.PixelValidationAccuracy, m.PixelClassifier = &ev.TrainAccuracy, &ev.TestAccuracy, ev.ValidationAccuracy, ev.Classifier
 	}
 	for _, n := range counts {
-		m.Labels = append(m.Labels, LabelPoint{Labels: n, Accuracy: study[n]})
+		m.Labels = append(m.Labels, *study[n])
 	}
 	if len(series) > 0 {
-		if err := viz.SaveLabels(filepath.Join(opt.Out, "labels.png"), d.Name+": test accuracy against labelled training images", series...); err != nil {
+		how := fmt.Sprintf("C = %v", e.cFixed())
+		if opt.ChooseC {
+			how = "C by validation inside each subset"
+		}
+		if err := viz.SaveLabels(filepath.Join(opt.Out, "labels.png"), fmt.Sprintf("%s: test accuracy against labelled training images (%s)", d.Name, how), series...); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-// labelStudy returns the test accuracy of the classifier fitted on each
-// subset of the labelled rows (all but the last subset, the whole set,
-// whose fit the caller has; its entry is left 0). train holds the rows as
-// model standardised them (TrainInPlace), so the test rows are standardised
-// the same way for the subsets' models.
-func labelStudy(ctx context.Context, train, test []float32, dim int, d Data, model *classify.Model, subsets [][]int, settings classify.Settings) ([]float64, error) {
-	if len(subsets) == 0 {
-		return nil, nil
+// mainEvaluation returns the index of the evaluation with the best
+// validation accuracy (the first on a tie), or 0 without validation.
+func mainEvaluation(evs []Evaluation) int {
+	best := 0
+	for i, ev := range evs {
+		if ev.ValidationAccuracy != nil && *ev.ValidationAccuracy > *evs[best].ValidationAccuracy {
+			best = i
+		}
 	}
+	return best
+}
+
+// featureSetSpec is a pooling of some layers' log joints.
+type featureSetSpec struct {
+	name   string
+	pool   graph.Pooling
+	layers []int
+}
+
+// featureSets returns the feature sets of a run: each pooling of the top
+// layer and, in a stack, each pooling of all layers side by side
+// ("<pooling>-all").
+func featureSets(pools []graph.Pooling, layers int) []featureSetSpec {
+	top := layers - 1
+	var sets []featureSetSpec
+	for _, p := range pools {
+		sets = append(sets, featureSetSpec{p.Name(), p, []int{top}})
+	}
+	if top > 0 {
+		all := make([]int, layers)
+		for l := range all {
+			all[l] = l
+		}
+		for _, p := range pools {
+			sets = append(sets, featureSetSpec{p.Name() + "-all", p, all})
+		}
+	}
+	return sets
+}
+
+// labelStudy returns the test accuracy, and the C, of the classifier
+// fitted on each subset of the labelled rows (all but the last subset, the
+// whole set, whose fit the caller has; its entries are left 0). Each fit
+// sees the labels of its subset and no other: with ChooseC its C is chosen
+// by validation on a fifth of the subset, else it is the C given. train
+// holds the rows as model standardised them (TrainInPlace: no label enters
+// the standardisation), so the test rows are standardised the same way.
+func (e *evaluator) labelStudy(ctx context.Context, train, test []float32, dim int, model *classify.Model, subsets [][]int) (accs, cs []float64, err error) {
 	testStd := make([]float32, len(test))
 	model.Standardise(testStd, test)
-	accs := make([]float64, len(subsets))
+	accs, cs = make([]float64, len(subsets)), make([]float64, len(subsets))
 	for i, sub := range subsets[:len(subsets)-1] {
 		if ctx.Err() != nil {
-			return nil, ctx.Err()
+			return nil, nil, ctx.Err()
 		}
-		m, _, err := classify.TrainInPlace(rows(train, dim, sub), pick(d.Labels, sub), dim, d.Classes, settings)
+		c := e.cFixed()
+		if e.opt.ChooseC {
+			fit, val := holdOut(sub, 5)
+			xf, yf := classify.Rows(train, e.d.Labels, dim, fit)
+			xv, yv := classify.Rows(train, e.d.Labels, dim, val)
+			if c, _, err = classify.ChooseC(xf, yf, xv, yv, dim, e.d.Classes, e.grid(), classify.Settings{}); err != nil {
+				return nil, nil, fmt.Errorf("on %d labels: %w", len(sub), err)
+			}
+		}
+		x, y := classify.Rows(train, e.d.Labels, dim, sub)
+		m, _, err := classify.TrainInPlace(x, y, dim, e.d.Classes, classify.Settings{C: c})
 		if err != nil {
-			return nil, fmt.Errorf("on %d labels: %w", len(sub), err)
+			return nil, nil, fmt.Errorf("on %d labels: %w", len(sub), err)
 		}
-		accs[i], _ = classify.Score(m.Predict(testStd), d.TestLabels, d.Classes)
+		accs[i], _ = classify.Score(m.Predict(testStd), e.d.TestLabels, e.d.Classes)
+		cs[i] = c
 	}
-	return accs, nil
+	return accs, cs, nil
+}
+
+// holdOut splits the rows sub into rows to fit on and every k-th row of a
+// seeded permutation of them to validate on (at least one of each while
+// sub has two rows). The split depends on sub alone.
+func holdOut(sub []int, k int) (fit, val []int) {
+	perm := rand.New(rand.NewPCG(uint64(len(sub)), 11)).Perm(len(sub))
+	for j, p := range perm {
+		if j%k == k-1 || len(sub) < k && j == len(sub)-1 && len(val) == 0 {
+			val = append(val, sub[p])
+		} else {
+			fit = append(fit, sub[p])
+		}
+	}
+	slices.Sort(fit)
+	slices.Sort(val)
+	return fit, val
 }
 
 // labelCounts returns the counts of the study below n, and n itself.
@@ -249,23 +370,6 @@ func balancedSubsets(labels []byte, classes int, counts []int) [][]int {
 		}
 		slices.Sort(sub)
 		out = append(out, sub)
-	}
-	return out
-}
-
-// rows returns the rows idx of x (rows of d values).
-func rows(x []float32, d int, idx []int) []float32 {
-	out := make([]float32, 0, len(idx)*d)
-	for _, i := range idx {
-		out = append(out, x[i*d:(i+1)*d]...)
-	}
-	return out
-}
-
-func pick(labels []byte, idx []int) []byte {
-	out := make([]byte, len(idx))
-	for j, i := range idx {
-		out[j] = labels[i]
 	}
 	return out
 }

@@ -49,7 +49,9 @@ func TestBalancedSubsets(t *testing.T) {
 
 // TestLabelStudy compares the study's accuracy on a subset with a fit on
 // the raw rows of that subset, scored on the raw test rows: the study
-// works on rows the main fit standardised, and must come to the same.
+// works on rows the main fit standardised, and must come to the same. With
+// C chosen inside each subset, the study must not change when the labels
+// outside a subset do.
 func TestLabelStudy(t *testing.T) {
 	rng := rand.New(rand.NewPCG(3, 3))
 	const d, classes = 6, 3
@@ -76,20 +78,71 @@ func TestLabelStudy(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	accs, err := labelStudy(context.Background(), std, test, d, data, model, subs, classify.Settings{})
+	e := newEvaluator(data, Options{Validation: 100}, func(string, ...any) {})
+	accs, cs, err := e.labelStudy(context.Background(), std, test, d, model, subs)
 	if err != nil {
 		t.Fatal(err)
 	}
 	for i, sub := range subs[:2] {
-		direct, _, err := classify.Train(rows(train, d, sub), pick(labels, sub), d, classes, classify.Settings{})
+		x, y := classify.Rows(train, labels, d, sub)
+		direct, _, err := classify.Train(x, y, d, classes, classify.Settings{})
 		if err != nil {
 			t.Fatal(err)
 		}
 		want, _ := classify.Score(direct.Predict(test), testLabels, classes)
 		// float32 standardisation twice over: a test row near a boundary
 		// may flip.
-		if diff := accs[i] - want; diff > 2.0/300 || diff < -2.0/300 {
-			t.Errorf("%d labels: study %.4f, direct fit %.4f", len(sub), accs[i], want)
+		if diff := accs[i] - want; diff > 2.0/300 || diff < -2.0/300 || cs[i] != 1 {
+			t.Errorf("%d labels: study %.4f with C = %v, direct fit %.4f with C = 1", len(sub), accs[i], cs[i], want)
+		}
+	}
+
+	// C by validation inside each subset: relabel every image outside the
+	// 90-image subset at random; the study of both subsets stays the same.
+	e.opt.ChooseC = true
+	accs, cs, err = e.labelStudy(context.Background(), std, test, d, model, subs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.d.Labels = slices.Clone(labels)
+	changed := 0
+	for i := range e.d.Labels {
+		if !slices.Contains(subs[1], i) {
+			e.d.Labels[i] = byte(rng.IntN(classes))
+			changed++
+		}
+	}
+	accs2, cs2, err := e.labelStudy(context.Background(), std, test, d, model, subs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(accs[:2], accs2[:2]) || !slices.Equal(cs[:2], cs2[:2]) {
+		t.Errorf("%d labels outside the subsets changed: study %v (C %v), before %v (C %v)", changed, accs2[:2], cs2[:2], accs[:2], cs[:2])
+	}
+	for i, c := range cs[:2] {
+		if !slices.Contains(classify.DefaultCGrid, c) {
+			t.Errorf("%d labels: C = %v, not of the grid", len(subs[i]), c)
+		}
+	}
+}
+
+// TestHoldOut checks the split of a subset: disjoint, covering, a fifth
+// held out, and the same for the same subset.
+func TestHoldOut(t *testing.T) {
+	for _, n := range []int{2, 4, 5, 23, 100} {
+		sub := make([]int, n)
+		for i := range sub {
+			sub[i] = 3*i + 1
+		}
+		fit, val := holdOut(sub, 5)
+		all := append(slices.Clone(fit), val...)
+		slices.Sort(all)
+		if !slices.Equal(all, sub) || len(fit) == 0 || len(val) == 0 || len(val) > max(1, n/5) {
+			t.Errorf("%d rows: fit %v, validate %v", n, fit, val)
+		}
+		fit2, val2 := holdOut(slices.Clone(sub), 5)
+		if !slices.Equal(fit, fit2) || !slices.Equal(val, val2) {
+			t.Errorf("%d rows: two splits differ", n)
 		}
 	}
 }

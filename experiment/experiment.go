@@ -44,17 +44,36 @@ type Options struct {
 	// Their Recorder, Context and Resume are Run's to set.
 	Layers []em.StackLayer
 
+	// Whiten, when above 0, whitens the images (em.Whitening, a filter of
+	// this odd width estimated from the training images) in front of the
+	// first layer, for training and features alike; WhitenEpsilon is its ε
+	// (default DefaultWhitenEpsilon).
+	Whiten        int
+	WhitenEpsilon float64
+
 	// Pools are the poolings whose features are evaluated, the first the
 	// main one (metrics.json's top-level accuracies); default the paper's
 	// image-wide pooling alone. With several layers each pooling is
 	// evaluated on the top layer, and on all layers together.
 	Pools []graph.Pooling
 	Eval  bool // extract features and fit the classifiers
+	// Validation is the number of labelled images, the last ones, held out
+	// for validation: the classifier is fitted on the labelled images
+	// before them, every choice (C with ChooseC, the main feature set, the
+	// epoch curve) is made on them, and the chosen classifier is then
+	// refitted on every labelled image and scored on the test set once.
+	// 0 turns the split off: then nothing can be chosen.
+	Validation int
 	// C is the classifier's inverse L2 strength (default 1, scikit-learn's);
 	// with ChooseC it is chosen for each feature set from
-	// classify.DefaultCGrid by validation on a sixth of the labelled images.
-	C           float64
-	ChooseC     bool
+	// classify.DefaultCGrid by validation.
+	C       float64
+	ChooseC bool
+	// EpochCurve evaluates, on the validation images, the main pooling of
+	// the top layer's kernels after every epoch of EM (epoch 0: as seeded,
+	// before any), the layers below as trained: metrics.json's epochs and
+	// epochs.png.
+	EpochCurve  bool
 	Pixels      bool   // also fit the classifier on raw pixels
 	LabelCounts []int  // also fit on balanced subsets of these many labels (labels.png)
 	Features    bool   // write the features and labels as .npy files
@@ -82,6 +101,7 @@ type Metrics struct {
 	Seed     uint64    `json:"seed"`
 	Ops      string    `json:"ops"`
 	InitFrom string    `json:"init_from"`
+	Model    string    `json:"model"`
 	Mixing   bool      `json:"mixing"`
 	Repair   em.Repair `json:"repair"`
 
@@ -90,16 +110,25 @@ type Metrics struct {
 
 	// The main feature set's classifier (the first pooling, of the top
 	// layer); every feature set's in Evaluations.
-	Pooling       string        `json:"pooling,omitempty"`
-	TrainAccuracy *float64      `json:"train_accuracy,omitempty"`
-	TestAccuracy  *float64      `json:"test_accuracy,omitempty"`
-	Confusion     [][]int       `json:"confusion,omitempty"`
-	Classifier    *classify.Fit `json:"classifier,omitempty"`
-	Evaluations   []Evaluation  `json:"evaluations,omitempty"`
+	// ValidationImages is Options.Validation: the labelled images the
+	// choices were made on.
+	ValidationImages   int           `json:"validation_images"`
+	Pooling            string        `json:"pooling,omitempty"`
+	TrainAccuracy      *float64      `json:"train_accuracy,omitempty"`
+	ValidationAccuracy *float64      `json:"validation_accuracy,omitempty"`
+	TestAccuracy       *float64      `json:"test_accuracy,omitempty"`
+	Confusion          [][]int       `json:"confusion,omitempty"`
+	Classifier         *classify.Fit `json:"classifier,omitempty"`
+	Evaluations        []Evaluation  `json:"evaluations,omitempty"`
 
-	PixelTrainAccuracy *float64      `json:"pixel_train_accuracy,omitempty"`
-	PixelTestAccuracy  *float64      `json:"pixel_test_accuracy,omitempty"`
-	PixelClassifier    *classify.Fit `json:"pixel_classifier,omitempty"`
+	PixelTrainAccuracy      *float64      `json:"pixel_train_accuracy,omitempty"`
+	PixelValidationAccuracy *float64      `json:"pixel_validation_accuracy,omitempty"`
+	PixelTestAccuracy       *float64      `json:"pixel_test_accuracy,omitempty"`
+	PixelClassifier         *classify.Fit `json:"pixel_classifier,omitempty"`
+
+	// Epochs is the epoch curve (Options.EpochCurve): the validation
+	// accuracy of the top layer's kernels after each epoch, 0 the seeding.
+	Epochs []EpochPoint `json:"epochs,omitempty"`
 
 	// Labels holds the label-efficiency study: the test accuracy of each
 	// feature set against the number of labelled training images.
@@ -130,24 +159,36 @@ type LayerMetrics struct {
 	TrainSeconds    float64     `json:"train_seconds"`
 }
 
-// Evaluation is the softmax classifier on one feature set.
+// Evaluation is the softmax classifier on one feature set: its validation
+// accuracy (fitted on the labelled images before the validation images),
+// then the train and test accuracy of the same C refitted on every
+// labelled image.
 type Evaluation struct {
-	Pooling       string        `json:"pooling"`
-	Features      int           `json:"features"`
-	C             float64       `json:"c"`
-	Validation    []float64     `json:"validation,omitempty"` // held-out accuracy of each C of classify.DefaultCGrid, when chosen
-	TrainAccuracy float64       `json:"train_accuracy"`
-	TestAccuracy  float64       `json:"test_accuracy"`
-	Confusion     [][]int       `json:"confusion"`
-	Classifier    *classify.Fit `json:"classifier"`
+	Pooling            string        `json:"pooling"`
+	Features           int           `json:"features"`
+	C                  float64       `json:"c"`
+	CGrid              []float64     `json:"c_grid,omitempty"`              // the values of C chosen from, when chosen
+	ValidationByC      []float64     `json:"validation_by_c,omitempty"`     // the validation accuracy of each
+	ValidationAccuracy *float64      `json:"validation_accuracy,omitempty"` // nil without a validation split
+	TrainAccuracy      float64       `json:"train_accuracy"`
+	TestAccuracy       float64       `json:"test_accuracy"`
+	Confusion          [][]int       `json:"confusion"`
+	Classifier         *classify.Fit `json:"classifier"`
 }
 
 // LabelPoint is the test accuracy of each feature set (a pooling's name,
-// or "pixels") fitted on a balanced subset of Labels labelled images.
+// or "pixels") fitted on a balanced subset of Labels labelled images, and
+// the C of each fit (chosen inside the subset, or the one given).
 type LabelPoint struct {
 	Labels   int                `json:"labels"`
 	Accuracy map[string]float64 `json:"accuracy"`
+	C        map[string]float64 `json:"c"`
 }
+
+// DefaultWhitenEpsilon is the default ε of the whitening: for pixels in
+// [0, 1], it keeps directions whose variance is below about 0.1 from being
+// blown up to unit variance (noise, and the blank background).
+const DefaultWhitenEpsilon = 0.1
 
 // ErrConfig is wrapped by the errors of settings or options that cannot
 // run (bad values, a layer that does not fit its input, a batch that does
@@ -194,6 +235,11 @@ func Run(d Data, opt Options) (*Metrics, error) {
 	}
 	n, c, h, w := d.Train.Shape()
 	// The settings first, so that a bad configuration touches nothing.
+	if opt.Eval {
+		if err := checkEval(d, opt); err != nil {
+			return nil, err
+		}
+	}
 	layers, cfgs, err := normalize(opt, n, c, h, w)
 	if err != nil {
 		return nil, err
@@ -241,17 +287,34 @@ func Run(d Data, opt Options) (*Metrics, error) {
 		ckpts[l] = em.NewCheckpointer(dir, from)
 		s := &layers[l].Settings
 		s.Context, s.Resume = ctx, from
-		s.Recorder = em.Recorders{ckpts[l]}
-		if opt.Progress != nil {
-			s.Recorder = em.Recorders{ckpts[l], opt.Progress(l, len(layers))}
+		recs := em.Recorders{ckpts[l]}
+		if opt.EpochCurve && l == len(layers)-1 {
+			recs = append(recs, epochSaver(dir))
 		}
+		if opt.Progress != nil {
+			recs = append(recs, opt.Progress(l, len(layers)))
+		}
+		s.Recorder = recs
 	}
 	for l, cfg := range cfgs {
 		logf("%s: layer %d of %d: %d×%d×%d inputs, %d kernels %d×%d, padding %d, batch %d, op set %s, init %s\n",
 			d.Name, l+1, len(cfgs), cfg.Channels, cfg.Rows, cfg.Cols, cfg.Kernels, cfg.Width, cfg.Width, cfg.Pad, cfg.Batch,
 			layers[l].Settings.Ops.Name(), layers[l].Settings.InitFrom)
 	}
-	st, err := em.TrainStack(d.Train, layers, done, 0, func(st *em.Stack) error { return em.SaveStack(opt.Out, st) })
+	raw := d // the pixels' classifier sees the images as they are
+	var wh *em.Whitening
+	if opt.Whiten > 0 {
+		var closeAll func()
+		if d, wh, closeAll, err = whiten(d, opt, layers[0].Settings); err != nil {
+			return nil, err
+		}
+		defer closeAll()
+		logf("whitening the images by a %d×%d ZCA filter (ε = %v) in front of layer 1\n", wh.Width, wh.Width, wh.Epsilon)
+	}
+	st, err := em.TrainStack(d.Train, layers, done, 0, func(st *em.Stack) error {
+		st.Whitening = wh
+		return em.SaveStack(opt.Out, st)
+	})
 	if errors.Is(err, context.Canceled) {
 		l := len(done)
 		if st, lerr := em.LoadStack(opt.Out); lerr == nil {
@@ -264,8 +327,8 @@ func Run(d Data, opt Options) (*Metrics, error) {
 		return nil, fmt.Errorf("experiment: %w", err)
 	}
 	s0 := layers[0].Settings
-	m := &Metrics{Dataset: d.Name, Images: n, Batch: cfgs[0].Batch, Seed: s0.Seed, Ops: s0.Ops.Name(),
-		InitFrom: s0.InitFrom.String(), Mixing: s0.Mixing, Repair: s0.Repair,
+	m := &Metrics{Dataset: d.Name, Images: n, Batch: cfgs[0].Batch, Seed: s0.Seed, Ops: s0.Ops.Name(), ValidationImages: opt.Validation,
+		InitFrom: s0.InitFrom.String(), Model: s0.Model.String(), Mixing: s0.Mixing, Repair: s0.Repair,
 		GoVersion: runtime.Version(), GOMAXPROCS: runtime.GOMAXPROCS(0)}
 	for l, t := range st.Layers {
 		lm := LayerMetrics{Kernels: t.Config.Kernels, Width: t.Config.Width, Padding: t.Config.Pad,
@@ -293,8 +356,16 @@ func Run(d Data, opt Options) (*Metrics, error) {
 	if ctx.Err() != nil {
 		return nil, stopped()
 	}
+	if opt.Eval && opt.EpochCurve {
+		if err := epochCurve(ctx, d, opt, st, s0.Ops, cfgs[0].Batch, m, logf); err != nil {
+			if ctx.Err() != nil {
+				return nil, stopped()
+			}
+			return nil, err
+		}
+	}
 	if opt.Eval {
-		if err := evaluate(ctx, d, opt, st, s0.Ops, cfgs[0].Batch, m, logf); err != nil {
+		if err := evaluate(ctx, d, raw, opt, st, s0.Ops, cfgs[0].Batch, m, logf); err != nil {
 			if ctx.Err() != nil {
 				return nil, stopped()
 			}
@@ -318,6 +389,9 @@ func normalize(opt Options, n, c, h, w int) ([]em.StackLayer, []graph.Config, er
 	if len(opt.Layers) == 0 {
 		return nil, nil, fmt.Errorf("%w: no layers", ErrConfig)
 	}
+	if opt.Whiten < 0 || opt.Whiten > 0 && (opt.Whiten%2 == 0 || opt.Whiten > min(h, w)) || opt.WhitenEpsilon < 0 {
+		return nil, nil, fmt.Errorf("%w: whitening by a filter of width %d (ε %v) for %d×%d images: want an odd width that fits, ε ≥ 0", ErrConfig, opt.Whiten, opt.WhitenEpsilon, h, w)
+	}
 	layers := append([]em.StackLayer(nil), opt.Layers...)
 	var cfgs []graph.Config
 	for l := range layers {
@@ -332,10 +406,12 @@ func normalize(opt Options, n, c, h, w int) ([]em.StackLayer, []graph.Config, er
 		}
 		layers[l].Settings = s
 		cfgs = append(cfgs, cfg)
+		// The poolings matter only to the evaluation.
 		uh, uw := cfg.Positions()
 		for _, p := range opt.Pools {
-			if p.Grid > min(uh, uw) {
-				return nil, nil, fmt.Errorf("%w: pooling %s: a %d×%d grid over layer %d's %d×%d positions", ErrConfig, p.Name(), p.Grid, p.Grid, l+1, uh, uw)
+			if opt.Eval && p.Grid > min(uh, uw) {
+				return nil, nil, fmt.Errorf("%w: pooling %s: a %d×%d grid over layer %d's %d×%d positions (pool image-wide, -pool image, or train without evaluating, -eval=false)",
+					ErrConfig, p.Name(), p.Grid, p.Grid, l+1, uh, uw)
 			}
 		}
 		next := layers[l].Transform.Next(cfg, 1, 1, 0)
@@ -427,7 +503,7 @@ func config(d Data, opt Options, layers []em.StackLayer, cfgs []graph.Config, n 
 	conf := map[string]any{
 		"dataset": d.Name, "images": n, "layers": ls, "kernels": cfgs[0].Kernels, "width": cfgs[0].Width, "padding": cfgs[0].Pad,
 		"batch": cfgs[0].Batch, "max_epochs": s.MaxEpochs, "tol": s.Tol, "seed": s.Seed, "ops": s.Ops.Name(),
-		"init_from": s.InitFrom.String(), "init_sample": s.InitSample, "mixing": s.Mixing, "repair": s.Repair,
+		"init_from": s.InitFrom.String(), "model": s.Model.String(), "init_sample": s.InitSample, "mixing": s.Mixing, "repair": s.Repair,
 		"pools": pools, "go_version": runtime.Version(),
 	}
 	for k, v := range d.Description {
@@ -469,7 +545,7 @@ func checkMemory(cfgs []graph.Config, ops graph.Ops, images int) error {
 	for fit > 1 && need(fit) > budget*4/5 {
 		fit = fit * 3 / 4
 	}
-	advice := fmt.Sprintf("use -batch %d or less (the result does not depend on the batch size)", fit)
+	advice := fmt.Sprintf("use -batch %d or less (the batch changes results by float rounding only)", fit)
 	if need(fit) > budget {
 		advice = "even one image does not fit"
 	}
@@ -578,4 +654,37 @@ func peakRSS() int64 {
 		return 0
 	}
 	return ru.Maxrss * 1024
+}
+
+// whiten returns d with its images whitened (Options.Whiten), the
+// whitening, estimated from d.Train with the first layer's seed, and a
+// function that releases the whitened sources.
+func whiten(d Data, opt Options, s em.Settings) (Data, *em.Whitening, func(), error) {
+	eps := opt.WhitenEpsilon
+	if eps == 0 {
+		eps = DefaultWhitenEpsilon
+	}
+	wh, err := em.NewWhitening(d.Train, opt.Whiten, eps, em.DefaultInitSample, s.Seed)
+	if err != nil {
+		return d, nil, nil, fmt.Errorf("experiment: %w", err)
+	}
+	var made []*em.Whitened
+	closeAll := func() {
+		for _, w := range made {
+			w.Close()
+		}
+	}
+	for _, src := range []*em.Source{&d.Train, &d.Labelled, &d.Test} {
+		if *src == nil {
+			continue
+		}
+		w, err := wh.Source(*src, s.Ops, s.Batch)
+		if err != nil {
+			closeAll()
+			return d, nil, nil, fmt.Errorf("experiment: %w", err)
+		}
+		made = append(made, w)
+		*src = w
+	}
+	return d, wh, closeAll, nil
 }

@@ -67,13 +67,13 @@ func TestRun(t *testing.T) {
 	out := t.TempDir()
 	graphs := filepath.Join(out, "graphs")
 	pools := []graph.Pooling{{Reduce: graph.LogSumExpCells, Grid: 2}, graph.ImageWide}
-	opt := experiment.Options{Out: out, Eval: true, Pixels: true, Pools: pools, LabelCounts: []int{20, 60}, Features: true, GraphDir: graphs,
+	opt := experiment.Options{Out: out, Eval: true, Pixels: true, Pools: pools, LabelCounts: []int{20, 60}, Features: true, GraphDir: graphs, Validation: 50, EpochCurve: true,
 		Layers: []em.StackLayer{{Settings: em.Settings{Kernels: 4, Width: 7, Pad: 0, Batch: 64, MaxEpochs: 3, Mixing: true, Repair: em.Repair{MinCount: 0.5, MaxCosine: 0.99}}}}}
 	m, err := experiment.Run(data(t), opt)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, name := range []string{"kernels-1.png", "loglik.png", "posterior.png", "labels.png"} {
+	for _, name := range []string{"kernels-1.png", "loglik.png", "posterior.png", "labels.png", "epochs.png"} {
 		f, err := os.Open(filepath.Join(out, name))
 		if err != nil {
 			t.Fatal(err)
@@ -127,8 +127,19 @@ func TestRun(t *testing.T) {
 	// Kernels learn the two bars; their pooled log-likelihoods tell the
 	// classes apart wherever the bar is.
 	t.Logf("test accuracy %v from the features, %v from the pixels", *m.TestAccuracy, *m.PixelTestAccuracy)
-	if *m.TestAccuracy < 0.95 || m.Pooling != "grid2" || len(m.Evaluations) != 2 || m.Evaluations[1].Pooling != "image" {
-		t.Errorf("test accuracy %v of pooling %q, evaluations %+v: want ≥ 0.95 from grid2, then image", *m.TestAccuracy, m.Pooling, m.Evaluations)
+	if *m.TestAccuracy < 0.95 || len(m.Evaluations) != 2 || m.Evaluations[0].Pooling != "grid2" || m.Evaluations[1].Pooling != "image" {
+		t.Errorf("test accuracy %v of pooling %q, evaluations %+v: want ≥ 0.95, from grid2, then image", *m.TestAccuracy, m.Pooling, m.Evaluations)
+	}
+	// The main feature set is the one that validates best.
+	best := m.Evaluations[0]
+	if v1 := *m.Evaluations[1].ValidationAccuracy; v1 > *best.ValidationAccuracy {
+		best = m.Evaluations[1]
+	}
+	if m.Pooling != best.Pooling || *m.ValidationAccuracy != *best.ValidationAccuracy || m.ValidationImages != 50 || m.PixelValidationAccuracy == nil {
+		t.Errorf("main feature set %s (validation %v), evaluations %+v: want %s", m.Pooling, *m.ValidationAccuracy, m.Evaluations, best.Pooling)
+	}
+	if len(m.Epochs) != 4 || m.Epochs[0].Epoch != 0 || m.Epochs[3].Epoch != 3 || m.Epochs[0].C != 1 {
+		t.Errorf("epoch curve %+v: want epochs 0 to 3, C = 1", m.Epochs)
 	}
 	if len(m.Layers) != 1 || len(m.Layers[0].LogLik) != 3 || m.Images != 200 || m.PeakRSSBytes <= 0 || m.Layers[0].DistinctKernels < 1 || m.TrainSeconds <= 0 || m.ClassifierSeconds <= 0 || m.FeaturesSeconds <= 0 {
 		t.Errorf("metrics %+v", m)
@@ -136,8 +147,8 @@ func TestRun(t *testing.T) {
 	if len(m.Labels) != 3 || m.Labels[0].Labels != 20 || m.Labels[2].Labels != 200 || len(m.Labels[0].Accuracy) != 3 {
 		t.Errorf("label study %+v: want 20, 60 and 200 labels, three feature sets each", m.Labels)
 	}
-	if got := m.Labels[2].Accuracy["grid2"]; got != *m.TestAccuracy {
-		t.Errorf("label study on all labels %v, main fit %v: want the same fit", got, *m.TestAccuracy)
+	if got := m.Labels[2].Accuracy["grid2"]; got != m.Evaluations[0].TestAccuracy {
+		t.Errorf("label study on all labels %v, main fit %v: want the same fit", got, m.Evaluations[0].TestAccuracy)
 	}
 	cp, err := em.LoadCheckpoint(filepath.Join(out, "layer-1"))
 	if err != nil || cp.Epoch != 3 {
@@ -212,7 +223,10 @@ func TestConfigErrors(t *testing.T) {
 	}{
 		{"kernel wider than the image", experiment.Options{Layers: one(em.Settings{Kernels: 2, Width: 13})}},
 		{"negative tolerance", experiment.Options{Layers: one(em.Settings{Tol: -1})}},
-		{"grid wider than the positions", experiment.Options{Layers: one(em.Settings{Kernels: 2, Width: 10}), Pools: []graph.Pooling{{Grid: 4}}}},
+		{"grid wider than the positions", experiment.Options{Eval: true, Layers: one(em.Settings{Kernels: 2, Width: 10}), Pools: []graph.Pooling{{Grid: 4}}}},
+		{"validation split leaving nothing to fit on", experiment.Options{Eval: true, Validation: 199, Layers: one(em.Settings{Kernels: 2, Width: 5})}},
+		{"C by validation without a validation split", experiment.Options{Eval: true, ChooseC: true, Layers: one(em.Settings{Kernels: 2, Width: 5})}},
+		{"epoch curve without a validation split", experiment.Options{Eval: true, EpochCurve: true, Layers: one(em.Settings{Kernels: 2, Width: 5})}},
 		{"second layer wider than its input", experiment.Options{Layers: []em.StackLayer{
 			{Settings: em.Settings{Kernels: 3, Width: 5}, Transform: graph.Transform{Posterior: true, Pool: 2, Reduce: graph.MeanCells}},
 			{Settings: em.Settings{Kernels: 2, Width: 5}}}}},
@@ -247,7 +261,7 @@ func twoLayers() []em.StackLayer {
 // figures, the metrics of each, the features of the top layer and of both.
 func TestRunStack(t *testing.T) {
 	out := t.TempDir()
-	m, err := experiment.Run(data(t), experiment.Options{Out: out, Eval: true, Layers: twoLayers(), ChooseC: true,
+	m, err := experiment.Run(data(t), experiment.Options{Out: out, Eval: true, Layers: twoLayers(), ChooseC: true, Validation: 50,
 		Pools: []graph.Pooling{{Reduce: graph.LogSumExpCells, Grid: 2}}})
 	if err != nil {
 		t.Fatal(err)
@@ -269,8 +283,9 @@ func TestRunStack(t *testing.T) {
 		t.Errorf("evaluations %+v: want grid2 of layer 2 (16 features), then of both layers (40)", m.Evaluations)
 	}
 	for _, ev := range m.Evaluations {
-		if !slices.Contains(classify.DefaultCGrid, ev.C) || len(ev.Validation) != len(classify.DefaultCGrid) {
-			t.Errorf("%s: C = %v, validation %v: want a C of the grid chosen by validation", ev.Pooling, ev.C, ev.Validation)
+		if ev.ValidationAccuracy == nil || len(ev.ValidationByC) != len(classify.DefaultCGrid) ||
+			classify.Accuracy(ev.CGrid, ev.ValidationByC, ev.C) != slices.Max(ev.ValidationByC) || *ev.ValidationAccuracy != slices.Max(ev.ValidationByC) {
+			t.Errorf("%s: C = %v, validation %v of %v: want the C of the grid that validates best", ev.Pooling, ev.C, ev.ValidationByC, ev.CGrid)
 		}
 	}
 }
@@ -335,5 +350,60 @@ func TestRerun(t *testing.T) {
 	}
 	if st, err := em.LoadStack(out); err != nil || len(st.Layers) != 1 || st.Layers[0].Config.Kernels != 3 {
 		t.Errorf("model after the second run: %+v, %v", st, err)
+	}
+}
+
+// TestNoTestLeak runs the same experiment twice, the second time with the
+// test labels permuted: the kernels, every validation accuracy, every C
+// (of the feature sets, the epoch curve and the label study) and the main
+// feature set must come out the same; only the test accuracies may move.
+func TestNoTestLeak(t *testing.T) {
+	run := func(d experiment.Data) (*experiment.Metrics, []byte) {
+		out := t.TempDir()
+		opt := experiment.Options{Out: out, Eval: true, Pixels: true, Validation: 50, ChooseC: true, EpochCurve: true, LabelCounts: []int{20, 60},
+			Pools:  []graph.Pooling{{Reduce: graph.LogSumExpCells, Grid: 2}, graph.ImageWide},
+			Layers: []em.StackLayer{{Settings: em.Settings{Kernels: 4, Width: 7, Batch: 64, MaxEpochs: 2, InitFrom: em.InitKMeansPP, InitSample: 400}}}}
+		m, err := experiment.Run(d, opt)
+		if err != nil {
+			t.Fatal(err)
+		}
+		theta, err := os.ReadFile(filepath.Join(out, "theta-1.npy"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return m, theta
+	}
+	d := data(t)
+	m1, theta1 := run(d)
+	d.TestLabels = slices.Clone(d.TestLabels)
+	rand.New(rand.NewPCG(8, 8)).Shuffle(len(d.TestLabels), func(i, j int) { d.TestLabels[i], d.TestLabels[j] = d.TestLabels[j], d.TestLabels[i] })
+	m2, theta2 := run(d)
+	if !bytes.Equal(theta1, theta2) {
+		t.Error("the kernels depend on the test labels")
+	}
+	if m1.Pooling != m2.Pooling || *m1.ValidationAccuracy != *m2.ValidationAccuracy || *m1.PixelValidationAccuracy != *m2.PixelValidationAccuracy {
+		t.Errorf("main feature set %s (validation %v), with the test labels permuted %s (%v)", m1.Pooling, *m1.ValidationAccuracy, m2.Pooling, *m2.ValidationAccuracy)
+	}
+	moved := false
+	for i, e1 := range m1.Evaluations {
+		e2 := m2.Evaluations[i]
+		if e1.C != e2.C || *e1.ValidationAccuracy != *e2.ValidationAccuracy || !slices.Equal(e1.ValidationByC, e2.ValidationByC) || e1.TrainAccuracy != e2.TrainAccuracy {
+			t.Errorf("%s: C %v, validation %v, train %v; with the test labels permuted C %v, validation %v, train %v",
+				e1.Pooling, e1.C, e1.ValidationByC, e1.TrainAccuracy, e2.C, e2.ValidationByC, e2.TrainAccuracy)
+		}
+		moved = moved || e1.TestAccuracy != e2.TestAccuracy
+	}
+	if !moved {
+		t.Error("permuting the test labels moved no test accuracy: the test did not test")
+	}
+	if !slices.Equal(m1.Epochs, m2.Epochs) {
+		t.Errorf("epoch curve %+v, with the test labels permuted %+v", m1.Epochs, m2.Epochs)
+	}
+	for i, p := range m1.Labels {
+		for name, c := range p.C {
+			if m2.Labels[i].C[name] != c {
+				t.Errorf("label study, %d labels, %s: C %v, with the test labels permuted %v", p.Labels, name, c, m2.Labels[i].C[name])
+			}
+		}
 	}
 }

@@ -12,13 +12,14 @@ var ErrConfig = errors.New("invalid layer configuration")
 
 // Config describes one CALM layer and the images it sees.
 type Config struct {
-	Kernels  int // K, the number of kernels (mixture components)
-	Width    int // w, the kernels' width and height
-	Pad      int // p, zero padding on each side of the image
-	Channels int // C, the image channels
-	Rows     int // H, the image height in pixels
-	Cols     int // W, the image width in pixels
-	Batch    int // the most images a compiled step takes at once
+	Kernels  int   // K, the number of kernels (mixture components)
+	Width    int   // w, the kernels' width and height
+	Pad      int   // p, zero padding on each side of the image
+	Channels int   // C, the image channels
+	Rows     int   // H, the image height in pixels
+	Cols     int   // W, the image width in pixels
+	Batch    int   // the most images a compiled step takes at once
+	Model    Model // what EM assumes about the patches; the zero value is the paper's
 }
 
 // Validate reports the first impossible value in c, naming it.
@@ -43,6 +44,8 @@ func (c Config) Validate() error {
 		return bad("kernel width %d is larger than the padded image width %d+2·%d", c.Width, c.Cols, c.Pad)
 	case c.Batch < 1:
 		return bad("batch = %d, want at least 1", c.Batch)
+	case c.Model != ImageModel && c.Model != PatchModel:
+		return bad("model %v, want image or patch", c.Model)
 	}
 	return nil
 }

@@ -24,6 +24,14 @@
 // make a new one selectable by name, add it to OpSets. Package graphtest
 // holds every op set to the same float64 loops.
 //
+// # Models
+//
+// [Model] says what EM assumes about an image's patches: the paper's
+// [ImageModel] (one patch per image; the posterior over kernel and position
+// jointly) or [PatchModel] (every patch a draw of the mixture; the
+// posterior over kernels at each position, [PatchPosterior]). Config.Model
+// carries it into the E-step graph.
+//
 // # Ops of this package
 //
 // LogSumExp, SubRows, Exp, KernelBias and the pooling ops are custom

@@ -213,3 +213,67 @@ func sides(state *posteriorState, after *G.Node, s tensor.Shape) (logMarg, logCo
 	}
 	return logMarg, logCounts, nil
 }
+
+// PatchPosterior adds to the graph of a log joint L (N,K,Uh,Uw) the
+// posterior of the patch model (PatchModel): for each position u of each
+// image, the posterior over kernels
+//
+//	γ[n,k,u] = exp(L[n,k,u] − λ[n,u]),  λ[n,u] = logsumexp_k L[n,k,u]
+//
+// with the log marginal ℓ[n] = Σ_u λ[n,u] (N) and the log counts
+// b[k] = log Σ_{n,u} γ[n,k,u] (K), summed in float64. One op computes all
+// three in passes over each image's block while it is in cache.
+func PatchPosterior(logJoint *G.Node) (logMarg, post, logCounts *G.Node, err error) {
+	if err := checkMaps("patch posterior", logJoint); err != nil {
+		return nil, nil, nil, err
+	}
+	state := new(posteriorState)
+	op := patchPosteriorOp{mapToMap: mapToMap{labelled("PatchPosterior", state)}, state: state}
+	if post, err = G.ApplyOp(op, logJoint); err != nil {
+		return nil, nil, nil, fmt.Errorf("graph: patch posterior: %w", err)
+	}
+	if logMarg, logCounts, err = sides(state, post, logJoint.Shape()); err != nil {
+		return nil, nil, nil, fmt.Errorf("graph: patch posterior: %w", err)
+	}
+	return logMarg, post, logCounts, nil
+}
+
+type patchPosteriorOp struct {
+	mapToMap
+	state *posteriorState
+}
+
+func (op patchPosteriorOp) Do(vals ...G.Value) (G.Value, error) {
+	l, shape, err := float32s("patch posterior", vals[0])
+	if err != nil {
+		return nil, err
+	}
+	n, k, u := shape[0], shape[1], shape[2]*shape[3]
+	out := op.out.get(tensor.Float32, shape...)
+	g := out.Data().([]float32)
+	st := op.state
+	st.prepare(n, k)
+	marg := st.logMarg.Data().([]float32)
+	parallel(n, func(_, lo, hi int) {
+		m := make([]float32, u)
+		s := make([]float32, u)
+		for i := lo; i < hi; i++ {
+			gi := g[i*k*u : (i+1)*k*u]
+			positionPosterior(l[i*k*u:(i+1)*k*u], gi, m, s, k, u)
+			var ell float64
+			for p, sp := range s {
+				ell += float64(m[p]) + math.Log(float64(sp))
+			}
+			marg[i] = float32(ell)
+			for kk := 0; kk < k; kk++ {
+				var c float64
+				for _, v := range gi[kk*u : (kk+1)*u] {
+					c += float64(v)
+				}
+				st.rowLSE[i*k+kk] = math.Log(c)
+			}
+		}
+	})
+	st.counts(n, k)
+	return out, nil
+}

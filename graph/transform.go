@@ -47,52 +47,57 @@ func (op kernelPosteriorOp) Do(vals ...G.Value) (G.Value, error) {
 		m := make([]float32, u)
 		s := make([]float32, u)
 		for i := lo; i < hi; i++ {
-			xi, qi := x[i*k*u:(i+1)*k*u], q[i*k*u:(i+1)*k*u]
-			// The maximum over kernels of each position, then the
-			// exponentials against it, row by row, and their sums per
-			// position; each pass a plain loop over a row.
-			copy(m, xi[:u])
-			for kk := 1; kk < k; kk++ {
-				for p, v := range xi[kk*u : (kk+1)*u] {
-					m[p] = max(m[p], v) // NaN wins
-				}
-			}
-			empty := false // a position whose values are all −Inf
-			for _, v := range m {
-				empty = empty || math.IsInf(float64(v), -1)
-			}
-			clear(s)
-			for kk := 0; kk < k; kk++ {
-				row, in := qi[kk*u:(kk+1)*u], xi[kk*u:(kk+1)*u]
-				for p, v := range in {
-					row[p] = v - m[p]
-				}
-				if empty {
-					for p := range row {
-						if math.IsInf(float64(m[p]), -1) {
-							row[p] = float32(math.Inf(-1)) // exp gives 0
-						}
-					}
-				}
-				vecmath.Exp(row, row)
-				for p, v := range row {
-					s[p] += v
-				}
-			}
-			for p, v := range s {
-				if v > 0 {
-					s[p] = 1 / v
-				}
-			}
-			for kk := 0; kk < k; kk++ {
-				row := qi[kk*u : (kk+1)*u]
-				for p := range row {
-					row[p] *= s[p]
-				}
-			}
+			positionPosterior(x[i*k*u:(i+1)*k*u], q[i*k*u:(i+1)*k*u], m, s, k, u)
 		}
 	})
 	return out, nil
+}
+
+// positionPosterior writes into q (k rows of u positions) the posterior
+// over kernels at each position of one image's log joint x, and leaves in
+// m the maximum over kernels of each position and in s the sum of
+// exp(x − m) over kernels (0 where every value is −Inf, whose posterior is
+// all zeros): log Σ_k exp x[k,p] = m[p] + log s[p].
+func positionPosterior(x, q, m, s []float32, k, u int) {
+	// The maximum over kernels of each position, then the exponentials
+	// against it, row by row, and their sums per position; each pass a
+	// plain loop over a row.
+	copy(m, x[:u])
+	for kk := 1; kk < k; kk++ {
+		for p, v := range x[kk*u : (kk+1)*u] {
+			m[p] = max(m[p], v) // NaN wins
+		}
+	}
+	empty := false // a position whose values are all −Inf
+	for _, v := range m {
+		empty = empty || math.IsInf(float64(v), -1)
+	}
+	clear(s)
+	for kk := 0; kk < k; kk++ {
+		row, in := q[kk*u:(kk+1)*u], x[kk*u:(kk+1)*u]
+		for p, v := range in {
+			row[p] = v - m[p]
+		}
+		if empty {
+			for p := range row {
+				if math.IsInf(float64(m[p]), -1) {
+					row[p] = float32(math.Inf(-1)) // exp gives 0
+				}
+			}
+		}
+		vecmath.Exp(row, row)
+		for p, v := range row {
+			s[p] += v
+		}
+	}
+	for kk := 0; kk < k; kk++ {
+		row := q[kk*u : (kk+1)*u]
+		for p := range row {
+			if s[p] > 0 {
+				row[p] /= s[p]
+			}
+		}
+	}
 }
 
 // OutSize is the number of windows of size along an axis of n: windows

@@ -2,6 +2,7 @@ package graph_test
 
 import (
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"testing"
 
@@ -55,6 +56,64 @@ func TestKernelPosterior(t *testing.T) {
 		// Two float32 exponentials and a division: 1e-6 of values ≤ 1.
 		if msg := graphtest.CloseTo(out[0].Data().([]float32), naive.KernelSoftmax(to64(v), n, k, h*w), 1e-6); msg != "" {
 			t.Errorf("offset %v: kernel posterior%s", off, msg)
+		}
+	}
+}
+
+// TestPatchPosterior compares the patch model's posterior, log marginal
+// and log counts with float64 loops, on log joints near ±1000.
+func TestPatchPosterior(t *testing.T) {
+	const n, k, h, w = 3, 7, 5, 6
+	cfg := graph.Config{Kernels: k, Width: 1, Channels: 1, Rows: h, Cols: w, Batch: n}
+	step, err := graph.NewStep(cfg, []graph.Input{graph.Posterior(cfg)}, func(_ *G.ExprGraph, in []*G.Node) ([]*G.Node, error) {
+		logMarg, post, logCounts, err := graph.PatchPosterior(in[0])
+		return []*G.Node{logMarg, post, logCounts}, err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer step.Close()
+	rng := rand.New(rand.NewPCG(1, 2))
+	for _, off := range []float64{0, 1000, -1000} {
+		v := graphtest.Randn(rng, n*k*h*w, 20)
+		for i := range v {
+			v[i] += float32(off)
+		}
+		out, err := step.Run(tensor.New(tensor.WithShape(n, k, h, w), tensor.WithBacking(v)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		l := to64(v)
+		post := naive.KernelSoftmax(l, n, k, h*w)
+		marg := make([]float64, n)
+		counts := make([]float64, k)
+		for i := 0; i < n; i++ {
+			for p := 0; p < h*w; p++ {
+				col := make([]float64, k)
+				for kk := range col {
+					col[kk] = l[(i*k+kk)*h*w+p]
+				}
+				marg[i] += naive.LogSumExp(col)
+			}
+			for kk := 0; kk < k; kk++ {
+				for p := 0; p < h*w; p++ {
+					counts[kk] += post[(i*k+kk)*h*w+p]
+				}
+			}
+		}
+		for kk := range counts {
+			counts[kk] = math.Log(counts[kk])
+		}
+		// ℓ: 30 float32 log-sum-exps of values near ±1000 summed in float64.
+		for _, chk := range []struct {
+			name string
+			got  []float32
+			want []float64
+			tol  float64
+		}{{"log marginal", out[0].Data().([]float32), marg, 1e-6}, {"posterior", out[1].Data().([]float32), post, 1e-6}, {"log counts", out[2].Data().([]float32), counts, 1e-5}} {
+			if msg := graphtest.CloseTo(chk.got, chk.want, chk.tol); msg != "" {
+				t.Errorf("offset %v: %s%s", off, chk.name, msg)
+			}
 		}
 	}
 }

@@ -110,6 +110,12 @@ func SaveLogLik(path, title string, curves ...Curve) error {
 		}
 		plots = append(plots, gains)
 	}
+	return savePanels(path, title, plots)
+}
+
+// savePanels writes plots side by side, each 4.5 × 3.5 inches, under one
+// title, as a PNG.
+func savePanels(path, title string, plots []*plot.Plot) error {
 	const w, h = 4.5 * vg.Inch, 3.5 * vg.Inch
 	img := vgimg.New(vg.Length(len(plots))*w, h+0.4*vg.Inch)
 	dc := draw.New(img)

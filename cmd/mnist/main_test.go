@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -154,7 +155,8 @@ func TestInit(t *testing.T) {
 	}
 	thetaPath := filepath.Join(out, "theta-1.npy")
 	out2 := t.TempDir()
-	if err := run(context.Background(), []string{"-limit", "300", "-epochs", "1", "-pad", "2", "-eval=false", "-init", thetaPath, "-out", out2, "-quiet"}, new(bytes.Buffer)); err != nil {
+	// The paper's model on the raw images, as em.Train below.
+	if err := run(context.Background(), []string{"-limit", "300", "-epochs", "1", "-pad", "2", "-model", "image", "-whiten", "0", "-eval=false", "-init", thetaPath, "-out", out2, "-quiet"}, new(bytes.Buffer)); err != nil {
 		t.Fatalf("-init: %v", err)
 	}
 	theta, err := em.LoadTheta(thetaPath)
@@ -183,22 +185,23 @@ func TestInit(t *testing.T) {
 	}
 }
 
-// TestPresets checks that -preset paper sets the paper's layer and
-// training, and that a flag given beside a preset wins.
+// TestPresets checks that each preset sets its own layers and training
+// (the values README.md gives), and that a flag given beside a preset wins.
 func TestPresets(t *testing.T) {
 	for _, tc := range []struct {
 		args []string
 		want map[string]any
 	}{
+		{nil, map[string]any{"kernels": 128.0, "width": 9.0, "padding": 0.0, "max_epochs": 3.0, "init_from": "kmeans++", "model": "patch",
+			"pools": []any{"grid3", "image"}}},
 		{[]string{"-preset", "paper"}, map[string]any{"kernels": 64.0, "width": 20.0, "padding": 2.0, "batch": 1000.0, "max_epochs": 15.0,
-			"init_from": "normal", "mixing": false, "pools": []any{"image"}}},
+			"init_from": "normal", "model": "image", "mixing": false, "pools": []any{"image"}}},
+		{[]string{"-preset", "deep"}, map[string]any{"kernels": 64.0, "width": 5.0, "padding": 2.0, "batch": 500.0, "max_epochs": 1.0,
+			"init_from": "kmeans++", "pools": []any{"grid3"}}},
 		{[]string{"-preset", "paper", "-kernels", "8", "-epochs", "1"}, map[string]any{"kernels": 8.0, "max_epochs": 1.0, "init_from": "normal"}},
 	} {
 		out := t.TempDir()
 		args := append(tc.args, "-limit", "1000", "-eval=false", "-out", out, "-quiet")
-		if slices := strings.Join(tc.args, " "); !strings.Contains(slices, "-epochs") {
-			args = append(args, "-epochs", "15")
-		}
 		// Only config.json is checked: stop the run at once.
 		ctx, cancel := context.WithCancel(context.Background())
 		cancel()
@@ -219,6 +222,90 @@ func TestPresets(t *testing.T) {
 				t.Errorf("%v: config %s = %s, want %s", tc.args, k, got, mustJSON(v))
 			}
 		}
+		for _, l := range config["layers"].([]any) {
+			if e := l.(map[string]any)["max_epochs"].(float64); e < 1 {
+				t.Errorf("%v: a layer trains %v epochs of EM; every preset runs EM", tc.args, e)
+			}
+		}
+	}
+}
+
+// TestWholeImageKernel trains kernels as large as the image (the paper's
+// single-patch case) without evaluating: the default pooling's 3×3 grid,
+// which one position cannot hold, must not stop a run that pools nothing.
+func TestWholeImageKernel(t *testing.T) {
+	out := t.TempDir()
+	err := run(context.Background(), []string{"-kernels", "10", "-width", "28", "-pad", "0", "-eval=false", "-limit", "300", "-epochs", "1", "-whiten", "0", "-out", out, "-quiet"}, new(bytes.Buffer))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ll := readMetrics(t, out)["layers"].([]any)[0].(map[string]any)["loglik"].([]any); len(ll) != 1 {
+		t.Errorf("loglik %v, want one epoch", ll)
+	}
+	err = run(context.Background(), []string{"-kernels", "10", "-width", "28", "-pad", "0", "-limit", "300", "-epochs", "1", "-out", t.TempDir(), "-quiet"}, new(bytes.Buffer))
+	if cli.ExitCode(err) != 2 || !strings.Contains(err.Error(), "-pool image") {
+		t.Errorf("evaluating a 3×3 grid of one position: %v, want exit status 2 saying -pool image", err)
+	}
+}
+
+type meanSD struct {
+	Mean float64 `json:"mean"`
+	SD   float64 `json:"sd"`
+}
+
+// TestSeeds repeats a small run over two seeds: each seed's run has its
+// own directory, and seeds.json holds the mean and the standard deviation
+// of the accuracies, recomputed here from the two runs' metrics.
+func TestSeeds(t *testing.T) {
+	out := t.TempDir()
+	err := run(context.Background(), []string{"-limit", "600", "-epochs", "1", "-kernels", "8", "-width", "9", "-pool", "grid2,image", "-labels", "",
+		"-pixels=false", "-epoch-curve=false", "-seed", "3", "-seeds", "2", "-out", out, "-quiet"}, new(bytes.Buffer))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sum struct {
+		Seeds       []uint64 `json:"seeds"`
+		Main        string   `json:"main"`
+		FeatureSets []struct {
+			Pooling    string `json:"pooling"`
+			Validation meanSD `json:"validation_accuracy"`
+			Test       meanSD `json:"test_accuracy"`
+		} `json:"feature_sets"`
+	}
+	raw, err := os.ReadFile(filepath.Join(out, "seeds.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(raw, &sum); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(sum.Seeds, []uint64{3, 4}) || len(sum.FeatureSets) != 2 {
+		t.Fatalf("seeds.json: %s", raw)
+	}
+	var val, test [2][2]float64 // feature set, seed
+	for s, seed := range []string{"seed-3", "seed-4"} {
+		m := readMetrics(t, filepath.Join(out, seed))
+		if m["seed"].(float64) != float64(3+s) || m["validation_images"].(float64) != 100 {
+			t.Errorf("%s: seed %v, validation images %v; want seed %d, a sixth of 600", seed, m["seed"], m["validation_images"], 3+s)
+		}
+		for i, ev := range m["evaluations"].([]any) {
+			e := ev.(map[string]any)
+			val[i][s], test[i][s] = e["validation_accuracy"].(float64), e["test_accuracy"].(float64)
+		}
+	}
+	best, main := -1.0, ""
+	for i, fs := range sum.FeatureSets {
+		mean := (val[i][0] + val[i][1]) / 2
+		sd := math.Abs(val[i][0]-val[i][1]) / math.Sqrt2 // the sample sd of two values
+		if math.Abs(fs.Validation.Mean-mean) > 1e-12 || math.Abs(fs.Validation.SD-sd) > 1e-12 || math.Abs(fs.Test.Mean-(test[i][0]+test[i][1])/2) > 1e-12 {
+			t.Errorf("%s: validation %v ± %v, test %v; want %v ± %v, %v", fs.Pooling, fs.Validation.Mean, fs.Validation.SD, fs.Test.Mean, mean, sd, (test[i][0]+test[i][1])/2)
+		}
+		if mean > best {
+			best, main = mean, fs.Pooling
+		}
+	}
+	if sum.Main != main {
+		t.Errorf("main feature set %s; %s validates best on average", sum.Main, main)
 	}
 }
 

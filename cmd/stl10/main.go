@@ -69,10 +69,9 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 		name = "STL-10 (train + unlabeled)"
 	}
 	train = em.First(train, f.Limit)
-	_, err = experiment.Run(experiment.Data{
+	return f.Run(experiment.Data{
 		Name: name, Train: train, Labelled: set.Train, Labels: set.TrainLabels,
 		Test: set.Test, TestLabels: set.TestLabels, Classes: stl10.Classes,
 		Description: map[string]any{"data": f.Data, "limit": f.Limit, "init": f.Init, "unlabeled": *unlabeled, "zca": "per image and channel, as the reference"},
 	}, opt)
-	return err
 }

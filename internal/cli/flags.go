@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -31,11 +32,11 @@ type Preset struct {
 type Flags struct {
 	FlagSet *flag.FlagSet
 
-	Preset, Data, Out, Init, InitFrom, Ops, Pool, Labels, Graph, Resume, Layers, C string
-	Epochs, Limit, Kernels, Width, Pad, Batch, InitSample                          int
-	Seed                                                                           uint64
-	Tol, RepairCount, RepairCosine                                                 float64
-	Mixing, Eval, Pixels, Features, Quiet                                          bool
+	Preset, Data, Out, Init, InitFrom, Ops, Pool, Labels, Graph, Resume, Layers, C, Model string
+	Epochs, Limit, Kernels, Width, Pad, Batch, InitSample, Validation, Seeds, Whiten      int
+	Seed                                                                                  uint64
+	Tol, RepairCount, RepairCosine, WhitenEpsilon                                         float64
+	Mixing, Eval, Pixels, Features, Quiet, EpochCurve                                     bool
 
 	presets []Preset
 	generic map[string]string // each flag's default outside any preset
@@ -63,18 +64,24 @@ func NewFlags(name string, presets ...Preset) *Flags {
 	fs.IntVar(&f.Kernels, "kernels", em.DefaultKernels, "number of kernels K")
 	fs.IntVar(&f.Width, "width", em.DefaultWidth, "kernel width w")
 	fs.IntVar(&f.Pad, "pad", 0, "zero padding p")
-	fs.IntVar(&f.Batch, "batch", em.DefaultBatch, "images per batch (memory only: the result does not depend on it)")
+	fs.IntVar(&f.Batch, "batch", em.DefaultBatch, "images per batch: a memory bound (once EM runs, results change with it by float rounding only)")
 	fs.Uint64Var(&f.Seed, "seed", 0, "seed of the initial θ")
 	fs.StringVar(&f.Init, "init", "", "start from this θ (.npy, float32, K×C×w×w)")
 	fs.StringVar(&f.InitFrom, "init-from", em.InitNormal.String(), "initial θ: normal (N(0,1), the paper's), patches or kmeans++ (of sampled patches)")
 	fs.IntVar(&f.InitSample, "init-sample", em.DefaultInitSample, "patches sampled for -init-from patches or kmeans++")
+	fs.StringVar(&f.Model, "model", graph.ImageModel.String(), "what EM assumes about the patches: image (the paper's: one patch per image) or patch (every patch a draw of the mixture)")
+	fs.IntVar(&f.Whiten, "whiten", 0, "whiten the images in front of layer 1 by a ZCA filter of this odd width (0: off)")
+	fs.Float64Var(&f.WhitenEpsilon, "whiten-eps", experiment.DefaultWhitenEpsilon, "ε of the whitening: variance added to every eigenvalue of the patch covariance")
 	fs.BoolVar(&f.Mixing, "mixing", false, "learn the mixing weights π_k (the paper's are uniform)")
 	fs.Float64Var(&f.RepairCount, "repair-count", 0, "after an epoch, re-seed kernels whose expected count is below this (0 = off)")
 	fs.Float64Var(&f.RepairCosine, "repair-cosine", 0, "after an epoch, re-seed kernels this similar (cosine) to a lower one (0 = off)")
 	fs.StringVar(&f.Ops, "ops", graph.OpSets()[0].Name(), fmt.Sprintf("op set of the graphs: %s", strings.Join(opSetNames(), ", ")))
 	fs.StringVar(&f.Pool, "pool", graph.ImageWide.Name(), "poolings evaluated, comma-separated, the main one first: image, gridG, max, maxG, mean, meanG")
 	fs.BoolVar(&f.Eval, "eval", true, "extract features and fit the classifiers")
-	fs.StringVar(&f.C, "C", "1", "the classifier's inverse L2 strength, or auto: chosen by validation on a sixth of the labels")
+	fs.StringVar(&f.C, "C", "1", "the classifier's inverse L2 strength, or auto: chosen by validation")
+	fs.IntVar(&f.Validation, "validation", DefaultValidation, "labelled training images, the last ones, held out to make every choice on (0: none); with fewer than 6 times as many labelled images, a sixth of them unless given")
+	fs.BoolVar(&f.EpochCurve, "epoch-curve", false, "evaluate the top layer after every EM epoch on the validation images (epochs.png)")
+	fs.IntVar(&f.Seeds, "seeds", 1, "repeat the run for this many seeds from -seed on, each into OUT/seed-S, and summarise them (seeds.json)")
 	fs.BoolVar(&f.Pixels, "pixels", true, "also fit the classifier on raw pixels")
 	fs.StringVar(&f.Labels, "labels", "", "also fit on balanced subsets of these many labels, comma-separated (labels.png)")
 	fs.BoolVar(&f.Features, "features", false, "write the features and labels as .npy files")
@@ -169,6 +176,14 @@ func (f *Flags) Parse(args []string, stderr io.Writer) error {
 		return UsageError{fmt.Errorf("-limit %d: want 0 (all) or more", f.Limit)}
 	case f.Tol < 0:
 		return UsageError{fmt.Errorf("-tol %v: want 0 (off) or more", f.Tol)}
+	case f.Validation < 0:
+		return UsageError{fmt.Errorf("-validation %d: want 0 (none) or more", f.Validation)}
+	case !(f.WhitenEpsilon > 0):
+		return UsageError{fmt.Errorf("-whiten-eps %v: want a positive ε", f.WhitenEpsilon)}
+	case f.Seeds > 1 && f.Resume != "":
+		return UsageError{fmt.Errorf("-resume continues one run: resume each seed's directory (OUT/seed-S) on its own")}
+	case f.Seeds < 1:
+		return UsageError{fmt.Errorf("-seeds %d: want 1 or more", f.Seeds)}
 	case f.Kernels < 1 || f.Width < 1 || f.Batch < 1 || f.Pad < 0 || f.InitSample < 1:
 		// Zero would mean "default" to em.Settings: reject it here.
 		return UsageError{fmt.Errorf("-kernels %d, -width %d, -batch %d, -pad %d, -init-sample %d: want positive sizes", f.Kernels, f.Width, f.Batch, f.Pad, f.InitSample)}
@@ -226,8 +241,12 @@ func (f *Flags) Settings(c int) (em.Settings, error) {
 	if err != nil {
 		return em.Settings{}, UsageError{err}
 	}
+	model, err := graph.ParseModel(f.Model)
+	if err != nil {
+		return em.Settings{}, UsageError{err}
+	}
 	s := em.Settings{Kernels: f.Kernels, Width: f.Width, Pad: f.Pad, Batch: f.Batch, MaxEpochs: maxEpochs(f.Epochs), Tol: f.Tol,
-		Seed: f.Seed, InitFrom: from, InitSample: f.InitSample, Mixing: f.Mixing,
+		Seed: f.Seed, InitFrom: from, InitSample: f.InitSample, Mixing: f.Mixing, Model: model,
 		Repair: em.Repair{MinCount: f.RepairCount, MaxCosine: f.RepairCosine}, Ops: ops}
 	if f.Init == "" {
 		return s, nil
@@ -246,6 +265,10 @@ func (f *Flags) Settings(c int) (em.Settings, error) {
 	s.Kernels, s.Width, s.Init = ts[0], ts[2], theta
 	return s, nil
 }
+
+// DefaultValidation is -validation's default: MNIST's usual split, the
+// last 10 000 of its 60 000 training images.
+const DefaultValidation = 10000
 
 // maxEpochs is em.Settings.MaxEpochs for a count of epochs as the flags
 // give it, where 0 means none (to em.Settings, 0 means the default).
@@ -306,7 +329,9 @@ func (f *Flags) Options(ctx context.Context, s em.Settings, stderr io.Writer) (e
 		}
 		c = v
 	}
-	o := experiment.Options{Out: f.Out, Layers: layers, Pools: pools, C: c, ChooseC: choose, Eval: f.Eval, Pixels: f.Pixels, LabelCounts: labels,
+	o := experiment.Options{Out: f.Out, Layers: layers, Pools: pools, C: c, ChooseC: choose, Validation: f.Validation, EpochCurve: f.EpochCurve,
+		Whiten: f.Whiten, WhitenEpsilon: f.WhitenEpsilon,
+		Eval: f.Eval, Pixels: f.Pixels, LabelCounts: labels,
 		Features: f.Features, GraphDir: f.Graph, Log: stderr, Config: map[string]any{"flags": f.Values()},
 		Context: ctx, Resume: f.Resume != ""}
 	if f.Quiet {
@@ -315,4 +340,53 @@ func (f *Flags) Options(ctx context.Context, s em.Settings, stderr io.Writer) (e
 		o.Progress = func(l, n int) em.Recorder { return NewProgress(stderr, layers[l].Settings.MaxEpochs, l, n) }
 	}
 	return o, nil
+}
+
+// Run runs the experiment on d with opt, once, or with -seeds N once for
+// each seed from -seed on, each into its own directory OUT/seed-S (which
+// -resume continues like any run), and then writes the mean and standard
+// deviation of every accuracy into OUT/seeds.json. Unless -validation was
+// given, the validation split is a sixth of the labelled images when they
+// are fewer than six times DefaultValidation.
+func (f *Flags) Run(d experiment.Data, opt experiment.Options) error {
+	if n := len(d.Labels); !f.set["validation"] && f.Resume == "" && n < 6*DefaultValidation {
+		opt.Validation = n / 6
+		if flags, ok := opt.Config["flags"].(map[string]string); ok {
+			flags["validation"] = strconv.Itoa(opt.Validation)
+		}
+	}
+	if f.Seeds == 1 {
+		_, err := experiment.Run(d, opt)
+		return err
+	}
+	var runs []*experiment.Metrics
+	for i := range f.Seeds {
+		seed := f.Seed + uint64(i)
+		o := opt
+		o.Out = filepath.Join(opt.Out, fmt.Sprintf("seed-%d", seed))
+		o.Layers = slices.Clone(opt.Layers)
+		for l := range o.Layers {
+			o.Layers[l].Settings.Seed = seed
+		}
+		flags := maps.Clone(opt.Config["flags"].(map[string]string))
+		flags["seed"], flags["seeds"], flags["out"] = strconv.FormatUint(seed, 10), "1", o.Out
+		o.Config = maps.Clone(opt.Config)
+		o.Config["flags"] = flags
+		if o.Log != nil {
+			fmt.Fprintf(o.Log, "seed %d (%d of %d) into %s\n", seed, i+1, f.Seeds, o.Out)
+		}
+		m, err := experiment.Run(d, o)
+		if err != nil {
+			return err
+		}
+		runs = append(runs, m)
+	}
+	sum, err := experiment.SaveSeeds(opt.Out, runs)
+	if err != nil {
+		return err
+	}
+	if opt.Log != nil {
+		sum.Print(opt.Log)
+	}
+	return nil
 }

@@ -36,6 +36,9 @@ func NewProgress(w io.Writer, epochs, l, layers int) *Progress {
 
 // Record implements em.Recorder.
 func (p *Progress) Record(e em.Event) error {
+	if e.Seeded != nil {
+		return nil
+	}
 	if e.Batch == 0 { // end of an epoch
 		if p.tty {
 			fmt.Fprint(p.w, "\r\033[K")

@@ -168,6 +168,38 @@ func (l Layer) E(x, theta []float32, logPrior []float64) EStep {
 	return e
 }
 
+// EPatch runs the E-step of the patch model (graph.PatchModel) with
+// direct loops: at each position the posterior over kernels, the log
+// marginal the sum over positions of logsumexp_k L, and the log counts;
+// Features as in E.
+func (l Layer) EPatch(x, theta []float32, logPrior []float64) EStep {
+	uh, uw := l.Positions()
+	u := uh * uw
+	e := l.E(x, theta, logPrior)
+	col := make([]float64, l.K)
+	for n := 0; n < l.N; n++ {
+		e.LogMarginal[n] = 0
+		for p := 0; p < u; p++ {
+			for k := range col {
+				col[k] = e.LogJoint[(n*l.K+k)*u+p]
+			}
+			lse := LogSumExp(col)
+			e.LogMarginal[n] += lse
+			for k := range col {
+				e.LogPosterior[(n*l.K+k)*u+p] = col[k] - lse
+			}
+		}
+	}
+	for k := 0; k < l.K; k++ {
+		var all []float64
+		for n := 0; n < l.N; n++ {
+			all = append(all, e.LogPosterior[(n*l.K+k)*u:(n*l.K+k+1)*u]...)
+		}
+		e.LogCounts[k] = LogSumExp(all)
+	}
+	return e
+}
+
 // Pool reduces each of the maps Uh×Uw of m over the cells of a G×G grid
 // (position u of an axis of U positions in cell ⌊u·G/U⌋) by reduce:
 // "lse" (log-sum-exp), "max" or "mean". The result holds G·G values per

@@ -1,0 +1,124 @@
+package experiment
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"calm/em"
+	"calm/graph"
+	"calm/viz"
+)
+
+// EpochPoint is the validation accuracy of the top layer's kernels after
+// Epoch epochs of EM (0: as seeded), with the C validation chose for them
+// and their distinct kernels.
+type EpochPoint struct {
+	Epoch              int     `json:"epoch"`
+	ValidationAccuracy float64 `json:"validation_accuracy"`
+	C                  float64 `json:"c"`
+	DistinctKernels    int     `json:"distinct_kernels"`
+}
+
+// epochDir is where the kernels of layer directory dir after epoch e are
+// kept for the epoch curve, in a checkpoint of their own.
+func epochDir(dir string, e int) string { return filepath.Join(dir, fmt.Sprintf("epoch-%d", e)) }
+
+// epochSaver is an em.Recorder that keeps the kernels of every epoch,
+// seeding included, in layer directory dir, so that the epoch curve
+// survives an interrupted and resumed run.
+type epochSaver string
+
+func (dir epochSaver) Record(e em.Event) error {
+	cp := e.State
+	if e.Seeded != nil {
+		cp = e.Seeded
+	}
+	if cp == nil {
+		return nil
+	}
+	d := epochDir(string(dir), cp.Epoch)
+	if err := os.MkdirAll(d, 0o777); err != nil {
+		return fmt.Errorf("experiment: %w", err)
+	}
+	if _, err := em.SaveCheckpoint(d, cp, ""); err != nil {
+		return fmt.Errorf("experiment: %w", err)
+	}
+	return nil
+}
+
+// epochCurve evaluates the main pooling of the top layer under its kernels
+// after each epoch (metrics' Epochs, epochs.png): features of the labelled
+// images, the classifier fitted before the validation images and scored on
+// them, C by validation with ChooseC. The test set is not looked at.
+func epochCurve(ctx context.Context, d Data, opt Options, st *em.Stack, ops graph.Ops, batch int, m *Metrics, logf func(string, ...any)) error {
+	e := newEvaluator(d, opt, logf)
+	top := len(st.Layers) - 1
+	trained := st.Layers[top]
+	dir := layerDir(opt.Out, top)
+	pool := opt.Pools[0]
+	batch = max(1, min(batch, 250))
+	for epoch := 0; epoch <= len(trained.LogLik); epoch++ {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		start := time.Now()
+		cp, err := em.LoadCheckpoint(epochDir(dir, epoch))
+		if errors.Is(err, em.ErrNoCheckpoint) {
+			logf("epoch curve: no kernels of epoch %d kept (a run resumed from one without the curve?); left out\n", epoch)
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("experiment: epoch curve: %w", err)
+		}
+		at := *st
+		at.Layers = append([]em.Trained(nil), st.Layers...)
+		res := *trained.Result
+		res.Theta, res.LogPrior = cp.Theta, cp.LogPrior
+		at.Layers[top].Result = &res
+		x, err := em.StackFeatures(d.Labelled, &at, []int{top}, pool, ops, batch)
+		if err != nil {
+			return fmt.Errorf("experiment: epoch curve: %w", err)
+		}
+		c, acc, _, err := e.validate(x, len(x)/len(d.Labels))
+		if err != nil {
+			return fmt.Errorf("experiment: epoch curve, epoch %d: %w", epoch, err)
+		}
+		k := trained.Config.Kernels
+		p := EpochPoint{Epoch: epoch, ValidationAccuracy: acc, C: c, DistinctKernels: em.Distinct(cp.Theta.Data().([]float32), k, 0.99)}
+		m.Epochs = append(m.Epochs, p)
+		logf("epoch curve: layer %d after epoch %d (%d of %d kernels distinct): %s validation accuracy %.2f %% (C = %v), %.1f s\n",
+			top+1, epoch, p.DistinctKernels, k, pool.Name(), 100*acc, c, time.Since(start).Seconds())
+	}
+	if len(m.Epochs) == 0 {
+		return nil
+	}
+	curve := viz.EpochCurve{Name: fmt.Sprintf("layer %d, %s", top+1, pool.Name()), LogLik: trained.LogLik}
+	for _, p := range m.Epochs {
+		curve.Epochs = append(curve.Epochs, p.Epoch)
+		curve.Accuracy = append(curve.Accuracy, p.ValidationAccuracy)
+	}
+	return viz.SaveEpochs(filepath.Join(opt.Out, "epochs.png"), d.Name+": what EM does to the features", curve)
+}
+
+// checkEval checks the evaluation's options against the data: a validation
+// split that leaves images to fit on, and choices that need one. Its
+// errors wrap ErrConfig.
+func checkEval(d Data, opt Options) error {
+	n := len(d.Labels)
+	switch {
+	case opt.Validation < 0:
+		return fmt.Errorf("%w: a validation split of %d images", ErrConfig, opt.Validation)
+	case opt.Validation > 0 && n-opt.Validation < d.Classes:
+		return fmt.Errorf("%w: a validation split of %d of the %d labelled images leaves %d to fit the classifier on (use a smaller -validation)",
+			ErrConfig, opt.Validation, n, n-opt.Validation)
+	case opt.Validation == 0 && opt.ChooseC:
+		return fmt.Errorf("%w: C by validation needs a validation split (-validation N, N > 0)", ErrConfig)
+	case opt.Validation == 0 && opt.EpochCurve:
+		return fmt.Errorf("%w: the epoch curve is a validation accuracy: it needs a validation split (-validation N, N > 0)", ErrConfig)
+	}
+	return nil
+}

@@ -1,0 +1,67 @@
+package graph
+
+import "fmt"
+
+// A Model is what EM assumes about the patches of an image: it decides how
+// the E-step normalises the log joint L (N,K,Uh,Uw) into the posterior and
+// the log marginal. Both models share the log joint (the convolution with
+// bias −½‖θ_k‖² + log π_k), the M-step (the posterior used as a filter,
+// θ_k = S_k / Ñ_k) and the features (the log joint, pooled).
+type Model int
+
+const (
+	// ImageModel is the paper's: each image holds one patch, drawn from
+	// one of K kernels at one of the Uh·Uw positions, the rest N(0,1)
+	// noise. The posterior is over (kernel, position) jointly:
+	//
+	//	ℓ[n] = logsumexp_{k,u} L[n,k,u],  γ[n,k,u] = exp(L[n,k,u] − ℓ[n])
+	ImageModel Model = iota
+	// PatchModel makes every patch of every image a draw from the mixture
+	// of K Gaussians N(θ_k, I), independently (a Gaussian mixture over
+	// patches, as convolutional k-means assumes, with soft assignments).
+	// The posterior is over kernels at each position:
+	//
+	//	ℓ[n] = Σ_u logsumexp_k L[n,k,u],  γ[n,k,u] = exp(L[n,k,u] − logsumexp_j L[n,j,u])
+	//
+	// ℓ leaves out −½‖x_u‖² and the normalising constants, which do not
+	// depend on θ, so EM's LL still never decreases.
+	PatchModel
+)
+
+var modelNames = []string{"image", "patch"}
+
+// String returns the model's name as -model takes it.
+func (m Model) String() string {
+	if m >= 0 && int(m) < len(modelNames) {
+		return modelNames[m]
+	}
+	return fmt.Sprintf("Model(%d)", int(m))
+}
+
+// ParseModel returns the model of the given name: image or patch.
+func ParseModel(name string) (Model, error) {
+	for i, n := range modelNames {
+		if n == name {
+			return Model(i), nil
+		}
+	}
+	return 0, fmt.Errorf("graph: unknown model %q (want one of %v)", name, modelNames)
+}
+
+// MarshalText implements encoding.TextMarshaler: the model's name.
+func (m Model) MarshalText() ([]byte, error) {
+	if m < 0 || int(m) >= len(modelNames) {
+		return nil, fmt.Errorf("graph: unknown model %d", int(m))
+	}
+	return []byte(m.String()), nil
+}
+
+// UnmarshalText implements encoding.TextUnmarshaler.
+func (m *Model) UnmarshalText(b []byte) error {
+	v, err := ParseModel(string(b))
+	if err != nil {
+		return err
+	}
+	*m = v
+	return nil
+}
