@@ -52,6 +52,10 @@ func TestParsePooling(t *testing.T) {
 		{"grid", graph.Pooling{}, false},
 		{"mean2", graph.Pooling{Reduce: graph.MeanCells, Grid: 2}, true},
 		{"sum2", graph.Pooling{}, false},
+		{"pyramid3", graph.Pooling{Reduce: graph.LogSumExpCells, Grid: 3, Pyramid: true}, true},
+		{"maxpyramid2", graph.Pooling{Reduce: graph.MaxCells, Grid: 2, Pyramid: true}, true},
+		{"pyramid0", graph.Pooling{}, false},
+		{"pyramid", graph.Pooling{}, false},
 	} {
 		got, err := graph.ParsePooling(tc.name)
 		if (err == nil) != tc.ok || (tc.ok && got != tc.want) {

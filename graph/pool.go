@@ -25,9 +25,14 @@ import (
 // With LogSumExp, f is the log likelihood of image n under kernel k with
 // its patch confined to the cell (up to a constant); Grid 1 is the paper's
 // image-wide feature.
+//
+// A Pyramid pooling is the spatial pyramid of grids 1, 2, …, Grid side by
+// side: features (N,K,1,P), P = Σ_{g=1…Grid} g², each map's cells level by
+// level, each level's cells row by row.
 type Pooling struct {
-	Reduce Reduction
-	Grid   int // cells per side, at least 1
+	Reduce  Reduction
+	Grid    int  // cells per side, at least 1 (of the finest level of a pyramid)
+	Pyramid bool // grids 1…Grid side by side
 }
 
 // A Reduction is how a Pooling reduces a cell.
@@ -46,6 +51,10 @@ var ImageWide = Pooling{Reduce: LogSumExpCells, Grid: 1}
 // "grid2", "grid3", … for log-sum-exp; "max", "max2", … for max; "mean",
 // "mean2", … for the mean.
 func (p Pooling) Name() string {
+	if p.Pyramid {
+		prefix := map[Reduction]string{LogSumExpCells: "", MaxCells: "max", MeanCells: "mean"}[p.Reduce]
+		return fmt.Sprintf("%spyramid%d", prefix, p.Grid)
+	}
 	if p.Reduce == LogSumExpCells {
 		if p.Grid == 1 {
 			return "image"
@@ -61,14 +70,47 @@ func (p Pooling) Name() string {
 
 func (p Pooling) String() string { return p.Name() }
 
-// Features is the number of features per image for K kernels, K·G·G.
-func (p Pooling) Features(kernels int) int { return kernels * p.Grid * p.Grid }
+// Features is the number of features per image for K kernels: K·G·G, or
+// K·P for a pyramid.
+func (p Pooling) Features(kernels int) int { return kernels * p.cellsPerMap() }
+
+// cellsPerMap is G·G, or Σ_{g ≤ G} g² for a pyramid.
+func (p Pooling) cellsPerMap() int {
+	if !p.Pyramid {
+		return p.Grid * p.Grid
+	}
+	return p.Grid * (p.Grid + 1) * (2*p.Grid + 1) / 6
+}
+
+// levels returns the grids a pooling reduces each map to: G, or 1…G.
+func (p Pooling) levels() []int {
+	if !p.Pyramid {
+		return []int{p.Grid}
+	}
+	var g []int
+	for i := 1; i <= p.Grid; i++ {
+		g = append(g, i)
+	}
+	return g
+}
 
 // ParsePooling returns the pooling of the given name (see Pooling.Name).
 func ParsePooling(name string) (Pooling, error) {
-	bad := fmt.Errorf("graph: unknown pooling %q (want image, gridG, max, maxG, mean or meanG with G ≥ 1)", name)
+	bad := fmt.Errorf("graph: unknown pooling %q (want image, gridG, pyramidG, max, maxG, maxpyramidG, mean, meanG or meanpyramidG with G ≥ 1)", name)
 	var p Pooling
 	var digits string
+	for _, r := range []struct {
+		prefix string
+		reduce Reduction
+	}{{"pyramid", LogSumExpCells}, {"maxpyramid", MaxCells}, {"meanpyramid", MeanCells}} {
+		if rest, ok := strings.CutPrefix(name, r.prefix); ok {
+			g, err := strconv.Atoi(rest)
+			if err != nil || g < 1 || rest != strconv.Itoa(g) {
+				return Pooling{}, bad
+			}
+			return Pooling{Reduce: r.reduce, Grid: g, Pyramid: true}, nil
+		}
+	}
 	switch {
 	case name == "image":
 		return ImageWide, nil
@@ -94,7 +136,8 @@ func ParsePooling(name string) (Pooling, error) {
 }
 
 // Pool adds to x's graph a node pooling the log joint x (N,K,Uh,Uw) into
-// features (N,K,G,G) by p, in float64 where it sums.
+// features (N,K,G,G) by p, or (N,K,1,P) for a pyramid, in float64 where it
+// sums.
 func Pool(x *G.Node, p Pooling) (*G.Node, error) {
 	if err := checkMaps("pool", x); err != nil {
 		return nil, err
@@ -130,6 +173,9 @@ func (op poolOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) {
 	if !ok || s.Dims() != 4 {
 		return nil, fmt.Errorf("graph: pool: want a 4-D shape, got %v", in[0])
 	}
+	if op.p.Pyramid {
+		return tensor.Shape{s[0], s[1], 1, op.p.cellsPerMap()}, nil
+	}
 	return tensor.Shape{s[0], s[1], op.p.Grid, op.p.Grid}, nil
 }
 
@@ -145,21 +191,28 @@ func (op poolOp) Do(vals ...G.Value) (G.Value, error) {
 	out := op.out.get(tensor.Float32, outShape...)
 	o := out.Data().([]float32)
 	uh, uw := shape[2], shape[3]
-	u, g := uh*uw, op.p.Grid
-	cells := newCells(uh, uw, g)
+	u, per := uh*uw, op.p.cellsPerMap()
+	var levels []*cells
+	for _, g := range op.p.levels() {
+		levels = append(levels, newCells(uh, uw, g))
+	}
 	maps := shape[0] * shape[1]
 	parallel(maps, func(_, lo, hi int) {
 		e := make([]float32, u)
-		sums := make([]float64, g*g)
+		sums := make([]float64, op.p.Grid*op.p.Grid)
 		for m := lo; m < hi; m++ {
-			in, f := x[m*u:(m+1)*u], o[m*g*g:(m+1)*g*g]
-			switch op.p.Reduce {
-			case MaxCells:
-				cells.max(f, in)
-			case MeanCells:
-				cells.mean(f, in, sums)
-			default:
-				cells.logSumExp(f, in, e, sums)
+			in, f := x[m*u:(m+1)*u], o[m*per:(m+1)*per]
+			for _, cells := range levels {
+				n := cells.g * cells.g
+				switch op.p.Reduce {
+				case MaxCells:
+					cells.max(f[:n], in)
+				case MeanCells:
+					cells.mean(f[:n], in, sums[:n])
+				default:
+					cells.logSumExp(f[:n], in, e, sums[:n])
+				}
+				f = f[n:]
 			}
 		}
 	})

@@ -47,6 +47,7 @@ func SaveEpochs(path, title string, c EpochCurve) error {
 	}
 	line.Color, points.Color = plotutil.Color(0), plotutil.Color(0)
 	acc.Add(line, points)
+	acc.Y.Tick.Marker = percentTicks{}
 	acc.X.Min, acc.X.Max = -0.5, float64(last)+0.5
 	if last <= 30 {
 		acc.X.Tick.Marker = epochTicks{0, last}
@@ -84,4 +85,28 @@ func SaveEpochs(path, title string, c EpochCurve) error {
 		plots = append(plots, ll)
 	}
 	return savePanels(path, title, plots)
+}
+
+// percentTicks labels an axis of percentages with as many decimals as its
+// range needs: a step of 1, 2 or 5 times a power of ten, about five ticks.
+type percentTicks struct{}
+
+func (percentTicks) Ticks(lo, hi float64) []plot.Tick {
+	if !(hi > lo) {
+		return []plot.Tick{{Value: lo, Label: fmt.Sprintf("%g", lo)}}
+	}
+	raw := (hi - lo) / 5
+	step := math.Pow(10, math.Floor(math.Log10(raw)))
+	for _, m := range []float64{1, 2, 5, 10} {
+		if m*step >= raw {
+			step *= m
+			break
+		}
+	}
+	decimals := max(0, int(-math.Floor(math.Log10(step)+1e-9)))
+	var ticks []plot.Tick
+	for v := math.Ceil(lo/step) * step; v <= hi+step*1e-9; v += step {
+		ticks = append(ticks, plot.Tick{Value: v, Label: fmt.Sprintf("%.*f", decimals, v)})
+	}
+	return ticks
 }

@@ -69,5 +69,6 @@ func SaveAccuracy(path, title, xLabel, yLabel string, series ...Series) error {
 		step = 0.5
 	}
 	p.Y.Min, p.Y.Max = math.Floor(lo/step)*step, math.Min(100, math.Ceil(hi/step)*step+step/2)
+	p.Y.Tick.Marker = percentTicks{}
 	return savePlot(path, p, 6*vg.Inch, 4.5*vg.Inch)
 }

@@ -461,8 +461,12 @@ func testPool(t *testing.T, ops graph.Ops) {
 	}
 	for _, m := range maps {
 		for _, g := range m.grids {
-			for _, reduce := range []graph.Reduction{graph.LogSumExpCells, graph.MaxCells, graph.MeanCells} {
-				p := graph.Pooling{Reduce: reduce, Grid: g}
+			for _, pl := range []struct {
+				reduce  graph.Reduction
+				pyramid bool
+			}{{graph.LogSumExpCells, false}, {graph.MaxCells, false}, {graph.MeanCells, false}, {graph.LogSumExpCells, true}, {graph.MaxCells, true}} {
+				reduce := pl.reduce
+				p := graph.Pooling{Reduce: reduce, Grid: g, Pyramid: pl.pyramid}
 				t.Run(m.name+"/"+p.Name(), func(t *testing.T) {
 					// Maps with N(0, 3²) values; in the second run one
 					// position of each map stands 300 above the rest, so
@@ -486,14 +490,18 @@ func testPool(t *testing.T, ops graph.Ops) {
 							}
 						}
 						out := run(t, step, dense(v, cfg.MapShape(2)))
-						if want := (tensor.Shape{2, 3, g, g}); !out[0].Shape().Eq(want) {
-							t.Fatalf("shape %v, want %v", out[0].Shape(), want)
-						}
 						v64 := make([]float64, len(v))
 						for i, x := range v {
 							v64[i] = float64(x)
 						}
-						if msg := CloseTo(out[0].Data().([]float32), naive.Pool(v64, m.uh, m.uw, g, ReduceName(reduce)), 1e-6); msg != "" {
+						want, shape := naive.Pool(v64, m.uh, m.uw, g, ReduceName(reduce)), tensor.Shape{2, 3, g, g}
+						if p.Pyramid {
+							want, shape = naive.Pyramid(v64, m.uh, m.uw, g, ReduceName(reduce)), tensor.Shape{2, 3, 1, g * (g + 1) * (2*g + 1) / 6}
+						}
+						if !out[0].Shape().Eq(shape) {
+							t.Fatalf("shape %v, want %v", out[0].Shape(), shape)
+						}
+						if msg := CloseTo(out[0].Data().([]float32), want, 1e-6); msg != "" {
 							t.Errorf("run %d: %s%s", r, p.Name(), msg)
 						}
 					}

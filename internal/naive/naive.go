@@ -245,6 +245,19 @@ func Update(s, logCounts []float64) (theta, logPrior []float64) {
 	return theta, logPrior
 }
 
+// Pyramid pools each map of m by the grids 1…g (Pool) and lays the levels
+// side by side, map by map: Σ_{i≤g} i² values per map.
+func Pyramid(m []float64, uh, uw, g int, reduce string) []float64 {
+	maps := len(m) / (uh * uw)
+	var out []float64
+	for i := 0; i < maps; i++ {
+		for level := 1; level <= g; level++ {
+			out = append(out, Pool(m[i*uh*uw:(i+1)*uh*uw], uh, uw, level, reduce)...)
+		}
+	}
+	return out
+}
+
 // Reduce reduces v by "lse" (log-sum-exp), "max" or "mean".
 func Reduce(v []float64, reduce string) float64 {
 	switch reduce {
