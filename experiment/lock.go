@@ -20,10 +20,44 @@ var ErrBusy = errors.New("output directory in use")
 // and so does a crash.
 func lockDir(dir string) (unlock func(), err error) {
 	path := filepath.Join(dir, ".lock")
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o666)
-	if err != nil {
-		return nil, fmt.Errorf("experiment: lock %s: %w", dir, err)
+	for {
+		f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o666)
+		if err != nil {
+			return nil, fmt.Errorf("experiment: lock %s: %w", dir, err)
+		}
+		held, err := acquire(f, path)
+		if err != nil {
+			f.Close()
+			return nil, fmt.Errorf("experiment: %w", err)
+		}
+		if !held {
+			// The run before removed the file as we opened it: lock the
+			// file now at path instead.
+			f.Close()
+			continue
+		}
+		if err := f.Truncate(0); err != nil {
+			f.Close()
+			return nil, fmt.Errorf("experiment: lock %s: %w", dir, err)
+		}
+		if _, err := f.WriteAt([]byte(strconv.Itoa(os.Getpid())+"\n"), 0); err != nil {
+			f.Close()
+			return nil, fmt.Errorf("experiment: lock %s: %w", dir, err)
+		}
+		// The file goes while the lock is still held; whoever opened it
+		// before then finds it removed once they lock it (acquire).
+		return func() {
+			os.Remove(path)
+			f.Close()
+		}, nil
 	}
+}
+
+// acquire takes the flock of f, opened at path, without waiting: an error
+// wrapping ErrBusy, naming the owner, if another run holds it; false if
+// the file was removed from path before the lock was taken (a lock on it
+// would guard nothing).
+func acquire(f *os.File, path string) (bool, error) {
 	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
 		owner := "another run"
 		if b, rerr := os.ReadFile(path); rerr == nil {
@@ -31,13 +65,16 @@ func lockDir(dir string) (unlock func(), err error) {
 				owner = fmt.Sprintf("the run of process %d", pid)
 			}
 		}
-		f.Close()
-		return nil, fmt.Errorf("experiment: %w: %s is being written by %s", ErrBusy, dir, owner)
+		return false, fmt.Errorf("%w: %s is being written by %s", ErrBusy, filepath.Dir(path), owner)
 	}
-	f.Truncate(0)
-	f.WriteAt([]byte(strconv.Itoa(os.Getpid())+"\n"), 0)
-	return func() {
-		os.Remove(path)
-		f.Close()
-	}, nil
+	held, err := f.Stat()
+	if err != nil {
+		return false, err
+	}
+	now, err := os.Stat(path)
+	if errors.Is(err, os.ErrNotExist) || err == nil && !os.SameFile(held, now) {
+		syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
+		return false, nil
+	}
+	return err == nil, err
 }

@@ -230,6 +230,55 @@ func TestPresets(t *testing.T) {
 	}
 }
 
+// TestDeepPreset runs the deep preset as it stands, on the first 1 200
+// training images: two layers, each trained by EM (a log-likelihood per
+// epoch), both layers' features, C chosen by validation from the grid for
+// each feature set, and the main feature set the one that validates best.
+func TestDeepPreset(t *testing.T) {
+	out := t.TempDir()
+	var log bytes.Buffer
+	if err := run(context.Background(), []string{"-preset", "deep", "-limit", "1200", "-labels", "", "-pixels=false", "-out", out}, &log); err != nil {
+		t.Fatalf("%v\n%s", err, log.String())
+	}
+	m := readMetrics(t, out)
+	layers := m["layers"].([]any)
+	if len(layers) != 2 {
+		t.Fatalf("%d layers, want 2", len(layers))
+	}
+	for l, layer := range layers {
+		ll := layer.(map[string]any)["loglik"].([]any)
+		if len(ll) < 1 {
+			t.Errorf("layer %d trained no EM epoch", l+1)
+		}
+		for e := 1; e < len(ll); e++ {
+			if ll[e].(float64) < ll[e-1].(float64) {
+				t.Errorf("layer %d: LL %v decreases", l+1, ll)
+			}
+		}
+	}
+	best, main := -1.0, ""
+	var names []string
+	for _, ev := range m["evaluations"].([]any) {
+		e := ev.(map[string]any)
+		names = append(names, e["pooling"].(string))
+		if len(e["validation_by_c"].([]any)) != 5 {
+			t.Errorf("%s: C chosen from %v, want the grid of 5", e["pooling"], e["c_grid"])
+		}
+		if v := e["validation_accuracy"].(float64); v > best {
+			best, main = v, e["pooling"].(string)
+		}
+	}
+	if !slices.Equal(names, []string{"grid3", "grid3-all"}) || m["pooling"] != main {
+		t.Errorf("feature sets %v, main %v: want grid3 and grid3-all, the main one %s", names, m["pooling"], main)
+	}
+	if acc := m["test_accuracy"].(float64); acc < 0.85 {
+		t.Errorf("test accuracy %v from 1 200 images: want above 0.85", acc)
+	}
+	if _, err := os.Stat(filepath.Join(out, "loglik.png")); err != nil {
+		t.Error(err)
+	}
+}
+
 // TestWholeImageKernel trains kernels as large as the image (the paper's
 // single-patch case) without evaluating: the default pooling's 3×3 grid,
 // which one position cannot hold, must not stop a run that pools nothing.
