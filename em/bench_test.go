@@ -202,6 +202,7 @@ func BenchmarkStackMaps(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
+	defer in.Close()
 	_, c, h, w := in.Shape()
 	dst := make([]float32, n*c*h*w)
 	b.ResetTimer()

@@ -75,10 +75,12 @@ func TrainStack(src Source, layers []StackLayer, done []Trained, normSample int,
 					}
 				}
 			}
-			var err error
-			if in, err = st.Input(src, l, layers[l].Settings.Ops, layers[l].Settings.Batch); err != nil {
+			maps, err := st.Input(src, l, layers[l].Settings.Ops, layers[l].Settings.Batch)
+			if err != nil {
 				return nil, err
 			}
+			defer maps.Close()
+			in = maps
 		}
 		res, err := Train(in, layers[l].Settings)
 		if err != nil {
@@ -180,8 +182,9 @@ func (s *Stack) measure(src Source, l, sample int, ops graph.Ops, batch int) err
 
 // Input returns the Source of layer l's input (l ≥ 1): the images of src
 // carried through layers 1…l as they are read, batch images at a time
-// (0: the layers' batch) with the op set ops (nil: the default).
-func (s *Stack) Input(src Source, l int, ops graph.Ops, batch int) (Source, error) {
+// (0: the layers' batch) with the op set ops (nil: the default). Close
+// releases its graphs.
+func (s *Stack) Input(src Source, l int, ops graph.Ops, batch int) (*Maps, error) {
 	if l < 1 || l > len(s.Layers) {
 		return nil, fmt.Errorf("em: the input of layer %d of a stack of %d", l+1, len(s.Layers))
 	}
@@ -201,13 +204,13 @@ func (s *Stack) Input(src Source, l int, ops graph.Ops, batch int) (Source, erro
 	}
 	top := stages[l-1]
 	next := top.Transform.Next(top.Config, 1, 1, 0)
-	return &mapSource{src: src, maps: maps, params: s.Params(l), first: stages[0].Config,
+	return &Maps{src: src, maps: maps, params: s.Params(l), first: stages[0].Config,
 		n: n, c: next.Channels, h: next.Rows, w: next.Cols}, nil
 }
 
-// mapSource is a Source of the maps a stack's layers make of src's images,
-// computed as they are read.
-type mapSource struct {
+// Maps is the Source of the maps a stack's layers make of a source's
+// images, computed as they are read (Stack.Input).
+type Maps struct {
 	src     Source
 	maps    *estep.Stack
 	params  []estep.StageParams
@@ -217,9 +220,14 @@ type mapSource struct {
 	c, h, w int
 }
 
-func (m *mapSource) Shape() (n, c, h, w int) { return m.n, m.c, m.h, m.w }
+// Shape implements Source.
+func (m *Maps) Shape() (n, c, h, w int) { return m.n, m.c, m.h, m.w }
 
-func (m *mapSource) Read(dst []float32, start int) error {
+// Close releases the graphs.
+func (m *Maps) Close() error { return m.maps.Close() }
+
+// Read implements Source.
+func (m *Maps) Read(dst []float32, start int) error {
 	per := m.c * m.h * m.w
 	if len(dst)%per != 0 {
 		return fmt.Errorf("em: read of %d values, not whole maps of %d", len(dst), per)

@@ -86,6 +86,7 @@ func TestStack(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	defer in.Close()
 	got := make([]float32, n*5*per)
 	if err := in.Read(got, 0); err != nil {
 		t.Fatal(err)
