@@ -36,7 +36,7 @@ func TestEStep(t *testing.T) {
 		{name: "C1/pad2", cfg: graph.Config{Kernels: 6, Width: 5, Pad: 2, Channels: 1, Rows: 9, Cols: 7, Batch: 4}, tail: 3},
 		{name: "C3/pad1", cfg: graph.Config{Kernels: 5, Width: 4, Pad: 1, Channels: 3, Rows: 7, Cols: 9, Batch: 3}, tail: 1},
 	}
-	pools := []string{"image", "grid2", "grid3", "max", "max3", "mean2"}
+	pools := []string{"image", "grid2", "grid3", "max", "max3", "mean2", "pyramid2", "post-mean2", "post-max"}
 	for _, ops := range graph.OpSets() {
 		for _, tc := range cases {
 			for _, model := range []graph.Model{graph.ImageModel, graph.PatchModel} {
@@ -118,7 +118,15 @@ func TestEStep(t *testing.T) {
 							if err := f.RunInto(got, x, theta, prior); err != nil {
 								t.Fatal(err)
 							}
-							if msg := graphtest.CloseTo(got, naive.Pool(want.LogJoint, uh, uw, p.Grid, graphtest.ReduceName(p.Reduce)), 1e-5); msg != "" {
+							maps := want.LogJoint
+						if p.Posterior {
+							maps = naive.KernelSoftmax(maps, n, c.Kernels, uh*uw)
+						}
+						ref := naive.Pool(maps, uh, uw, p.Grid, graphtest.ReduceName(p.Reduce))
+						if p.Pyramid {
+							ref = naive.Pyramid(maps, uh, uw, p.Grid, graphtest.ReduceName(p.Reduce))
+						}
+						if msg := graphtest.CloseTo(got, ref, 1e-5); msg != "" {
 								t.Errorf("n=%d: features %s%s", n, name, msg)
 							}
 							if !slices.Equal(xv, xc) || !slices.Equal(tv, tc) {

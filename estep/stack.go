@@ -60,8 +60,8 @@ func NewMaps(stages []Stage, ops graph.Ops, standardise bool) (*Stack, error) {
 }
 
 // NewStackFeatures returns the graph whose output is, image by image, the
-// log joints of the listed stages pooled by p (graph.Pooling), one after
-// the other.
+// log joints of the listed stages (or their posteriors over kernels, for a
+// Posterior pooling) pooled by p (graph.Pooling), one after the other.
 func NewStackFeatures(stages []Stage, ops graph.Ops, p graph.Pooling, layers []int) (*Stack, error) {
 	if len(stages) == 0 || len(layers) == 0 {
 		return nil, fmt.Errorf("estep: stack features of %d stages, %d layers", len(stages), len(layers))
@@ -79,7 +79,14 @@ func NewStackFeatures(stages []Stage, ops graph.Ops, p graph.Pooling, layers []i
 	return newStack(stages, ops, top, standardised(len(stages), top), outs, func(logJoints, _ []*G.Node) ([]*G.Node, error) {
 		var out []*G.Node
 		for _, l := range layers {
-			f, err := ops.Pool(logJoints[l], p)
+			m := logJoints[l]
+			if p.Posterior {
+				var err error
+				if m, err = graph.KernelPosterior(m); err != nil {
+					return nil, fmt.Errorf("estep: features of layer %d: %w", l+1, err)
+				}
+			}
+			f, err := ops.Pool(m, p)
 			if err != nil {
 				return nil, fmt.Errorf("estep: features of layer %d: %w", l+1, err)
 			}

@@ -55,6 +55,10 @@ func TestParsePooling(t *testing.T) {
 		{"pyramid3", graph.Pooling{Reduce: graph.LogSumExpCells, Grid: 3, Pyramid: true}, true},
 		{"maxpyramid2", graph.Pooling{Reduce: graph.MaxCells, Grid: 2, Pyramid: true}, true},
 		{"pyramid0", graph.Pooling{}, false},
+		{"post-mean3", graph.Pooling{Reduce: graph.MeanCells, Grid: 3, Posterior: true}, true},
+		{"post-pyramid2", graph.Pooling{Reduce: graph.LogSumExpCells, Grid: 2, Pyramid: true, Posterior: true}, true},
+		{"post-post-mean3", graph.Pooling{}, false},
+		{"post-", graph.Pooling{}, false},
 		{"pyramid", graph.Pooling{}, false},
 	} {
 		got, err := graph.ParsePooling(tc.name)

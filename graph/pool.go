@@ -29,10 +29,17 @@ import (
 // A Pyramid pooling is the spatial pyramid of grids 1, 2, …, Grid side by
 // side: features (N,K,1,P), P = Σ_{g=1…Grid} g², each map's cells level by
 // level, each level's cells row by row.
+//
+// A Posterior pooling pools, instead of L, the posterior over kernels at
+// each position (KernelPosterior, the patch model's soft assignment of each
+// patch): with MeanCells, the share of each cell's patches that each kernel
+// explains. The feature graphs apply it (Pool itself pools what it is
+// given).
 type Pooling struct {
-	Reduce  Reduction
-	Grid    int  // cells per side, at least 1 (of the finest level of a pyramid)
-	Pyramid bool // grids 1…Grid side by side
+	Reduce    Reduction
+	Grid      int  // cells per side, at least 1 (of the finest level of a pyramid)
+	Pyramid   bool // grids 1…Grid side by side
+	Posterior bool // pool the posterior over kernels, not the log joint
 }
 
 // A Reduction is how a Pooling reduces a cell.
@@ -51,6 +58,11 @@ var ImageWide = Pooling{Reduce: LogSumExpCells, Grid: 1}
 // "grid2", "grid3", … for log-sum-exp; "max", "max2", … for max; "mean",
 // "mean2", … for the mean.
 func (p Pooling) Name() string {
+	if p.Posterior {
+		q := p
+		q.Posterior = false
+		return "post-" + q.Name()
+	}
 	if p.Pyramid {
 		prefix := map[Reduction]string{LogSumExpCells: "", MaxCells: "max", MeanCells: "mean"}[p.Reduce]
 		return fmt.Sprintf("%spyramid%d", prefix, p.Grid)
@@ -96,7 +108,15 @@ func (p Pooling) levels() []int {
 
 // ParsePooling returns the pooling of the given name (see Pooling.Name).
 func ParsePooling(name string) (Pooling, error) {
-	bad := fmt.Errorf("graph: unknown pooling %q (want image, gridG, pyramidG, max, maxG, maxpyramidG, mean, meanG or meanpyramidG with G ≥ 1)", name)
+	bad := fmt.Errorf("graph: unknown pooling %q (want image, gridG, pyramidG, max, maxG, maxpyramidG, mean, meanG or meanpyramidG with G ≥ 1, optionally after post-)", name)
+	if rest, ok := strings.CutPrefix(name, "post-"); ok {
+		p, err := ParsePooling(rest)
+		if err != nil || p.Posterior {
+			return Pooling{}, bad
+		}
+		p.Posterior = true
+		return p, nil
+	}
 	var p Pooling
 	var digits string
 	for _, r := range []struct {
