@@ -143,19 +143,29 @@ type posteriorOp struct {
 // Do computes the posterior of each image (posteriorState.image), then the
 // log counts.
 func (op posteriorOp) Do(vals ...G.Value) (G.Value, error) {
-	l, shape, err := float32s("fast posterior", vals[0])
+	st := op.state
+	return st.run("fast posterior", op.out, vals[0], func(k, _ int) int { return k },
+		func(i int, l, g []float32, k, u int, maxes []float32) { st.image(i, l, g, k, u, maxes) })
+}
+
+// run is the Do of an op that computes a posterior (N,K,Uh,Uw) from a log
+// joint x and leaves the log marginal and log counts in st: image computes
+// image i's posterior g from its log joint l (k rows of u positions), its
+// log marginal and its rowLSE, with scratch of scratchLen(k, u) values;
+// then the log counts are summed over the images.
+func (st *posteriorState) run(name string, buf *outBuffer, x G.Value, scratchLen func(k, u int) int, image func(i int, l, g []float32, k, u int, scratch []float32)) (G.Value, error) {
+	l, shape, err := float32s(name, x)
 	if err != nil {
 		return nil, err
 	}
 	n, k, u := shape[0], shape[1], shape[2]*shape[3]
-	out := op.out.get(tensor.Float32, shape...)
+	out := buf.get(tensor.Float32, shape...)
 	g := out.Data().([]float32)
-	st := op.state
 	st.prepare(n, k)
 	parallel(n, func(_, lo, hi int) {
-		maxes := make([]float32, k)
+		scratch := make([]float32, scratchLen(k, u))
 		for i := lo; i < hi; i++ {
-			st.image(i, l[i*k*u:(i+1)*k*u], g[i*k*u:(i+1)*k*u], k, u, maxes)
+			image(i, l[i*k*u:(i+1)*k*u], g[i*k*u:(i+1)*k*u], k, u, scratch)
 		}
 	})
 	st.counts(n, k)
@@ -243,37 +253,26 @@ type patchPosteriorOp struct {
 	state *posteriorState
 }
 
+// Do computes each image's posterior over kernels at each position
+// (positionPosterior), its log marginal Σ_u log Σ_k exp L and its log
+// counts, then the batch's log counts.
 func (op patchPosteriorOp) Do(vals ...G.Value) (G.Value, error) {
-	l, shape, err := float32s("patch posterior", vals[0])
-	if err != nil {
-		return nil, err
-	}
-	n, k, u := shape[0], shape[1], shape[2]*shape[3]
-	out := op.out.get(tensor.Float32, shape...)
-	g := out.Data().([]float32)
 	st := op.state
-	st.prepare(n, k)
-	marg := st.logMarg.Data().([]float32)
-	parallel(n, func(_, lo, hi int) {
-		m := make([]float32, u)
-		s := make([]float32, u)
-		for i := lo; i < hi; i++ {
-			gi := g[i*k*u : (i+1)*k*u]
-			positionPosterior(l[i*k*u:(i+1)*k*u], gi, m, s, k, u)
+	return st.run("patch posterior", op.out, vals[0], func(_, u int) int { return 2 * u },
+		func(i int, l, g []float32, k, u int, scratch []float32) {
+			m, s := scratch[:u], scratch[u:]
+			positionPosterior(l, g, m, s, k, u)
 			var ell float64
 			for p, sp := range s {
 				ell += float64(m[p]) + math.Log(float64(sp))
 			}
-			marg[i] = float32(ell)
+			st.logMarg.Data().([]float32)[i] = float32(ell)
 			for kk := 0; kk < k; kk++ {
 				var c float64
-				for _, v := range gi[kk*u : (kk+1)*u] {
+				for _, v := range g[kk*u : (kk+1)*u] {
 					c += float64(v)
 				}
 				st.rowLSE[i*k+kk] = math.Log(c)
 			}
-		}
-	})
-	st.counts(n, k)
-	return out, nil
+		})
 }

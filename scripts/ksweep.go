@@ -1,10 +1,11 @@
 //go:build ignore
 
 // Ksweep draws the validation accuracy of one-layer runs against their
-// number of kernels, before EM (epoch 0 of the epoch curve) and after it
-// (its last epoch), from the runs' metrics.json, and prints the table.
+// number of kernels, before EM (epoch 0 of the epoch curve) and after
+// -epoch epochs of it (default: each run's last), from the runs'
+// metrics.json, and prints the table.
 //
-//	go run scripts/ksweep.go -out docs/mnist-ksweep.png DIR...
+//	go run scripts/ksweep.go -epoch 3 -out docs/mnist-ksweep.png DIR...
 //
 // Each DIR is the output directory of a cmd/mnist run with -epoch-curve.
 package main
@@ -24,6 +25,7 @@ import (
 func main() {
 	out := flag.String("out", "ksweep.png", "the figure to write")
 	title := flag.String("title", "MNIST: validation accuracy against kernels", "its title")
+	epoch := flag.Int("epoch", 0, "the epoch of the curve to compare with the seeding (0: each run's last)")
 	flag.Parse()
 	type row struct {
 		k                int
@@ -50,6 +52,11 @@ func main() {
 			log.Fatalf("%s: %v: want a one-layer run with an epoch curve", dir, err)
 		}
 		last := m.Epochs[len(m.Epochs)-1]
+		for _, p := range m.Epochs {
+			if p.Epoch == *epoch {
+				last = p
+			}
+		}
 		rows = append(rows, row{m.Layers[0].Kernels, m.Epochs[0].ValidationAccuracy, last.ValidationAccuracy, last.Epoch, last.DistinctKernels})
 	}
 	sort.Slice(rows, func(i, j int) bool { return rows[i].k < rows[j].k })

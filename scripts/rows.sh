@@ -24,15 +24,5 @@ while IFS= read -r flags; do
   # shellcheck disable=SC2086
   eval "\"$out/mnist\" $flags -pixels=false -labels '' -quiet -out \"$dir\"" || { echo "| \`go run ./cmd/mnist $flags\` | failed |"; continue; }
   wall=$(( $(date +%s) - start ))
-  python3 - "$dir" "$flags" "$wall" <<'PY'
-import json, sys
-d, flags, wall = sys.argv[1], sys.argv[2], int(sys.argv[3])
-m = json.load(open(d + "/metrics.json"))
-val = ", ".join("%s %.2f %%" % (e["pooling"], 100 * e["validation_accuracy"]) + (" (C = %g)" % e["c"] if e.get("c_grid") else "") for e in m["evaluations"])
-test = ", ".join("%s %.2f %%" % (e["pooling"], 100 * e["test_accuracy"]) for e in m["evaluations"])
-distinct = ", ".join(str(l["distinct_kernels"]) for l in m["layers"])
-em = sum(l["train_seconds"] for l in m["layers"])
-curve = " → ".join("%.2f" % (100 * p["validation_accuracy"]) for p in m.get("epochs", []))
-print("| `go run ./cmd/mnist %s` | %s | %s | %s | %s | %.0f s | %d s |" % (flags, val, curve or "", test, distinct, em, wall))
-PY
+  scripts/row.py "$dir" "$flags" "$wall"
 done < "$file"

@@ -192,8 +192,8 @@ func TestPresets(t *testing.T) {
 		args []string
 		want map[string]any
 	}{
-		{nil, map[string]any{"kernels": 128.0, "width": 9.0, "padding": 0.0, "max_epochs": 3.0, "init_from": "kmeans++", "model": "patch",
-			"pools": []any{"grid3", "image"}}},
+		{nil, map[string]any{"kernels": 128.0, "width": 9.0, "padding": 0.0, "max_epochs": 5.0, "init_from": "kmeans++", "model": "patch",
+			"pools": []any{"post-mean3", "grid3", "image"}}},
 		{[]string{"-preset", "paper"}, map[string]any{"kernels": 64.0, "width": 20.0, "padding": 2.0, "batch": 1000.0, "max_epochs": 15.0,
 			"init_from": "normal", "model": "image", "mixing": false, "pools": []any{"image"}}},
 		{[]string{"-preset", "deep"}, map[string]any{"kernels": 64.0, "width": 5.0, "padding": 2.0, "batch": 500.0, "max_epochs": 1.0,

@@ -157,15 +157,24 @@ func (l Layer) E(x, theta []float32, logPrior []float64) EStep {
 			e.Features[n*l.K+k] = LogSumExp(e.LogJoint[(n*l.K+k)*u : (n*l.K+k+1)*u])
 		}
 	}
-	e.LogCounts = make([]float64, l.K)
+	e.LogCounts = l.logCounts(e.LogPosterior)
+	return e
+}
+
+// logCounts returns, for log posteriors (N,K,U), log Σ_{n,u} of each
+// kernel's posterior.
+func (l Layer) logCounts(logPost []float64) []float64 {
+	uh, uw := l.Positions()
+	u := uh * uw
+	out := make([]float64, l.K)
 	for k := 0; k < l.K; k++ {
 		var all []float64
 		for n := 0; n < l.N; n++ {
-			all = append(all, e.LogPosterior[(n*l.K+k)*u:(n*l.K+k+1)*u]...)
+			all = append(all, logPost[(n*l.K+k)*u:(n*l.K+k+1)*u]...)
 		}
-		e.LogCounts[k] = LogSumExp(all)
+		out[k] = LogSumExp(all)
 	}
-	return e
+	return out
 }
 
 // EPatch runs the E-step of the patch model (graph.PatchModel) with
@@ -190,13 +199,7 @@ func (l Layer) EPatch(x, theta []float32, logPrior []float64) EStep {
 			}
 		}
 	}
-	for k := 0; k < l.K; k++ {
-		var all []float64
-		for n := 0; n < l.N; n++ {
-			all = append(all, e.LogPosterior[(n*l.K+k)*u:(n*l.K+k+1)*u]...)
-		}
-		e.LogCounts[k] = LogSumExp(all)
-	}
+	e.LogCounts = l.logCounts(e.LogPosterior)
 	return e
 }
 
