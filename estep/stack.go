@@ -125,7 +125,9 @@ func standardised(n, below int) []bool {
 func newStack(stages []Stage, ops graph.Ops, transformed int, affine []bool, outs []int, outputs func(logJoints, xs []*G.Node) ([]*G.Node, error)) (*Stack, error) {
 	for j := 1; j < len(stages); j++ {
 		prev, cfg := stages[j-1], stages[j].Config
-		if want := prev.Transform.Next(prev.Config, cfg.Kernels, cfg.Width, cfg.Pad); want != cfg {
+		want := prev.Transform.Next(prev.Config, cfg.Kernels, cfg.Width, cfg.Pad)
+		want.Model = cfg.Model // each stage's own choice, not its input's
+		if want != cfg {
 			return nil, fmt.Errorf("estep: stage %d is %+v, but stage %d gives it %+v", j+1, cfg, j, want)
 		}
 	}

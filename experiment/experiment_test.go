@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"image/png"
+	"math"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -287,6 +288,46 @@ func TestRunStack(t *testing.T) {
 			classify.Accuracy(ev.CGrid, ev.ValidationByC, ev.C) != slices.Max(ev.ValidationByC) || *ev.ValidationAccuracy != slices.Max(ev.ValidationByC) {
 			t.Errorf("%s: C = %v, validation %v of %v: want the C of the grid that validates best", ev.Pooling, ev.C, ev.ValidationByC, ev.CGrid)
 		}
+	}
+}
+
+// TestRunStackPatchModel runs two layers under the patch model on
+// whitened images, evaluating the pooled posteriors: every figure (the
+// second layer's receptive fields go through the stack graph), both
+// layers' model and the whitening in model.json, and LLs that never
+// decrease.
+func TestRunStackPatchModel(t *testing.T) {
+	out := t.TempDir()
+	layers := twoLayers()
+	for l := range layers {
+		layers[l].Settings.Model = graph.PatchModel
+	}
+	m, err := experiment.Run(data(t), experiment.Options{Out: out, Eval: true, Layers: layers, Validation: 50, Whiten: 3,
+		Pools: []graph.Pooling{{Reduce: graph.MeanCells, Grid: 2, Posterior: true}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"kernels-1.png", "kernels-2.png", "loglik.png", "whitening.npy"} {
+		if _, err := os.Stat(filepath.Join(out, name)); err != nil {
+			t.Error(err)
+		}
+	}
+	st, err := em.LoadStack(out)
+	if err != nil || len(st.Layers) != 2 || st.Whitening == nil || st.Whitening.Width != 3 {
+		t.Fatalf("model: %+v, %v; want two layers and a 3×3 whitening", st, err)
+	}
+	for l, layer := range st.Layers {
+		if layer.Config.Model != graph.PatchModel {
+			t.Errorf("layer %d: model %v, want patch", l+1, layer.Config.Model)
+		}
+		for e := 1; e < len(layer.LogLik); e++ {
+			if layer.LogLik[e] < layer.LogLik[e-1]-1e-6*math.Abs(layer.LogLik[e-1]) {
+				t.Errorf("layer %d: LL %v decreases", l+1, layer.LogLik)
+			}
+		}
+	}
+	if len(m.Evaluations) != 2 || m.Evaluations[0].Pooling != "post-mean2" || m.Evaluations[1].Pooling != "post-mean2-all" {
+		t.Errorf("evaluations %+v: want post-mean2 of layer 2, then of both layers", m.Evaluations)
 	}
 }
 
