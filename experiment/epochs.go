@@ -104,6 +104,41 @@ func epochCurve(ctx context.Context, d Data, opt Options, st *em.Stack, ops grap
 	return viz.SaveEpochs(filepath.Join(opt.Out, "epochs.png"), d.Name+": what EM does to the features", curve)
 }
 
+// pickEpoch keeps the top layer's kernels of the epoch of the curve that
+// validates best (the first of equals: the fewest epochs), saves the stack
+// with them and records the choice in m.
+func pickEpoch(opt Options, st *em.Stack, m *Metrics, wh *em.Whitening, logf func(string, ...any)) error {
+	if len(m.Epochs) == 0 {
+		return nil
+	}
+	best := m.Epochs[0]
+	for _, p := range m.Epochs {
+		if p.ValidationAccuracy > best.ValidationAccuracy {
+			best = p
+		}
+	}
+	m.ChosenEpoch = &best.Epoch
+	top := len(st.Layers) - 1
+	trained := st.Layers[top]
+	if best.Epoch == len(trained.LogLik) {
+		logf("epoch curve: the kernels after the last epoch, %d, validate best\n", best.Epoch)
+		return nil
+	}
+	cp, err := em.LoadCheckpoint(epochDir(layerDir(opt.Out, top), best.Epoch))
+	if err != nil {
+		return fmt.Errorf("experiment: pick epoch %d: %w", best.Epoch, err)
+	}
+	res := *trained.Result
+	res.Theta, res.LogPrior = cp.Theta, cp.LogPrior
+	st.Layers[top].Result = &res
+	st.Whitening = wh
+	if err := em.SaveStack(opt.Out, st); err != nil {
+		return fmt.Errorf("experiment: %w", err)
+	}
+	logf("epoch curve: layer %d keeps its kernels after epoch %d of %d, which validate best (%.2f %%)\n", top+1, best.Epoch, len(trained.LogLik), 100*best.ValidationAccuracy)
+	return nil
+}
+
 // checkEval checks the evaluation's options against the data: a validation
 // split that leaves images to fit on, and choices that need one. Its
 // errors wrap ErrConfig.
@@ -119,6 +154,8 @@ func checkEval(d Data, opt Options) error {
 		return fmt.Errorf("%w: C by validation needs a validation split (-validation N, N > 0)", ErrConfig)
 	case opt.Validation == 0 && opt.EpochCurve:
 		return fmt.Errorf("%w: the epoch curve is a validation accuracy: it needs a validation split (-validation N, N > 0)", ErrConfig)
+	case opt.PickEpoch && !opt.EpochCurve:
+		return fmt.Errorf("%w: picking the epoch that validates best needs the epoch curve (-epoch-curve)", ErrConfig)
 	}
 	return nil
 }

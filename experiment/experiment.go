@@ -73,7 +73,12 @@ type Options struct {
 	// the top layer's kernels after every epoch of EM (epoch 0: as seeded,
 	// before any), the layers below as trained: metrics.json's epochs and
 	// epochs.png.
-	EpochCurve  bool
+	EpochCurve bool
+	// PickEpoch (with EpochCurve) keeps the top layer's kernels of the
+	// epoch that validates best on the curve (the fewest epochs on a tie)
+	// instead of the last: the number of EM epochs chosen on the validation
+	// split. model.json and theta-<l>.npy then hold them.
+	PickEpoch   bool
 	Pixels      bool   // also fit the classifier on raw pixels
 	LabelCounts []int  // also fit on balanced subsets of these many labels (labels.png)
 	Features    bool   // write the features and labels as .npy files
@@ -129,6 +134,9 @@ type Metrics struct {
 	// Epochs is the epoch curve (Options.EpochCurve): the validation
 	// accuracy of the top layer's kernels after each epoch, 0 the seeding.
 	Epochs []EpochPoint `json:"epochs,omitempty"`
+	// ChosenEpoch is the epoch whose kernels the top layer keeps, with
+	// Options.PickEpoch; nil otherwise (the last).
+	ChosenEpoch *int `json:"chosen_epoch,omitempty"`
 
 	// Labels holds the label-efficiency study: the test accuracy of each
 	// feature set against the number of labelled training images.
@@ -330,6 +338,23 @@ func Run(d Data, opt Options) (*Metrics, error) {
 	m := &Metrics{Dataset: d.Name, Images: n, Batch: cfgs[0].Batch, Seed: s0.Seed, Ops: s0.Ops.Name(), ValidationImages: opt.Validation,
 		InitFrom: s0.InitFrom.String(), Model: s0.Model.String(), Mixing: s0.Mixing, Repair: s0.Repair,
 		GoVersion: runtime.Version(), GOMAXPROCS: runtime.GOMAXPROCS(0)}
+	// Stopped once training is done: the checkpoint is the top layer's last.
+	stopped := func() error {
+		return &InterruptedError{Dir: opt.Out, Layer: len(layers), Epoch: ckpts[len(layers)-1].Epoch, Err: ctx.Err()}
+	}
+	if opt.Eval && opt.EpochCurve {
+		if err := epochCurve(ctx, d, opt, st, s0.Ops, cfgs[0].Batch, m, logf); err != nil {
+			if ctx.Err() != nil {
+				return nil, stopped()
+			}
+			return nil, err
+		}
+		if opt.PickEpoch {
+			if err := pickEpoch(opt, st, m, wh, logf); err != nil {
+				return nil, err
+			}
+		}
+	}
 	for l, t := range st.Layers {
 		lm := LayerMetrics{Kernels: t.Config.Kernels, Width: t.Config.Width, Padding: t.Config.Pad,
 			Input: [3]int{t.Config.Channels, t.Config.Rows, t.Config.Cols}, LogLik: t.LogLik, EpochSeconds: t.EpochSeconds,
@@ -346,23 +371,11 @@ func Run(d Data, opt Options) (*Metrics, error) {
 		}
 		logf("\n")
 	}
-	// Stopped once training is done: the checkpoint is the top layer's last.
-	stopped := func() error {
-		return &InterruptedError{Dir: opt.Out, Layer: len(layers), Epoch: ckpts[len(layers)-1].Epoch, Err: ctx.Err()}
-	}
 	if err := writeOutputs(d, opt, st, s0.Ops); err != nil {
 		return nil, err
 	}
 	if ctx.Err() != nil {
 		return nil, stopped()
-	}
-	if opt.Eval && opt.EpochCurve {
-		if err := epochCurve(ctx, d, opt, st, s0.Ops, cfgs[0].Batch, m, logf); err != nil {
-			if ctx.Err() != nil {
-				return nil, stopped()
-			}
-			return nil, err
-		}
 	}
 	if opt.Eval {
 		if err := evaluate(ctx, d, raw, opt, st, s0.Ops, cfgs[0].Batch, m, logf); err != nil {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"image/png"
 	"math"
 	"math/rand/v2"
@@ -68,7 +69,7 @@ func TestRun(t *testing.T) {
 	out := t.TempDir()
 	graphs := filepath.Join(out, "graphs")
 	pools := []graph.Pooling{{Reduce: graph.LogSumExpCells, Grid: 2}, graph.ImageWide}
-	opt := experiment.Options{Out: out, Eval: true, Pixels: true, Pools: pools, LabelCounts: []int{20, 60}, Features: true, GraphDir: graphs, Validation: 50, EpochCurve: true,
+	opt := experiment.Options{Out: out, Eval: true, Pixels: true, Pools: pools, LabelCounts: []int{20, 60}, Features: true, GraphDir: graphs, Validation: 50, EpochCurve: true, PickEpoch: true,
 		Layers: []em.StackLayer{{Settings: em.Settings{Kernels: 4, Width: 7, Pad: 0, Batch: 64, MaxEpochs: 3, Mixing: true, Repair: em.Repair{MinCount: 0.5, MaxCosine: 0.99}}}}}
 	m, err := experiment.Run(data(t), opt)
 	if err != nil {
@@ -132,15 +133,47 @@ func TestRun(t *testing.T) {
 		t.Errorf("test accuracy %v of pooling %q, evaluations %+v: want ≥ 0.95, from grid2, then image", *m.TestAccuracy, m.Pooling, m.Evaluations)
 	}
 	// The main feature set is the one that validates best.
-	best := m.Evaluations[0]
-	if v1 := *m.Evaluations[1].ValidationAccuracy; v1 > *best.ValidationAccuracy {
-		best = m.Evaluations[1]
+	bestSet := m.Evaluations[0]
+	if v1 := *m.Evaluations[1].ValidationAccuracy; v1 > *bestSet.ValidationAccuracy {
+		bestSet = m.Evaluations[1]
 	}
-	if m.Pooling != best.Pooling || *m.ValidationAccuracy != *best.ValidationAccuracy || m.ValidationImages != 50 || m.PixelValidationAccuracy == nil {
-		t.Errorf("main feature set %s (validation %v), evaluations %+v: want %s", m.Pooling, *m.ValidationAccuracy, m.Evaluations, best.Pooling)
+	if m.Pooling != bestSet.Pooling || *m.ValidationAccuracy != *bestSet.ValidationAccuracy || m.ValidationImages != 50 || m.PixelValidationAccuracy == nil {
+		t.Errorf("main feature set %s (validation %v), evaluations %+v: want %s", m.Pooling, *m.ValidationAccuracy, m.Evaluations, bestSet.Pooling)
 	}
 	if len(m.Epochs) != 4 || m.Epochs[0].Epoch != 0 || m.Epochs[3].Epoch != 3 || m.Epochs[0].C != 1 {
 		t.Errorf("epoch curve %+v: want epochs 0 to 3, C = 1", m.Epochs)
+	}
+	// The kernels kept are those of the first epoch that validates best.
+	best := 0
+	for i, p := range m.Epochs {
+		if p.ValidationAccuracy > m.Epochs[best].ValidationAccuracy {
+			best = i
+		}
+	}
+	if m.ChosenEpoch == nil || *m.ChosenEpoch != m.Epochs[best].Epoch {
+		t.Errorf("chosen epoch %v, the curve %+v", m.ChosenEpoch, m.Epochs)
+	} else {
+		kept, err := em.LoadTheta(filepath.Join(out, "theta-1.npy"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var want []float32
+		if e := *m.ChosenEpoch; e == 3 {
+			cp, err := em.LoadCheckpoint(filepath.Join(out, "layer-1"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			want = cp.Theta.Data().([]float32)
+		} else {
+			cp, err := em.LoadCheckpoint(filepath.Join(out, "layer-1", fmt.Sprintf("epoch-%d", e)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			want = cp.Theta.Data().([]float32)
+		}
+		if !slices.Equal(kept.Data().([]float32), want) {
+			t.Errorf("theta-1.npy is not the θ of epoch %d", *m.ChosenEpoch)
+		}
 	}
 	if len(m.Layers) != 1 || len(m.Layers[0].LogLik) != 3 || m.Images != 200 || m.PeakRSSBytes <= 0 || m.Layers[0].DistinctKernels < 1 || m.TrainSeconds <= 0 || m.ClassifierSeconds <= 0 || m.FeaturesSeconds <= 0 {
 		t.Errorf("metrics %+v", m)
@@ -227,6 +260,7 @@ func TestConfigErrors(t *testing.T) {
 		{"grid wider than the positions", experiment.Options{Eval: true, Layers: one(em.Settings{Kernels: 2, Width: 10}), Pools: []graph.Pooling{{Grid: 4}}}},
 		{"validation split leaving nothing to fit on", experiment.Options{Eval: true, Validation: 199, Layers: one(em.Settings{Kernels: 2, Width: 5})}},
 		{"C by validation without a validation split", experiment.Options{Eval: true, ChooseC: true, Layers: one(em.Settings{Kernels: 2, Width: 5})}},
+		{"epoch picked without the epoch curve", experiment.Options{Eval: true, Validation: 50, PickEpoch: true, Layers: one(em.Settings{Kernels: 2, Width: 5})}},
 		{"epoch curve without a validation split", experiment.Options{Eval: true, EpochCurve: true, Layers: one(em.Settings{Kernels: 2, Width: 5})}},
 		{"second layer wider than its input", experiment.Options{Layers: []em.StackLayer{
 			{Settings: em.Settings{Kernels: 3, Width: 5}, Transform: graph.Transform{Posterior: true, Pool: 2, Reduce: graph.MeanCells}},

@@ -27,17 +27,17 @@ import (
 // Presets are the command's named defaults, the first the default: see
 // README.md for the measurements they come from.
 var Presets = []cli.Preset{
-	{Name: "default", Doc: "one layer learned by EM: 128 kernels of 9×9 seeded by k-means++ on ZCA-whitened images, 5 epochs of the patch model, its posterior pooled over 3×3 cells, the epoch curve (README, What EM does)", Flags: map[string]string{
+	{Name: "default", Doc: "one layer learned by EM: 128 kernels of 9×9 seeded by k-means++ on ZCA-whitened images, up to 5 epochs of the patch model (the epoch that validates best kept), its posterior pooled over 3×3 cells (README, What EM does)", Flags: map[string]string{
 		"kernels": "128", "width": "9", "pad": "0", "batch": "1000", "epochs": "5", "model": "patch", "whiten": "9",
-		"init-from": "kmeans++", "pool": "post-mean3,grid3,image", "epoch-curve": "true", "labels": "100,300,1000,3000,10000",
+		"init-from": "kmeans++", "pool": "post-mean3,grid3,image", "epoch-curve": "true", "pick-epoch": "true", "labels": "100,300,1000,3000,10000",
 	}},
 	{Name: "paper", Doc: "the paper's and the reference's setting: 64 kernels of 20×20, padding 2, θ ~ N(0,1), 15 epochs, image-wide pooling", Flags: map[string]string{
 		"kernels": "64", "width": "20", "pad": "2", "batch": "1000", "epochs": "15",
 		"init-from": "normal", "pool": "image",
 	}},
-	{Name: "deep", Doc: "two layers, each learned by EM: 64 k-means++ kernels of 5×5, their posterior max-pooled 2×2, then 128 kernels of 5×5; C by validation (README, Deep CALM)", Flags: map[string]string{
-		"layers": "64x5p2:post+max2,128x5", "epochs": "1", "batch": "500", "init-from": "kmeans++", "pool": "grid3",
-		"C": "auto", "labels": "100,300,1000,3000,10000",
+	{Name: "deep", Doc: "two layers, each learned by one epoch of EM under the patch model on 5×5-whitened images: 64 k-means++ kernels of 5×5, their posterior max-pooled 2×2, then 128 kernels of 5×5; pooled posteriors; C by validation (README, Deep CALM)", Flags: map[string]string{
+		"layers": "64x5p2:post+max2,128x5", "epochs": "1", "batch": "500", "init-from": "kmeans++", "model": "patch", "whiten": "5",
+		"pool": "post-mean3,grid3", "C": "auto", "labels": "100,300,1000,3000,10000",
 	}},
 }
 

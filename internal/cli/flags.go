@@ -36,7 +36,7 @@ type Flags struct {
 	Epochs, Limit, Kernels, Width, Pad, Batch, InitSample, Validation, Seeds, Whiten      int
 	Seed                                                                                  uint64
 	Tol, RepairCount, RepairCosine, WhitenEpsilon                                         float64
-	Mixing, Eval, Pixels, Features, Quiet, EpochCurve                                     bool
+	Mixing, Eval, Pixels, Features, Quiet, EpochCurve, PickEpoch                          bool
 
 	presets []Preset
 	generic map[string]string // each flag's default outside any preset
@@ -81,6 +81,7 @@ func NewFlags(name string, presets ...Preset) *Flags {
 	fs.StringVar(&f.C, "C", "1", "the classifier's inverse L2 strength, or auto: chosen by validation")
 	fs.IntVar(&f.Validation, "validation", DefaultValidation, "labelled training images, the last ones, held out to make every choice on (0: none); with fewer than 6 times as many labelled images, a sixth of them unless given")
 	fs.BoolVar(&f.EpochCurve, "epoch-curve", false, "evaluate the top layer after every EM epoch on the validation images (epochs.png)")
+	fs.BoolVar(&f.PickEpoch, "pick-epoch", false, "with -epoch-curve: keep the top layer's kernels of the epoch that validates best (the number of epochs chosen by validation)")
 	fs.IntVar(&f.Seeds, "seeds", 1, "repeat the run for this many seeds from -seed on, each into OUT/seed-S, and summarise them (seeds.json)")
 	fs.BoolVar(&f.Pixels, "pixels", true, "also fit the classifier on raw pixels")
 	fs.StringVar(&f.Labels, "labels", "", "also fit on balanced subsets of these many labels, comma-separated (labels.png)")
@@ -329,7 +330,7 @@ func (f *Flags) Options(ctx context.Context, s em.Settings, stderr io.Writer) (e
 		}
 		c = v
 	}
-	o := experiment.Options{Out: f.Out, Layers: layers, Pools: pools, C: c, ChooseC: choose, Validation: f.Validation, EpochCurve: f.EpochCurve,
+	o := experiment.Options{Out: f.Out, Layers: layers, Pools: pools, C: c, ChooseC: choose, Validation: f.Validation, EpochCurve: f.EpochCurve, PickEpoch: f.PickEpoch && f.EpochCurve,
 		Whiten: f.Whiten, WhitenEpsilon: f.WhitenEpsilon,
 		Eval: f.Eval, Pixels: f.Pixels, LabelCounts: labels,
 		Features: f.Features, GraphDir: f.Graph, Log: stderr, Config: map[string]any{"flags": f.Values()},
