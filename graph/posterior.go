@@ -263,8 +263,8 @@ func (op patchPosteriorOp) Do(vals ...G.Value) (G.Value, error) {
 			m, s := scratch[:u], scratch[u:]
 			positionPosterior(l, g, m, s, k, u)
 			var ell float64
-			for p, sp := range s {
-				ell += float64(m[p]) + math.Log(float64(sp))
+			for p, r := range s {
+				ell += float64(m[p]) - math.Log(float64(r))
 			}
 			st.logMarg.Data().([]float32)[i] = float32(ell)
 			for kk := 0; kk < k; kk++ {

@@ -55,9 +55,9 @@ func (op kernelPosteriorOp) Do(vals ...G.Value) (G.Value, error) {
 
 // positionPosterior writes into q (k rows of u positions) the posterior
 // over kernels at each position of one image's log joint x, and leaves in
-// m the maximum over kernels of each position and in s the sum of
-// exp(x − m) over kernels (0 where every value is −Inf, whose posterior is
-// all zeros): log Σ_k exp x[k,p] = m[p] + log s[p].
+// m the maximum over kernels of each position and in s the reciprocal of
+// the sum of exp(x − m) over kernels (0 where every value is −Inf, whose
+// posterior is all zeros): log Σ_k exp x[k,p] = m[p] − log s[p].
 func positionPosterior(x, q, m, s []float32, k, u int) {
 	// The maximum over kernels of each position, then the exponentials
 	// against it, row by row, and their sums per position; each pass a
@@ -65,7 +65,11 @@ func positionPosterior(x, q, m, s []float32, k, u int) {
 	copy(m, x[:u])
 	for kk := 1; kk < k; kk++ {
 		for p, v := range x[kk*u : (kk+1)*u] {
-			m[p] = max(m[p], v) // NaN wins
+			// A plain compare, not max's NaN handling: a NaN in x still
+			// makes its position's posterior NaN (through exp and the sum).
+			if v > m[p] {
+				m[p] = v
+			}
 		}
 	}
 	empty := false // a position whose values are all −Inf
@@ -90,12 +94,15 @@ func positionPosterior(x, q, m, s []float32, k, u int) {
 			s[p] += v
 		}
 	}
+	for p, v := range s {
+		if v > 0 {
+			s[p] = 1 / v
+		}
+	}
 	for kk := 0; kk < k; kk++ {
 		row := q[kk*u : (kk+1)*u]
-		for p := range row {
-			if s[p] > 0 {
-				row[p] /= s[p]
-			}
+		for p, r := range s {
+			row[p] *= r
 		}
 	}
 }
