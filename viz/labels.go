@@ -3,6 +3,8 @@ package viz
 import (
 	"fmt"
 	"math"
+	"slices"
+	"strconv"
 
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/plotter"
@@ -37,7 +39,15 @@ func SaveAccuracy(path, title, xLabel, yLabel string, series ...Series) error {
 	p.X.Label.Text = xLabel
 	p.Y.Label.Text = yLabel
 	p.X.Scale = plot.LogScale{}
-	p.X.Tick.Marker = plot.LogTicks{Prec: -1}
+	var counts countTicks
+	for _, s := range series {
+		for _, n := range s.Labels {
+			if !slices.Contains(counts, n) {
+				counts = append(counts, n)
+			}
+		}
+	}
+	p.X.Tick.Marker = counts
 	p.Add(plotter.NewGrid())
 	p.Legend.Top, p.Legend.Left = false, false
 	lo, hi := 100.0, 0.0
@@ -71,4 +81,15 @@ func SaveAccuracy(path, title, xLabel, yLabel string, series ...Series) error {
 	p.Y.Min, p.Y.Max = math.Floor(lo/step)*step, math.Min(100, math.Ceil(hi/step)*step+step/2)
 	p.Y.Tick.Marker = percentTicks{}
 	return savePlot(path, p, 6*vg.Inch, 4.5*vg.Inch)
+}
+
+// countTicks labels a log axis at the counts measured.
+type countTicks []int
+
+func (c countTicks) Ticks(lo, hi float64) []plot.Tick {
+	var ticks []plot.Tick
+	for _, n := range c {
+		ticks = append(ticks, plot.Tick{Value: float64(n), Label: strconv.Itoa(n)})
+	}
+	return ticks
 }
