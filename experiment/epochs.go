@@ -60,7 +60,7 @@ func epochCurve(ctx context.Context, d Data, opt Options, st *em.Stack, ops grap
 	trained := st.Layers[top]
 	dir := layerDir(opt.Out, top)
 	pool := opt.Pools[0]
-	batch = max(1, min(batch, 250))
+	batch = max(1, min(batch, featureBatch))
 	for epoch := 0; epoch <= len(trained.LogLik); epoch++ {
 		if ctx.Err() != nil {
 			return ctx.Err()

@@ -28,6 +28,11 @@ type featureSet struct {
 	owned       bool // train may be standardised in place
 }
 
+// featureBatch is the most images whose features are computed at once: a
+// batch's log joints are the largest buffer of a run, and features gain
+// nothing from larger batches.
+const featureBatch = 250
+
 // evaluator fits the classifiers of a run the way a reviewer expects: every
 // choice (C, the main feature set, the epoch curve) on the validation rows,
 // the last opt.Validation labelled images, with the classifier fitted on
@@ -150,10 +155,7 @@ func evaluate(ctx context.Context, d, raw Data, opt Options, st *em.Stack, ops g
 		}
 		return ev, nil
 	}
-	// Features are computed at most 250 images at a time: a batch's log
-	// joints are the largest buffer of a run, and features gain nothing
-	// from larger batches.
-	batch = max(1, min(batch, 250))
+	batch = max(1, min(batch, featureBatch))
 	if opt.Features {
 		if err := saveLabels(opt.Out, d); err != nil {
 			return err
