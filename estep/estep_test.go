@@ -119,14 +119,14 @@ func TestEStep(t *testing.T) {
 								t.Fatal(err)
 							}
 							maps := want.LogJoint
-						if p.Posterior {
-							maps = naive.KernelSoftmax(maps, n, c.Kernels, uh*uw)
-						}
-						ref := naive.Pool(maps, uh, uw, p.Grid, graphtest.ReduceName(p.Reduce))
-						if p.Pyramid {
-							ref = naive.Pyramid(maps, uh, uw, p.Grid, graphtest.ReduceName(p.Reduce))
-						}
-						if msg := graphtest.CloseTo(got, ref, 1e-5); msg != "" {
+							if p.Posterior {
+								maps = naive.KernelSoftmax(maps, n, c.Kernels, uh*uw)
+							}
+							ref := naive.Pool(maps, uh, uw, p.Grid, graphtest.ReduceName(p.Reduce))
+							if p.Pyramid {
+								ref = naive.Pyramid(maps, uh, uw, p.Grid, graphtest.ReduceName(p.Reduce))
+							}
+							if msg := graphtest.CloseTo(got, ref, 1e-5); msg != "" {
 								t.Errorf("n=%d: features %s%s", n, name, msg)
 							}
 							if !slices.Equal(xv, xc) || !slices.Equal(tv, tc) {
