@@ -34,20 +34,63 @@ type featureSet struct {
 const featureBatch = 250
 
 // evaluator fits the classifiers of a run the way a reviewer expects: every
-// choice (C, the main feature set, the epoch curve) on the validation rows,
-// the last opt.Validation labelled images, with the classifier fitted on
-// the labelled rows before them; then the chosen classifier refitted on
-// every labelled row and scored on the test set, once. The test labels
-// enter nothing but that score.
+// choice (C, the main feature set, the epoch curve) on the validation rows
+// (validationRows), with the classifier fitted on the other labelled rows;
+// then the chosen classifier refitted on every labelled row and scored on
+// the test set, once. The test labels enter nothing but that score.
 type evaluator struct {
-	d    Data
-	opt  Options
-	fitN int // labelled rows before the validation rows
-	logf func(string, ...any)
+	d       Data
+	opt     Options
+	fitN    int   // labelled rows the classifier is fitted on for the choices
+	valRows []int // the validation rows when they are not the last ones
+	fitRows []int // and the rest
+	logf    func(string, ...any)
 }
 
 func newEvaluator(d Data, opt Options, logf func(string, ...any)) *evaluator {
-	return &evaluator{d: d, opt: opt, fitN: len(d.Labels) - opt.Validation, logf: logf}
+	e := &evaluator{d: d, opt: opt, fitN: len(d.Labels) - opt.Validation, logf: logf}
+	if opt.StratifiedValidation && opt.Validation > 0 {
+		e.fitRows, e.valRows = validationRows(d.Labels, d.Classes, opt.Validation)
+	}
+	return e
+}
+
+// validationRows splits the rows of labels class by class: from each class
+// its last images, as many as its share of n (largest remainders first),
+// are validation rows; the others fit rows. Both lists are in row order.
+func validationRows(labels []byte, classes, n int) (fit, val []int) {
+	count := make([]int, classes)
+	for _, l := range labels {
+		count[l]++
+	}
+	take := make([]int, classes)
+	rem := make([]int, classes)
+	left := n
+	for c, k := range count {
+		take[c] = k * n / len(labels)
+		rem[c] = k * n % len(labels)
+		left -= take[c]
+	}
+	for ; left > 0; left-- {
+		best := -1
+		for c := range rem {
+			if take[c] < count[c] && (best < 0 || rem[c] > rem[best]) {
+				best = c
+			}
+		}
+		take[best]++
+		rem[best] = -1
+	}
+	seen := make([]int, classes)
+	for i, l := range labels {
+		if seen[l] >= count[l]-take[l] {
+			val = append(val, i)
+		} else {
+			fit = append(fit, i)
+		}
+		seen[l]++
+	}
+	return fit, val
 }
 
 // grid is the values of C the validation chooses from: the grid with
@@ -75,7 +118,12 @@ func (e *evaluator) validate(x []float32, d int) (c, acc float64, accs []float64
 		return e.cFixed(), -1, nil, nil
 	}
 	cut := e.fitN * d
-	c, accs, err = classify.ChooseC(x[:cut], e.d.Labels[:e.fitN], x[cut:], e.d.Labels[e.fitN:], d, e.d.Classes, e.grid(), classify.Settings{})
+	xf, yf, xv, yv := x[:cut], e.d.Labels[:e.fitN], x[cut:], e.d.Labels[e.fitN:]
+	if e.valRows != nil {
+		xf, yf = classify.Rows(x, e.d.Labels, d, e.fitRows)
+		xv, yv = classify.Rows(x, e.d.Labels, d, e.valRows)
+	}
+	c, accs, err = classify.ChooseC(xf, yf, xv, yv, d, e.d.Classes, e.grid(), classify.Settings{})
 	if err != nil {
 		return 0, 0, nil, err
 	}

@@ -64,6 +64,10 @@ type Options struct {
 	// refitted on every labelled image and scored on the test set once.
 	// 0 turns the split off: then nothing can be chosen.
 	Validation int
+	// StratifiedValidation holds out the validation images class by class:
+	// the last images of each class, in proportion to its size, instead of
+	// the last ones overall; for data sorted by class, as image folders are.
+	StratifiedValidation bool
 	// C is the classifier's inverse L2 strength (default 1, scikit-learn's);
 	// with ChooseC it is chosen for each feature set from
 	// classify.DefaultCGrid by validation.

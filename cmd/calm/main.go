@@ -100,6 +100,8 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 		n, _, _, _ := labelled.Shape()
 		data.Labelled, data.Labels = labelled, d.Train.Labels[:n]
 		data.Test, data.TestLabels, data.Classes = d.Test, d.Test.Labels, len(d.Train.Classes)
+		// The images come class by class: hold out the last of each class.
+		opt.StratifiedValidation = true
 	}
 	return f.Run(data, opt)
 }
