@@ -168,7 +168,7 @@ func (s Settings) Normalize(n, c, h, w int) (Settings, graph.Config, error) {
 	case s.InitFrom < InitNormal || s.InitFrom > InitKMeansPP:
 		return bad("unknown initialisation %v", s.InitFrom)
 	case s.InitSample < 0:
-		return bad("init sample of %d patches, want at least %d", s.InitSample, s.Kernels)
+		return bad("init sample of %d patches, want a positive count", s.InitSample)
 	case (s.InitFrom == InitPatches || s.InitFrom == InitKMeansPP) && s.Init == nil && s.InitSample < s.Kernels:
 		return bad("init sample of %d patches for %d kernels, want at least as many", s.InitSample, s.Kernels)
 	case s.Repair.MinCount < 0 || s.Repair.MaxCosine < 0 || s.Repair.MaxCosine > 1 || math.IsNaN(s.Repair.MinCount+s.Repair.MaxCosine):

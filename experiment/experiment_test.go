@@ -14,6 +14,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"codeberg.org/sbinet/npyio"
 
@@ -218,14 +219,21 @@ func TestRunCancelled(t *testing.T) {
 func TestBusy(t *testing.T) {
 	out := t.TempDir()
 	started, release := make(chan struct{}), make(chan struct{})
-	done := make(chan error)
+	done := make(chan error, 1)
+	d := data(t) // t.Fatal belongs to the test's goroutine
 	go func() {
-		_, err := experiment.Run(data(t), experiment.Options{Out: out,
+		_, err := experiment.Run(d, experiment.Options{Out: out,
 			Progress: func(int, int) em.Recorder { return blockAfterFirstBatch{started, release} },
 			Layers:   one(em.Settings{Kernels: 2, Width: 5, Batch: 64, MaxEpochs: 1})})
 		done <- err
 	}()
-	<-started
+	select {
+	case <-started:
+	case err := <-done:
+		t.Fatalf("the first run ended before its first batch: %v", err)
+	case <-time.After(time.Minute):
+		t.Fatal("the first run never reached its first batch")
+	}
 	_, err := experiment.Run(data(t), experiment.Options{Out: out, Layers: one(em.Settings{Kernels: 2, Width: 5, Batch: 64, MaxEpochs: 1})})
 	if !errors.Is(err, experiment.ErrBusy) || !strings.Contains(err.Error(), "process") {
 		t.Errorf("second run: %v, want ErrBusy naming the other run's process", err)

@@ -7,10 +7,10 @@ import (
 	"gonum.org/v1/gonum/blas/gonum"
 )
 
-// Implementation is gonum's pure-Go BLAS with this package's Sgemm, which
-// Gorgonia uses for every float32 matrix product (Conv2d and MatMul among
-// them) once it is installed with G.Use(gemm.Implementation{}). Note that
-// G.Use sets the BLAS of the whole process.
+// Implementation is gonum's pure-Go BLAS with this package's Sgemm. Nothing
+// in calm installs it: a program that wants Gorgonia's own float32 products
+// (Conv2d, MatMul) to use it calls G.Use(gemm.Implementation{}), which sets
+// the BLAS of the whole process.
 type Implementation struct {
 	gonum.Implementation
 	Kernel *Kernel // nil: Default()

@@ -348,7 +348,7 @@ func (t Transform) Next(c Config, kernels, width, pad int) Config {
 }
 
 // Apply adds to logJoint's graph the transform's nodes, without the
-// standardisation (see Standardise).
+// standardisation (ChannelAffine, which the stack graphs add after it).
 func (t Transform) Apply(logJoint *G.Node) (*G.Node, error) {
 	x := logJoint
 	var err error

@@ -18,6 +18,7 @@ import (
 	"sync"
 	"syscall"
 	"testing"
+	"time"
 
 	"calm/em"
 	"calm/internal/cli"
@@ -564,6 +565,19 @@ func interruptAt(cmd *exec.Cmd, text string) *trigger {
 	return &trigger{text: text, do: func() { cmd.Process.Signal(os.Interrupt) }}
 }
 
+// patience bounds the runs the tests interrupt: they are far too long to
+// end on their own, so one that never prints the line the test waits for
+// (a changed progress format) is killed and the test fails, instead of
+// running all its epochs.
+const patience = 3 * time.Minute
+
+// command returns bin with args, killed after patience.
+func command(t *testing.T, bin string, args ...string) *exec.Cmd {
+	ctx, cancel := context.WithTimeout(context.Background(), patience)
+	t.Cleanup(cancel)
+	return exec.CommandContext(ctx, bin, args...)
+}
+
 // TestResume interrupts a run once its second epoch is done, resumes it,
 // and compares θ and the metrics with the same run done without
 // interruption: they must be equal, bit for bit.
@@ -638,7 +652,7 @@ func TestSignal(t *testing.T) {
 	bin := built(t)
 	out := filepath.Join(t.TempDir(), "out")
 	args := []string{"-limit", "3000", "-epochs", "500", "-kernels", "16", "-width", "12", "-batch", "250", "-eval=false", "-out", out}
-	cmd := exec.Command(bin, args...)
+	cmd := command(t, bin, args...)
 	stderr := interruptAt(cmd, "epoch  1/500")
 	cmd.Stderr = stderr
 	if err := cmd.Start(); err != nil {
@@ -679,7 +693,7 @@ func TestFaults(t *testing.T) {
 	interrupted := func(t *testing.T) stopped {
 		t.Helper()
 		out := filepath.Join(t.TempDir(), "out")
-		cmd := exec.Command(bin, append(args, "-out", out)...)
+		cmd := command(t, bin, append(args, "-out", out)...)
 		cmd.Stderr = interruptAt(cmd, fmt.Sprintf("epoch  1/%d", epochs))
 		if err := cmd.Run(); err == nil {
 			t.Fatal("the run ended before the signal")
@@ -775,14 +789,18 @@ func TestFaults(t *testing.T) {
 
 	t.Run("two runs in one directory", func(t *testing.T) {
 		out := filepath.Join(t.TempDir(), "out")
-		first := exec.Command(bin, "-limit", "3000", "-epochs", "500", "-kernels", "16", "-width", "12", "-eval=false", "-out", out)
+		first := command(t, bin, "-limit", "3000", "-epochs", "500", "-kernels", "16", "-width", "12", "-eval=false", "-out", out)
 		started := make(chan struct{})
 		first.Stderr = &trigger{text: "epoch  1/500", do: func() { close(started) }}
 		if err := first.Start(); err != nil {
 			t.Fatal(err)
 		}
 		defer first.Process.Kill()
-		<-started
+		select {
+		case <-started:
+		case <-time.After(patience):
+			t.Fatal("the first run never printed its first epoch")
+		}
 		code, stderr := exitOf(t, exec.Command(bin, append(args, "-out", out)...))
 		if code != 1 {
 			t.Errorf("second run: exit status %d, want 1", code)

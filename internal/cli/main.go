@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	"calm/experiment"
@@ -42,7 +43,8 @@ func Main(name string, run func(ctx context.Context, args []string, stderr io.Wr
 	case errors.As(err, &ie):
 		fmt.Fprintf(os.Stderr, "%s: %v; resume with: go run ./cmd/%s -resume %s\n", name, err, name, ie.Dir)
 	default:
-		fmt.Fprintf(os.Stderr, "%s: %v\n", name, err)
+		// Errors of a package named like the command (stl10) name it once.
+		fmt.Fprintf(os.Stderr, "%s: %s\n", name, strings.TrimPrefix(err.Error(), name+": "))
 	}
 	os.Exit(ExitCode(err))
 }
