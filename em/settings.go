@@ -76,8 +76,8 @@ const (
 // cosine similarity with a kernel of lower index is at least MaxCosine. A
 // zero field turns its test off.
 type Repair struct {
-	MinCount  float64
-	MaxCosine float64
+	MinCount  float64 `json:"min_count"`
+	MaxCosine float64 `json:"max_cosine"`
 }
 
 // On reports whether r re-seeds anything.
