@@ -198,7 +198,7 @@ func TestPresets(t *testing.T) {
 		{[]string{"-preset", "paper"}, map[string]any{"kernels": 64.0, "width": 20.0, "padding": 2.0, "batch": 1000.0, "max_epochs": 15.0,
 			"init_from": "normal", "model": "image", "mixing": false, "pools": []any{"image"}}},
 		{[]string{"-preset", "deep"}, map[string]any{"kernels": 64.0, "width": 5.0, "padding": 2.0, "batch": 500.0, "max_epochs": 1.0,
-			"init_from": "kmeans++", "model": "patch", "pools": []any{"grid3"}}},
+			"init_from": "kmeans++", "model": "patch", "pools": []any{"pyramid3"}}},
 		{[]string{"-preset", "paper", "-kernels", "8", "-epochs", "1"}, map[string]any{"kernels": 8.0, "max_epochs": 1.0, "init_from": "normal"}},
 	} {
 		out := t.TempDir()
@@ -269,8 +269,8 @@ func TestDeepPreset(t *testing.T) {
 			best, main = v, e["pooling"].(string)
 		}
 	}
-	if !slices.Equal(names, []string{"grid3", "grid3-all"}) || m["pooling"] != main {
-		t.Errorf("feature sets %v, main %v: want grid3 and grid3-all, the main one %s", names, m["pooling"], main)
+	if !slices.Equal(names, []string{"pyramid3", "pyramid3-all"}) || m["pooling"] != main {
+		t.Errorf("feature sets %v, main %v: want pyramid3 and pyramid3-all, the main one %s", names, m["pooling"], main)
 	}
 	if acc := m["test_accuracy"].(float64); acc < 0.85 {
 		t.Errorf("test accuracy %v from 1 200 images: want above 0.85", acc)
