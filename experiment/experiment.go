@@ -33,6 +33,9 @@ type Data struct {
 	TestLabels  []byte
 	Classes     int
 	Description map[string]any // recorded in config.json (paths, versions)
+	// SkippedFiles counts the files the reader left out (undecodable
+	// images it was told to skip); recorded in metrics.json.
+	SkippedFiles int
 }
 
 // Options configure Run.
@@ -104,15 +107,17 @@ type Options struct {
 
 // Metrics is what metrics.json holds.
 type Metrics struct {
-	Dataset  string    `json:"dataset"`
-	Images   int       `json:"images"`
-	Batch    int       `json:"batch"`
-	Seed     uint64    `json:"seed"`
-	Ops      string    `json:"ops"`
-	InitFrom string    `json:"init_from"`
-	Model    string    `json:"model"`
-	Mixing   bool      `json:"mixing"`
-	Repair   em.Repair `json:"repair"`
+	Dataset string `json:"dataset"`
+	Images  int    `json:"images"`
+	// SkippedFiles is Data.SkippedFiles.
+	SkippedFiles int       `json:"skipped_files,omitempty"`
+	Batch        int       `json:"batch"`
+	Seed         uint64    `json:"seed"`
+	Ops          string    `json:"ops"`
+	InitFrom     string    `json:"init_from"`
+	Model        string    `json:"model"`
+	Mixing       bool      `json:"mixing"`
+	Repair       em.Repair `json:"repair"`
 
 	// Layers holds each layer's training, the first the paper's layer.
 	Layers []LayerMetrics `json:"layers"`
@@ -339,7 +344,7 @@ func Run(d Data, opt Options) (*Metrics, error) {
 		return nil, fmt.Errorf("experiment: %w", err)
 	}
 	s0 := layers[0].Settings
-	m := &Metrics{Dataset: d.Name, Images: n, Batch: cfgs[0].Batch, Seed: s0.Seed, Ops: s0.Ops.Name(), ValidationImages: opt.Validation,
+	m := &Metrics{Dataset: d.Name, Images: n, Batch: cfgs[0].Batch, Seed: s0.Seed, Ops: s0.Ops.Name(), ValidationImages: opt.Validation, SkippedFiles: d.SkippedFiles,
 		InitFrom: s0.InitFrom.String(), Model: s0.Model.String(), Mixing: s0.Mixing, Repair: s0.Repair,
 		GoVersion: runtime.Version(), GOMAXPROCS: runtime.GOMAXPROCS(0)}
 	// Stopped once training is done: the checkpoint is the top layer's last.

@@ -46,7 +46,7 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 	f := cli.NewFlags("calm", Presets...)
 	channels := f.FlagSet.Int("channels", 1, "image channels: 1 (grey) or 3 (RGB)")
 	size := f.FlagSet.Int("size", 0, "resize each image's shorter side to this and cut out the centre square (0: all images must share a size)")
-	skipBad := f.FlagSet.Bool("skip-bad", false, "skip image files that do not decode (counted in the log and config.json) instead of failing")
+	skipBad := f.FlagSet.Bool("skip-bad", false, "skip image files that do not decode (counted in the log and metrics.json) instead of failing")
 	trained := f.FlagSet.String("trained", "", "write the features of -data's images under the model trained into this directory, and train nothing")
 	if err := f.Parse(args, stderr); err != nil {
 		return err
@@ -86,7 +86,7 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 		}
 	}
 	train = em.First(train, f.Limit)
-	data := experiment.Data{Name: filepath.Base(filepath.Clean(f.Data)), Train: train,
+	data := experiment.Data{Name: filepath.Base(filepath.Clean(f.Data)), Train: train, SkippedFiles: skipped,
 		Description: map[string]any{"data": f.Data, "limit": f.Limit, "init": f.Init, "preset": f.Preset, "skipped_files": skipped,
 			"channels": *channels, "size": *size}}
 	switch {

@@ -175,8 +175,10 @@ func TestBadFile(t *testing.T) {
 	if err != nil || cli.ExitCode(err) != 0 {
 		t.Errorf("-skip-bad: %v", err)
 	}
-	raw, _ := os.ReadFile(filepath.Join(out, "config.json"))
-	if !bytes.Contains(raw, []byte(`"skipped_files": 1`)) {
-		t.Errorf("config.json does not count the skipped file: %s", raw)
+	for _, name := range []string{"config.json", "metrics.json"} {
+		raw, _ := os.ReadFile(filepath.Join(out, name))
+		if !bytes.Contains(raw, []byte(`"skipped_files": 1`)) {
+			t.Errorf("%s does not count the skipped file", name)
+		}
 	}
 }
