@@ -34,10 +34,7 @@ import (
 // Presets are the command's named defaults: cmd/mnist's default preset,
 // the one chosen on MNIST's validation split.
 var Presets = []cli.Preset{
-	{Name: "default", Doc: "one layer learned by EM: 128 kernels of 9×9 seeded by k-means++ on ZCA-whitened images, up to 5 epochs of the patch model (the epoch that validates best kept), its posterior pooled over 3×3 cells", Flags: map[string]string{
-		"kernels": "128", "width": "9", "pad": "0", "batch": "1000", "epochs": "5", "model": "patch", "whiten": "9",
-		"init-from": "kmeans++", "pool": "post-mean3,grid3,image", "epoch-curve": "true", "pick-epoch": "true",
-	}},
+	cli.DefaultPreset(),
 }
 
 func main() { cli.Main("calm", run) }

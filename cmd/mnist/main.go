@@ -27,10 +27,7 @@ import (
 // Presets are the command's named defaults, the first the default: see
 // README.md for the measurements they come from.
 var Presets = []cli.Preset{
-	{Name: "default", Doc: "one layer learned by EM: 128 kernels of 9×9 seeded by k-means++ on ZCA-whitened images, up to 5 epochs of the patch model (the epoch that validates best kept), its posterior pooled over 3×3 cells (README, What EM does)", Flags: map[string]string{
-		"kernels": "128", "width": "9", "pad": "0", "batch": "1000", "epochs": "5", "model": "patch", "whiten": "9",
-		"init-from": "kmeans++", "pool": "post-mean3,grid3,image", "epoch-curve": "true", "pick-epoch": "true", "labels": "100,300,1000,3000,10000",
-	}},
+	cli.DefaultPreset(),
 	{Name: "paper", Doc: "the paper's and the reference's setting: 64 kernels of 20×20, padding 2, θ ~ N(0,1), 15 epochs, image-wide pooling", Flags: map[string]string{
 		"kernels": "64", "width": "20", "pad": "2", "batch": "1000", "epochs": "15",
 		"init-from": "normal", "pool": "image",

@@ -27,6 +27,15 @@ type Preset struct {
 	Flags map[string]string // flag name → value
 }
 
+// DefaultPreset returns the commands' default: the one-layer setting
+// chosen on MNIST's validation split (README, What EM does).
+func DefaultPreset() Preset {
+	return Preset{Name: "default", Doc: "one layer learned by EM: 128 kernels of 9×9 seeded by k-means++ on ZCA-whitened images, up to 5 epochs of the patch model (the epoch that validates best kept), its posterior pooled over 3×3 cells", Flags: map[string]string{
+		"kernels": "128", "width": "9", "pad": "0", "batch": "1000", "epochs": "5", "model": "patch", "whiten": "9",
+		"init-from": "kmeans++", "pool": "post-mean3,grid3,image", "epoch-curve": "true", "pick-epoch": "true", "labels": "100,300,1000,3000,10000",
+	}}
+}
+
 // Flags are the flags the experiment commands share (their names are the
 // commands' interface). A command may add its own to FlagSet before Parse.
 type Flags struct {
