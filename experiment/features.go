@@ -11,8 +11,9 @@ import (
 // Features returns the features of the images of src under the model
 // trained into dir (its model.json and the files it names): the log joint
 // of the top layer (or, with all, of every layer side by side) pooled by p,
-// the images whitened first if the model was trained on whitened images.
-// It returns one row of d values per image. The rows equal, bit for bit,
+// the images whitened first if the model was trained on whitened images
+// (a one-layer model's "every layer" is its one). It returns one row of d
+// values per image. The rows equal, bit for bit,
 // those the training run wrote with -features for the same images.
 func Features(dir string, src em.Source, p graph.Pooling, all bool, ops graph.Ops) (rows []float32, d int, err error) {
 	st, err := em.LoadStack(dir)
@@ -32,22 +33,22 @@ func Features(dir string, src em.Source, p graph.Pooling, all bool, ops graph.Op
 		src = ws
 	}
 	top := len(st.Layers) - 1
-	for _, set := range featureSets([]graph.Pooling{p}, len(st.Layers)) {
-		if all != (len(set.layers) > 1) && top > 0 {
-			continue
-		}
-		uh, uw := st.Layers[top].Config.Positions()
-		if p.Grid > min(uh, uw) {
-			return nil, 0, fmt.Errorf("experiment: pooling %s: a %d×%d grid over the top layer's %d×%d positions", p.Name(), p.Grid, p.Grid, uh, uw)
-		}
-		rows, err = em.StackFeatures(src, st, set.layers, p, ops, featureBatch)
-		if err != nil {
-			return nil, 0, fmt.Errorf("experiment: %w", err)
-		}
-		n, _, _, _ := src.Shape()
-		return rows, len(rows) / n, nil
+	uh, uw := st.Layers[top].Config.Positions()
+	if p.Grid > min(uh, uw) {
+		return nil, 0, fmt.Errorf("experiment: pooling %s: a %d×%d grid over the top layer's %d×%d positions", p.Name(), p.Grid, p.Grid, uh, uw)
 	}
-	return nil, 0, fmt.Errorf("experiment: the model in %s has one layer: no features of all layers", dir)
+	layers := []int{top}
+	if all {
+		layers = layers[:0]
+		for l := range st.Layers {
+			layers = append(layers, l)
+		}
+	}
+	if rows, err = em.StackFeatures(src, st, layers, p, ops, featureBatch); err != nil {
+		return nil, 0, fmt.Errorf("experiment: %w", err)
+	}
+	n, _, _, _ := src.Shape()
+	return rows, len(rows) / n, nil
 }
 
 // SaveFeatures writes rows (n×d float32) as path, a .npy file.
