@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"time"
 
 	"calm/em"
@@ -74,12 +75,7 @@ func epochCurve(ctx context.Context, d Data, opt Options, st *em.Stack, ops grap
 		if err != nil {
 			return fmt.Errorf("experiment: epoch curve: %w", err)
 		}
-		at := *st
-		at.Layers = append([]em.Trained(nil), st.Layers...)
-		res := *trained.Result
-		res.Theta, res.LogPrior = cp.Theta, cp.LogPrior
-		at.Layers[top].Result = &res
-		x, err := em.StackFeatures(d.Labelled, &at, []int{top}, pool, ops, batch)
+		x, err := em.StackFeatures(d.Labelled, withTopKernels(st, cp), []int{top}, pool, ops, batch)
 		if err != nil {
 			return fmt.Errorf("experiment: epoch curve: %w", err)
 		}
@@ -107,7 +103,7 @@ func epochCurve(ctx context.Context, d Data, opt Options, st *em.Stack, ops grap
 // pickEpoch keeps the top layer's kernels of the epoch of the curve that
 // validates best (the first of equals: the fewest epochs), saves the stack
 // with them and records the choice in m.
-func pickEpoch(opt Options, st *em.Stack, m *Metrics, wh *em.Whitening, logf func(string, ...any)) error {
+func pickEpoch(opt Options, st *em.Stack, m *Metrics, logf func(string, ...any)) error {
 	if len(m.Epochs) == 0 {
 		return nil
 	}
@@ -128,15 +124,24 @@ func pickEpoch(opt Options, st *em.Stack, m *Metrics, wh *em.Whitening, logf fun
 	if err != nil {
 		return fmt.Errorf("experiment: pick epoch %d: %w", best.Epoch, err)
 	}
-	res := *trained.Result
-	res.Theta, res.LogPrior = cp.Theta, cp.LogPrior
-	st.Layers[top].Result = &res
-	st.Whitening = wh
+	st.Layers = withTopKernels(st, cp).Layers
 	if err := em.SaveStack(opt.Out, st); err != nil {
 		return fmt.Errorf("experiment: %w", err)
 	}
 	logf("epoch curve: layer %d keeps its kernels after epoch %d of %d, which validate best (%.2f %%)\n", top+1, best.Epoch, len(trained.LogLik), 100*best.ValidationAccuracy)
 	return nil
+}
+
+// withTopKernels returns a copy of st whose top layer has the kernels and
+// mixing weights of cp; st is left as it is.
+func withTopKernels(st *em.Stack, cp *em.Checkpoint) *em.Stack {
+	at := *st
+	at.Layers = slices.Clone(st.Layers)
+	top := len(at.Layers) - 1
+	res := *at.Layers[top].Result
+	res.Theta, res.LogPrior = cp.Theta, cp.LogPrior
+	at.Layers[top].Result = &res
+	return &at
 }
 
 // checkEval checks the evaluation's options against the data: a validation

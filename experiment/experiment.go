@@ -54,10 +54,12 @@ type Options struct {
 	Whiten        int
 	WhitenEpsilon float64
 
-	// Pools are the poolings whose features are evaluated, the first the
-	// main one (metrics.json's top-level accuracies); default the paper's
-	// image-wide pooling alone. With several layers each pooling is
-	// evaluated on the top layer, and on all layers together.
+	// Pools are the poolings whose features are evaluated; default the
+	// paper's image-wide pooling alone. The main feature set (metrics.json's
+	// top-level accuracies) is the one that validates best, or the first
+	// without a validation split; the epoch curve uses the first. With
+	// several layers each pooling is evaluated on the top layer, and on all
+	// layers together.
 	Pools []graph.Pooling
 	Eval  bool // extract features and fit the classifiers
 	// Validation is the number of labelled images, the last ones, held out
@@ -122,8 +124,9 @@ type Metrics struct {
 	// Layers holds each layer's training, the first the paper's layer.
 	Layers []LayerMetrics `json:"layers"`
 
-	// The main feature set's classifier (the first pooling, of the top
-	// layer); every feature set's in Evaluations.
+	// The main feature set's classifier (the one that validates best; the
+	// first pooling of the top layer without a validation split); every
+	// feature set's in Evaluations.
 	// ValidationImages is Options.Validation: the labelled images the
 	// choices were made on.
 	ValidationImages   int           `json:"validation_images"`
@@ -343,6 +346,7 @@ func Run(d Data, opt Options) (*Metrics, error) {
 	if err != nil {
 		return nil, fmt.Errorf("experiment: %w", err)
 	}
+	st.Whitening = wh // a resumed run's trained layers come without it
 	s0 := layers[0].Settings
 	m := &Metrics{Dataset: d.Name, Images: n, Batch: cfgs[0].Batch, Seed: s0.Seed, Ops: s0.Ops.Name(), ValidationImages: opt.Validation, SkippedFiles: d.SkippedFiles,
 		InitFrom: s0.InitFrom.String(), Model: s0.Model.String(), Mixing: s0.Mixing, Repair: s0.Repair,
@@ -359,7 +363,7 @@ func Run(d Data, opt Options) (*Metrics, error) {
 			return nil, err
 		}
 		if opt.PickEpoch {
-			if err := pickEpoch(opt, st, m, wh, logf); err != nil {
+			if err := pickEpoch(opt, st, m, logf); err != nil {
 				return nil, err
 			}
 		}
