@@ -74,6 +74,22 @@ func TrainInPlace(x []float32, labels []byte, d, classes int, s Settings) (*Mode
 			return nil, nil, fmt.Errorf("classify: feature %d of row %d is %v", i%d, i/d, v)
 		}
 	}
+	s, err := s.withDefaults()
+	if err != nil {
+		return nil, nil, err
+	}
+	m := &Model{Classes: classes, Features: d}
+	m.Mean, m.Scale = moments(x, n, d)
+	// Standardised rows in float32; the products are float32 GEMMs, the
+	// sums over rows float64.
+	m.Standardise(x, x)
+	fit, err := m.solve(x, labels, s, nil)
+	return m, fit, err
+}
+
+// withDefaults returns s with its zero fields set to their defaults, or an
+// error for a negative one.
+func (s Settings) withDefaults() (Settings, error) {
 	if s.C == 0 {
 		s.C = 1
 	}
@@ -87,13 +103,18 @@ func TrainInPlace(x []float32, labels []byte, d, classes int, s Settings) (*Mode
 		s.MaxIter = 10000
 	}
 	if s.C < 0 || s.GradTol < 0 || s.MaxIter < 0 {
-		return nil, nil, errors.New("classify: C, GradTol and MaxIter must be positive")
+		return s, errors.New("classify: C, GradTol and MaxIter must be positive")
 	}
-	m := &Model{Classes: classes, Features: d}
-	m.Mean, m.Scale = moments(x, n, d)
-	// Standardised rows in float32; the products are float32 GEMMs, the
-	// sums over rows float64.
-	m.Standardise(x, x)
+	return s, nil
+}
+
+// solve fits m.W and m.B to the standardised rows x by L-BFGS, starting
+// from start (W then b, as m would hold them) or, if start is nil, from
+// zero. The objective is strictly convex, so the start changes where the
+// search ends only within the gradient tolerance, and a near start (the
+// optimum of a nearby C) saves most of the iterations.
+func (m *Model) solve(x []float32, labels []byte, s Settings, start []float64) (*Fit, error) {
+	classes, d, n := m.Classes, m.Features, len(labels)
 	obj := newObjective(x, labels, n, d, classes, 1/(s.C*float64(n)), s.Exact)
 	p := optimize.Problem{
 		Func: func(w []float64) float64 { return obj.eval(w, nil) },
@@ -104,9 +125,11 @@ func TrainInPlace(x []float32, labels []byte, d, classes int, s Settings) (*Mode
 		MajorIterations:   s.MaxIter,
 		Converger:         optimize.NeverTerminate{}, // stop on the gradient, not on a stalled objective
 	}
-	res, err := optimize.Minimize(p, make([]float64, classes*(d+1)), settings, &optimize.LBFGS{})
+	w0 := make([]float64, classes*(d+1))
+	copy(w0, start)
+	res, err := optimize.Minimize(p, w0, settings, &optimize.LBFGS{})
 	if res == nil {
-		return nil, nil, fmt.Errorf("classify: %w", err)
+		return nil, fmt.Errorf("classify: %w", err)
 	}
 	g := make([]float64, len(res.X))
 	fit := &Fit{Iterations: res.Stats.MajorIterations, Evaluations: res.Stats.GradEvaluations + 1,
@@ -122,7 +145,7 @@ func TrainInPlace(x []float32, labels []byte, d, classes int, s Settings) (*Mode
 	}
 	m.W = res.X[:classes*d]
 	m.B = res.X[classes*d:]
-	return m, fit, nil
+	return fit, nil
 }
 
 // moments returns each column's mean and standard deviation (1 for a
