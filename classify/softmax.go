@@ -74,22 +74,6 @@ func TrainInPlace(x []float32, labels []byte, d, classes int, s Settings) (*Mode
 			return nil, nil, fmt.Errorf("classify: feature %d of row %d is %v", i%d, i/d, v)
 		}
 	}
-	s, err := s.withDefaults()
-	if err != nil {
-		return nil, nil, err
-	}
-	m := &Model{Classes: classes, Features: d}
-	m.Mean, m.Scale = moments(x, n, d)
-	// Standardised rows in float32; the products are float32 GEMMs, the
-	// sums over rows float64.
-	m.Standardise(x, x)
-	fit, err := m.solve(x, labels, s, nil)
-	return m, fit, err
-}
-
-// withDefaults returns s with its zero fields set to their defaults, or an
-// error for a negative one.
-func (s Settings) withDefaults() (Settings, error) {
 	if s.C == 0 {
 		s.C = 1
 	}
@@ -103,18 +87,13 @@ func (s Settings) withDefaults() (Settings, error) {
 		s.MaxIter = 10000
 	}
 	if s.C < 0 || s.GradTol < 0 || s.MaxIter < 0 {
-		return s, errors.New("classify: C, GradTol and MaxIter must be positive")
+		return nil, nil, errors.New("classify: C, GradTol and MaxIter must be positive")
 	}
-	return s, nil
-}
-
-// solve fits m.W and m.B to the standardised rows x by L-BFGS, starting
-// from start (W then b, as m would hold them) or, if start is nil, from
-// zero. The objective is strictly convex, so the start changes where the
-// search ends only within the gradient tolerance, and a near start (the
-// optimum of a nearby C) saves most of the iterations.
-func (m *Model) solve(x []float32, labels []byte, s Settings, start []float64) (*Fit, error) {
-	classes, d, n := m.Classes, m.Features, len(labels)
+	m := &Model{Classes: classes, Features: d}
+	m.Mean, m.Scale = moments(x, n, d)
+	// Standardised rows in float32; the products are float32 GEMMs, the
+	// sums over rows float64.
+	m.Standardise(x, x)
 	obj := newObjective(x, labels, n, d, classes, 1/(s.C*float64(n)), s.Exact)
 	p := optimize.Problem{
 		Func: func(w []float64) float64 { return obj.eval(w, nil) },
@@ -125,11 +104,9 @@ func (m *Model) solve(x []float32, labels []byte, s Settings, start []float64) (
 		MajorIterations:   s.MaxIter,
 		Converger:         optimize.NeverTerminate{}, // stop on the gradient, not on a stalled objective
 	}
-	w0 := make([]float64, classes*(d+1))
-	copy(w0, start)
-	res, err := optimize.Minimize(p, w0, settings, &optimize.LBFGS{})
+	res, err := optimize.Minimize(p, make([]float64, classes*(d+1)), settings, &optimize.LBFGS{})
 	if res == nil {
-		return nil, fmt.Errorf("classify: %w", err)
+		return nil, nil, fmt.Errorf("classify: %w", err)
 	}
 	g := make([]float64, len(res.X))
 	fit := &Fit{Iterations: res.Stats.MajorIterations, Evaluations: res.Stats.GradEvaluations + 1,
@@ -145,7 +122,7 @@ func (m *Model) solve(x []float32, labels []byte, s Settings, start []float64) (
 	}
 	m.W = res.X[:classes*d]
 	m.B = res.X[classes*d:]
-	return fit, nil
+	return m, fit, nil
 }
 
 // moments returns each column's mean and standard deviation (1 for a

@@ -94,7 +94,7 @@ func TestRun(t *testing.T) {
 		name  string
 		shape []int
 	}{
-		{"features-grid2-train.npy", []int{200, 16}}, {"features-grid2-test.npy", []int{100, 16}},
+		{"features-lse2-train.npy", []int{200, 16}}, {"features-lse2-test.npy", []int{100, 16}},
 		{"features-image-train.npy", []int{200, 4}}, {"labels-train.npy", []int{200}}, {"labels-test.npy", []int{100}},
 		{"theta-1.npy", []int{4, 1, 7, 7}},
 	} {
@@ -130,8 +130,8 @@ func TestRun(t *testing.T) {
 	// Kernels learn the two bars; their pooled log-likelihoods tell the
 	// classes apart wherever the bar is.
 	t.Logf("test accuracy %v from the features, %v from the pixels", *m.TestAccuracy, *m.PixelTestAccuracy)
-	if *m.TestAccuracy < 0.95 || len(m.Evaluations) != 2 || m.Evaluations[0].Pooling != "grid2" || m.Evaluations[1].Pooling != "image" {
-		t.Errorf("test accuracy %v of pooling %q, evaluations %+v: want ≥ 0.95, from grid2, then image", *m.TestAccuracy, m.Pooling, m.Evaluations)
+	if *m.TestAccuracy < 0.95 || len(m.Evaluations) != 2 || m.Evaluations[0].Pooling != "lse2" || m.Evaluations[1].Pooling != "image" {
+		t.Errorf("test accuracy %v of pooling %q, evaluations %+v: want ≥ 0.95, from lse2, then image", *m.TestAccuracy, m.Pooling, m.Evaluations)
 	}
 	// The main feature set is the one that validates best.
 	bestSet := m.Evaluations[0]
@@ -182,7 +182,7 @@ func TestRun(t *testing.T) {
 	if len(m.Labels) != 3 || m.Labels[0].Labels != 20 || m.Labels[2].Labels != 200 || len(m.Labels[0].Accuracy) != 3 {
 		t.Errorf("label study %+v: want 20, 60 and 200 labels, three feature sets each", m.Labels)
 	}
-	if got := m.Labels[2].Accuracy["grid2"]; got != m.Evaluations[0].TestAccuracy {
+	if got := m.Labels[2].Accuracy["lse2"]; got != m.Evaluations[0].TestAccuracy {
 		t.Errorf("label study on all labels %v, main fit %v: want the same fit", got, m.Evaluations[0].TestAccuracy)
 	}
 	cp, err := em.LoadCheckpoint(filepath.Join(out, "layer-1"))
@@ -321,9 +321,9 @@ func TestRunStack(t *testing.T) {
 	if len(m.Layers) != 2 || len(m.Layers[1].LogLik) != 3 || m.Layers[1].Input != [3]int{6, 4, 4} {
 		t.Errorf("layers %+v", m.Layers)
 	}
-	if len(m.Evaluations) != 2 || m.Evaluations[0].Pooling != "grid2" || m.Evaluations[0].Features != 16 ||
-		m.Evaluations[1].Pooling != "grid2-all" || m.Evaluations[1].Features != 6*4+16 {
-		t.Errorf("evaluations %+v: want grid2 of layer 2 (16 features), then of both layers (40)", m.Evaluations)
+	if len(m.Evaluations) != 2 || m.Evaluations[0].Pooling != "lse2" || m.Evaluations[0].Features != 16 ||
+		m.Evaluations[1].Pooling != "lse2-all" || m.Evaluations[1].Features != 6*4+16 {
+		t.Errorf("evaluations %+v: want lse2 of layer 2 (16 features), then of both layers (40)", m.Evaluations)
 	}
 	for _, ev := range m.Evaluations {
 		if ev.ValidationAccuracy == nil || len(ev.ValidationByC) != len(classify.DefaultCGrid) ||

@@ -44,22 +44,28 @@ func TestParsePooling(t *testing.T) {
 		ok   bool
 	}{
 		{"image", graph.ImageWide, true},
-		{"grid3", graph.Pooling{Reduce: graph.LogSumExpCells, Grid: 3}, true},
+		{"lse3", graph.Pooling{Reduce: graph.LogSumExpCells, Grid: 3}, true},
+		{"lse1", graph.Pooling{}, false}, // named image
+		{"lse", graph.Pooling{}, false},  // named image
 		{"max", graph.Pooling{Reduce: graph.MaxCells, Grid: 1}, true},
+		{"max1", graph.Pooling{}, false}, // named max
 		{"max4", graph.Pooling{Reduce: graph.MaxCells, Grid: 4}, true},
-		{"grid0", graph.Pooling{}, false},
-		{"grid03", graph.Pooling{}, false},
-		{"grid", graph.Pooling{}, false},
+		{"lse0", graph.Pooling{}, false},
+		{"lse03", graph.Pooling{}, false},
+		{"grid3", graph.Pooling{}, false},
 		{"mean2", graph.Pooling{Reduce: graph.MeanCells, Grid: 2}, true},
 		{"sum2", graph.Pooling{}, false},
-		{"pyramid3", graph.Pooling{Reduce: graph.LogSumExpCells, Grid: 3, Pyramid: true}, true},
-		{"maxpyramid2", graph.Pooling{Reduce: graph.MaxCells, Grid: 2, Pyramid: true}, true},
-		{"pyramid0", graph.Pooling{}, false},
+		{"lse-pyramid3", graph.Pooling{Reduce: graph.LogSumExpCells, Grid: 3, Pyramid: true}, true},
+		{"max-pyramid2", graph.Pooling{Reduce: graph.MaxCells, Grid: 2, Pyramid: true}, true},
+		{"mean-pyramid1", graph.Pooling{Reduce: graph.MeanCells, Grid: 1, Pyramid: true}, true},
+		{"lse-pyramid0", graph.Pooling{}, false},
+		{"pyramid3", graph.Pooling{}, false},
 		{"post-mean3", graph.Pooling{Reduce: graph.MeanCells, Grid: 3, Posterior: true}, true},
-		{"post-pyramid2", graph.Pooling{Reduce: graph.LogSumExpCells, Grid: 2, Pyramid: true, Posterior: true}, true},
+		{"post-lse-pyramid2", graph.Pooling{Reduce: graph.LogSumExpCells, Grid: 2, Pyramid: true, Posterior: true}, true},
+		{"post-image", graph.Pooling{Reduce: graph.LogSumExpCells, Grid: 1, Posterior: true}, true},
 		{"post-post-mean3", graph.Pooling{}, false},
 		{"post-", graph.Pooling{}, false},
-		{"pyramid", graph.Pooling{}, false},
+		{"lse-pyramid", graph.Pooling{}, false},
 	} {
 		got, err := graph.ParsePooling(tc.name)
 		if (err == nil) != tc.ok || (tc.ok && got != tc.want) {
@@ -68,6 +74,31 @@ func TestParsePooling(t *testing.T) {
 		if tc.ok && got.Name() != tc.name {
 			t.Errorf("ParsePooling(%q).Name() = %q", tc.name, got.Name())
 		}
+	}
+}
+
+func TestParseReduction(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		want graph.Reduction
+		ok   bool
+	}{
+		{"lse", graph.LogSumExpCells, true},
+		{"max", graph.MaxCells, true},
+		{"mean", graph.MeanCells, true},
+		{"logsumexp", 0, false},
+		{"", 0, false},
+	} {
+		got, err := graph.ParseReduction(tc.name)
+		if (err == nil) != tc.ok || got != tc.want {
+			t.Errorf("ParseReduction(%q) = %v, %v", tc.name, got, err)
+		}
+		if text, err := got.MarshalText(); tc.ok && (err != nil || string(text) != tc.name) {
+			t.Errorf("%v.MarshalText() = %q, %v", got, text, err)
+		}
+	}
+	if _, err := graph.Reduction(7).MarshalText(); err == nil {
+		t.Error("Reduction(7).MarshalText(): want an error")
 	}
 }
 

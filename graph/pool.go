@@ -42,7 +42,8 @@ type Pooling struct {
 	Posterior bool // pool the posterior over kernels, not the log joint
 }
 
-// A Reduction is how a Pooling reduces a cell.
+// A Reduction is how a Pooling, or a Transform's local pooling, reduces a
+// cell.
 type Reduction int
 
 const (
@@ -51,36 +52,78 @@ const (
 	MeanCells                       // mean over the cell
 )
 
+var reductionNames = []string{LogSumExpCells: "lse", MaxCells: "max", MeanCells: "mean"}
+
+// String returns the reduction's name, the one every flag and file uses:
+// "lse", "max" or "mean".
+func (r Reduction) String() string {
+	if r < 0 || int(r) >= len(reductionNames) {
+		return fmt.Sprintf("Reduction(%d)", int(r))
+	}
+	return reductionNames[r]
+}
+
+// ParseReduction returns the reduction of the given name (see String).
+func ParseReduction(name string) (Reduction, error) {
+	for r, n := range reductionNames {
+		if n == name {
+			return Reduction(r), nil
+		}
+	}
+	return 0, fmt.Errorf("graph: unknown reduction %q (want lse, max or mean)", name)
+}
+
+// MarshalText writes the reduction's name.
+func (r Reduction) MarshalText() ([]byte, error) {
+	if r < 0 || int(r) >= len(reductionNames) {
+		return nil, fmt.Errorf("graph: unknown reduction %d", int(r))
+	}
+	return []byte(r.String()), nil
+}
+
+// UnmarshalText reads a reduction's name.
+func (r *Reduction) UnmarshalText(b []byte) error {
+	v, err := ParseReduction(string(b))
+	*r = v
+	return err
+}
+
 // ImageWide is the paper's pooling: one log-sum-exp over all positions.
 var ImageWide = Pooling{Reduce: LogSumExpCells, Grid: 1}
 
-// Name returns the pooling's name as the -pool flag takes it: "image",
-// "grid2", "grid3", … for log-sum-exp; "max", "max2", … for max; "mean",
-// "mean2", … for the mean.
+// Name returns the pooling's name, the one the -pool flag and every file
+// use: "image" (the paper's, ImageWide); the reduction's name and the grid,
+// "lse2", "max3", "mean4", … (the reduction's name alone for a max or mean
+// over the image); "lse-pyramid3", "max-pyramid2", … for a pyramid; any of
+// these after "post-" for the pooled posterior.
 func (p Pooling) Name() string {
 	if p.Posterior {
 		q := p
 		q.Posterior = false
 		return "post-" + q.Name()
 	}
-	if p.Pyramid {
-		prefix := map[Reduction]string{LogSumExpCells: "", MaxCells: "max", MeanCells: "mean"}[p.Reduce]
-		return fmt.Sprintf("%spyramid%d", prefix, p.Grid)
+	switch {
+	case p.Pyramid:
+		return fmt.Sprintf("%s-pyramid%d", p.Reduce, p.Grid)
+	case p == ImageWide:
+		return "image"
+	case p.Grid == 1:
+		return p.Reduce.String()
 	}
-	if p.Reduce == LogSumExpCells {
-		if p.Grid == 1 {
-			return "image"
-		}
-		return fmt.Sprintf("grid%d", p.Grid)
-	}
-	name := map[Reduction]string{MaxCells: "max", MeanCells: "mean"}[p.Reduce]
-	if p.Grid == 1 {
-		return name
-	}
-	return fmt.Sprintf("%s%d", name, p.Grid)
+	return fmt.Sprintf("%s%d", p.Reduce, p.Grid)
 }
 
 func (p Pooling) String() string { return p.Name() }
+
+// MarshalText writes the pooling's name.
+func (p Pooling) MarshalText() ([]byte, error) { return []byte(p.Name()), nil }
+
+// UnmarshalText reads a pooling's name.
+func (p *Pooling) UnmarshalText(b []byte) error {
+	v, err := ParsePooling(string(b))
+	*p = v
+	return err
+}
 
 // Features is the number of features per image for K kernels: K·G·G, or
 // K·P for a pyramid.
@@ -108,7 +151,7 @@ func (p Pooling) levels() []int {
 
 // ParsePooling returns the pooling of the given name (see Pooling.Name).
 func ParsePooling(name string) (Pooling, error) {
-	bad := fmt.Errorf("graph: unknown pooling %q (want image, gridG, pyramidG, max, maxG, maxpyramidG, mean, meanG or meanpyramidG with G ≥ 1, optionally after post-)", name)
+	bad := fmt.Errorf("graph: unknown pooling %q (want image, max, mean, lseG, maxG, meanG, lse-pyramidG, max-pyramidG or mean-pyramidG with G ≥ 1, each optionally after post-)", name)
 	if rest, ok := strings.CutPrefix(name, "post-"); ok {
 		p, err := ParsePooling(rest)
 		if err != nil || p.Posterior {
@@ -117,42 +160,30 @@ func ParsePooling(name string) (Pooling, error) {
 		p.Posterior = true
 		return p, nil
 	}
-	var p Pooling
-	var digits string
-	for _, r := range []struct {
-		prefix string
-		reduce Reduction
-	}{{"pyramid", LogSumExpCells}, {"maxpyramid", MaxCells}, {"meanpyramid", MeanCells}} {
-		if rest, ok := strings.CutPrefix(name, r.prefix); ok {
-			g, err := strconv.Atoi(rest)
-			if err != nil || g < 1 || rest != strconv.Itoa(g) {
-				return Pooling{}, bad
-			}
-			return Pooling{Reduce: r.reduce, Grid: g, Pyramid: true}, nil
-		}
-	}
-	switch {
-	case name == "image":
+	if name == "image" {
 		return ImageWide, nil
-	case name == "max":
-		return Pooling{Reduce: MaxCells, Grid: 1}, nil
-	case name == "mean":
-		return Pooling{Reduce: MeanCells, Grid: 1}, nil
-	case strings.HasPrefix(name, "grid"):
-		p.Reduce, digits = LogSumExpCells, name[len("grid"):]
-	case strings.HasPrefix(name, "max"):
-		p.Reduce, digits = MaxCells, name[len("max"):]
-	case strings.HasPrefix(name, "mean"):
-		p.Reduce, digits = MeanCells, name[len("mean"):]
-	default:
-		return Pooling{}, bad
 	}
-	g, err := strconv.Atoi(digits)
-	if err != nil || g < 1 || digits != strconv.Itoa(g) {
-		return Pooling{}, bad
+	if r, err := ParseReduction(name); err == nil && r != LogSumExpCells {
+		return Pooling{Reduce: r, Grid: 1}, nil
 	}
-	p.Grid = g
-	return p, nil
+	for r, prefix := range reductionNames {
+		rest, ok := strings.CutPrefix(name, prefix)
+		if !ok {
+			continue
+		}
+		p := Pooling{Reduce: Reduction(r)}
+		rest, p.Pyramid = strings.CutPrefix(rest, "-pyramid")
+		g, err := strconv.Atoi(rest)
+		if err != nil || g < 1 || rest != strconv.Itoa(g) {
+			return Pooling{}, bad
+		}
+		p.Grid = g
+		if p.Name() != name {
+			return Pooling{}, fmt.Errorf("graph: pooling %q is named %s", name, p.Name())
+		}
+		return p, nil
+	}
+	return Pooling{}, bad
 }
 
 // Pool adds to x's graph a node pooling the log joint x (N,K,Uh,Uw) into

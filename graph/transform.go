@@ -3,6 +3,8 @@ package graph
 import (
 	"fmt"
 	"math"
+	"strconv"
+	"strings"
 
 	"calm/internal/vecmath"
 
@@ -325,16 +327,57 @@ type Transform struct {
 	Reduce    Reduction
 }
 
-// String describes t: "posterior, mean pool 2", "log joint", ….
+// String returns t's name, the one the -layers flag and every file use:
+// "joint" or "post" (the log joint or the posterior over kernels), then,
+// with Pool > 1, "+" and the reduction's name and the window: "post+max2",
+// "joint+lse2".
 func (t Transform) String() string {
-	s := "log joint"
+	s := "joint"
 	if t.Posterior {
-		s = "posterior"
+		s = "post"
 	}
 	if t.Pool > 1 {
-		s += fmt.Sprintf(", %s pool %d", map[Reduction]string{LogSumExpCells: "log-sum-exp", MaxCells: "max", MeanCells: "mean"}[t.Reduce], t.Pool)
+		s += fmt.Sprintf("+%s%d", t.Reduce, t.Pool)
 	}
 	return s
+}
+
+// ParseTransform returns the transform of the given name (see String).
+func ParseTransform(name string) (Transform, error) {
+	bad := fmt.Errorf("graph: unknown transform %q (want post or joint, optionally followed by +lseN, +maxN or +meanN with N ≥ 2)", name)
+	what, pool, pooled := strings.Cut(name, "+")
+	var t Transform
+	switch what {
+	case "post":
+		t.Posterior = true
+	case "joint":
+	default:
+		return Transform{}, bad
+	}
+	if !pooled {
+		return t, nil
+	}
+	for r, prefix := range reductionNames {
+		if rest, ok := strings.CutPrefix(pool, prefix); ok {
+			n, err := strconv.Atoi(rest)
+			if err != nil || n < 2 || rest != strconv.Itoa(n) {
+				return Transform{}, bad
+			}
+			t.Reduce, t.Pool = Reduction(r), n
+			return t, nil
+		}
+	}
+	return Transform{}, bad
+}
+
+// MarshalText writes the transform's name.
+func (t Transform) MarshalText() ([]byte, error) { return []byte(t.String()), nil }
+
+// UnmarshalText reads a transform's name.
+func (t *Transform) UnmarshalText(b []byte) error {
+	v, err := ParseTransform(string(b))
+	*t = v
+	return err
 }
 
 // Next returns the configuration of the layer that sees c's maps through t,

@@ -174,3 +174,31 @@ func TestChannelAffine(t *testing.T) {
 		t.Errorf("channel affine%s", msg)
 	}
 }
+
+func TestParseTransform(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		want graph.Transform
+		ok   bool
+	}{
+		{"joint", graph.Transform{}, true},
+		{"post", graph.Transform{Posterior: true}, true},
+		{"post+max2", graph.Transform{Posterior: true, Pool: 2, Reduce: graph.MaxCells}, true},
+		{"joint+lse3", graph.Transform{Pool: 3, Reduce: graph.LogSumExpCells}, true},
+		{"post+mean2", graph.Transform{Posterior: true, Pool: 2, Reduce: graph.MeanCells}, true},
+		{"post+max1", graph.Transform{}, false}, // named post
+		{"post+max02", graph.Transform{}, false},
+		{"post+sum2", graph.Transform{}, false},
+		{"posterior", graph.Transform{}, false},
+		{"post+", graph.Transform{}, false},
+		{"", graph.Transform{}, false},
+	} {
+		got, err := graph.ParseTransform(tc.name)
+		if (err == nil) != tc.ok || got != tc.want {
+			t.Errorf("ParseTransform(%q) = %v, %v", tc.name, got, err)
+		}
+		if tc.ok && got.String() != tc.name {
+			t.Errorf("ParseTransform(%q).String() = %q", tc.name, got.String())
+		}
+	}
+}

@@ -101,7 +101,7 @@ func TestSave(t *testing.T) {
 			return viz.SaveLogLik(p, "LL", viz.Curve{Name: "layer 1", LogLik: []float64{-10, 5}})
 		},
 		"labels.png": func(p string) error {
-			return viz.SaveLabels(p, "labels", viz.Series{Name: "grid3", Labels: []int{100, 1000, 60000}, Accuracy: []float64{0.7, 0.9, 0.98}},
+			return viz.SaveLabels(p, "labels", viz.Series{Name: "lse3", Labels: []int{100, 1000, 60000}, Accuracy: []float64{0.7, 0.9, 0.98}},
 				viz.Series{Name: "pixels", Labels: []int{100, 1000, 60000}, Accuracy: []float64{0.6, 0.85, 0.92}})
 		},
 		"posterior.png": func(p string) error {

@@ -74,7 +74,7 @@ func TestSameAsIDX(t *testing.T) {
 	dir := mnistFolder(t, 600, 0)
 	idx, folder, feats := t.TempDir(), t.TempDir(), t.TempDir()
 	flags := []string{"-kernels", "8", "-width", "9", "-epochs", "1", "-quiet"}
-	runMNIST(t, append(flags, "-limit", "600", "-features", "-pool", "grid2", "-labels", "", "-pixels=false", "-epoch-curve=false", "-out", idx)...)
+	runMNIST(t, append(flags, "-limit", "600", "-features", "-pool", "lse2", "-labels", "", "-pixels=false", "-epoch-curve=false", "-out", idx)...)
 	if err := run(context.Background(), append(flags, "-data", dir, "-out", folder), new(bytes.Buffer)); err != nil {
 		t.Fatal(err)
 	}
@@ -92,14 +92,14 @@ func TestSameAsIDX(t *testing.T) {
 		}
 	}
 	var log bytes.Buffer
-	if err := run(context.Background(), []string{"-trained", idx, "-data", dir, "-features", "-pool", "grid2", "-out", feats}, &log); err != nil {
+	if err := run(context.Background(), []string{"-trained", idx, "-data", dir, "-features", "-pool", "lse2", "-out", feats}, &log); err != nil {
 		t.Fatalf("%v\n%s", err, log.String())
 	}
-	a, err := os.ReadFile(filepath.Join(idx, "features-grid2-train.npy"))
+	a, err := os.ReadFile(filepath.Join(idx, "features-lse2-train.npy"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := os.ReadFile(filepath.Join(feats, "features-grid2-train.npy"))
+	b, err := os.ReadFile(filepath.Join(feats, "features-lse2-train.npy"))
 	if err != nil {
 		t.Fatal(err)
 	}

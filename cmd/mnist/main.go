@@ -34,7 +34,7 @@ var Presets = []cli.Preset{
 	}},
 	{Name: "deep", Doc: "two layers, each learned by one epoch of EM under the patch model on 5×5-whitened images: 64 k-means++ kernels of 5×5, their posterior max-pooled 2×2, then 128 kernels of 5×5; a spatial pyramid of 1×1, 2×2 and 3×3 cells; C by validation (README, Deep CALM)", Flags: map[string]string{
 		"layers": "64x5p2:post+max2,128x5", "epochs": "1", "batch": "500", "init-from": "kmeans++", "model": "patch", "whiten": "5",
-		"pool": "pyramid3", "C": "auto", "labels": "100,300,1000,3000,10000",
+		"pool": "lse-pyramid3", "C": "auto", "labels": "100,300,1000,3000,10000",
 	}},
 }
 

@@ -81,7 +81,7 @@ func TestRunSmall(t *testing.T) {
 	out := t.TempDir()
 	var log bytes.Buffer
 	err := run(context.Background(), []string{"-limit", "600", "-epochs", "2", "-kernels", "16", "-width", "12", "-batch", "256",
-		"-pool", "grid2,image", "-labels", "100,300", "-features", "-out", out}, &log)
+		"-pool", "lse2,image", "-labels", "100,300", "-features", "-out", out}, &log)
 	if err != nil {
 		t.Fatalf("run: %v\n%s", err, log.String())
 	}
@@ -134,7 +134,7 @@ func TestRunSmall(t *testing.T) {
 	if config["kernels"].(float64) != 16 || config["limit"].(float64) != 600 || config["init_from"] != "kmeans++" {
 		t.Errorf("config.json = %v, want kernels 16, limit 600 and the default preset's kmeans++", config)
 	}
-	for _, name := range []string{"features-grid2-train.npy", "features-image-test.npy", "labels-train.npy"} {
+	for _, name := range []string{"features-lse2-train.npy", "features-image-test.npy", "labels-train.npy"} {
 		if _, err := os.Stat(filepath.Join(out, name)); err != nil {
 			t.Error(err)
 		}
@@ -194,11 +194,11 @@ func TestPresets(t *testing.T) {
 		want map[string]any
 	}{
 		{nil, map[string]any{"kernels": 128.0, "width": 9.0, "padding": 0.0, "max_epochs": 5.0, "init_from": "kmeans++", "model": "patch",
-			"pools": []any{"post-mean3", "grid3", "image"}}},
+			"pools": []any{"post-mean3", "lse3", "image"}}},
 		{[]string{"-preset", "paper"}, map[string]any{"kernels": 64.0, "width": 20.0, "padding": 2.0, "batch": 1000.0, "max_epochs": 15.0,
 			"init_from": "normal", "model": "image", "mixing": false, "pools": []any{"image"}}},
 		{[]string{"-preset", "deep"}, map[string]any{"kernels": 64.0, "width": 5.0, "padding": 2.0, "batch": 500.0, "max_epochs": 1.0,
-			"init_from": "kmeans++", "model": "patch", "pools": []any{"pyramid3"}}},
+			"init_from": "kmeans++", "model": "patch", "pools": []any{"lse-pyramid3"}}},
 		{[]string{"-preset", "paper", "-kernels", "8", "-epochs", "1"}, map[string]any{"kernels": 8.0, "max_epochs": 1.0, "init_from": "normal"}},
 	} {
 		out := t.TempDir()
@@ -269,8 +269,8 @@ func TestDeepPreset(t *testing.T) {
 			best, main = v, e["pooling"].(string)
 		}
 	}
-	if !slices.Equal(names, []string{"pyramid3", "pyramid3-all"}) || m["pooling"] != main {
-		t.Errorf("feature sets %v, main %v: want pyramid3 and pyramid3-all, the main one %s", names, m["pooling"], main)
+	if !slices.Equal(names, []string{"lse-pyramid3", "lse-pyramid3-all"}) || m["pooling"] != main {
+		t.Errorf("feature sets %v, main %v: want lse-pyramid3 and lse-pyramid3-all, the main one %s", names, m["pooling"], main)
 	}
 	if acc := m["test_accuracy"].(float64); acc < 0.85 {
 		t.Errorf("test accuracy %v from 1 200 images: want above 0.85", acc)
@@ -308,7 +308,7 @@ type meanSD struct {
 // of the accuracies, recomputed here from the two runs' metrics.
 func TestSeeds(t *testing.T) {
 	out := t.TempDir()
-	err := run(context.Background(), []string{"-limit", "600", "-epochs", "1", "-kernels", "8", "-width", "9", "-pool", "grid2,image", "-labels", "",
+	err := run(context.Background(), []string{"-limit", "600", "-epochs", "1", "-kernels", "8", "-width", "9", "-pool", "lse2,image", "-labels", "",
 		"-pixels=false", "-epoch-curve=false", "-seed", "3", "-seeds", "2", "-out", out, "-quiet"}, new(bytes.Buffer))
 	if err != nil {
 		t.Fatal(err)

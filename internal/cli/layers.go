@@ -17,9 +17,8 @@ type LayerSpec struct {
 }
 
 // layerRE matches one layer: KxW, optionally pP, optionally eE,
-// optionally ":" and the transform: "post" or "joint", optionally "+mean2",
-// "+max2", "+lse2".
-var layerRE = regexp.MustCompile(`^(\d+)x(\d+)(?:p(\d+))?(?:e(\d+))?(?::(post|joint)(?:\+(mean|max|lse)(\d+))?)?$`)
+// optionally ":" and the transform's name (graph.ParseTransform).
+var layerRE = regexp.MustCompile(`^(\d+)x(\d+)(?:p(\d+))?(?:e(\d+))?(?::(\S+))?$`)
 
 // ParseLayers parses a -layers spec: layers separated by commas, each
 // KxW (K kernels of W×W), then optionally pP (padding P, default 0), then
@@ -27,7 +26,7 @@ var layerRE = regexp.MustCompile(`^(\d+)x(\d+)(?:p(\d+))?(?:e(\d+))?(?::(post|jo
 // optionally ":" and what the next layer sees of it: "post" (the posterior
 // over kernels at each position) or "joint" (the log joint), optionally
 // pooled over windows of N×N with stride N by "+meanN", "+maxN" or
-// "+lseN" (log-sum-exp). Every layer but the last needs a transform; the
+// "+lseN" (log-sum-exp): graph.ParseTransform's names. Every layer but the last needs a transform; the
 // last may not have one. Example: 48x5p2:post+mean2,64x5e3.
 func ParseLayers(spec string) ([]LayerSpec, error) {
 	var out []LayerSpec
@@ -48,13 +47,12 @@ func ParseLayers(spec string) ([]LayerSpec, error) {
 		case m[5] != "" && i == len(parts)-1:
 			return nil, fmt.Errorf("-layers: the top layer %q feeds none: drop its transform", p)
 		}
-		l.Transform.Posterior = m[5] == "post"
-		if m[6] != "" {
-			l.Transform.Pool = atoi(m[7])
-			l.Transform.Reduce = map[string]graph.Reduction{"mean": graph.MeanCells, "max": graph.MaxCells, "lse": graph.LogSumExpCells}[m[6]]
-			if l.Transform.Pool < 1 {
-				return nil, fmt.Errorf("-layers: layer %d %q: a pooling window of %d", i+1, p, l.Transform.Pool)
+		if m[5] != "" {
+			t, err := graph.ParseTransform(m[5])
+			if err != nil {
+				return nil, fmt.Errorf("-layers: layer %d %q: %w", i+1, p, err)
 			}
+			l.Transform = t
 		}
 		if l.Kernels < 1 || l.Width < 1 {
 			return nil, fmt.Errorf("-layers: layer %d %q: want positive kernels and width", i+1, p)
