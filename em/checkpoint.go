@@ -24,6 +24,9 @@ type Checkpoint struct {
 	Theta        *tensor.Dense // after epoch Epoch
 	LogPrior     *tensor.Dense // the log mixing weights; nil while they are uniform
 	Images       int           // training images: a checkpoint resumes on the same data only
+	// Config is the layer trained (its batch aside); the zero value, for a
+	// checkpoint made without one, is not checked against the run.
+	Config graph.Config
 }
 
 // Reseed records the kernels re-seeded after one epoch.
@@ -49,6 +52,8 @@ func (c *Checkpoint) check(cfg graph.Config, n, maxEpochs int) error {
 		return bad("mixing weights of shape %v, the run has %d kernels", c.LogPrior.Shape(), cfg.Kernels)
 	case c.Images != n:
 		return bad("taken on %d images, the run has %d", c.Images, n)
+	case c.Config != (graph.Config{}) && c.Config != withBatch(cfg, c.Config.Batch):
+		return bad("of a layer %+v, the run trains %+v", c.Config, withBatch(cfg, c.Config.Batch))
 	}
 	if i := nonFinite(c.Theta.Data().([]float32)); i >= 0 {
 		return bad("θ holds %v in kernel %d", c.Theta.Data().([]float32)[i], i/cfg.KernelLen())
@@ -56,18 +61,22 @@ func (c *Checkpoint) check(cfg graph.Config, n, maxEpochs int) error {
 	return nil
 }
 
+// withBatch returns c with the given batch.
+func withBatch(c graph.Config, batch int) graph.Config {
+	c.Batch = batch
+	return c
+}
+
 // CheckpointFile is the name, in a run's directory, of the record of its
 // last whole epoch; the θ file it names sits beside it.
 const CheckpointFile = "checkpoint.json"
 
+// checkpointRecord is what checkpoint.json holds: the layer's record (its
+// configuration, θ's file and history) and where training stands.
 type checkpointRecord struct {
-	Epoch        int       `json:"epoch"`
-	LogLik       []float64 `json:"loglik"`
-	EpochSeconds []float64 `json:"epoch_seconds"`
-	Reseeded     []Reseed  `json:"reseeded,omitempty"`
-	Theta        string    `json:"theta"` // file name in the same directory
-	LogPrior     []float32 `json:"log_prior,omitempty"`
-	Images       int       `json:"images"`
+	LayerRecord
+	Epoch  int `json:"epoch"`
+	Images int `json:"images"`
 }
 
 // SaveCheckpoint writes cp into dir: θ first, as checkpoint-N.npy, then
@@ -80,11 +89,9 @@ func SaveCheckpoint(dir string, cp *Checkpoint, prev string) (string, error) {
 	if err := saveTheta(filepath.Join(dir, name), cp.Theta); err != nil {
 		return "", fmt.Errorf("em: checkpoint: %w", err)
 	}
-	rec := checkpointRecord{Epoch: cp.Epoch, LogLik: cp.LogLik, EpochSeconds: cp.EpochSeconds,
-		Reseeded: cp.Reseeded, Theta: name, Images: cp.Images}
-	if cp.LogPrior != nil {
-		rec.LogPrior = cp.LogPrior.Data().([]float32)
-	}
+	rec := checkpointRecord{LayerRecord: NewLayerRecord(cp.Config), Epoch: cp.Epoch, Images: cp.Images}
+	rec.LogLik, rec.EpochSeconds, rec.Reseeded, rec.Theta = cp.LogLik, cp.EpochSeconds, cp.Reseeded, name
+	rec.LogPrior = float32s(cp.LogPrior)
 	if err := atomicfile.WriteJSON(filepath.Join(dir, CheckpointFile), rec); err != nil {
 		return "", fmt.Errorf("em: checkpoint: %w", err)
 	}
@@ -124,11 +131,16 @@ func LoadCheckpoint(dir string) (*Checkpoint, error) {
 	}
 	cp := &Checkpoint{Epoch: rec.Epoch, LogLik: rec.LogLik, EpochSeconds: rec.EpochSeconds,
 		Reseeded: rec.Reseeded, Theta: theta, Images: rec.Images}
-	if rec.LogPrior != nil {
-		if k := nonFinite(rec.LogPrior); k >= 0 {
-			return nil, fmt.Errorf("em: checkpoint: log mixing weight %d is %v", k, rec.LogPrior[k])
+	if rec.Kernels != 0 {
+		if cp.Config, err = rec.Config(1); err != nil {
+			return nil, fmt.Errorf("em: checkpoint: %w", err)
 		}
-		cp.LogPrior = tensor.New(tensor.WithShape(len(rec.LogPrior)), tensor.WithBacking(rec.LogPrior))
+		cp.Config.Batch = 0
+	}
+	if rec.LogPrior != nil {
+		if cp.LogPrior, err = rec.logPrior(); err != nil {
+			return nil, fmt.Errorf("em: checkpoint: %w", err)
+		}
 	}
 	return cp, nil
 }

@@ -184,6 +184,12 @@ func TestCheckpointErrors(t *testing.T) {
 		{"epochs beyond the run", func(c *em.Checkpoint) { c.Epoch, c.LogLik, c.EpochSeconds = 4, make([]float64, 4), make([]float64, 4) }, "does not fit 3 epochs"},
 		{"history of the wrong length", func(c *em.Checkpoint) { c.LogLik = nil }, "0 log-likelihoods"},
 		{"weights of the wrong size", func(c *em.Checkpoint) { c.LogPrior = em.InitTheta(1, 1, 2, 1) }, "mixing weights"},
+		{"another padding", func(c *em.Checkpoint) {
+			c.Config = graph.Config{Kernels: 5, Width: 4, Pad: 2, Channels: 2, Rows: 9, Cols: 9}
+		}, "the run trains"},
+		{"another model", func(c *em.Checkpoint) {
+			c.Config = graph.Config{Kernels: 5, Width: 4, Pad: 1, Channels: 2, Rows: 9, Cols: 9, Model: graph.PatchModel}
+		}, "the run trains"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cp := good

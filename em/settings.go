@@ -120,6 +120,21 @@ func ParseInitMethod(name string) (InitMethod, error) {
 	return 0, fmt.Errorf("em: unknown initialisation %q (want one of %v)", name, initNames)
 }
 
+// MarshalText writes the method's name.
+func (m InitMethod) MarshalText() ([]byte, error) {
+	if int(m) >= len(initNames) {
+		return nil, fmt.Errorf("em: unknown initialisation %d", int(m))
+	}
+	return []byte(m.String()), nil
+}
+
+// UnmarshalText reads a method's name.
+func (m *InitMethod) UnmarshalText(b []byte) error {
+	v, err := ParseInitMethod(string(b))
+	*m = v
+	return err
+}
+
 // defaultOps returns ops, or the default op set (the first of
 // graph.OpSets) for nil.
 func defaultOps(ops graph.Ops) graph.Ops {

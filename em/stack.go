@@ -212,7 +212,7 @@ func (s *Stack) Input(src Source, l int, ops graph.Ops, batch int) (*Maps, error
 // images, computed as they are read (Stack.Input).
 type Maps struct {
 	src     Source
-	maps    *estep.Stack
+	maps    *estep.StackGraph
 	params  []estep.StageParams
 	first   graph.Config // of the images
 	img     []float32

@@ -139,7 +139,7 @@ func Train(src Source, s Settings) (*Result, error) {
 	buf := make([]float32, cfg.Batch*cfg.ImageLen())
 	batches := (n + cfg.Batch - 1) / cfg.Batch
 	if s.Recorder != nil && s.Resume == nil {
-		ev := Event{Batches: batches, Seeded: &Checkpoint{Theta: theta, LogPrior: logPrior, Images: n}}
+		ev := Event{Batches: batches, Seeded: &Checkpoint{Theta: theta, LogPrior: logPrior, Images: n, Config: withBatch(cfg, 0)}}
 		if err := s.Recorder.Record(ev); err != nil {
 			return nil, err
 		}
@@ -226,7 +226,7 @@ func Train(src Source, s Settings) (*Result, error) {
 			ev := Event{Epoch: epoch, Batches: batches, Images: n, Elapsed: time.Since(start), LogLik: stats.LogLik,
 				Theta: theta, Reseeded: reseeded,
 				State: &Checkpoint{Epoch: epoch, LogLik: res.LogLik, EpochSeconds: res.EpochSeconds, Reseeded: res.Reseeded,
-					Theta: theta, LogPrior: logPrior, Images: n}}
+					Theta: theta, LogPrior: logPrior, Images: n, Config: withBatch(cfg, 0)}}
 			if err := s.Recorder.Record(ev); err != nil {
 				return nil, err
 			}

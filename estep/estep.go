@@ -120,7 +120,7 @@ func zeros(k int) *tensor.Dense {
 // log-joint graph as the E-step: f[n,k,cell] (see graph.Pooling). It is
 // the stack graph of one stage (NewStackFeatures).
 type Features struct {
-	stack *Stack
+	stack *StackGraph
 }
 
 // NewFeatures returns the feature extractor of cfg built from ops, pooling

@@ -25,7 +25,7 @@ type StageParams struct {
 	Scale, Shift *tensor.Dense
 }
 
-// Stack is a compiled graph that carries a batch of images through the
+// StackGraph is a compiled graph that carries a batch of images through the
 // stages of a stack: x_1 = the images, and for each stage j
 //
 //	L_j = the log joint of x_j under stage j's kernels
@@ -33,7 +33,7 @@ type StageParams struct {
 //
 // Its output is either x_{L+1}, what a layer on top of the stages sees
 // (NewMaps), or the stages' log joints pooled into features (NewStackFeatures).
-type Stack struct {
+type StackGraph struct {
 	step    *graph.Step
 	stages  []Stage
 	affine  []bool // whether stage j's scale and shift are inputs
@@ -46,7 +46,7 @@ type Stack struct {
 // standardise false the last stage's transformed maps are left as they
 // are (to measure their statistics) and its scale and shift are not
 // inputs.
-func NewMaps(stages []Stage, ops graph.Ops, standardise bool) (*Stack, error) {
+func NewMaps(stages []Stage, ops graph.Ops, standardise bool) (*StackGraph, error) {
 	if len(stages) == 0 {
 		return nil, fmt.Errorf("estep: a stack of no stages")
 	}
@@ -62,7 +62,7 @@ func NewMaps(stages []Stage, ops graph.Ops, standardise bool) (*Stack, error) {
 // NewStackFeatures returns the graph whose output is, image by image, the
 // log joints of the listed stages (or their posteriors over kernels, for a
 // Posterior pooling) pooled by p (graph.Pooling), one after the other.
-func NewStackFeatures(stages []Stage, ops graph.Ops, p graph.Pooling, layers []int) (*Stack, error) {
+func NewStackFeatures(stages []Stage, ops graph.Ops, p graph.Pooling, layers []int) (*StackGraph, error) {
 	if len(stages) == 0 || len(layers) == 0 {
 		return nil, fmt.Errorf("estep: stack features of %d stages, %d layers", len(stages), len(layers))
 	}
@@ -98,7 +98,7 @@ func NewStackFeatures(stages []Stage, ops graph.Ops, p graph.Pooling, layers []i
 
 // NewStackLogJoint returns the graph whose output is the log joint of the
 // last stage, (N,K,Uh,Uw) per batch.
-func NewStackLogJoint(stages []Stage, ops graph.Ops) (*Stack, error) {
+func NewStackLogJoint(stages []Stage, ops graph.Ops) (*StackGraph, error) {
 	if len(stages) == 0 {
 		return nil, fmt.Errorf("estep: a stack of no stages")
 	}
@@ -122,7 +122,7 @@ func standardised(n, below int) []bool {
 // their log joints transformed, and standardised where affine is set;
 // outputs picks the outputs from the log joints L_j and the inputs x_j (x_0
 // the images, x_{j+1} stage j's transformed maps).
-func newStack(stages []Stage, ops graph.Ops, transformed int, affine []bool, outs []int, outputs func(logJoints, xs []*G.Node) ([]*G.Node, error)) (*Stack, error) {
+func newStack(stages []Stage, ops graph.Ops, transformed int, affine []bool, outs []int, outputs func(logJoints, xs []*G.Node) ([]*G.Node, error)) (*StackGraph, error) {
 	for j := 1; j < len(stages); j++ {
 		prev, cfg := stages[j-1], stages[j].Config
 		want := prev.Transform.Next(prev.Config, cfg.Kernels, cfg.Width, cfg.Pad)
@@ -132,7 +132,7 @@ func newStack(stages []Stage, ops graph.Ops, transformed int, affine []bool, out
 		}
 	}
 	inputs := []graph.Input{graph.Images(stages[0].Config)}
-	s := &Stack{stages: stages, affine: affine, outs: outs}
+	s := &StackGraph{stages: stages, affine: affine, outs: outs}
 	for j, st := range stages {
 		c := st.Config
 		inputs = append(inputs, graph.Kernels(c).Named(fmt.Sprint("theta", j+1)), graph.LogPrior(c).Named(fmt.Sprint("logprior", j+1)))
@@ -177,7 +177,7 @@ func newStack(stages []Stage, ops graph.Ops, transformed int, affine []bool, out
 }
 
 // Len is the number of output values per image.
-func (s *Stack) Len() int {
+func (s *StackGraph) Len() int {
 	var n int
 	for _, o := range s.outs {
 		n += o
@@ -188,7 +188,7 @@ func (s *Stack) Len() int {
 // RunInto runs the graph on a batch x (n,C,H,W) of the first stage's
 // images with the stages' parameters (params[j] for stage j), writing n·Len()
 // values into dst, image by image.
-func (s *Stack) RunInto(dst []float32, x *tensor.Dense, params []StageParams) error {
+func (s *StackGraph) RunInto(dst []float32, x *tensor.Dense, params []StageParams) error {
 	if len(params) < len(s.stages) {
 		return fmt.Errorf("estep: %d stages' parameters for a stack of %d", len(params), len(s.stages))
 	}
@@ -233,4 +233,4 @@ func (s *Stack) RunInto(dst []float32, x *tensor.Dense, params []StageParams) er
 }
 
 // Close releases the compiled programs.
-func (s *Stack) Close() error { return s.step.Close() }
+func (s *StackGraph) Close() error { return s.step.Close() }

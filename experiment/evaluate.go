@@ -177,7 +177,7 @@ func evaluate(ctx context.Context, d, raw Data, opt Options, st *em.Stack, ops g
 	subsets := balancedSubsets(d.Labels, d.Classes, counts)
 	study := map[int]*LabelPoint{}
 	for _, n := range counts {
-		study[n] = &LabelPoint{Labels: n, Accuracy: map[string]float64{}, C: map[string]float64{}}
+		study[n] = &LabelPoint{Labels: n}
 	}
 	var series []viz.Series
 	// fit evaluates a feature set and runs the label study on it.
@@ -199,7 +199,7 @@ func evaluate(ctx context.Context, d, raw Data, opt Options, st *em.Stack, ops g
 		accs[len(accs)-1], cs[len(cs)-1] = ev.TestAccuracy, ev.C
 		series = append(series, viz.Series{Name: fs.name, Labels: counts, Accuracy: accs})
 		for i, n := range counts {
-			study[n].Accuracy[fs.name], study[n].C[fs.name] = accs[i], cs[i]
+			study[n].Fits = append(study[n].Fits, LabelFit{Pooling: fs.name, TestAccuracy: accs[i], C: cs[i]})
 		}
 		return ev, nil
 	}
@@ -209,20 +209,37 @@ func evaluate(ctx context.Context, d, raw Data, opt Options, st *em.Stack, ops g
 			return err
 		}
 	}
+	// In a stack, the features of all layers under a pooling are computed
+	// once, for its top-layer set (their last columns), and kept until
+	// their own set is fitted.
+	computed := map[string]featureSet{}
 	for _, fset := range featureSets(opt.Pools, len(st.Layers)) {
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
 		start := time.Now()
-		train, err := em.StackFeatures(d.Labelled, st, fset.layers, fset.pool, ops, batch)
-		if err != nil {
-			return fmt.Errorf("experiment: %w", err)
+		fs, ok := computed[fset.name]
+		delete(computed, fset.name)
+		if !ok {
+			layers := fset.layers
+			if fset.all != "" {
+				layers = allLayers(len(st.Layers))
+			}
+			train, err := em.StackFeatures(d.Labelled, st, layers, fset.pool, ops, batch)
+			if err != nil {
+				return fmt.Errorf("experiment: %w", err)
+			}
+			test, err := em.StackFeatures(d.Test, st, layers, fset.pool, ops, batch)
+			if err != nil {
+				return fmt.Errorf("experiment: %w", err)
+			}
+			fs = featureSet{name: fset.name, train: train, test: test, d: len(test) / len(d.TestLabels), owned: true}
+			if fset.all != "" {
+				computed[fset.all] = featureSet{name: fset.all, train: train, test: test, d: fs.d, owned: true}
+				top := fset.pool.Features(st.Layers[len(st.Layers)-1].Config.Kernels)
+				fs = featureSet{name: fset.name, train: lastColumns(train, fs.d, top), test: lastColumns(test, fs.d, top), d: top, owned: true}
+			}
 		}
-		test, err := em.StackFeatures(d.Test, st, fset.layers, fset.pool, ops, batch)
-		if err != nil {
-			return fmt.Errorf("experiment: %w", err)
-		}
-		fs := featureSet{name: fset.name, train: train, test: test, d: len(test) / len(d.TestLabels), owned: true}
 		took := time.Since(start).Seconds()
 		m.FeaturesSeconds += took
 		logf("features (%s, %d per image) of %d + %d images: %.1f s\n", fs.name, fs.d, len(d.Labels), len(d.TestLabels), took)
@@ -299,6 +316,9 @@ type featureSetSpec struct {
 	name   string
 	pool   graph.Pooling
 	layers []int
+	// all names, for a top-layer set in a stack, the set of every layer
+	// under the same pooling, whose last columns it is.
+	all string
 }
 
 // featureSets returns the feature sets of a run: each pooling of the top
@@ -308,18 +328,37 @@ func featureSets(pools []graph.Pooling, layers int) []featureSetSpec {
 	top := layers - 1
 	var sets []featureSetSpec
 	for _, p := range pools {
-		sets = append(sets, featureSetSpec{p.Name(), p, []int{top}})
+		s := featureSetSpec{name: p.Name(), pool: p, layers: []int{top}}
+		if top > 0 {
+			s.all = p.Name() + "-all"
+		}
+		sets = append(sets, s)
 	}
 	if top > 0 {
-		all := make([]int, layers)
-		for l := range all {
-			all[l] = l
-		}
 		for _, p := range pools {
-			sets = append(sets, featureSetSpec{p.Name() + "-all", p, all})
+			sets = append(sets, featureSetSpec{name: p.Name() + "-all", pool: p, layers: allLayers(layers)})
 		}
 	}
 	return sets
+}
+
+// allLayers returns 0, 1, …, layers−1.
+func allLayers(layers int) []int {
+	all := make([]int, layers)
+	for l := range all {
+		all[l] = l
+	}
+	return all
+}
+
+// lastColumns returns a copy of the last k of the d columns of each row of x.
+func lastColumns(x []float32, d, k int) []float32 {
+	n := len(x) / d
+	out := make([]float32, 0, n*k)
+	for i := range n {
+		out = append(out, x[(i+1)*d-k:(i+1)*d]...)
+	}
+	return out
 }
 
 // labelStudy returns the test accuracy, and the C, of the classifier

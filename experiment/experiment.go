@@ -97,7 +97,9 @@ type Options struct {
 	// Progress returns the recorder told of every batch and epoch of layer
 	// l (0-based) of layers; optional.
 	Progress func(l, layers int) em.Recorder
-	Config   map[string]any
+	// Command is the command line that made the run, every flag as
+	// -name=value; config.json records it (-resume reads it back).
+	Command []string
 
 	// Context, when cancelled, stops training at the next batch and
 	// evaluation between its phases, with an *InterruptedError.
@@ -163,20 +165,14 @@ type Metrics struct {
 	GOMAXPROCS        int     `json:"gomaxprocs"`
 }
 
-// LayerMetrics is one layer's training.
+// LayerMetrics is one layer's training: its record (configuration and
+// history, as model.json has it, without the weights) and what was
+// measured of it.
 type LayerMetrics struct {
-	Kernels         int         `json:"kernels"`
-	Width           int         `json:"width"`
-	Padding         int         `json:"padding"`
-	Input           [3]int      `json:"input"` // channels, rows, columns
-	Transform       string      `json:"transform,omitempty"`
-	LogLik          []float64   `json:"loglik"`
-	EpochSeconds    []float64   `json:"epoch_seconds"`
-	Epochs          int         `json:"epochs"`
-	Status          string      `json:"status"`
-	Reseeded        []em.Reseed `json:"reseeded"`
-	DistinctKernels int         `json:"distinct_kernels"` // cosine < 0.99 to every kernel before
-	TrainSeconds    float64     `json:"train_seconds"`
+	em.LayerRecord
+	Epochs          int     `json:"epochs"`
+	DistinctKernels int     `json:"distinct_kernels"` // cosine < 0.99 to every kernel before
+	TrainSeconds    float64 `json:"train_seconds"`
 }
 
 // Evaluation is the softmax classifier on one feature set: its validation
@@ -196,13 +192,29 @@ type Evaluation struct {
 	Classifier         *classify.Fit `json:"classifier"`
 }
 
-// LabelPoint is the test accuracy of each feature set (a pooling's name,
-// or "pixels") fitted on a balanced subset of Labels labelled images, and
-// the C of each fit (chosen inside the subset, or the one given).
+// LabelPoint is the label study at one size: each feature set fitted on a
+// balanced subset of Labels labelled images.
 type LabelPoint struct {
-	Labels   int                `json:"labels"`
-	Accuracy map[string]float64 `json:"accuracy"`
-	C        map[string]float64 `json:"c"`
+	Labels int        `json:"labels"`
+	Fits   []LabelFit `json:"fits"`
+}
+
+// LabelFit is one feature set's fit of a LabelPoint: its test accuracy and
+// its C (chosen inside the subset, or the one given).
+type LabelFit struct {
+	Pooling      string  `json:"pooling"` // a feature set's name, or "pixels"
+	TestAccuracy float64 `json:"test_accuracy"`
+	C            float64 `json:"c"`
+}
+
+// Fit returns the fit of the named feature set, or false.
+func (p LabelPoint) Fit(pooling string) (LabelFit, bool) {
+	for _, f := range p.Fits {
+		if f.Pooling == pooling {
+			return f, true
+		}
+	}
+	return LabelFit{}, false
 }
 
 // DefaultWhitenEpsilon is the default ε of the whitening: for pixels in
@@ -369,13 +381,10 @@ func Run(d Data, opt Options) (*Metrics, error) {
 		}
 	}
 	for l, t := range st.Layers {
-		lm := LayerMetrics{Kernels: t.Config.Kernels, Width: t.Config.Width, Padding: t.Config.Pad,
-			Input: [3]int{t.Config.Channels, t.Config.Rows, t.Config.Cols}, LogLik: t.LogLik, EpochSeconds: t.EpochSeconds,
-			Epochs: len(t.LogLik), Status: t.Status.String(), Reseeded: t.Reseeded,
+		rec := t.Record(l == len(st.Layers)-1)
+		rec.LogPrior, rec.Scale, rec.Shift = nil, nil, nil
+		lm := LayerMetrics{LayerRecord: rec, Epochs: len(t.LogLik),
 			DistinctKernels: em.Distinct(t.Theta.Data().([]float32), t.Config.Kernels, 0.99), TrainSeconds: sum(t.EpochSeconds)}
-		if l < len(st.Layers)-1 {
-			lm.Transform = t.Transform.String()
-		}
 		m.Layers = append(m.Layers, lm)
 		m.TrainSeconds += lm.TrainSeconds
 		logf("layer %d: %d epochs (%s), %.1f s; %d of %d kernels distinct", l+1, lm.Epochs, lm.Status, lm.TrainSeconds, lm.DistinctKernels, lm.Kernels)
@@ -513,32 +522,44 @@ func epochOf(cp *em.Checkpoint) int {
 	return cp.Epoch
 }
 
-// config is what config.json records: every setting, so that a run can be
-// repeated (and resumed), and the options' extra entries (the flags).
-func config(d Data, opt Options, layers []em.StackLayer, cfgs []graph.Config, n int) map[string]any {
-	var pools []string
-	for _, p := range opt.Pools {
-		pools = append(pools, p.Name())
-	}
+// RunConfig is what config.json records: every setting of the run, once,
+// so that it can be repeated, and the command line that made it (from
+// which -resume takes its flags).
+type RunConfig struct {
+	Dataset     string           `json:"dataset"`
+	Images      int              `json:"images"` // training images, the validation split included
+	Description map[string]any   `json:"description,omitempty"`
+	Layers      []em.LayerRecord `json:"layers"`
+	Batch       int              `json:"batch"`
+	Seed        uint64           `json:"seed"`
+	Ops         string           `json:"ops"`
+	InitFrom    em.InitMethod    `json:"init_from"`
+	InitSample  int              `json:"init_sample"`
+	Mixing      bool             `json:"mixing"`
+	Repair      em.Repair        `json:"repair"`
+	Tol         float64          `json:"tol"`
+	Whiten      int              `json:"whiten,omitempty"` // the ZCA filter's width, 0 for none
+	Pools       []graph.Pooling  `json:"pools,omitempty"`
+	Validation  int              `json:"validation"`
+	Command     []string         `json:"command,omitempty"`
+	GoVersion   string           `json:"go_version"`
+}
+
+// config returns the run's RunConfig.
+func config(d Data, opt Options, layers []em.StackLayer, cfgs []graph.Config, n int) RunConfig {
 	s := layers[0].Settings
-	var ls []map[string]any
+	c := RunConfig{Dataset: d.Name, Images: n, Description: d.Description, Batch: cfgs[0].Batch, Seed: s.Seed, Ops: s.Ops.Name(),
+		InitFrom: s.InitFrom, InitSample: s.InitSample, Mixing: s.Mixing, Repair: s.Repair, Tol: s.Tol,
+		Whiten: opt.Whiten, Pools: opt.Pools, Validation: opt.Validation, Command: opt.Command, GoVersion: runtime.Version()}
 	for l, cfg := range cfgs {
-		ls = append(ls, map[string]any{"kernels": cfg.Kernels, "width": cfg.Width, "padding": cfg.Pad,
-			"input": []int{cfg.Channels, cfg.Rows, cfg.Cols}, "transform": layers[l].Transform.String(), "max_epochs": layers[l].Settings.MaxEpochs})
+		r := em.NewLayerRecord(cfg)
+		if l < len(cfgs)-1 {
+			r.Transform = &layers[l].Transform
+		}
+		r.MaxEpochs = layers[l].Settings.MaxEpochs
+		c.Layers = append(c.Layers, r)
 	}
-	conf := map[string]any{
-		"dataset": d.Name, "images": n, "layers": ls, "kernels": cfgs[0].Kernels, "width": cfgs[0].Width, "padding": cfgs[0].Pad,
-		"batch": cfgs[0].Batch, "max_epochs": s.MaxEpochs, "tol": s.Tol, "seed": s.Seed, "ops": s.Ops.Name(),
-		"init_from": s.InitFrom.String(), "model": s.Model.String(), "init_sample": s.InitSample, "mixing": s.Mixing, "repair": s.Repair,
-		"pools": pools, "go_version": runtime.Version(),
-	}
-	for k, v := range d.Description {
-		conf[k] = v
-	}
-	for k, v := range opt.Config {
-		conf[k] = v
-	}
-	return conf
+	return c
 }
 
 // checkMemory refuses a run whose layers' batches need more memory

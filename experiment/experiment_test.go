@@ -11,6 +11,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -126,6 +127,9 @@ func TestRun(t *testing.T) {
 		if err := json.Unmarshal(raw, &v); err != nil {
 			t.Errorf("%s: %v", name, err)
 		}
+		if bad := notSnakeCase(v, ""); len(bad) > 0 {
+			t.Errorf("%s: keys not in snake_case: %v", name, bad)
+		}
 	}
 	// Kernels learn the two bars; their pooled log-likelihoods tell the
 	// classes apart wherever the bar is.
@@ -179,11 +183,11 @@ func TestRun(t *testing.T) {
 	if len(m.Layers) != 1 || len(m.Layers[0].LogLik) != 3 || m.Images != 200 || m.PeakRSSBytes <= 0 || m.Layers[0].DistinctKernels < 1 || m.TrainSeconds <= 0 || m.ClassifierSeconds <= 0 || m.FeaturesSeconds <= 0 {
 		t.Errorf("metrics %+v", m)
 	}
-	if len(m.Labels) != 3 || m.Labels[0].Labels != 20 || m.Labels[2].Labels != 200 || len(m.Labels[0].Accuracy) != 3 {
+	if len(m.Labels) != 3 || m.Labels[0].Labels != 20 || m.Labels[2].Labels != 200 || len(m.Labels[0].Fits) != 3 {
 		t.Errorf("label study %+v: want 20, 60 and 200 labels, three feature sets each", m.Labels)
 	}
-	if got := m.Labels[2].Accuracy["lse2"]; got != m.Evaluations[0].TestAccuracy {
-		t.Errorf("label study on all labels %v, main fit %v: want the same fit", got, m.Evaluations[0].TestAccuracy)
+	if got, _ := m.Labels[2].Fit("lse2"); got.TestAccuracy != m.Evaluations[0].TestAccuracy {
+		t.Errorf("label study on all labels %v, main fit %v: want the same fit", got.TestAccuracy, m.Evaluations[0].TestAccuracy)
 	}
 	cp, err := em.LoadCheckpoint(filepath.Join(out, "layer-1"))
 	if err != nil || cp.Epoch != 3 {
@@ -304,8 +308,10 @@ func twoLayers() []em.StackLayer {
 // figures, the metrics of each, the features of the top layer and of both.
 func TestRunStack(t *testing.T) {
 	out := t.TempDir()
-	m, err := experiment.Run(data(t), experiment.Options{Out: out, Eval: true, Layers: twoLayers(), ChooseC: true, Validation: 50,
-		Pools: []graph.Pooling{{Reduce: graph.LogSumExpCells, Grid: 2}}})
+	d := data(t)
+	pool := graph.Pooling{Reduce: graph.LogSumExpCells, Grid: 2}
+	m, err := experiment.Run(d, experiment.Options{Out: out, Eval: true, Layers: twoLayers(), ChooseC: true, Validation: 50,
+		Pools: []graph.Pooling{pool}, Features: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -324,6 +330,22 @@ func TestRunStack(t *testing.T) {
 	if len(m.Evaluations) != 2 || m.Evaluations[0].Pooling != "lse2" || m.Evaluations[0].Features != 16 ||
 		m.Evaluations[1].Pooling != "lse2-all" || m.Evaluations[1].Features != 6*4+16 {
 		t.Errorf("evaluations %+v: want lse2 of layer 2 (16 features), then of both layers (40)", m.Evaluations)
+	}
+	// The top layer's features are cut from those of both layers: they
+	// must be the top layer's alone, computed directly.
+	for _, layers := range [][]int{{1}, {0, 1}} {
+		want, err := em.StackFeatures(d.Test, st, layers, pool, nil, 7)
+		if err != nil {
+			t.Fatal(err)
+		}
+		name := "features-lse2-test.npy"
+		if len(layers) == 2 {
+			name = "features-lse2-all-test.npy"
+		}
+		got := readNpy(t, filepath.Join(out, name))
+		if !slices.Equal(got, want) {
+			t.Errorf("%s: %d values differ from the features of layers %v computed alone (%d)", name, len(got), layers, len(want))
+		}
 	}
 	for _, ev := range m.Evaluations {
 		if ev.ValidationAccuracy == nil || len(ev.ValidationByC) != len(classify.DefaultCGrid) ||
@@ -483,10 +505,45 @@ func TestNoTestLeak(t *testing.T) {
 		t.Errorf("epoch curve %+v, with the test labels permuted %+v", m1.Epochs, m2.Epochs)
 	}
 	for i, p := range m1.Labels {
-		for name, c := range p.C {
-			if m2.Labels[i].C[name] != c {
-				t.Errorf("label study, %d labels, %s: C %v, with the test labels permuted %v", p.Labels, name, c, m2.Labels[i].C[name])
+		for _, f := range p.Fits {
+			if f2, _ := m2.Labels[i].Fit(f.Pooling); f2.C != f.C {
+				t.Errorf("label study, %d labels, %s: C %v, with the test labels permuted %v", p.Labels, f.Pooling, f.C, f2.C)
 			}
 		}
 	}
+}
+
+// readNpy reads a float32 .npy file.
+func readNpy(t *testing.T, path string) []float32 {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var v []float32
+	if err := npyio.Read(f, &v); err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
+	return v
+}
+
+// notSnakeCase returns the paths of the keys of v (JSON decoded), at any
+// depth, that are not lower case words joined by underscores.
+func notSnakeCase(v any, path string) []string {
+	var bad []string
+	switch v := v.(type) {
+	case map[string]any:
+		for k, x := range v {
+			if !regexp.MustCompile(`^[a-z][a-z0-9]*(_[a-z0-9]+)*$`).MatchString(k) {
+				bad = append(bad, path+"/"+k)
+			}
+			bad = append(bad, notSnakeCase(x, path+"/"+k)...)
+		}
+	case []any:
+		for i, x := range v {
+			bad = append(bad, notSnakeCase(x, fmt.Sprintf("%s[%d]", path, i))...)
+		}
+	}
+	return bad
 }

@@ -30,7 +30,7 @@ func BenchmarkPeak(b *testing.B) {
 // benchMul times one C = A·B of the given shape in one goroutine with
 // each kernel and reports GFLOP/s (a multiply-add counts as 2).
 func benchMul(b *testing.B, m, n, k int, tA, tB bool) {
-	for _, kern := range Kernels() {
+	for _, kern := range MicroKernels() {
 		b.Run(kern.Name(), func(b *testing.B) {
 			rng := rand.New(rand.NewPCG(1, 2))
 			lda, ldb := k, n
@@ -43,7 +43,7 @@ func benchMul(b *testing.B, m, n, k int, tA, tB bool) {
 			a := Matrix{Data: randn(rng, m*k), Stride: lda, T: tA}
 			bm := Matrix{Data: randn(rng, k*n), Stride: ldb, T: tB}
 			c := make([]float32, m*n)
-			ws := &Workspace{Kernel: kern}
+			ws := &Workspace{MicroKernel: kern}
 			b.ReportAllocs()
 			b.ResetTimer()
 			for i := 0; i < b.N; i++ {
@@ -69,7 +69,7 @@ func BenchmarkSoftmax(b *testing.B) { benchMul(b, 60000, 10, 576, false, true) }
 // B packed kernels (d×K). E-step: positions × elements; M-step: elements ×
 // positions.
 func benchConv(b *testing.B, c, hp, wp, w, k int, mstep bool) {
-	for _, kern := range Kernels() {
+	for _, kern := range MicroKernels() {
 		b.Run(kern.Name(), func(b *testing.B) {
 			rng := rand.New(rand.NewPCG(1, 2))
 			img := randn(rng, c*hp*wp)

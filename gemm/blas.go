@@ -13,7 +13,7 @@ import (
 // the BLAS of the whole process.
 type Implementation struct {
 	gonum.Implementation
-	Kernel *Kernel // nil: Default()
+	MicroKernel *MicroKernel // nil: Default()
 }
 
 var _ blas.Float32 = Implementation{}
@@ -21,7 +21,7 @@ var _ blas.Float32 = Implementation{}
 // Sgemm computes C ← α·op(A)·op(B) + β·C with the packed kernel, its
 // columns split over GOMAXPROCS goroutines when the product is large.
 func (impl Implementation) Sgemm(tA, tB blas.Transpose, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
-	parallelMul(runtime.GOMAXPROCS(0), impl.Kernel, m, n, k, alpha,
+	parallelMul(runtime.GOMAXPROCS(0), impl.MicroKernel, m, n, k, alpha,
 		Matrix{Data: a, Stride: lda, T: tA != blas.NoTrans},
 		Matrix{Data: b, Stride: ldb, T: tB != blas.NoTrans},
 		beta, c, ldc)

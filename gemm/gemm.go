@@ -58,7 +58,7 @@ func minMax(v []int32) (lo, hi int32) {
 // allocation. The zero value is ready to use and runs the default kernel.
 type Workspace struct {
 	// Kernel is the micro-kernel Mul runs; nil means Default().
-	Kernel *Kernel
+	MicroKernel *MicroKernel
 
 	b          []float32
 	rows, cols []int32
@@ -66,11 +66,11 @@ type Workspace struct {
 	tileRows   [MR]int32
 }
 
-func (ws *Workspace) kernel() *Kernel {
-	if ws.Kernel == nil {
+func (ws *Workspace) kernel() *MicroKernel {
+	if ws.MicroKernel == nil {
 		return Default()
 	}
-	return ws.Kernel
+	return ws.MicroKernel
 }
 
 // Mul computes C ← α·op(A)·op(B) + β·C for op(A) (m×k), op(B) (k×n) and C
@@ -145,7 +145,7 @@ func MulGather(a Gather, b *PackedB, c []float32, ldc int, ws *Workspace) {
 // tables and len(cols) steps, and B is packed in panels of kern.nr columns
 // panelLen floats apart, nb columns in all. Tiles that would write past
 // C's rows or columns go through ws.tile.
-func macro(kern *Kernel, src []float32, rows, cols []int32, b []float32, nb, panelLen int, c []float32, ldc int, ws *Workspace) {
+func macro(kern *MicroKernel, src []float32, rows, cols []int32, b []float32, nb, panelLen int, c []float32, ldc int, ws *Workspace) {
 	nr, kb, m := kern.nr, len(cols), len(rows)
 	ws.tile = grow(ws.tile, MR*nr)
 	r := &ws.tileRows
@@ -238,14 +238,14 @@ func ParallelMul(m, n, k int, alpha float32, a, b Matrix, beta float32, c []floa
 }
 
 // parallelMul splits the columns of C over at most workers goroutines.
-func parallelMul(workers int, kern *Kernel, m, n, k int, alpha float32, a, b Matrix, beta float32, c []float32, ldc int) {
+func parallelMul(workers int, kern *MicroKernel, m, n, k int, alpha float32, a, b Matrix, beta float32, c []float32, ldc int) {
 	if kern == nil {
 		kern = Default()
 	}
 	panels := (n + kern.nr - 1) / kern.nr
 	workers = min(workers, panels)
 	if workers <= 1 || m*n*k < 1<<21 {
-		Mul(m, n, k, alpha, a, b, beta, c, ldc, &Workspace{Kernel: kern})
+		Mul(m, n, k, alpha, a, b, beta, c, ldc, &Workspace{MicroKernel: kern})
 		return
 	}
 	// Split on whole panels so no tile is cut.
@@ -261,7 +261,7 @@ func parallelMul(workers int, kern *Kernel, m, n, k int, alpha float32, a, b Mat
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			Mul(m, hi-lo, k, alpha, a, bs, beta, c[lo:], ldc, &Workspace{Kernel: kern})
+			Mul(m, hi-lo, k, alpha, a, bs, beta, c[lo:], ldc, &Workspace{MicroKernel: kern})
 		}()
 	}
 	wg.Wait()

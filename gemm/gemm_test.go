@@ -51,7 +51,7 @@ func tol(k int, w float64) float64 { return 1e-5 * (1 + math.Sqrt(float64(k))) *
 // an AVX-512 machine that is three.
 func TestKernels(t *testing.T) {
 	var names []string
-	for _, k := range Kernels() {
+	for _, k := range MicroKernels() {
 		names = append(names, k.Name())
 	}
 	t.Logf("kernels on this CPU: %v", names)
@@ -76,7 +76,7 @@ func TestMul(t *testing.T) {
 		{1, 1, 1}, {6, 16, 1}, {7, 17, 3}, {5, 15, 2}, {12, 32, 256}, {13, 33, 257}, {6, 64, 5}, {6, 65, 7}, {11, 100, 9},
 		{64, 169, 400}, {169, 64, 400}, {64, 400, 169}, {97, 50, 300}, {200, 2100, 5}, {3, 200, 675},
 	}
-	for _, kern := range Kernels() {
+	for _, kern := range MicroKernels() {
 		for _, s := range shapes {
 			for _, tr := range [][2]bool{{false, false}, {true, false}, {false, true}, {true, true}} {
 				t.Run(fmt.Sprintf("%s/%dx%dx%d/T%v", kern, s.m, s.n, s.k, tr), func(t *testing.T) {
@@ -100,7 +100,7 @@ func TestMul(t *testing.T) {
 					c := randn(rng, s.m*ldc)
 					want := naive(s.m, s.n, s.k, 0.5, a, b, -2, c, ldc)
 					orig := slices.Clone(c)
-					Mul(s.m, s.n, s.k, 0.5, a, b, -2, c, ldc, &Workspace{Kernel: kern})
+					Mul(s.m, s.n, s.k, 0.5, a, b, -2, c, ldc, &Workspace{MicroKernel: kern})
 					checkC(t, c, orig, want, s.m, s.n, s.k, ldc)
 				})
 			}
@@ -166,7 +166,7 @@ func TestMulGather(t *testing.T) {
 		{"one row", img, pos[:1], elem},
 		{"long", randn(rng, 1000), random[:7], slices.Concat(random, random)},
 	}
-	for _, kern := range Kernels() {
+	for _, kern := range MicroKernels() {
 		for _, tc := range cases {
 			for _, n := range []int{1, 16, 64, 70, 200} {
 				t.Run(fmt.Sprintf("%s/%s/n%d", kern, tc.name, n), func(t *testing.T) {
@@ -210,7 +210,7 @@ func TestParallelMul(t *testing.T) {
 	m, n, k := 70, 300, 200
 	a := Matrix{Data: randn(rng, m*k), Stride: k}
 	b := Matrix{Data: randn(rng, n*k), Stride: k, T: true}
-	for _, kern := range Kernels() {
+	for _, kern := range MicroKernels() {
 		c := make([]float32, m*n)
 		want := naive(m, n, k, 1, a, b, 0, c, n)
 		parallelMul(3, kern, m, n, k, 1, a, b, 0, c, n)
@@ -226,7 +226,7 @@ func TestParallelMul(t *testing.T) {
 // documents: Pack must give the same bytes.
 func TestPackedBReset(t *testing.T) {
 	rng := rand.New(rand.NewPCG(7, 8))
-	for _, kern := range Kernels() {
+	for _, kern := range MicroKernels() {
 		for _, s := range []struct{ k, n int }{{1, 1}, {5, 16}, {400, 169}, {169, 64}, {3, 200}} {
 			b := Matrix{Data: randn(rng, s.k*s.n), Stride: s.n}
 			var byHand PackedB
@@ -255,10 +255,10 @@ func TestImplementation(t *testing.T) {
 	rng := rand.New(rand.NewPCG(8, 9))
 	m, n, k := 37, 91, 130
 	a, b := randn(rng, k*m), randn(rng, n*k)
-	for _, kern := range Kernels() {
+	for _, kern := range MicroKernels() {
 		c1 := randn(rng, m*n)
 		c2 := slices.Clone(c1)
-		Implementation{Kernel: kern}.Sgemm(blas.Trans, blas.Trans, m, n, k, 1.5, a, m, b, k, 0.5, c1, n)
+		Implementation{MicroKernel: kern}.Sgemm(blas.Trans, blas.Trans, m, n, k, 1.5, a, m, b, k, 0.5, c1, n)
 		gonum.Implementation{}.Sgemm(blas.Trans, blas.Trans, m, n, k, 1.5, a, m, b, k, 0.5, c2, n)
 		for i := range c1 {
 			if math.Abs(float64(c1[i]-c2[i])) > tol(k, float64(c2[i])) {

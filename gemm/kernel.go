@@ -8,16 +8,17 @@ import (
 // MR is the number of rows of C every micro-kernel computes at once.
 const MR = 6
 
-// A Kernel is a micro-kernel and the tile it computes: it adds to an
+// A MicroKernel is the innermost loop of a product and the tile it
+// computes (not to be confused with a CALM kernel θ_k): it adds to an
 // MR×PanelWidth tile of C the product of an MR×k block of A, read through
 // two index tables (A[i,p] = src[rows[i] + cols[p]]), with a packed k×
 // PanelWidth panel of B. Reading A through index tables means a
 // convolution's patches are never copied: the tables point into the image.
 //
-// Kernels are chosen by the CPU at run time; every Kernel computes the
+// Micro-kernels are chosen by the CPU at run time; every one computes the
 // same sums (up to float32 rounding order), and the tests run each one that
 // the CPU can run.
-type Kernel struct {
+type MicroKernel struct {
 	name string
 	nr   int        // columns of a B panel
 	vec  int        // columns of one variant step
@@ -30,21 +31,21 @@ type Kernel struct {
 type tileFunc func(k int, src []float32, rows *[MR]int32, cols []int32, b, c []float32, ldc int)
 
 // Name is the kernel's name: "avx512", "avx2" or "go".
-func (k *Kernel) Name() string { return k.name }
+func (k *MicroKernel) Name() string { return k.name }
 
 // PanelWidth is the number of columns of a packed B panel.
-func (k *Kernel) PanelWidth() int { return k.nr }
+func (k *MicroKernel) PanelWidth() int { return k.nr }
 
-func (k *Kernel) String() string { return k.name }
+func (k *MicroKernel) String() string { return k.name }
 
 // tile runs the variant that covers width columns of the panel.
-func (k *Kernel) tile(width int) tileFunc {
+func (k *MicroKernel) tile(width int) tileFunc {
 	return k.fns[(width+k.vec-1)/k.vec-1]
 }
 
 // goKernel is the portable kernel, used where no assembly kernel runs and
 // as the reference the others are tested against.
-var goKernel = &Kernel{name: "go", nr: 16, vec: 16, fns: []tileFunc{tileGo}}
+var goKernel = &MicroKernel{name: "go", nr: 16, vec: 16, fns: []tileFunc{tileGo}}
 
 func tileGo(k int, src []float32, rows *[MR]int32, cols []int32, b, c []float32, ldc int) {
 	const nr = 16
@@ -69,14 +70,14 @@ func tileGo(k int, src []float32, rows *[MR]int32, cols []int32, b, c []float32,
 }
 
 // Kernels returns the kernels this CPU can run, fastest first: the first
-// is the default of every function that takes a nil *Kernel.
-func Kernels() []*Kernel { return available }
+// is the default of every function that takes a nil *MicroKernel.
+func MicroKernels() []*MicroKernel { return available }
 
 // Default returns the fastest kernel this CPU can run.
-func Default() *Kernel { return available[0] }
+func Default() *MicroKernel { return available[0] }
 
 // Lookup returns the kernel of the given name, if this CPU can run it.
-func Lookup(name string) (*Kernel, error) {
+func Lookup(name string) (*MicroKernel, error) {
 	for _, k := range available {
 		if k.name == name {
 			return k, nil

@@ -41,14 +41,14 @@ var (
 	hasAVX2   = cpu.X86.HasAVX2 && cpu.X86.HasFMA
 )
 
-var available = func() []*Kernel {
-	var ks []*Kernel
+var available = func() []*MicroKernel {
+	var ks []*MicroKernel
 	if hasAVX512 {
-		ks = append(ks, &Kernel{name: "avx512", nr: 64, vec: 16, fns: []tileFunc{
+		ks = append(ks, &MicroKernel{name: "avx512", nr: 64, vec: 16, fns: []tileFunc{
 			asmTile(gatherAVX512x1), asmTile(gatherAVX512x2), asmTile(gatherAVX512x3), asmTile(gatherAVX512x4)}})
 	}
 	if hasAVX2 {
-		ks = append(ks, &Kernel{name: "avx2", nr: 16, vec: 16, fns: []tileFunc{asmTile(gatherAVX2)}})
+		ks = append(ks, &MicroKernel{name: "avx2", nr: 16, vec: 16, fns: []tileFunc{asmTile(gatherAVX2)}})
 	}
 	return append(ks, goKernel)
 }()

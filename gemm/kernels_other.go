@@ -2,7 +2,7 @@
 
 package gemm
 
-var available = []*Kernel{goKernel}
+var available = []*MicroKernel{goKernel}
 
 func peakLoops() map[int]func(int) { return nil }
 

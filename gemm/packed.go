@@ -5,13 +5,13 @@ package gemm
 // Pack it once and multiply it with many A.
 type PackedB struct {
 	K, N int
-	kern *Kernel
+	kern *MicroKernel
 	data []float32
 }
 
 // Pack stores α·op(B) (k×n) for kernel kern (nil: Default()), reusing the
 // buffer.
-func (p *PackedB) Pack(kern *Kernel, k, n int, alpha float32, b Matrix) {
+func (p *PackedB) Pack(kern *MicroKernel, k, n int, alpha float32, b Matrix) {
 	if kern == nil {
 		kern = Default()
 	}
@@ -23,7 +23,7 @@ func (p *PackedB) Pack(kern *Kernel, k, n int, alpha float32, b Matrix) {
 // returns its data for the caller to fill: with w = kern.PanelWidth(),
 // element (r, w·j + c) sits at [j·w·k + w·r + c]. Padding columns must be
 // zero; Reset does not clear the data.
-func (p *PackedB) Reset(kern *Kernel, k, n int) []float32 {
+func (p *PackedB) Reset(kern *MicroKernel, k, n int) []float32 {
 	if kern == nil {
 		kern = Default()
 	}
@@ -33,4 +33,4 @@ func (p *PackedB) Reset(kern *Kernel, k, n int) []float32 {
 }
 
 // Kernel returns the kernel p was packed for.
-func (p *PackedB) Kernel() *Kernel { return p.kern }
+func (p *PackedB) MicroKernel() *MicroKernel { return p.kern }

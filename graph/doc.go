@@ -17,7 +17,7 @@
 // default first, and [Lookup] finds one by name (the commands' -ops flag):
 //
 //	Fast{}                 the default: the gemm micro-kernel reads the patches from the image
-//	Fast{Kernel: k}        the same with another gemm kernel ("fast/avx2", "fast/go")
+//	Fast{MicroKernel: k}   the same with another gemm micro-kernel ("fast/avx2", "fast/go")
 //	Gorgonia{}             Gorgonia's own Conv2d, the baseline
 //
 // Swap one in by passing it to estep.New, mstep.New or em.Settings.Ops; to

@@ -24,23 +24,23 @@ import (
 // filterFlush images, and in float64 beyond, in a fixed number of shards:
 // its result does not depend on GOMAXPROCS.
 type Fast struct {
-	// Kernel is the gemm micro-kernel to run; nil means gemm.Default().
-	Kernel *gemm.Kernel
+	// MicroKernel is the gemm micro-kernel to run; nil means gemm.Default().
+	MicroKernel *gemm.MicroKernel
 }
 
-// Name returns "fast", or "fast/" and the kernel's name when one is set.
+// Name returns "fast", or "fast/" and the micro-kernel's name when one is set.
 func (f Fast) Name() string {
-	if f.Kernel == nil {
+	if f.MicroKernel == nil {
 		return "fast"
 	}
-	return "fast/" + f.Kernel.Name()
+	return "fast/" + f.MicroKernel.Name()
 }
 
-func (f Fast) kernel() *gemm.Kernel {
-	if f.Kernel == nil {
+func (f Fast) kernel() *gemm.MicroKernel {
+	if f.MicroKernel == nil {
 		return gemm.Default()
 	}
-	return f.Kernel
+	return f.MicroKernel
 }
 
 // Conv2d implements Ops.
@@ -198,7 +198,7 @@ func (s *scratch) index(c, h, w, kh, kw, pad int) *patchIndex {
 type fastConvOp struct {
 	opBase
 	pad  int
-	kern *gemm.Kernel
+	kern *gemm.MicroKernel
 	post *posteriorState // when set, the op also computes the posterior into it
 }
 
@@ -283,7 +283,7 @@ func (op fastConvOp) Do(vals ...G.Value) (G.Value, error) {
 type fastFilterOp struct {
 	opBase
 	pad  int
-	kern *gemm.Kernel
+	kern *gemm.MicroKernel
 }
 
 // filterShards is the fixed number of partial sums of the M-step

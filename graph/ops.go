@@ -64,8 +64,8 @@ type Ops interface {
 // all read this one list: to try an op set of your own, add it here.
 func OpSets() []Ops {
 	ops := []Ops{Fast{}}
-	for _, k := range gemm.Kernels()[1:] {
-		ops = append(ops, Fast{Kernel: k})
+	for _, k := range gemm.MicroKernels()[1:] {
+		ops = append(ops, Fast{MicroKernel: k})
 	}
 	return append(ops, Gorgonia{})
 }

@@ -17,7 +17,7 @@ import (
 // kernel this CPU runs, to the float64 loops of graphtest.
 func TestOpSets(t *testing.T) {
 	sets := graph.OpSets()
-	if want := len(gemm.Kernels()) + 1; len(sets) != want {
+	if want := len(gemm.MicroKernels()) + 1; len(sets) != want {
 		t.Errorf("%d op sets, want %d (Fast with each kernel, and Gorgonia)", len(sets), want)
 	}
 	for _, ops := range sets {

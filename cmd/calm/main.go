@@ -83,9 +83,7 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 		}
 	}
 	train = em.First(train, f.Limit)
-	data := experiment.Data{Name: filepath.Base(filepath.Clean(f.Data)), Train: train, SkippedFiles: skipped,
-		Description: map[string]any{"data": f.Data, "limit": f.Limit, "init": f.Init, "preset": f.Preset, "skipped_files": skipped,
-			"channels": *channels, "size": *size}}
+	data := experiment.Data{Name: filepath.Base(filepath.Clean(f.Data)), Train: train, SkippedFiles: skipped}
 	switch {
 	case d.Train.Labels == nil || d.Test == nil || d.Test.Labels == nil:
 		if opt.Eval && !f.Quiet {

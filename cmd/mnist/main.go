@@ -78,6 +78,6 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 	return f.Run(experiment.Data{
 		Name: "MNIST", Train: trainSrc, Labelled: trainSrc, Labels: train.Labels,
 		Test: testSrc, TestLabels: test.Labels, Classes: 10,
-		Description: map[string]any{"data": dir, "limit": f.Limit, "init": f.Init, "preset": f.Preset},
+		Description: map[string]any{"data": dir},
 	}, opt)
 }

@@ -112,7 +112,7 @@ func TestRunSmall(t *testing.T) {
 		}
 	}
 	layer := metrics["layers"].([]any)[0].(map[string]any)
-	for _, key := range []string{"kernels", "width", "padding", "loglik", "epoch_seconds", "distinct_kernels", "reseeded", "train_seconds"} {
+	for _, key := range []string{"kernels", "width", "pad", "input", "model", "loglik", "epoch_seconds", "status", "distinct_kernels", "train_seconds"} {
 		if _, ok := layer[key]; !ok {
 			t.Errorf("metrics.json's layer lacks %q", key)
 		}
@@ -131,8 +131,10 @@ func TestRunSmall(t *testing.T) {
 	if err := json.Unmarshal(raw, &config); err != nil {
 		t.Fatal(err)
 	}
-	if config["kernels"].(float64) != 16 || config["limit"].(float64) != 600 || config["init_from"] != "kmeans++" {
-		t.Errorf("config.json = %v, want kernels 16, limit 600 and the default preset's kmeans++", config)
+	layers, _ := config["layers"].([]any)
+	command := fmt.Sprint(config["command"])
+	if len(layers) != 1 || layers[0].(map[string]any)["kernels"] != 16.0 || !strings.Contains(command, "-limit=600") || config["init_from"] != "kmeans++" {
+		t.Errorf("config.json = %v, want one layer of 16 kernels, -limit=600 in the command and the default preset's kmeans++", config)
 	}
 	for _, name := range []string{"features-lse2-train.npy", "features-image-test.npy", "labels-train.npy"} {
 		if _, err := os.Stat(filepath.Join(out, name)); err != nil {
@@ -193,11 +195,11 @@ func TestPresets(t *testing.T) {
 		args []string
 		want map[string]any
 	}{
-		{nil, map[string]any{"kernels": 128.0, "width": 9.0, "padding": 0.0, "max_epochs": 5.0, "init_from": "kmeans++", "model": "patch",
+		{nil, map[string]any{"kernels": 128.0, "width": 9.0, "pad": 0.0, "max_epochs": 5.0, "init_from": "kmeans++", "model": "patch",
 			"pools": []any{"post-mean3", "lse3", "image"}}},
-		{[]string{"-preset", "paper"}, map[string]any{"kernels": 64.0, "width": 20.0, "padding": 2.0, "batch": 1000.0, "max_epochs": 15.0,
+		{[]string{"-preset", "paper"}, map[string]any{"kernels": 64.0, "width": 20.0, "pad": 2.0, "batch": 1000.0, "max_epochs": 15.0,
 			"init_from": "normal", "model": "image", "mixing": false, "pools": []any{"image"}}},
-		{[]string{"-preset", "deep"}, map[string]any{"kernels": 64.0, "width": 5.0, "padding": 2.0, "batch": 500.0, "max_epochs": 1.0,
+		{[]string{"-preset", "deep"}, map[string]any{"kernels": 64.0, "width": 5.0, "pad": 2.0, "batch": 500.0, "max_epochs": 1.0,
 			"init_from": "kmeans++", "model": "patch", "pools": []any{"lse-pyramid3"}}},
 		{[]string{"-preset", "paper", "-kernels", "8", "-epochs", "1"}, map[string]any{"kernels": 8.0, "max_epochs": 1.0, "init_from": "normal"}},
 	} {
@@ -218,12 +220,18 @@ func TestPresets(t *testing.T) {
 		if err := json.Unmarshal(raw, &config); err != nil {
 			t.Fatal(err)
 		}
+		layers := config["layers"].([]any)
 		for k, v := range tc.want {
-			if got, _ := json.Marshal(config[k]); string(got) != mustJSON(v) {
+			got, _ := json.Marshal(config[k])
+			if slices.Contains([]string{"kernels", "width", "pad", "max_epochs", "model"}, k) {
+				k = "layers[0]." + k // a layer's setting, in its record
+				got, _ = json.Marshal(layers[0].(map[string]any)[strings.TrimPrefix(k, "layers[0].")])
+			}
+			if string(got) != mustJSON(v) {
 				t.Errorf("%v: config %s = %s, want %s", tc.args, k, got, mustJSON(v))
 			}
 		}
-		for _, l := range config["layers"].([]any) {
+		for _, l := range layers {
 			if e := l.(map[string]any)["max_epochs"].(float64); e < 1 {
 				t.Errorf("%v: a layer trains %v epochs of EM; every preset runs EM", tc.args, e)
 			}

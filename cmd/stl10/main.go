@@ -72,6 +72,6 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 	return f.Run(experiment.Data{
 		Name: name, Train: train, Labelled: set.Train, Labels: set.TrainLabels,
 		Test: set.Test, TestLabels: set.TestLabels, Classes: stl10.Classes,
-		Description: map[string]any{"data": f.Data, "limit": f.Limit, "init": f.Init, "unlabeled": *unlabeled, "zca": "per image and channel, as the reference"},
+		Description: map[string]any{"zca": "per image and channel, as the reference"},
 	}, opt)
 }

@@ -7,7 +7,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -209,17 +208,21 @@ func presetNames(ps []Preset) []string {
 	return names
 }
 
-// load sets the flags recorded in dir/config.json.
+// load sets the flags of the command line recorded in dir/config.json.
 func (f *Flags) load(dir string) error {
 	raw, err := os.ReadFile(filepath.Join(dir, "config.json"))
 	if err != nil {
 		return fmt.Errorf("-resume %s: %w", dir, err)
 	}
-	var conf struct{ Flags map[string]string }
-	if err := json.Unmarshal(raw, &conf); err != nil || conf.Flags == nil {
-		return fmt.Errorf("-resume %s: config.json holds no flags (%v)", dir, err)
+	var conf experiment.RunConfig
+	if err := json.Unmarshal(raw, &conf); err != nil || conf.Command == nil {
+		return fmt.Errorf("-resume %s: config.json holds no command line (%v)", dir, err)
 	}
-	for name, v := range conf.Flags {
+	for _, arg := range conf.Command {
+		name, v, ok := strings.Cut(strings.TrimPrefix(arg, "-"), "=")
+		if !ok || !strings.HasPrefix(arg, "-") {
+			return fmt.Errorf("-resume %s: config.json: argument %q is not -name=value", dir, arg)
+		}
 		if err := f.FlagSet.Set(name, v); err != nil {
 			return fmt.Errorf("-resume %s: flag -%s=%s: %w", dir, name, v, err)
 		}
@@ -227,16 +230,27 @@ func (f *Flags) load(dir string) error {
 	return nil
 }
 
-// Values returns every flag but -resume and -quiet, as config.json records
-// them for -resume.
-func (f *Flags) Values() map[string]string {
-	v := map[string]string{}
+// Command returns every flag but -resume and -quiet as -name=value, in the
+// order of their names: the command line config.json records for -resume.
+func (f *Flags) Command() []string {
+	var cmd []string
 	f.FlagSet.VisitAll(func(fl *flag.Flag) {
 		if fl.Name != "resume" && fl.Name != "quiet" {
-			v[fl.Name] = fl.Value.String()
+			cmd = append(cmd, "-"+fl.Name+"="+fl.Value.String())
 		}
 	})
-	return v
+	return cmd
+}
+
+// withArg returns cmd (from Command) with flag name set to v.
+func withArg(cmd []string, name, v string) []string {
+	out := slices.Clone(cmd)
+	for i, arg := range out {
+		if strings.HasPrefix(arg, "-"+name+"=") {
+			out[i] = "-" + name + "=" + v
+		}
+	}
+	return out
 }
 
 // Settings returns the EM settings for images of c channels: the op set of
@@ -342,7 +356,7 @@ func (f *Flags) Options(ctx context.Context, s em.Settings, stderr io.Writer) (e
 	o := experiment.Options{Out: f.Out, Layers: layers, Pools: pools, C: c, ChooseC: choose, Validation: f.Validation, EpochCurve: f.EpochCurve, PickEpoch: f.PickEpoch && f.EpochCurve,
 		Whiten: f.Whiten, WhitenEpsilon: f.WhitenEpsilon,
 		Eval: f.Eval, Pixels: f.Pixels, LabelCounts: labels,
-		Features: f.Features, GraphDir: f.Graph, Log: stderr, Config: map[string]any{"flags": f.Values()},
+		Features: f.Features, GraphDir: f.Graph, Log: stderr, Command: f.Command(),
 		Context: ctx, Resume: f.Resume != ""}
 	if f.Quiet {
 		o.Log = nil
@@ -361,9 +375,7 @@ func (f *Flags) Options(ctx context.Context, s em.Settings, stderr io.Writer) (e
 func (f *Flags) Run(d experiment.Data, opt experiment.Options) error {
 	if n := len(d.Labels); !f.set["validation"] && f.Resume == "" && n < 6*DefaultValidation {
 		opt.Validation = n / 6
-		if flags, ok := opt.Config["flags"].(map[string]string); ok {
-			flags["validation"] = strconv.Itoa(opt.Validation)
-		}
+		opt.Command = withArg(opt.Command, "validation", strconv.Itoa(opt.Validation))
 	}
 	if f.Seeds == 1 {
 		_, err := experiment.Run(d, opt)
@@ -378,10 +390,7 @@ func (f *Flags) Run(d experiment.Data, opt experiment.Options) error {
 		for l := range o.Layers {
 			o.Layers[l].Settings.Seed = seed
 		}
-		flags := maps.Clone(opt.Config["flags"].(map[string]string))
-		flags["seed"], flags["seeds"], flags["out"] = strconv.FormatUint(seed, 10), "1", o.Out
-		o.Config = maps.Clone(opt.Config)
-		o.Config["flags"] = flags
+		o.Command = withArg(withArg(withArg(opt.Command, "seed", strconv.FormatUint(seed, 10)), "seeds", "1"), "out", o.Out)
 		if o.Log != nil {
 			fmt.Fprintf(o.Log, "seed %d (%d of %d) into %s\n", seed, i+1, f.Seeds, o.Out)
 		}
