@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"calm/em"
+	"calm/experiment/rundir"
 	"calm/graph"
 	"calm/viz"
 )
@@ -24,10 +25,6 @@ type EpochPoint struct {
 	DistinctKernels    int     `json:"distinct_kernels"`
 }
 
-// epochDir is where the kernels of layer directory dir after epoch e are
-// kept for the epoch curve, in a checkpoint of their own.
-func epochDir(dir string, e int) string { return filepath.Join(dir, fmt.Sprintf("epoch-%d", e)) }
-
 // epochSaver is an em.Recorder that keeps the kernels of every epoch,
 // seeding included, in layer directory dir, so that the epoch curve
 // survives an interrupted and resumed run.
@@ -41,7 +38,7 @@ func (dir epochSaver) Record(e em.Event) error {
 	if cp == nil {
 		return nil
 	}
-	d := epochDir(string(dir), cp.Epoch)
+	d := rundir.EpochDir(string(dir), cp.Epoch)
 	if err := os.MkdirAll(d, 0o777); err != nil {
 		return fmt.Errorf("experiment: %w", err)
 	}
@@ -59,7 +56,7 @@ func epochCurve(ctx context.Context, d Data, opt Options, st *em.Stack, ops grap
 	e := newEvaluator(d, opt, logf)
 	top := len(st.Layers) - 1
 	trained := st.Layers[top]
-	dir := layerDir(opt.Out, top)
+	dir := rundir.LayerDir(opt.Out, top)
 	pool := opt.Pools[0]
 	batch = max(1, min(batch, featureBatch))
 	for epoch := 0; epoch <= len(trained.LogLik); epoch++ {
@@ -67,7 +64,7 @@ func epochCurve(ctx context.Context, d Data, opt Options, st *em.Stack, ops grap
 			return ctx.Err()
 		}
 		start := time.Now()
-		cp, err := em.LoadCheckpoint(epochDir(dir, epoch))
+		cp, err := em.LoadCheckpoint(rundir.EpochDir(dir, epoch))
 		if errors.Is(err, em.ErrNoCheckpoint) {
 			logf("epoch curve: no kernels of epoch %d kept (a run resumed from one without the curve?); left out\n", epoch)
 			continue
@@ -120,7 +117,7 @@ func pickEpoch(opt Options, st *em.Stack, m *Metrics, logf func(string, ...any))
 		logf("epoch curve: the kernels after the last epoch, %d, validate best\n", best.Epoch)
 		return nil
 	}
-	cp, err := em.LoadCheckpoint(epochDir(layerDir(opt.Out, top), best.Epoch))
+	cp, err := em.LoadCheckpoint(rundir.EpochDir(rundir.LayerDir(opt.Out, top), best.Epoch))
 	if err != nil {
 		return fmt.Errorf("experiment: pick epoch %d: %w", best.Epoch, err)
 	}

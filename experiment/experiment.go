@@ -14,6 +14,7 @@ import (
 	"calm/classify"
 	"calm/em"
 	"calm/estep"
+	"calm/experiment/rundir"
 	"calm/graph"
 	"calm/internal/atomicfile"
 	"calm/internal/sysmem"
@@ -242,15 +243,12 @@ func (e *InterruptedError) Error() string {
 
 func (e *InterruptedError) Unwrap() error { return e.Err }
 
-// layerDir is where layer l's (0-based) checkpoints go.
-func layerDir(out string, l int) string { return filepath.Join(out, fmt.Sprintf("layer-%d", l+1)) }
-
 // Run trains the layers, evaluates them and writes every output into
 // opt.Out: model.json and theta-<l>.npy (the layers), kernels-<l>.png,
 // loglik.png, posterior.png, labels.png, config.json, metrics.json and, as
 // asked, the features and the graphs; each is written whole or not at
 // all. Each layer checkpoints after every epoch into layer-<l>/. Two runs
-// never share a directory: the second fails with ErrBusy.
+// never share a directory: the second fails with rundir.ErrBusy.
 func Run(d Data, opt Options) (*Metrics, error) {
 	start := time.Now()
 	logf := func(format string, args ...any) {
@@ -282,7 +280,7 @@ func Run(d Data, opt Options) (*Metrics, error) {
 	if err := os.MkdirAll(opt.Out, 0o777); err != nil {
 		return nil, fmt.Errorf("experiment: %w", err)
 	}
-	unlock, err := lockDir(opt.Out)
+	unlock, err := rundir.Lock(opt.Out)
 	if err != nil {
 		return nil, err
 	}
@@ -290,15 +288,15 @@ func Run(d Data, opt Options) (*Metrics, error) {
 	var done []em.Trained
 	var resume *em.Checkpoint
 	if opt.Resume {
-		if done, resume, err = loadState(opt.Out, layers, cfgs, n); err != nil {
+		if done, resume, err = rundir.Load(opt.Out, layers, cfgs, n); err != nil {
 			return nil, err
 		}
 		logf("resuming layer %d after epoch %d\n", len(done)+1, epochOf(resume))
 	} else {
-		if err := clearState(opt.Out); err != nil {
+		if err := rundir.Clear(opt.Out); err != nil {
 			return nil, err
 		}
-		if err := writeJSON(filepath.Join(opt.Out, "config.json"), config(d, opt, layers, cfgs, n)); err != nil {
+		if err := rundir.WriteJSON(filepath.Join(opt.Out, rundir.ConfigFile), config(d, opt, layers, cfgs, n)); err != nil {
 			return nil, err
 		}
 	}
@@ -306,7 +304,7 @@ func Run(d Data, opt Options) (*Metrics, error) {
 	// progress; a cancelled context stops the layer under way.
 	ckpts := make([]*em.Checkpointer, len(layers))
 	for l := range layers {
-		dir := layerDir(opt.Out, l)
+		dir := rundir.LayerDir(opt.Out, l)
 		if l >= len(done) {
 			if err := os.MkdirAll(dir, 0o777); err != nil {
 				return nil, fmt.Errorf("experiment: %w", err)
@@ -409,7 +407,7 @@ func Run(d Data, opt Options) (*Metrics, error) {
 	}
 	m.WallSeconds = time.Since(start).Seconds()
 	m.PeakRSSBytes = peakRSS()
-	if err := writeJSON(filepath.Join(opt.Out, "metrics.json"), m); err != nil {
+	if err := rundir.WriteJSON(filepath.Join(opt.Out, rundir.MetricsFile), m); err != nil {
 		return nil, err
 	}
 	logf("wrote %s in %.1f s (training %.1f s, features %.1f s, classifiers %.1f s; peak RSS %.0f MiB)\n",
@@ -453,66 +451,6 @@ func normalize(opt Options, n, c, h, w int) ([]em.StackLayer, []graph.Config, er
 		c, h, w = next.Channels, next.Rows, next.Cols
 	}
 	return layers, cfgs, nil
-}
-
-// clearState removes from dir what an earlier run left of its own making
-// that a fresh run would not overwrite or that a resume would read: its
-// model, metrics, layers' θ, figures and checkpoints.
-func clearState(dir string) error {
-	for _, pattern := range []string{em.ModelFile, "metrics.json", "theta-*.npy", "kernels-*.png", "layer-*"} {
-		matches, err := filepath.Glob(filepath.Join(dir, pattern))
-		if err != nil {
-			return fmt.Errorf("experiment: %w", err)
-		}
-		for _, m := range matches {
-			if err := os.RemoveAll(m); err != nil {
-				return fmt.Errorf("experiment: %w", err)
-			}
-		}
-	}
-	return nil
-}
-
-// loadState reads what an interrupted run left in dir: its trained layers
-// and the checkpoint of the layer under way (nil if it had none yet), and
-// checks that they fit the run's layers.
-func loadState(dir string, layers []em.StackLayer, cfgs []graph.Config, n int) ([]em.Trained, *em.Checkpoint, error) {
-	var done []em.Trained
-	st, err := em.LoadStack(dir)
-	switch {
-	case errors.Is(err, em.ErrNoModel):
-	case err != nil:
-		return nil, nil, fmt.Errorf("experiment: cannot resume from %s: %w", dir, err)
-	default:
-		done = st.Layers
-	}
-	if len(done) > len(layers) {
-		return nil, nil, fmt.Errorf("experiment: cannot resume from %s: it holds %d layers, the run has %d", dir, len(done), len(layers))
-	}
-	if len(done) == len(layers) {
-		return done, nil, nil
-	}
-	for l, t := range done {
-		c, want := t.Config, cfgs[l]
-		c.Batch = want.Batch // a memory bound, not part of the layer
-		if c != want {
-			return nil, nil, fmt.Errorf("experiment: cannot resume from %s: its layer %d is %+v, the run's %+v", dir, l+1, c, want)
-		}
-	}
-	l := len(done)
-	cp, err := em.LoadCheckpoint(layerDir(dir, l))
-	switch {
-	case errors.Is(err, em.ErrNoCheckpoint):
-		return done, nil, nil
-	case err != nil:
-		return nil, nil, fmt.Errorf("experiment: cannot resume from %s: %w", dir, err)
-	}
-	s := layers[l].Settings
-	s.Resume = cp
-	if _, _, err := s.Normalize(n, cfgs[l].Channels, cfgs[l].Rows, cfgs[l].Cols); err != nil {
-		return nil, nil, fmt.Errorf("experiment: cannot resume from %s: layer %d: %w", dir, l+1, err)
-	}
-	return done, cp, nil
 }
 
 func epochOf(cp *em.Checkpoint) int {
@@ -674,13 +612,6 @@ func saveGraphs(dir string, st *em.Stack, ops graph.Ops) error {
 		}
 		e.Close()
 		m.Close()
-	}
-	return nil
-}
-
-func writeJSON(path string, v any) error {
-	if err := atomicfile.WriteJSON(path, v); err != nil {
-		return fmt.Errorf("experiment: %w", err)
 	}
 	return nil
 }

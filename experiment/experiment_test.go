@@ -21,6 +21,7 @@ import (
 
 	"calm/classify"
 	"calm/em"
+	"calm/experiment/rundir"
 	"calm/experiment"
 	"calm/graph"
 )
@@ -239,7 +240,7 @@ func TestBusy(t *testing.T) {
 		t.Fatal("the first run never reached its first batch")
 	}
 	_, err := experiment.Run(data(t), experiment.Options{Out: out, Layers: one(em.Settings{Kernels: 2, Width: 5, Batch: 64, MaxEpochs: 1})})
-	if !errors.Is(err, experiment.ErrBusy) || !strings.Contains(err.Error(), "process") {
+	if !errors.Is(err, rundir.ErrBusy) || !strings.Contains(err.Error(), "process") {
 		t.Errorf("second run: %v, want ErrBusy naming the other run's process", err)
 	}
 	close(release)

@@ -5,6 +5,8 @@ import (
 	"io"
 	"math"
 	"path/filepath"
+
+	"calm/experiment/rundir"
 )
 
 // Seeds summarises runs that differ only in their seed: for every feature
@@ -95,7 +97,7 @@ func SaveSeeds(dir string, runs []*Metrics) (*Seeds, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := writeJSON(filepath.Join(dir, "seeds.json"), s); err != nil {
+	if err := rundir.WriteJSON(filepath.Join(dir, rundir.SeedsFile), s); err != nil {
 		return nil, err
 	}
 	return s, nil

@@ -28,7 +28,7 @@ import (
 	"calm/graph"
 	"calm/imagefolder"
 	"calm/internal/atomicfile"
-	"calm/internal/cli"
+	"calm/cmd/internal/cli"
 )
 
 // Presets are the command's named defaults: cmd/mnist's default preset,

@@ -13,7 +13,7 @@ import (
 	"strings"
 	"testing"
 
-	"calm/internal/cli"
+	"calm/cmd/internal/cli"
 	"calm/mnist"
 )
 

@@ -20,7 +20,7 @@ import (
 
 	"calm/em"
 	"calm/experiment"
-	"calm/internal/cli"
+	"calm/cmd/internal/cli"
 	"calm/mnist"
 )
 

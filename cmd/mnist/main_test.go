@@ -21,7 +21,7 @@ import (
 	"time"
 
 	"calm/em"
-	"calm/internal/cli"
+	"calm/cmd/internal/cli"
 	"calm/mnist"
 )
 

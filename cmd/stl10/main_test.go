@@ -12,7 +12,7 @@ import (
 	"testing"
 
 	"calm/em"
-	"calm/internal/cli"
+	"calm/cmd/internal/cli"
 	"calm/stl10"
 )
 

@@ -1,4 +1,4 @@
-package experiment
+package rundir
 
 import (
 	"errors"
@@ -15,7 +15,7 @@ import (
 func TestLockRace(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, ".lock")
-	unlockA, err := lockDir(dir)
+	unlockA, err := Lock(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -25,7 +25,7 @@ func TestLockRace(t *testing.T) {
 	}
 	defer b.Close()
 	unlockA()
-	unlockC, err := lockDir(dir)
+	unlockC, err := Lock(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -34,7 +34,7 @@ func TestLockRace(t *testing.T) {
 	if held || err != nil {
 		t.Errorf("B locked a removed lock file (held %v, error %v) while C holds the directory", held, err)
 	}
-	// B tries again, as lockDir does, and finds C's lock.
+	// B tries again, as Lock does, and finds C's lock.
 	b2, err := os.OpenFile(path, os.O_RDWR, 0)
 	if err != nil {
 		t.Fatal(err)

@@ -15,6 +15,7 @@ import (
 
 	"calm/em"
 	"calm/experiment"
+	"calm/experiment/rundir"
 	"calm/graph"
 )
 
@@ -210,7 +211,7 @@ func presetNames(ps []Preset) []string {
 
 // load sets the flags of the command line recorded in dir/config.json.
 func (f *Flags) load(dir string) error {
-	raw, err := os.ReadFile(filepath.Join(dir, "config.json"))
+	raw, err := os.ReadFile(filepath.Join(dir, rundir.ConfigFile))
 	if err != nil {
 		return fmt.Errorf("-resume %s: %w", dir, err)
 	}

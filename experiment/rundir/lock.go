@@ -1,4 +1,4 @@
-package experiment
+package rundir
 
 import (
 	"errors"
@@ -14,21 +14,21 @@ import (
 // run is using.
 var ErrBusy = errors.New("output directory in use")
 
-// lockDir takes an exclusive lock on dir (an flock on dir/.lock, which
+// Lock takes an exclusive lock on dir (an flock on dir/.lock, which
 // holds the owner's process id), so that two runs never write into one
 // directory at once. The lock goes with the process: unlock releases it,
 // and so does a crash.
-func lockDir(dir string) (unlock func(), err error) {
+func Lock(dir string) (unlock func(), err error) {
 	path := filepath.Join(dir, ".lock")
 	for {
 		f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o666)
 		if err != nil {
-			return nil, fmt.Errorf("experiment: lock %s: %w", dir, err)
+			return nil, fmt.Errorf("rundir: lock %s: %w", dir, err)
 		}
 		held, err := acquire(f, path)
 		if err != nil {
 			f.Close()
-			return nil, fmt.Errorf("experiment: %w", err)
+			return nil, fmt.Errorf("rundir: %w", err)
 		}
 		if !held {
 			// The run before removed the file as we opened it: lock the
@@ -38,11 +38,11 @@ func lockDir(dir string) (unlock func(), err error) {
 		}
 		if err := f.Truncate(0); err != nil {
 			f.Close()
-			return nil, fmt.Errorf("experiment: lock %s: %w", dir, err)
+			return nil, fmt.Errorf("rundir: lock %s: %w", dir, err)
 		}
 		if _, err := f.WriteAt([]byte(strconv.Itoa(os.Getpid())+"\n"), 0); err != nil {
 			f.Close()
-			return nil, fmt.Errorf("experiment: lock %s: %w", dir, err)
+			return nil, fmt.Errorf("rundir: lock %s: %w", dir, err)
 		}
 		// The file goes while the lock is still held; whoever opened it
 		// before then finds it removed once they lock it (acquire).
