@@ -21,8 +21,8 @@ import (
 
 	"calm/classify"
 	"calm/em"
-	"calm/experiment/rundir"
 	"calm/experiment"
+	"calm/experiment/rundir"
 	"calm/graph"
 )
 

@@ -23,12 +23,12 @@ import (
 	"strconv"
 	"strings"
 
+	"calm/cmd/internal/cli"
 	"calm/em"
 	"calm/experiment"
 	"calm/graph"
 	"calm/imagefolder"
 	"calm/internal/atomicfile"
-	"calm/cmd/internal/cli"
 )
 
 // Presets are the command's named defaults: cmd/mnist's default preset,

@@ -18,9 +18,9 @@ import (
 	"context"
 	"io"
 
+	"calm/cmd/internal/cli"
 	"calm/em"
 	"calm/experiment"
-	"calm/cmd/internal/cli"
 	"calm/mnist"
 )
 

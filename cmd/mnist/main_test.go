@@ -20,8 +20,8 @@ import (
 	"testing"
 	"time"
 
-	"calm/em"
 	"calm/cmd/internal/cli"
+	"calm/em"
 	"calm/mnist"
 )
 

@@ -18,9 +18,9 @@ import (
 	"errors"
 	"io"
 
+	"calm/cmd/internal/cli"
 	"calm/em"
 	"calm/experiment"
-	"calm/cmd/internal/cli"
 	"calm/stl10"
 )
 

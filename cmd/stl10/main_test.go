@@ -11,8 +11,8 @@ import (
 	"strings"
 	"testing"
 
-	"calm/em"
 	"calm/cmd/internal/cli"
+	"calm/em"
 	"calm/stl10"
 )
 
