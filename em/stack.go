@@ -147,24 +147,23 @@ func (s *Stack) measure(src Source, l, sample int, ops graph.Ops, batch int) err
 	per := maps.Len()
 	hw := per / k
 	sum, sq := make([]float64, k), make([]float64, k)
-	img := make([]float32, batch*cfg.ImageLen())
 	out := make([]float32, batch*per)
 	params := s.Params(l + 1)
-	for first := 0; first < sample; first += batch {
-		size := min(batch, sample-first)
-		x := img[:size*cfg.ImageLen()]
-		if err := src.Read(x, first); err != nil {
-			return fmt.Errorf("em: layer %d's maps: %w", l+1, err)
-		}
-		o := out[:size*per]
-		if err := maps.RunInto(o, tensor.New(tensor.WithShape(cfg.ImageShape(size)...), tensor.WithBacking(x)), params); err != nil {
-			return fmt.Errorf("em: layer %d's maps: %w", l+1, err)
+	cfg.Batch = batch
+	err = forEachBatch(src, cfg, sample, func(_ int, x *tensor.Dense) error {
+		o := out[:x.Shape()[0]*per]
+		if err := maps.RunInto(o, x, params); err != nil {
+			return err
 		}
 		for i, v := range o {
 			c := i / hw % k
 			sum[c] += float64(v)
 			sq[c] += float64(v) * float64(v)
 		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("em: layer %d's maps: %w", l+1, err)
 	}
 	count := float64(sample * hw)
 	lay := &s.Layers[l]
@@ -204,18 +203,17 @@ func (s *Stack) Input(src Source, l int, ops graph.Ops, batch int) (*Maps, error
 	}
 	top := stages[l-1]
 	next := top.Transform.Next(top.Config, 1, 1, 0)
-	return &Maps{src: src, maps: maps, params: s.Params(l), first: stages[0].Config,
+	return &Maps{images: &batchReader{src: src, cfg: stages[0].Config}, maps: maps, params: s.Params(l), first: stages[0].Config,
 		n: n, c: next.Channels, h: next.Rows, w: next.Cols}, nil
 }
 
 // Maps is the Source of the maps a stack's layers make of a source's
 // images, computed as they are read (Stack.Input).
 type Maps struct {
-	src     Source
+	images  *batchReader
 	maps    *estep.StackGraph
 	params  []estep.StageParams
 	first   graph.Config // of the images
-	img     []float32
 	n       int
 	c, h, w int
 }
@@ -235,16 +233,11 @@ func (m *Maps) Read(dst []float32, start int) error {
 	count := len(dst) / per
 	for done := 0; done < count; {
 		size := min(count-done, m.first.Batch)
-		need := size * m.first.ImageLen()
-		if cap(m.img) < need {
-			m.img = make([]float32, need)
-		}
-		x := m.img[:need]
-		if err := m.src.Read(x, start+done); err != nil {
+		x, err := m.images.read(start+done, size)
+		if err != nil {
 			return err
 		}
-		xt := tensor.New(tensor.WithShape(m.first.ImageShape(size)...), tensor.WithBacking(x))
-		if err := m.maps.RunInto(dst[done*per:(done+size)*per], xt, m.params); err != nil {
+		if err := m.maps.RunInto(dst[done*per:(done+size)*per], x, m.params); err != nil {
 			return fmt.Errorf("em: maps of images %d–%d: %w", start+done, start+done+size-1, err)
 		}
 		done += size
@@ -270,18 +263,16 @@ func StackFeatures(src Source, s *Stack, layers []int, p graph.Pooling, ops grap
 	cfg := stages[0].Config
 	per := f.Len()
 	out := make([]float32, n*per)
-	buf := make([]float32, cfg.Batch*cfg.ImageLen())
 	params := s.Params(top + 1)
-	for first := 0; first < n; first += cfg.Batch {
-		size := min(cfg.Batch, n-first)
-		xv := buf[:size*cfg.ImageLen()]
-		if err := src.Read(xv, first); err != nil {
-			return nil, fmt.Errorf("em: features: %w", err)
-		}
-		x := tensor.New(tensor.WithShape(cfg.ImageShape(size)...), tensor.WithBacking(xv))
+	err = forEachBatch(src, cfg, n, func(first int, x *tensor.Dense) error {
+		size := x.Shape()[0]
 		if err := f.RunInto(out[first*per:(first+size)*per], x, params); err != nil {
-			return nil, fmt.Errorf("em: features of images %d–%d: %w", first, first+size-1, err)
+			return fmt.Errorf("em: features of images %d–%d: %w", first, first+size-1, err)
 		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("em: features: %w", err)
 	}
 	return out, nil
 }

@@ -125,3 +125,24 @@ func TestStack(t *testing.T) {
 type recordFunc func(em.Event) error
 
 func (f recordFunc) Record(e em.Event) error { return f(e) }
+
+// TestReceptiveField checks the pixels a position sees against the rows
+// counted by hand: the deep preset's layer 2 (5×5 kernels, no padding) on
+// layer 1's maps (5×5 kernels, padding 2) max-pooled 2×2.
+func TestReceptiveField(t *testing.T) {
+	st := &em.Stack{Layers: []em.Trained{
+		{Result: &em.Result{Config: graph.Config{Kernels: 4, Width: 5, Pad: 2, Channels: 1, Rows: 28, Cols: 28}},
+			Transform: graph.Transform{Posterior: true, Pool: 2, Reduce: graph.MaxCells}},
+		{Result: &em.Result{Config: graph.Config{Kernels: 4, Width: 5, Pad: 0, Channels: 4, Rows: 14, Cols: 14}}},
+	}}
+	for _, tc := range []struct{ l, u, lo, hi int }{
+		{0, 0, -2, 2},  // a 5×5 kernel, padded by 2
+		{0, 3, 1, 5},   // three positions on
+		{1, 0, -2, 11}, // layer 2's input rows 0…4 are layer 1's positions 0…9, pixels −2…11
+		{1, 1, 0, 13},  // one position of layer 2 is two of layer 1
+	} {
+		if lo, hi := st.ReceptiveField(tc.l, tc.u); lo != tc.lo || hi != tc.hi {
+			t.Errorf("layer %d, position %d: rows %d…%d, want %d…%d", tc.l+1, tc.u, lo, hi, tc.lo, tc.hi)
+		}
+	}
+}

@@ -136,7 +136,7 @@ func Train(src Source, s Settings) (*Result, error) {
 		return nil, fmt.Errorf("em: %w", err)
 	}
 	defer m.Close()
-	buf := make([]float32, cfg.Batch*cfg.ImageLen())
+	images := &batchReader{src: src, cfg: cfg}
 	batches := (n + cfg.Batch - 1) / cfg.Batch
 	if s.Recorder != nil && s.Resume == nil {
 		ev := Event{Batches: batches, Seeded: &Checkpoint{Theta: theta, LogPrior: logPrior, Images: n, Config: withBatch(cfg, 0)}}
@@ -154,14 +154,14 @@ func Train(src Source, s Settings) (*Result, error) {
 			}
 			lo := b * cfg.Batch
 			size := min(cfg.Batch, n-lo)
-			xv := buf[:size*cfg.ImageLen()]
-			if err := src.Read(xv, lo); err != nil {
+			x, err := images.read(lo, size)
+			if err != nil {
 				return nil, fmt.Errorf("em: epoch %d: %w", epoch, err)
 			}
+			xv := x.Data().([]float32)
 			if i := nonFinite(xv); i >= 0 {
 				return nil, fmt.Errorf("em: image %d holds %v: the data must be finite", lo+i/cfg.ImageLen(), xv[i])
 			}
-			x := tensor.New(tensor.WithShape(cfg.ImageShape(size)...), tensor.WithBacking(xv))
 			er, err := e.Run(x, theta, logPrior)
 			if err != nil {
 				return nil, fmt.Errorf("em: epoch %d, batch %d: %w", epoch, b+1, err)

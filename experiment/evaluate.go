@@ -166,136 +166,166 @@ func (e *evaluator) fit(fs featureSet) (*Evaluation, *classify.Model, []float32,
 	return ev, model, train, nil
 }
 
+// evaluation is the evaluation of one trained stack: the evaluator that
+// fits, the label study it fills in set by set, and the metrics it writes.
+type evaluation struct {
+	*evaluator
+	m       *Metrics
+	counts  []int   // the label study's sizes, the whole set last
+	subsets [][]int // the rows of each size
+	study   []LabelPoint
+	series  []viz.Series // labels.png, one curve per feature set
+}
+
 // evaluate pools the features of each pooling (of the top layer and, with
 // several, of all layers together), fits the classifier on each (and on the
 // pixels), runs the label-efficiency study and writes what was asked into
 // m and opt.Out. The main feature set is the one that validates best. raw
 // is d with its images as they are, for the pixels' classifier.
 func evaluate(ctx context.Context, d, raw Data, opt Options, st *em.Stack, ops graph.Ops, batch int, m *Metrics, logf func(string, ...any)) error {
-	e := newEvaluator(d, opt, logf)
-	counts := labelCounts(opt.LabelCounts, len(d.Labels))
-	subsets := balancedSubsets(d.Labels, d.Classes, counts)
-	study := map[int]*LabelPoint{}
-	for _, n := range counts {
-		study[n] = &LabelPoint{Labels: n}
+	e := &evaluation{evaluator: newEvaluator(d, opt, logf), m: m}
+	e.counts = labelCounts(opt.LabelCounts, len(d.Labels))
+	e.subsets = balancedSubsets(d.Labels, d.Classes, e.counts)
+	for _, n := range e.counts {
+		e.study = append(e.study, LabelPoint{Labels: n})
 	}
-	var series []viz.Series
-	// fit evaluates a feature set and runs the label study on it.
-	fit := func(fs featureSet) (*Evaluation, error) {
-		start := time.Now()
-		defer func() { m.ClassifierSeconds += time.Since(start).Seconds() }()
-		ev, model, train, err := e.fit(fs)
-		if err != nil {
-			return nil, err
-		}
-		if len(subsets) == 0 {
-			return ev, nil
-		}
-		accs, cs, err := e.labelStudy(ctx, train, fs.test, fs.d, model, subsets)
-		if err != nil {
-			return nil, fmt.Errorf("experiment: %s: %w", fs.name, err)
-		}
-		// The whole set: the fit above.
-		accs[len(accs)-1], cs[len(cs)-1] = ev.TestAccuracy, ev.C
-		series = append(series, viz.Series{Name: fs.name, Labels: counts, Accuracy: accs})
-		for i, n := range counts {
-			study[n].Fits = append(study[n].Fits, LabelFit{Pooling: fs.name, TestAccuracy: accs[i], C: cs[i]})
-		}
-		return ev, nil
-	}
-	batch = max(1, min(batch, featureBatch))
 	if opt.Features {
 		if err := saveLabels(opt.Out, d); err != nil {
 			return err
 		}
 	}
-	// In a stack, the features of all layers under a pooling are computed
-	// once, for its top-layer set (their last columns), and kept until
-	// their own set is fitted.
-	computed := map[string]featureSet{}
-	for _, fset := range featureSets(opt.Pools, len(st.Layers)) {
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		start := time.Now()
-		fs, ok := computed[fset.name]
-		delete(computed, fset.name)
-		if !ok {
-			layers := fset.layers
-			if fset.all != "" {
-				layers = allLayers(len(st.Layers))
-			}
-			train, err := em.StackFeatures(d.Labelled, st, layers, fset.pool, ops, batch)
-			if err != nil {
-				return fmt.Errorf("experiment: %w", err)
-			}
-			test, err := em.StackFeatures(d.Test, st, layers, fset.pool, ops, batch)
-			if err != nil {
-				return fmt.Errorf("experiment: %w", err)
-			}
-			fs = featureSet{name: fset.name, train: train, test: test, d: len(test) / len(d.TestLabels), owned: true}
-			if fset.all != "" {
-				computed[fset.all] = featureSet{name: fset.all, train: train, test: test, d: fs.d, owned: true}
-				top := fset.pool.Features(st.Layers[len(st.Layers)-1].Config.Kernels)
-				fs = featureSet{name: fset.name, train: lastColumns(train, fs.d, top), test: lastColumns(test, fs.d, top), d: top, owned: true}
-			}
-		}
-		took := time.Since(start).Seconds()
-		m.FeaturesSeconds += took
-		logf("features (%s, %d per image) of %d + %d images: %.1f s\n", fs.name, fs.d, len(d.Labels), len(d.TestLabels), took)
-		if opt.Features {
-			if err := saveFeatures(opt.Out, fs); err != nil {
-				return err
-			}
-		}
-		ev, err := fit(fs)
-		if err != nil {
-			return err
-		}
-		m.Evaluations = append(m.Evaluations, *ev)
+	if err := e.featureSets(ctx, st, ops, max(1, min(batch, featureBatch))); err != nil {
+		return err
 	}
-	main := m.Evaluations[mainEvaluation(m.Evaluations)]
-	m.Pooling, m.TrainAccuracy, m.TestAccuracy, m.ValidationAccuracy, m.Confusion, m.Classifier =
-		main.Pooling, &main.TrainAccuracy, &main.TestAccuracy, main.ValidationAccuracy, main.Confusion, main.Classifier
-	if main.ValidationAccuracy != nil {
-		logf("main feature set, by validation accuracy: %s (validation %.2f %%, test %.2f %%)\n", main.Pooling, 100**main.ValidationAccuracy, 100*main.TestAccuracy)
-	}
-	logf("confusion matrix of the %s features on the test set (rows: true class, columns: predicted):\n", main.Pooling)
-	for i, row := range main.Confusion {
-		logf("  %d:", i)
-		for _, v := range row {
-			logf(" %5d", v)
-		}
-		logf("\n")
-	}
+	e.chooseMain()
 	if opt.Pixels {
-		train, err := pixels(raw.Labelled)
-		if err != nil {
+		if err := e.pixels(ctx, raw); err != nil {
 			return err
 		}
-		test, err := pixels(raw.Test)
-		if err != nil {
-			return err
-		}
-		_, c, h, w := d.Test.Shape()
-		ev, err := fit(featureSet{name: "pixels", train: train, test: test, d: c * h * w})
-		if err != nil {
-			return err
-		}
-		m.PixelTrainAccuracy, m.PixelTestAccuracy, m.PixelValidationAccuracy, m.PixelClassifier = &ev.TrainAccuracy, &ev.TestAccuracy, ev.ValidationAccuracy, ev.Classifier
 	}
-	for _, n := range counts {
-		m.Labels = append(m.Labels, *study[n])
-	}
-	if len(series) > 0 {
+	m.Labels = e.study
+	if len(e.series) > 0 {
 		how := fmt.Sprintf("C = %v", e.cFixed())
 		if opt.ChooseC {
 			how = "C by validation inside each subset"
 		}
-		if err := viz.SaveLabels(filepath.Join(opt.Out, "labels.png"), fmt.Sprintf("%s: test accuracy against labelled training images (%s)", d.Name, how), series...); err != nil {
+		if err := viz.SaveLabels(filepath.Join(opt.Out, "labels.png"), fmt.Sprintf("%s: test accuracy against labelled training images (%s)", d.Name, how), e.series...); err != nil {
 			return err
 		}
 	}
+	return nil
+}
+
+// featureSets computes and evaluates every feature set of the run. In a
+// stack, the features of all layers under a pooling are computed once, for
+// its top-layer set (their last columns), and kept until their own set is
+// fitted.
+func (e *evaluation) featureSets(ctx context.Context, st *em.Stack, ops graph.Ops, batch int) error {
+	computed := map[string]featureSet{}
+	for _, spec := range featureSets(e.opt.Pools, len(st.Layers)) {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		start := time.Now()
+		fs, ok := computed[spec.name]
+		delete(computed, spec.name)
+		if !ok {
+			layers := spec.layers
+			if spec.all != "" {
+				layers = allLayers(len(st.Layers))
+			}
+			train, err := em.StackFeatures(e.d.Labelled, st, layers, spec.pool, ops, batch)
+			if err != nil {
+				return fmt.Errorf("experiment: %w", err)
+			}
+			test, err := em.StackFeatures(e.d.Test, st, layers, spec.pool, ops, batch)
+			if err != nil {
+				return fmt.Errorf("experiment: %w", err)
+			}
+			fs = featureSet{name: spec.name, train: train, test: test, d: len(test) / len(e.d.TestLabels), owned: true}
+			if spec.all != "" {
+				computed[spec.all] = featureSet{name: spec.all, train: train, test: test, d: fs.d, owned: true}
+				top := spec.pool.Features(st.Layers[len(st.Layers)-1].Config.Kernels)
+				fs = featureSet{name: spec.name, train: lastColumns(train, fs.d, top), test: lastColumns(test, fs.d, top), d: top, owned: true}
+			}
+		}
+		took := time.Since(start).Seconds()
+		e.m.FeaturesSeconds += took
+		e.logf("features (%s, %d per image) of %d + %d images: %.1f s\n", fs.name, fs.d, len(e.d.Labels), len(e.d.TestLabels), took)
+		if e.opt.Features {
+			if err := saveFeatures(e.opt.Out, fs); err != nil {
+				return err
+			}
+		}
+		ev, err := e.fitAndStudy(ctx, fs)
+		if err != nil {
+			return err
+		}
+		e.m.Evaluations = append(e.m.Evaluations, *ev)
+	}
+	return nil
+}
+
+// fitAndStudy evaluates a feature set and runs the label study on it.
+func (e *evaluation) fitAndStudy(ctx context.Context, fs featureSet) (*Evaluation, error) {
+	start := time.Now()
+	defer func() { e.m.ClassifierSeconds += time.Since(start).Seconds() }()
+	ev, model, train, err := e.fit(fs)
+	if err != nil {
+		return nil, err
+	}
+	if len(e.subsets) == 0 {
+		return ev, nil
+	}
+	accs, cs, err := e.labelStudy(ctx, train, fs.test, fs.d, model, e.subsets)
+	if err != nil {
+		return nil, fmt.Errorf("experiment: %s: %w", fs.name, err)
+	}
+	// The whole set: the fit above.
+	accs[len(accs)-1], cs[len(cs)-1] = ev.TestAccuracy, ev.C
+	e.series = append(e.series, viz.Series{Name: fs.name, Labels: e.counts, Accuracy: accs})
+	for i := range e.counts {
+		e.study[i].Fits = append(e.study[i].Fits, LabelFit{Pooling: fs.name, TestAccuracy: accs[i], C: cs[i]})
+	}
+	return ev, nil
+}
+
+// chooseMain makes the feature set that validates best the run's main one,
+// and prints its confusion matrix.
+func (e *evaluation) chooseMain() {
+	m := e.m
+	main := m.Evaluations[mainEvaluation(m.Evaluations)]
+	m.Pooling, m.TrainAccuracy, m.TestAccuracy, m.ValidationAccuracy, m.Confusion, m.Classifier =
+		main.Pooling, &main.TrainAccuracy, &main.TestAccuracy, main.ValidationAccuracy, main.Confusion, main.Classifier
+	if main.ValidationAccuracy != nil {
+		e.logf("main feature set, by validation accuracy: %s (validation %.2f %%, test %.2f %%)\n", main.Pooling, 100**main.ValidationAccuracy, 100*main.TestAccuracy)
+	}
+	e.logf("confusion matrix of the %s features on the test set (rows: true class, columns: predicted):\n", main.Pooling)
+	for i, row := range main.Confusion {
+		e.logf("  %d:", i)
+		for _, v := range row {
+			e.logf(" %5d", v)
+		}
+		e.logf("\n")
+	}
+}
+
+// pixels evaluates the classifier on the raw pixels of raw.
+func (e *evaluation) pixels(ctx context.Context, raw Data) error {
+	train, err := pixels(raw.Labelled)
+	if err != nil {
+		return err
+	}
+	test, err := pixels(raw.Test)
+	if err != nil {
+		return err
+	}
+	_, c, h, w := raw.Test.Shape()
+	ev, err := e.fitAndStudy(ctx, featureSet{name: "pixels", train: train, test: test, d: c * h * w})
+	if err != nil {
+		return err
+	}
+	e.m.PixelTrainAccuracy, e.m.PixelTestAccuracy, e.m.PixelValidationAccuracy, e.m.PixelClassifier = &ev.TrainAccuracy, &ev.TestAccuracy, ev.ValidationAccuracy, ev.Classifier
 	return nil
 }
 

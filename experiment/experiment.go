@@ -554,7 +554,18 @@ func writeOutputs(d Data, opt Options, st *em.Stack, ops graph.Ops) error {
 				return err
 			}
 		case l > 0 && d.Test != nil:
-			if err := saveReceptiveFields(path, d, st, l, ops); err != nil {
+			// A kernel above the first lives on the maps below, not on
+			// pixels: show the pixel patches it explains best.
+			const images, top, shown = 2000, 9, 64
+			tiles, side, err := st.BestPatches(d.Test, l, images, top, shown, ops)
+			if err != nil {
+				return fmt.Errorf("experiment: %w", err)
+			}
+			_, c, _, _ := d.Test.Shape()
+			k := min(shown, st.Layers[l].Config.Kernels)
+			title := fmt.Sprintf("%s: layer %d, first %d of %d kernels: mean of the %d test patches each fits best (%d×%d pixels)",
+				d.Name, l+1, k, st.Layers[l].Config.Kernels, top, side, side)
+			if err := viz.SaveKernels(path, title, tiles, k, c, side, 64, 8); err != nil {
 				return err
 			}
 		}

@@ -1,0 +1,155 @@
+package em
+
+import (
+	"fmt"
+
+	"calm/estep"
+	"calm/graph"
+
+	"gorgonia.org/tensor"
+)
+
+// The functions of this file compute what the figures of a trained layer
+// show, through the same compiled graphs as training; package viz draws
+// them.
+
+// A Responsibility is what a layer makes of one image: the kernel that
+// explains it best and where.
+type Responsibility struct {
+	Kernel    int       // the most probable kernel
+	Prob      float64   // its posterior probability, Σ_u γ[k,u]
+	Positions []float32 // Uh×Uw: its posterior over positions, γ[k,u] / Σ_u γ[k,u]
+}
+
+// Responsibilities runs the E-step of the layer res on the first count
+// images of src (fewer if src has fewer) and returns, for each, its most
+// probable kernel and that kernel's posterior over positions, with the
+// images read.
+func Responsibilities(src Source, res *Result, ops graph.Ops, count int) ([]Responsibility, []float32, error) {
+	n, c, h, w := src.Shape()
+	count = min(count, n)
+	cfg := res.Config
+	cfg.Batch = count
+	e, err := estep.New(cfg, defaultOps(ops))
+	if err != nil {
+		return nil, nil, fmt.Errorf("em: responsibilities: %w", err)
+	}
+	defer e.Close()
+	pix := make([]float32, count*c*h*w)
+	if err := src.Read(pix, 0); err != nil {
+		return nil, nil, fmt.Errorf("em: responsibilities: %w", err)
+	}
+	r, err := e.Run(tensor.New(tensor.WithShape(cfg.ImageShape(count)...), tensor.WithBacking(pix)), res.Theta, res.LogPrior)
+	if err != nil {
+		return nil, nil, fmt.Errorf("em: responsibilities: %w", err)
+	}
+	post := r.Posterior.Data().([]float32)
+	uh, uw := cfg.Positions()
+	u := uh * uw
+	out := make([]Responsibility, count)
+	for i := range out {
+		p := post[i*cfg.Kernels*u : (i+1)*cfg.Kernels*u]
+		best, mass := estep.MostProbable(p, cfg.Kernels, u)
+		pos := make([]float32, u)
+		for j, v := range p[best*u : (best+1)*u] {
+			pos[j] = float32(float64(v) / mass)
+		}
+		out[i] = Responsibility{Kernel: best, Prob: mass, Positions: pos}
+	}
+	return out, pix, nil
+}
+
+// ReceptiveField returns the rows (or, the same way, the columns) of
+// pixels that position u of layer l's positions (0-based) sees: a kernel
+// of layer l at u covers its input's rows u−p … u−p+w−1, each a window of
+// Pool positions of the layer below when that layer's transform pools, and
+// so on down to the image.
+func (s *Stack) ReceptiveField(l, u int) (lo, hi int) {
+	lo, hi = u, u
+	for j := l; j >= 0; j-- {
+		cfg := s.Layers[j].Config
+		lo, hi = lo-cfg.Pad, hi-cfg.Pad+cfg.Width-1 // rows of layer j's input
+		if j > 0 {
+			if pool := s.Layers[j-1].Transform.Pool; pool > 1 {
+				lo, hi = lo*pool, hi*pool+pool-1 // positions of layer j−1
+			}
+		}
+	}
+	return lo, hi
+}
+
+// BestPatches shows what each of the first shown kernels of layer l
+// (0-based) responds to: over the first images of src (at most images),
+// the mean of the pixel patches (its receptive field, side×side) at the
+// best position of each of the top images its log joint is highest on.
+// The tiles are (shown, C, side, side).
+func (s *Stack) BestPatches(src Source, l, images, top, shown int, ops graph.Ops) (tiles []float32, side int, err error) {
+	n, c, h, w := src.Shape()
+	count := min(n, images)
+	cfg := s.Layers[l].Config
+	batch := min(count, 250)
+	stages := s.Stages(l+1, batch)
+	lj, err := estep.NewStackLogJoint(stages, defaultOps(ops))
+	if err != nil {
+		return nil, 0, fmt.Errorf("em: best patches: %w", err)
+	}
+	defer lj.Close()
+	uh, uw := cfg.Positions()
+	u := uh * uw
+	type hit struct {
+		score float64
+		img   int
+		pos   int
+	}
+	best := make([][]hit, cfg.Kernels) // the top images of each kernel
+	pix := make([]float32, count*c*h*w)
+	if err := src.Read(pix, 0); err != nil {
+		return nil, 0, fmt.Errorf("em: best patches: %w", err)
+	}
+	out := make([]float32, batch*lj.Len())
+	params := s.Params(l + 1)
+	for first := 0; first < count; first += batch {
+		size := min(batch, count-first)
+		x := tensor.New(tensor.WithShape(stages[0].Config.ImageShape(size)...), tensor.WithBacking(pix[first*c*h*w:(first+size)*c*h*w]))
+		o := out[:size*lj.Len()]
+		if err := lj.RunInto(o, x, params); err != nil {
+			return nil, 0, fmt.Errorf("em: best patches: %w", err)
+		}
+		for i := 0; i < size; i++ {
+			for k := 0; k < cfg.Kernels; k++ {
+				m := o[(i*cfg.Kernels+k)*u : (i*cfg.Kernels+k+1)*u]
+				pos := 0
+				for p, v := range m {
+					if v > m[pos] {
+						pos = p
+					}
+				}
+				hs := append(best[k], hit{float64(m[pos]), first + i, pos})
+				for j := len(hs) - 1; j > 0 && hs[j].score > hs[j-1].score; j-- {
+					hs[j], hs[j-1] = hs[j-1], hs[j]
+				}
+				best[k] = hs[:min(len(hs), top)]
+			}
+		}
+	}
+	y0, y1 := s.ReceptiveField(l, 0)
+	side = y1 - y0 + 1
+	shown = min(shown, cfg.Kernels)
+	tiles = make([]float32, shown*c*side*side)
+	for k := 0; k < shown; k++ {
+		for _, b := range best[k] {
+			ry, _ := s.ReceptiveField(l, b.pos/uw)
+			rx, _ := s.ReceptiveField(l, b.pos%uw)
+			for ch := 0; ch < c; ch++ {
+				for y := 0; y < side; y++ {
+					for x := 0; x < side; x++ {
+						if yy, xx := ry+y, rx+x; yy >= 0 && yy < h && xx >= 0 && xx < w {
+							tiles[((k*c+ch)*side+y)*side+x] += pix[((b.img*c+ch)*h+yy)*w+xx] / float32(len(best[k]))
+						}
+					}
+				}
+			}
+		}
+	}
+	return tiles, side, nil
+}
