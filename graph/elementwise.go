@@ -6,7 +6,6 @@ import (
 
 	"calm/internal/vecmath"
 
-	"github.com/chewxy/hm"
 	G "gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
 )
@@ -21,33 +20,14 @@ func SubRows(x, r *G.Node) (*G.Node, error) {
 	if xs.Dims() < 1 || rs.Dims() != 1 || rs[0] != xs[0] {
 		return nil, fmt.Errorf("graph: subrows: shapes %v and %v, want (N,…) and (N)", xs, rs)
 	}
-	n, err := G.ApplyOp(subRowsOp{opBase: newBase("SubRows/%d", xs.Dims()), dims: xs.Dims()}, x, r)
+	n, err := G.ApplyOp(subRowsOp{sameShape{newBase(sig(xs.Dims(), xs.Dims(), 1), "SubRows/%d", xs.Dims())}}, x, r)
 	if err != nil {
 		return nil, fmt.Errorf("graph: subrows: %w", err)
 	}
 	return n, nil
 }
 
-type subRowsOp struct {
-	opBase
-	dims int
-}
-
-func (op subRowsOp) Arity() int { return 2 }
-
-func (op subRowsOp) Type() hm.Type {
-	a := hm.TypeVariable('a')
-	t := G.TensorType{Dims: op.dims, Of: a}
-	return hm.NewFnType(t, G.TensorType{Dims: 1, Of: a}, t)
-}
-
-func (op subRowsOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) {
-	s, ok := in[0].(tensor.Shape)
-	if !ok {
-		return nil, fmt.Errorf("graph: subrows: want a shape, got %T", in[0])
-	}
-	return s.Clone(), nil
-}
+type subRowsOp struct{ sameShape }
 
 func (op subRowsOp) Do(vals ...G.Value) (G.Value, error) {
 	x, err := dense("subrows", vals[0])
@@ -88,7 +68,7 @@ func subRows[T float32 | float64](out, x, r []T) {
 // 0 below −87.3) for float32 x. Gorgonia's own float32 Exp is off by up to
 // ~1e-5 relative for |x| > 30.
 func Exp(x *G.Node) (*G.Node, error) {
-	n, err := G.ApplyOp(expOp{opBase: newBase("Exp/%d", x.Shape().Dims()), dims: x.Shape().Dims()}, x)
+	n, err := G.ApplyOp(expOp{sameShape{newBase(sig(x.Shape().Dims(), x.Shape().Dims()), "Exp/%d", x.Shape().Dims())}}, x)
 	if err != nil {
 		return nil, fmt.Errorf("graph: exp: %w", err)
 	}
@@ -98,25 +78,7 @@ func Exp(x *G.Node) (*G.Node, error) {
 // chunk is the unit of work the elementwise ops hand to a goroutine.
 const chunk = 1 << 14
 
-type expOp struct {
-	opBase
-	dims int
-}
-
-func (op expOp) Arity() int { return 1 }
-
-func (op expOp) Type() hm.Type {
-	t := G.TensorType{Dims: op.dims, Of: hm.TypeVariable('a')}
-	return hm.NewFnType(t, t)
-}
-
-func (op expOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) {
-	s, ok := in[0].(tensor.Shape)
-	if !ok {
-		return nil, fmt.Errorf("graph: exp: want a shape, got %T", in[0])
-	}
-	return s.Clone(), nil
-}
+type expOp struct{ sameShape }
 
 func (op expOp) Do(vals ...G.Value) (G.Value, error) {
 	x, err := dense("exp", vals[0])
@@ -155,32 +117,21 @@ func KernelBias(theta, logPrior *G.Node) (*G.Node, error) {
 	if err := checkFloat32("kernel bias", theta, logPrior); err != nil {
 		return nil, err
 	}
-	n, err := G.ApplyOp(kernelBiasOp{opBase: newBase("KernelBias/%d", ts.Dims()), dims: ts.Dims()}, theta, logPrior)
+	n, err := G.ApplyOp(kernelBiasOp{newBase(sig(1, ts.Dims(), 1), "KernelBias/%d", ts.Dims())}, theta, logPrior)
 	if err != nil {
 		return nil, fmt.Errorf("graph: kernel bias: %w", err)
 	}
 	return n, nil
 }
 
-type kernelBiasOp struct {
-	opBase
-	dims int
-}
-
-func (op kernelBiasOp) Arity() int { return 2 }
-
-func (op kernelBiasOp) Type() hm.Type {
-	a := hm.TypeVariable('a')
-	v := G.TensorType{Dims: 1, Of: a}
-	return hm.NewFnType(G.TensorType{Dims: op.dims, Of: a}, v, v)
-}
+type kernelBiasOp struct{ opBase }
 
 func (op kernelBiasOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) {
-	s, ok := in[0].(tensor.Shape)
-	if !ok {
-		return nil, fmt.Errorf("graph: kernel bias: want a shape, got %T", in[0])
+	s, err := op.shapes(in)
+	if err != nil {
+		return nil, err
 	}
-	return tensor.Shape{s[0]}, nil
+	return tensor.Shape{s[0][0]}, nil
 }
 
 func (op kernelBiasOp) Do(vals ...G.Value) (G.Value, error) {

@@ -6,7 +6,6 @@ import (
 
 	"calm/gemm"
 
-	"github.com/chewxy/hm"
 	G "gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
 )
@@ -48,7 +47,7 @@ func (f Fast) Conv2d(x, w, bias *G.Node, pad int) (*G.Node, error) {
 	if err := checkConv(x, w, bias); err != nil {
 		return nil, err
 	}
-	op := fastConvOp{opBase: newBase("FastConv2d/p%d/%s", pad, f.kernel()), pad: pad, kern: f.kernel()}
+	op := fastConvOp{opBase: newBase(sig(4, 4, 4, 1), "FastConv2d/p%d/%s", pad, f.kernel()), pad: pad, kern: f.kernel()}
 	n, err := G.ApplyOp(op, x, w, bias)
 	if err != nil {
 		return nil, fmt.Errorf("graph: fast conv2d: %w", err)
@@ -61,7 +60,7 @@ func (f Fast) Conv2dFilter(x, fm *G.Node, pad int) (*G.Node, error) {
 	if err := checkFilter(x, fm, pad); err != nil {
 		return nil, err
 	}
-	op := fastFilterOp{opBase: newBase("FastConv2dFilter/p%d/%s", pad, f.kernel()), pad: pad, kern: f.kernel()}
+	op := fastFilterOp{opBase: newBase(sig(4, 4, 4), "FastConv2dFilter/p%d/%s", pad, f.kernel()), pad: pad, kern: f.kernel()}
 	n, err := G.ApplyOp(op, x, fm)
 	if err != nil {
 		return nil, fmt.Errorf("graph: fast conv2d filter: %w", err)
@@ -84,12 +83,12 @@ func (f Fast) LogJointPosterior(x, w, bias *G.Node, pad int) (logJoint, logMarg,
 		return nil, nil, nil, nil, err
 	}
 	state := new(posteriorState)
-	op := fastConvOp{opBase: labelled(fmt.Sprintf("FastConv2dPosterior/p%d/%s", pad, f.kernel()), state), pad: pad, kern: f.kernel(), post: state}
+	op := fastConvOp{opBase: labelled(sig(4, 4, 4, 1), fmt.Sprintf("FastConv2dPosterior/p%d/%s", pad, f.kernel()), state), pad: pad, kern: f.kernel(), post: state}
 	if logJoint, err = G.ApplyOp(op, x, w, bias); err != nil {
 		return nil, nil, nil, nil, fmt.Errorf("graph: fast conv2d posterior: %w", err)
 	}
 	s := logJoint.Shape()
-	if post, err = G.ApplyOp(sideOp{opBase: labelled("Posterior", state), state: state, what: sidePosterior, shape: s.Clone(), in: 4}, logJoint); err != nil {
+	if post, err = G.ApplyOp(sideOp{opBase: labelled(sig(4, 4), "Posterior", state), state: state, what: sidePosterior, shape: s.Clone()}, logJoint); err != nil {
 		return nil, nil, nil, nil, fmt.Errorf("graph: fast conv2d posterior: %w", err)
 	}
 	if logMarg, logCounts, err = sides(state, post, s); err != nil {
@@ -202,20 +201,12 @@ type fastConvOp struct {
 	post *posteriorState // when set, the op also computes the posterior into it
 }
 
-func (op fastConvOp) Arity() int { return 3 }
-
-func (op fastConvOp) Type() hm.Type {
-	a := hm.TypeVariable('a')
-	t4 := G.TensorType{Dims: 4, Of: a}
-	return hm.NewFnType(t4, t4, G.TensorType{Dims: 1, Of: a}, t4)
-}
-
 func (op fastConvOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) {
-	xs, ok1 := in[0].(tensor.Shape)
-	ws, ok2 := in[1].(tensor.Shape)
-	if !ok1 || !ok2 || xs.Dims() != 4 || ws.Dims() != 4 {
-		return nil, fmt.Errorf("graph: fast conv2d: want 4-D shapes, got %v and %v", in[0], in[1])
+	s, err := op.shapes(in)
+	if err != nil {
+		return nil, err
 	}
+	xs, ws := s[0], s[1]
 	return tensor.Shape{xs[0], ws[0], xs[2] + 2*op.pad - ws[2] + 1, xs[3] + 2*op.pad - ws[3] + 1}, nil
 }
 
@@ -232,7 +223,7 @@ func (op fastConvOp) Do(vals ...G.Value) (G.Value, error) {
 	if err != nil {
 		return nil, err
 	}
-	outShape, err := op.InferShape(xs, ws)
+	outShape, err := op.InferShape(xs, ws, tensor.Shape{len(bias)})
 	if err != nil {
 		return nil, err
 	}
@@ -295,19 +286,12 @@ const (
 	filterFlush  = 8
 )
 
-func (op fastFilterOp) Arity() int { return 2 }
-
-func (op fastFilterOp) Type() hm.Type {
-	t4 := G.TensorType{Dims: 4, Of: hm.TypeVariable('a')}
-	return hm.NewFnType(t4, t4, t4)
-}
-
 func (op fastFilterOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) {
-	xs, ok1 := in[0].(tensor.Shape)
-	fs, ok2 := in[1].(tensor.Shape)
-	if !ok1 || !ok2 || xs.Dims() != 4 || fs.Dims() != 4 {
-		return nil, fmt.Errorf("graph: fast conv2d filter: want 4-D shapes, got %v and %v", in[0], in[1])
+	s, err := op.shapes(in)
+	if err != nil {
+		return nil, err
 	}
+	xs, fs := s[0], s[1]
 	return tensor.Shape{fs[1], xs[1], xs[2] + 2*op.pad - fs[2] + 1, xs[3] + 2*op.pad - fs[3] + 1}, nil
 }
 

@@ -7,7 +7,6 @@ import (
 
 	"calm/internal/vecmath"
 
-	"github.com/chewxy/hm"
 	G "gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
 )
@@ -22,7 +21,6 @@ import (
 type logSumExpOp struct {
 	opBase
 	along []int // sorted, distinct
-	dims  int
 }
 
 // LogSumExp adds to x's graph a node computing log Σ exp(x) over the given
@@ -46,7 +44,7 @@ func LogSumExp(x *G.Node, axes ...int) (*G.Node, error) {
 			return nil, fmt.Errorf("graph: logsumexp: axis %d out of range for shape %v", a, x.Shape())
 		}
 	}
-	op := logSumExpOp{opBase: newBase("LogSumExp%v/%d", along, d), along: along, dims: d}
+	op := logSumExpOp{opBase: newBase(sig(d-len(along), d), "LogSumExp%v/%d", along, d), along: along}
 	n, err := G.ApplyOp(op, x)
 	if err != nil {
 		return nil, fmt.Errorf("graph: logsumexp: %w", err)
@@ -54,24 +52,12 @@ func LogSumExp(x *G.Node, axes ...int) (*G.Node, error) {
 	return n, nil
 }
 
-func (op logSumExpOp) Arity() int { return 1 }
-
-// Type is a tensor of op.dims dimensions to a tensor of the kept dimensions,
-// or to a scalar when every axis is reduced.
-func (op logSumExpOp) Type() hm.Type {
-	a := hm.TypeVariable('a')
-	in := G.TensorType{Dims: op.dims, Of: a}
-	if kept := op.dims - len(op.along); kept > 0 {
-		return hm.NewFnType(in, G.TensorType{Dims: kept, Of: a})
-	}
-	return hm.NewFnType(in, a)
-}
-
 func (op logSumExpOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) {
-	s, ok := in[0].(tensor.Shape)
-	if !ok {
-		return nil, fmt.Errorf("graph: logsumexp: want a shape, got %T", in[0])
+	shapes, err := op.shapes(in)
+	if err != nil {
+		return nil, err
 	}
+	s := shapes[0]
 	var out tensor.Shape
 	for i, n := range s {
 		if !slices.Contains(op.along, i) {
@@ -90,8 +76,8 @@ func (op logSumExpOp) Do(vals ...G.Value) (G.Value, error) {
 		return nil, err
 	}
 	shape := t.Shape()
-	if shape.Dims() != op.dims {
-		return nil, fmt.Errorf("graph: logsumexp: got shape %v, want %d dims", shape, op.dims)
+	if shape.Dims() != op.sig.in[0] {
+		return nil, fmt.Errorf("graph: logsumexp: got shape %v, want %d dims", shape, op.sig.in[0])
 	}
 	outShape, err := op.InferShape(shape)
 	if err != nil {

@@ -14,7 +14,8 @@ import (
 
 // opBase carries what every op of this package shares: a name that goes into
 // the hash (Gorgonia hash-conses nodes by op hash and children, so the name
-// must hold every parameter) and the op's own output buffer.
+// must hold every parameter), the op's own output buffer, and its
+// signature, from which its Arity and Type follow.
 //
 // The ops never overwrite their inputs and reuse their output buffer from one
 // run to the next, so a batch costs no large allocation; a value read from a
@@ -23,10 +24,58 @@ type opBase struct {
 	name  string
 	label string // what String shows, when it differs from name
 	out   *outBuffer
+	sig   signature
 }
 
-func newBase(format string, args ...any) opBase {
-	return opBase{name: fmt.Sprintf(format, args...), out: new(outBuffer)}
+// A signature is the number of dimensions of each input of an op and of
+// its output (0: a scalar), all of one element type.
+type signature struct {
+	in  [3]int
+	n   int // inputs
+	out int
+}
+
+// sig returns the signature of an op with an output of out dimensions and
+// inputs of the given ones.
+func sig(out int, in ...int) signature {
+	s := signature{n: len(in), out: out}
+	copy(s.in[:], in)
+	return s
+}
+
+func newBase(s signature, format string, args ...any) opBase {
+	return opBase{name: fmt.Sprintf(format, args...), out: new(outBuffer), sig: s}
+}
+
+func (op opBase) Arity() int { return op.sig.n }
+
+func (op opBase) Type() hm.Type {
+	a := hm.TypeVariable('a')
+	var ts []hm.Type
+	for _, d := range op.sig.in[:op.sig.n] {
+		ts = append(ts, G.TensorType{Dims: d, Of: a})
+	}
+	if op.sig.out == 0 {
+		return hm.NewFnType(append(ts, a)...)
+	}
+	return hm.NewFnType(append(ts, G.TensorType{Dims: op.sig.out, Of: a})...)
+}
+
+// shapes returns the shapes of an op's inputs, checked against its
+// signature: what InferShape works from.
+func (op opBase) shapes(in []G.DimSizer) ([]tensor.Shape, error) {
+	if len(in) != op.sig.n {
+		return nil, fmt.Errorf("graph: %s: %d inputs, want %d", op, len(in), op.sig.n)
+	}
+	out := make([]tensor.Shape, len(in))
+	for i, d := range in {
+		s, ok := d.(tensor.Shape)
+		if !ok || s.Dims() != op.sig.in[i] {
+			return nil, fmt.Errorf("graph: %s: input %d has shape %v, want %d dimensions", op, i+1, d, op.sig.in[i])
+		}
+		out[i] = s
+	}
+	return out, nil
 }
 
 func (op opBase) ReturnsPtr() bool      { return false }
@@ -45,23 +94,16 @@ func (op opBase) String() string {
 	return op.name
 }
 
-// mapToMap gives an op of one 4-D input and an output of the same shape
-// (a map to a map) its Arity, Type and InferShape.
-type mapToMap struct{ opBase }
+// sameShape gives an op whose output has the shape of its first input its
+// InferShape.
+type sameShape struct{ opBase }
 
-func (mapToMap) Arity() int { return 1 }
-
-func (mapToMap) Type() hm.Type {
-	t := G.TensorType{Dims: 4, Of: hm.TypeVariable('a')}
-	return hm.NewFnType(t, t)
-}
-
-func (op mapToMap) InferShape(in ...G.DimSizer) (tensor.Shape, error) {
-	s, ok := in[0].(tensor.Shape)
-	if !ok || s.Dims() != 4 {
-		return nil, fmt.Errorf("graph: %s: want a 4-D shape, got %v", op, in[0])
+func (op sameShape) InferShape(in ...G.DimSizer) (tensor.Shape, error) {
+	s, err := op.shapes(in)
+	if err != nil {
+		return nil, err
 	}
-	return s.Clone(), nil
+	return s[0].Clone(), nil
 }
 
 // outBuffer is an op's output tensor and scratch space, kept between runs.

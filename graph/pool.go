@@ -8,7 +8,6 @@ import (
 
 	"calm/internal/vecmath"
 
-	"github.com/chewxy/hm"
 	G "gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
 )
@@ -200,7 +199,7 @@ func Pool(x *G.Node, p Pooling) (*G.Node, error) {
 	if p.Reduce != LogSumExpCells && p.Reduce != MaxCells && p.Reduce != MeanCells {
 		return nil, fmt.Errorf("graph: pool: unknown reduction %d", p.Reduce)
 	}
-	n, err := G.ApplyOp(poolOp{opBase: newBase("Pool/%s", p.Name()), p: p}, x)
+	n, err := G.ApplyOp(poolOp{opBase: newBase(sig(4, 4), "Pool/%s", p.Name()), p: p}, x)
 	if err != nil {
 		return nil, fmt.Errorf("graph: pool: %w", err)
 	}
@@ -212,18 +211,12 @@ type poolOp struct {
 	p Pooling
 }
 
-func (op poolOp) Arity() int { return 1 }
-
-func (op poolOp) Type() hm.Type {
-	t := G.TensorType{Dims: 4, Of: hm.TypeVariable('a')}
-	return hm.NewFnType(t, t)
-}
-
 func (op poolOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) {
-	s, ok := in[0].(tensor.Shape)
-	if !ok || s.Dims() != 4 {
-		return nil, fmt.Errorf("graph: pool: want a 4-D shape, got %v", in[0])
+	shapes, err := op.shapes(in)
+	if err != nil {
+		return nil, err
 	}
+	s := shapes[0]
 	if op.p.Pyramid {
 		return tensor.Shape{s[0], s[1], 1, op.p.cellsPerMap()}, nil
 	}

@@ -6,7 +6,6 @@ import (
 
 	"calm/internal/vecmath"
 
-	"github.com/chewxy/hm"
 	G "gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
 )
@@ -52,7 +51,7 @@ func fusedPosterior(logJoint *G.Node) (logMarg, post, logCounts *G.Node, err err
 	// The three ops share state: their hashes (by name) carry its address
 	// so that two posteriors in one graph stay apart.
 	state := new(posteriorState)
-	op := posteriorOp{mapToMap: mapToMap{labelled("FusedPosterior", state)}, state: state}
+	op := posteriorOp{sameShape: sameShape{labelled(sig(4, 4), "FusedPosterior", state)}, state: state}
 	if post, err = G.ApplyOp(op, logJoint); err != nil {
 		return nil, nil, nil, fmt.Errorf("graph: fast posterior: %w", err)
 	}
@@ -63,8 +62,8 @@ func fusedPosterior(logJoint *G.Node) (logMarg, post, logCounts *G.Node, err err
 }
 
 // labelled returns the base of an op named label and state's address.
-func labelled(label string, state *posteriorState) opBase {
-	b := newBase("%s/%p", label, state)
+func labelled(s signature, label string, state *posteriorState) opBase {
+	b := newBase(s, "%s/%p", label, state)
 	b.label = label
 	return b
 }
@@ -136,7 +135,7 @@ func (st *posteriorState) counts(n, k int) {
 }
 
 type posteriorOp struct {
-	mapToMap
+	sameShape
 	state *posteriorState
 }
 
@@ -189,14 +188,6 @@ type sideOp struct {
 	state *posteriorState
 	what  side
 	shape tensor.Shape
-	in    int // dims of the input
-}
-
-func (op sideOp) Arity() int { return 1 }
-
-func (op sideOp) Type() hm.Type {
-	a := hm.TypeVariable('a')
-	return hm.NewFnType(G.TensorType{Dims: op.in, Of: a}, G.TensorType{Dims: op.shape.Dims(), Of: a})
 }
 
 func (op sideOp) InferShape(...G.DimSizer) (tensor.Shape, error) { return op.shape.Clone(), nil }
@@ -215,10 +206,10 @@ func (op sideOp) Do(...G.Value) (G.Value, error) {
 // it: the log marginal (N) and the log counts (K) of maps of shape s.
 func sides(state *posteriorState, after *G.Node, s tensor.Shape) (logMarg, logCounts *G.Node, err error) {
 	in := after.Shape().Dims()
-	if logMarg, err = G.ApplyOp(sideOp{opBase: labelled("LogMarginal", state), state: state, what: sideLogMarg, shape: tensor.Shape{s[0]}, in: in}, after); err != nil {
+	if logMarg, err = G.ApplyOp(sideOp{opBase: labelled(sig(1, in), "LogMarginal", state), state: state, what: sideLogMarg, shape: tensor.Shape{s[0]}}, after); err != nil {
 		return nil, nil, err
 	}
-	if logCounts, err = G.ApplyOp(sideOp{opBase: labelled("LogCounts", state), state: state, what: sideLogCounts, shape: tensor.Shape{s[1]}, in: in}, after); err != nil {
+	if logCounts, err = G.ApplyOp(sideOp{opBase: labelled(sig(1, in), "LogCounts", state), state: state, what: sideLogCounts, shape: tensor.Shape{s[1]}}, after); err != nil {
 		return nil, nil, err
 	}
 	return logMarg, logCounts, nil
@@ -238,7 +229,7 @@ func PatchPosterior(logJoint *G.Node) (logMarg, post, logCounts *G.Node, err err
 		return nil, nil, nil, err
 	}
 	state := new(posteriorState)
-	op := patchPosteriorOp{mapToMap: mapToMap{labelled("PatchPosterior", state)}, state: state}
+	op := patchPosteriorOp{sameShape: sameShape{labelled(sig(4, 4), "PatchPosterior", state)}, state: state}
 	if post, err = G.ApplyOp(op, logJoint); err != nil {
 		return nil, nil, nil, fmt.Errorf("graph: patch posterior: %w", err)
 	}
@@ -249,7 +240,7 @@ func PatchPosterior(logJoint *G.Node) (logMarg, post, logCounts *G.Node, err err
 }
 
 type patchPosteriorOp struct {
-	mapToMap
+	sameShape
 	state *posteriorState
 }
 

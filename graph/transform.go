@@ -8,7 +8,6 @@ import (
 
 	"calm/internal/vecmath"
 
-	"github.com/chewxy/hm"
 	G "gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
 )
@@ -28,14 +27,14 @@ func KernelPosterior(x *G.Node) (*G.Node, error) {
 	if err := checkMaps("kernel posterior", x); err != nil {
 		return nil, err
 	}
-	n, err := G.ApplyOp(kernelPosteriorOp{mapToMap{newBase("KernelPosterior")}}, x)
+	n, err := G.ApplyOp(kernelPosteriorOp{sameShape{newBase(sig(4, 4), "KernelPosterior")}}, x)
 	if err != nil {
 		return nil, fmt.Errorf("graph: kernel posterior: %w", err)
 	}
 	return n, nil
 }
 
-type kernelPosteriorOp struct{ mapToMap }
+type kernelPosteriorOp struct{ sameShape }
 
 func (op kernelPosteriorOp) Do(vals ...G.Value) (G.Value, error) {
 	x, shape, err := float32s("kernel posterior", vals[0])
@@ -127,7 +126,7 @@ func LocalPool(x *G.Node, size int, reduce Reduction) (*G.Node, error) {
 	if reduce != LogSumExpCells && reduce != MaxCells && reduce != MeanCells {
 		return nil, fmt.Errorf("graph: local pool: unknown reduction %d", reduce)
 	}
-	n, err := G.ApplyOp(localPoolOp{opBase: newBase("LocalPool/%d/%d", size, reduce), size: size, reduce: reduce}, x)
+	n, err := G.ApplyOp(localPoolOp{opBase: newBase(sig(4, 4), "LocalPool/%d/%d", size, reduce), size: size, reduce: reduce}, x)
 	if err != nil {
 		return nil, fmt.Errorf("graph: local pool: %w", err)
 	}
@@ -140,18 +139,12 @@ type localPoolOp struct {
 	reduce Reduction
 }
 
-func (op localPoolOp) Arity() int { return 1 }
-
-func (op localPoolOp) Type() hm.Type {
-	t := G.TensorType{Dims: 4, Of: hm.TypeVariable('a')}
-	return hm.NewFnType(t, t)
-}
-
 func (op localPoolOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) {
-	s, ok := in[0].(tensor.Shape)
-	if !ok || s.Dims() != 4 {
-		return nil, fmt.Errorf("graph: local pool: want a 4-D shape, got %v", in[0])
+	shapes, err := op.shapes(in)
+	if err != nil {
+		return nil, err
 	}
+	s := shapes[0]
 	return tensor.Shape{s[0], s[1], OutSize(s[2], op.size), OutSize(s[3], op.size)}, nil
 }
 
@@ -258,30 +251,14 @@ func ChannelAffine(x, scale, shift *G.Node) (*G.Node, error) {
 	if err := checkFloat32("channel affine", scale, shift); err != nil {
 		return nil, err
 	}
-	n, err := G.ApplyOp(channelAffineOp{opBase: newBase("ChannelAffine")}, x, scale, shift)
+	n, err := G.ApplyOp(channelAffineOp{sameShape{newBase(sig(4, 4, 1, 1), "ChannelAffine")}}, x, scale, shift)
 	if err != nil {
 		return nil, fmt.Errorf("graph: channel affine: %w", err)
 	}
 	return n, nil
 }
 
-type channelAffineOp struct{ opBase }
-
-func (op channelAffineOp) Arity() int { return 3 }
-
-func (op channelAffineOp) Type() hm.Type {
-	a := hm.TypeVariable('a')
-	t, v := G.TensorType{Dims: 4, Of: a}, G.TensorType{Dims: 1, Of: a}
-	return hm.NewFnType(t, v, v, t)
-}
-
-func (op channelAffineOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) {
-	s, ok := in[0].(tensor.Shape)
-	if !ok || s.Dims() != 4 {
-		return nil, fmt.Errorf("graph: channel affine: want a 4-D shape, got %v", in[0])
-	}
-	return s.Clone(), nil
-}
+type channelAffineOp struct{ sameShape }
 
 func (op channelAffineOp) Do(vals ...G.Value) (G.Value, error) {
 	x, shape, err := float32s("channel affine", vals[0])
