@@ -1,14 +1,9 @@
 package em
 
 import (
-	"encoding/json"
-	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
 
 	"calm/graph"
-	"calm/internal/atomicfile"
 
 	"gorgonia.org/tensor"
 )
@@ -65,84 +60,6 @@ func (c *Checkpoint) check(cfg graph.Config, n, maxEpochs int) error {
 func withBatch(c graph.Config, batch int) graph.Config {
 	c.Batch = batch
 	return c
-}
-
-// CheckpointFile is the name, in a run's directory, of the record of its
-// last whole epoch; the θ file it names sits beside it.
-const CheckpointFile = "checkpoint.json"
-
-// checkpointRecord is what checkpoint.json holds: the layer's record (its
-// configuration, θ's file and history) and where training stands.
-type checkpointRecord struct {
-	LayerRecord
-	Epoch  int `json:"epoch"`
-	Images int `json:"images"`
-}
-
-// SaveCheckpoint writes cp into dir: θ first, as checkpoint-N.npy, then
-// checkpoint.json naming it, each written to a temporary file, synced and
-// renamed into place; prev, the θ file of the checkpoint before (if any),
-// is removed last. A crash or a full disk at any point leaves a complete
-// checkpoint behind. It returns the name of the θ file it wrote.
-func SaveCheckpoint(dir string, cp *Checkpoint, prev string) (string, error) {
-	name := thetaFile(cp.Epoch)
-	if err := saveTheta(filepath.Join(dir, name), cp.Theta); err != nil {
-		return "", fmt.Errorf("em: checkpoint: %w", err)
-	}
-	rec := checkpointRecord{LayerRecord: NewLayerRecord(cp.Config), Epoch: cp.Epoch, Images: cp.Images}
-	rec.LogLik, rec.EpochSeconds, rec.Reseeded, rec.Theta = cp.LogLik, cp.EpochSeconds, cp.Reseeded, name
-	rec.LogPrior = float32s(cp.LogPrior)
-	if err := atomicfile.WriteJSON(filepath.Join(dir, CheckpointFile), rec); err != nil {
-		return "", fmt.Errorf("em: checkpoint: %w", err)
-	}
-	if prev != "" && prev != name {
-		os.Remove(filepath.Join(dir, prev))
-	}
-	return name, nil
-}
-
-// thetaFile is the name of the θ file of the checkpoint of an epoch.
-func thetaFile(epoch int) string { return fmt.Sprintf("checkpoint-%d.npy", epoch) }
-
-// ErrNoCheckpoint is wrapped by LoadCheckpoint's error for a directory
-// that holds none.
-var ErrNoCheckpoint = errors.New("no checkpoint")
-
-// LoadCheckpoint reads the checkpoint saved in dir, checking what it can
-// without the run's settings (Settings.Normalize checks the rest).
-func LoadCheckpoint(dir string) (*Checkpoint, error) {
-	raw, err := os.ReadFile(filepath.Join(dir, CheckpointFile))
-	if errors.Is(err, os.ErrNotExist) {
-		return nil, fmt.Errorf("em: %w in %s", ErrNoCheckpoint, dir)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("em: %w", err)
-	}
-	var rec checkpointRecord
-	if err := json.Unmarshal(raw, &rec); err != nil {
-		return nil, fmt.Errorf("em: %s: %w", filepath.Join(dir, CheckpointFile), err)
-	}
-	if rec.Theta == "" || rec.Theta != filepath.Base(rec.Theta) {
-		return nil, fmt.Errorf("em: %s names θ file %q, want a file beside it", filepath.Join(dir, CheckpointFile), rec.Theta)
-	}
-	theta, err := LoadTheta(filepath.Join(dir, rec.Theta))
-	if err != nil {
-		return nil, fmt.Errorf("em: checkpoint: %w", err)
-	}
-	cp := &Checkpoint{Epoch: rec.Epoch, LogLik: rec.LogLik, EpochSeconds: rec.EpochSeconds,
-		Reseeded: rec.Reseeded, Theta: theta, Images: rec.Images}
-	if rec.Kernels != 0 {
-		if cp.Config, err = rec.Config(1); err != nil {
-			return nil, fmt.Errorf("em: checkpoint: %w", err)
-		}
-		cp.Config.Batch = 0
-	}
-	if rec.LogPrior != nil {
-		if cp.LogPrior, err = rec.logPrior(); err != nil {
-			return nil, fmt.Errorf("em: checkpoint: %w", err)
-		}
-	}
-	return cp, nil
 }
 
 // Checkpointer is a Recorder that saves a checkpoint into Dir after every

@@ -6,6 +6,7 @@ import (
 	"math"
 
 	"calm/graph"
+	"calm/internal/enum"
 
 	"gorgonia.org/tensor"
 )
@@ -99,41 +100,26 @@ const (
 	InitKMeansPP
 )
 
-var initNames = []string{"normal", "patches", "kmeans++"}
+var initNames = enum.Names[InitMethod]{What: "initialisation", List: []string{"normal", "patches", "kmeans++"}}
 
-// String returns the method's name as -init-from takes it.
-func (m InitMethod) String() string {
-	if int(m) < len(initNames) {
-		return initNames[m]
-	}
-	return fmt.Sprintf("InitMethod(%d)", int(m))
-}
+// String returns the method's name as -init-from and every file spell it.
+func (m InitMethod) String() string { return initNames.String(m) }
 
 // ParseInitMethod returns the method of the given name: normal, patches or
 // kmeans++.
 func ParseInitMethod(name string) (InitMethod, error) {
-	for i, n := range initNames {
-		if n == name {
-			return InitMethod(i), nil
-		}
+	m, err := initNames.Parse(name)
+	if err != nil {
+		return 0, fmt.Errorf("em: %w", err)
 	}
-	return 0, fmt.Errorf("em: unknown initialisation %q (want one of %v)", name, initNames)
+	return m, nil
 }
 
 // MarshalText writes the method's name.
-func (m InitMethod) MarshalText() ([]byte, error) {
-	if int(m) >= len(initNames) {
-		return nil, fmt.Errorf("em: unknown initialisation %d", int(m))
-	}
-	return []byte(m.String()), nil
-}
+func (m InitMethod) MarshalText() ([]byte, error) { return initNames.Marshal(m) }
 
 // UnmarshalText reads a method's name.
-func (m *InitMethod) UnmarshalText(b []byte) error {
-	v, err := ParseInitMethod(string(b))
-	*m = v
-	return err
-}
+func (m *InitMethod) UnmarshalText(b []byte) error { return initNames.Unmarshal(b, m) }
 
 // defaultOps returns ops, or the default op set (the first of
 // graph.OpSets) for nil.

@@ -131,10 +131,35 @@ func saveTheta(path string, theta *tensor.Dense) error {
 	if !ok || theta.Shape().Dims() != 4 {
 		return fmt.Errorf("want float32 (K,C,w,w), got %v %v", theta.Dtype(), theta.Shape())
 	}
-	s := theta.Shape()
-	// npyio writes the shape of nested Go arrays: build [C][w][w]float32 and
-	// view the data as a slice of K of them.
-	typ := reflect.ArrayOf(s[1], reflect.ArrayOf(s[2], reflect.ArrayOf(s[3], reflect.TypeFor[float32]())))
-	arr := reflect.NewAt(reflect.ArrayOf(s[0], typ), unsafe.Pointer(&data[0])).Elem().Slice(0, s[0])
-	return atomicfile.Write(path, func(w io.Writer) error { return npyio.Write(w, arr.Interface()) })
+	return saveNpy(path, data, theta.Shape()...)
+}
+
+// SaveNpy writes data as a float32 .npy array of the given shape (which
+// NumPy reads with numpy.load), whole or not at all.
+func SaveNpy(path string, data []float32, shape ...int) error {
+	if err := saveNpy(path, data, shape...); err != nil {
+		return fmt.Errorf("em: %w", err)
+	}
+	return nil
+}
+
+func saveNpy(path string, data []float32, shape ...int) error {
+	n := 1
+	for _, d := range shape {
+		n *= d
+	}
+	if n != len(data) || len(shape) == 0 {
+		return fmt.Errorf("%d values for shape %v", len(data), shape)
+	}
+	var v any = data
+	if len(shape) > 1 && len(data) > 0 {
+		// npyio writes the shape of nested Go arrays: view the data as a
+		// slice of shape[0] arrays of the other dimensions.
+		typ := reflect.TypeFor[float32]()
+		for i := len(shape) - 1; i >= 1; i-- {
+			typ = reflect.ArrayOf(shape[i], typ)
+		}
+		v = reflect.NewAt(reflect.ArrayOf(shape[0], typ), unsafe.Pointer(&data[0])).Elem().Slice(0, shape[0]).Interface()
+	}
+	return atomicfile.Write(path, func(w io.Writer) error { return npyio.Write(w, v) })
 }

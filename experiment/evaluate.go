@@ -6,10 +6,8 @@ import (
 	"io"
 	"math/rand/v2"
 	"path/filepath"
-	"reflect"
 	"slices"
 	"time"
-	"unsafe"
 
 	"calm/classify"
 	"calm/em"
@@ -513,7 +511,7 @@ func saveFeatures(dir string, fs featureSet) error {
 		name string
 		data []float32
 	}{{"train", fs.train}, {"test", fs.test}} {
-		if err := saveNpy(filepath.Join(dir, fmt.Sprintf("features-%s-%s.npy", fs.name, f.name)), f.data, len(f.data)/fs.d, fs.d); err != nil {
+		if err := em.SaveNpy(filepath.Join(dir, fmt.Sprintf("features-%s-%s.npy", fs.name, f.name)), f.data, len(f.data)/fs.d, fs.d); err != nil {
 			return err
 		}
 	}
@@ -535,18 +533,3 @@ func saveLabels(dir string, d Data) error {
 	return nil
 }
 
-// saveNpy writes data as a float32 .npy array of the given shape (one or
-// two dimensions).
-func saveNpy(path string, data []float32, shape ...int) error {
-	var v any = data
-	if len(shape) == 2 && len(data) > 0 {
-		// npyio writes the shape of nested Go arrays: view the rows as
-		// [cols]float32 arrays.
-		row := reflect.ArrayOf(shape[1], reflect.TypeFor[float32]())
-		v = reflect.NewAt(reflect.ArrayOf(shape[0], row), unsafe.Pointer(&data[0])).Elem().Slice(0, shape[0]).Interface()
-	}
-	if err := atomicfile.Write(path, func(w io.Writer) error { return npyio.Write(w, v) }); err != nil {
-		return fmt.Errorf("experiment: %w", err)
-	}
-	return nil
-}

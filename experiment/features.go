@@ -56,5 +56,5 @@ func SaveFeatures(path string, rows []float32, d int) error {
 	if filepath.Ext(path) != ".npy" {
 		return fmt.Errorf("experiment: features file %s: want a .npy name", path)
 	}
-	return saveNpy(path, rows, len(rows)/d, d)
+	return em.SaveNpy(path, rows, len(rows)/d, d)
 }

@@ -20,11 +20,7 @@ func SubRows(x, r *G.Node) (*G.Node, error) {
 	if xs.Dims() < 1 || rs.Dims() != 1 || rs[0] != xs[0] {
 		return nil, fmt.Errorf("graph: subrows: shapes %v and %v, want (N,…) and (N)", xs, rs)
 	}
-	n, err := G.ApplyOp(subRowsOp{sameShape{newBase(sig(xs.Dims(), xs.Dims(), 1), "SubRows/%d", xs.Dims())}}, x, r)
-	if err != nil {
-		return nil, fmt.Errorf("graph: subrows: %w", err)
-	}
-	return n, nil
+	return apply("subrows", subRowsOp{sameShape{newBase(sig(xs.Dims(), xs.Dims(), 1), "SubRows/%d", xs.Dims())}}, x, r)
 }
 
 type subRowsOp struct{ sameShape }
@@ -68,11 +64,7 @@ func subRows[T float32 | float64](out, x, r []T) {
 // 0 below −87.3) for float32 x. Gorgonia's own float32 Exp is off by up to
 // ~1e-5 relative for |x| > 30.
 func Exp(x *G.Node) (*G.Node, error) {
-	n, err := G.ApplyOp(expOp{sameShape{newBase(sig(x.Shape().Dims(), x.Shape().Dims()), "Exp/%d", x.Shape().Dims())}}, x)
-	if err != nil {
-		return nil, fmt.Errorf("graph: exp: %w", err)
-	}
-	return n, nil
+	return apply("exp", expOp{sameShape{newBase(sig(x.Shape().Dims(), x.Shape().Dims()), "Exp/%d", x.Shape().Dims())}}, x)
 }
 
 // chunk is the unit of work the elementwise ops hand to a goroutine.
@@ -117,11 +109,7 @@ func KernelBias(theta, logPrior *G.Node) (*G.Node, error) {
 	if err := checkFloat32("kernel bias", theta, logPrior); err != nil {
 		return nil, err
 	}
-	n, err := G.ApplyOp(kernelBiasOp{newBase(sig(1, ts.Dims(), 1), "KernelBias/%d", ts.Dims())}, theta, logPrior)
-	if err != nil {
-		return nil, fmt.Errorf("graph: kernel bias: %w", err)
-	}
-	return n, nil
+	return apply("kernel bias", kernelBiasOp{newBase(sig(1, ts.Dims(), 1), "KernelBias/%d", ts.Dims())}, theta, logPrior)
 }
 
 type kernelBiasOp struct{ opBase }

@@ -48,11 +48,7 @@ func (f Fast) Conv2d(x, w, bias *G.Node, pad int) (*G.Node, error) {
 		return nil, err
 	}
 	op := fastConvOp{opBase: newBase(sig(4, 4, 4, 1), "FastConv2d/p%d/%s", pad, f.kernel()), pad: pad, kern: f.kernel()}
-	n, err := G.ApplyOp(op, x, w, bias)
-	if err != nil {
-		return nil, fmt.Errorf("graph: fast conv2d: %w", err)
-	}
-	return n, nil
+	return apply("fast conv2d", op, x, w, bias)
 }
 
 // Conv2dFilter implements Ops.
@@ -61,11 +57,7 @@ func (f Fast) Conv2dFilter(x, fm *G.Node, pad int) (*G.Node, error) {
 		return nil, err
 	}
 	op := fastFilterOp{opBase: newBase(sig(4, 4, 4), "FastConv2dFilter/p%d/%s", pad, f.kernel()), pad: pad, kern: f.kernel()}
-	n, err := G.ApplyOp(op, x, fm)
-	if err != nil {
-		return nil, fmt.Errorf("graph: fast conv2d filter: %w", err)
-	}
-	return n, nil
+	return apply("fast conv2d filter", op, x, fm)
 }
 
 // LogSumExp implements Ops with this package's LogSumExp.

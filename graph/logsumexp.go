@@ -45,11 +45,7 @@ func LogSumExp(x *G.Node, axes ...int) (*G.Node, error) {
 		}
 	}
 	op := logSumExpOp{opBase: newBase(sig(d-len(along), d), "LogSumExp%v/%d", along, d), along: along}
-	n, err := G.ApplyOp(op, x)
-	if err != nil {
-		return nil, fmt.Errorf("graph: logsumexp: %w", err)
-	}
-	return n, nil
+	return apply("logsumexp", op, x)
 }
 
 func (op logSumExpOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) {

@@ -1,6 +1,10 @@
 package graph
 
-import "fmt"
+import (
+	"fmt"
+
+	"calm/internal/enum"
+)
 
 // A Model is what EM assumes about the patches of an image: it decides how
 // the E-step normalises the log joint L (N,K,Uh,Uw) into the posterior and
@@ -28,40 +32,22 @@ const (
 	PatchModel
 )
 
-var modelNames = []string{"image", "patch"}
+var modelNames = enum.Names[Model]{What: "model", List: []string{"image", "patch"}}
 
-// String returns the model's name as -model takes it.
-func (m Model) String() string {
-	if m >= 0 && int(m) < len(modelNames) {
-		return modelNames[m]
-	}
-	return fmt.Sprintf("Model(%d)", int(m))
-}
+// String returns the model's name as -model and every file spell it.
+func (m Model) String() string { return modelNames.String(m) }
 
 // ParseModel returns the model of the given name: image or patch.
 func ParseModel(name string) (Model, error) {
-	for i, n := range modelNames {
-		if n == name {
-			return Model(i), nil
-		}
-	}
-	return 0, fmt.Errorf("graph: unknown model %q (want one of %v)", name, modelNames)
-}
-
-// MarshalText implements encoding.TextMarshaler: the model's name.
-func (m Model) MarshalText() ([]byte, error) {
-	if m < 0 || int(m) >= len(modelNames) {
-		return nil, fmt.Errorf("graph: unknown model %d", int(m))
-	}
-	return []byte(m.String()), nil
-}
-
-// UnmarshalText implements encoding.TextUnmarshaler.
-func (m *Model) UnmarshalText(b []byte) error {
-	v, err := ParseModel(string(b))
+	m, err := modelNames.Parse(name)
 	if err != nil {
-		return err
+		return 0, fmt.Errorf("graph: %w", err)
 	}
-	*m = v
-	return nil
+	return m, nil
 }
+
+// MarshalText writes the model's name.
+func (m Model) MarshalText() ([]byte, error) { return modelNames.Marshal(m) }
+
+// UnmarshalText reads a model's name.
+func (m *Model) UnmarshalText(b []byte) error { return modelNames.Unmarshal(b, m) }

@@ -106,6 +106,15 @@ func (op sameShape) InferShape(in ...G.DimSizer) (tensor.Shape, error) {
 	return s[0].Clone(), nil
 }
 
+// apply adds op to the graph of its inputs, naming what it is in an error.
+func apply(what string, op G.Op, in ...*G.Node) (*G.Node, error) {
+	n, err := G.ApplyOp(op, in...)
+	if err != nil {
+		return nil, fmt.Errorf("graph: %s: %w", what, err)
+	}
+	return n, nil
+}
+
 // outBuffer is an op's output tensor and scratch space, kept between runs.
 type outBuffer struct {
 	t  *tensor.Dense

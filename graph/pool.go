@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 
+	"calm/internal/enum"
 	"calm/internal/vecmath"
 
 	G "gorgonia.org/gorgonia"
@@ -51,41 +52,26 @@ const (
 	MeanCells                       // mean over the cell
 )
 
-var reductionNames = []string{LogSumExpCells: "lse", MaxCells: "max", MeanCells: "mean"}
+var reductionNames = enum.Names[Reduction]{What: "reduction", List: []string{LogSumExpCells: "lse", MaxCells: "max", MeanCells: "mean"}}
 
 // String returns the reduction's name, the one every flag and file uses:
 // "lse", "max" or "mean".
-func (r Reduction) String() string {
-	if r < 0 || int(r) >= len(reductionNames) {
-		return fmt.Sprintf("Reduction(%d)", int(r))
-	}
-	return reductionNames[r]
-}
+func (r Reduction) String() string { return reductionNames.String(r) }
 
 // ParseReduction returns the reduction of the given name (see String).
 func ParseReduction(name string) (Reduction, error) {
-	for r, n := range reductionNames {
-		if n == name {
-			return Reduction(r), nil
-		}
+	r, err := reductionNames.Parse(name)
+	if err != nil {
+		return 0, fmt.Errorf("graph: %w", err)
 	}
-	return 0, fmt.Errorf("graph: unknown reduction %q (want lse, max or mean)", name)
+	return r, nil
 }
 
 // MarshalText writes the reduction's name.
-func (r Reduction) MarshalText() ([]byte, error) {
-	if r < 0 || int(r) >= len(reductionNames) {
-		return nil, fmt.Errorf("graph: unknown reduction %d", int(r))
-	}
-	return []byte(r.String()), nil
-}
+func (r Reduction) MarshalText() ([]byte, error) { return reductionNames.Marshal(r) }
 
 // UnmarshalText reads a reduction's name.
-func (r *Reduction) UnmarshalText(b []byte) error {
-	v, err := ParseReduction(string(b))
-	*r = v
-	return err
-}
+func (r *Reduction) UnmarshalText(b []byte) error { return reductionNames.Unmarshal(b, r) }
 
 // ImageWide is the paper's pooling: one log-sum-exp over all positions.
 var ImageWide = Pooling{Reduce: LogSumExpCells, Grid: 1}
@@ -165,7 +151,7 @@ func ParsePooling(name string) (Pooling, error) {
 	if r, err := ParseReduction(name); err == nil && r != LogSumExpCells {
 		return Pooling{Reduce: r, Grid: 1}, nil
 	}
-	for r, prefix := range reductionNames {
+	for r, prefix := range reductionNames.List {
 		rest, ok := strings.CutPrefix(name, prefix)
 		if !ok {
 			continue
@@ -199,11 +185,7 @@ func Pool(x *G.Node, p Pooling) (*G.Node, error) {
 	if p.Reduce != LogSumExpCells && p.Reduce != MaxCells && p.Reduce != MeanCells {
 		return nil, fmt.Errorf("graph: pool: unknown reduction %d", p.Reduce)
 	}
-	n, err := G.ApplyOp(poolOp{opBase: newBase(sig(4, 4), "Pool/%s", p.Name()), p: p}, x)
-	if err != nil {
-		return nil, fmt.Errorf("graph: pool: %w", err)
-	}
-	return n, nil
+	return apply("pool", poolOp{opBase: newBase(sig(4, 4), "Pool/%s", p.Name()), p: p}, x)
 }
 
 type poolOp struct {
@@ -308,9 +290,8 @@ func (c *cells) max(f, m []float32) {
 	}
 }
 
-// mean sets f[cell] to the mean of the map m over the cell, summed in
-// float64.
-func (c *cells) mean(f, m []float32, sums []float64) {
+// sum sets sums[cell] to the sum of the map m over the cell, in float64.
+func (c *cells) sum(sums []float64, m []float32) {
 	clear(sums)
 	for y := 0; y < c.uh; y++ {
 		sr := sums[c.row[y]*c.g:]
@@ -318,6 +299,12 @@ func (c *cells) mean(f, m []float32, sums []float64) {
 			sr[c.col[x]] += float64(v)
 		}
 	}
+}
+
+// mean sets f[cell] to the mean of the map m over the cell, summed in
+// float64.
+func (c *cells) mean(f, m []float32, sums []float64) {
+	c.sum(sums, m)
 	for i, s := range sums {
 		cy, cx := i/c.g, i%c.g
 		n := (c.rowStarts[cy+1] - c.rowStarts[cy]) * (c.colStarts[cx+1] - c.colStarts[cx])
@@ -338,13 +325,7 @@ func (c *cells) logSumExp(f, m, e []float32, sums []float64) {
 		return
 	}
 	vecmath.ExpSum(e, m, top)
-	clear(sums)
-	for y := 0; y < c.uh; y++ {
-		sr := sums[c.row[y]*c.g:]
-		for x, v := range e[y*c.uw : (y+1)*c.uw] {
-			sr[c.col[x]] += float64(v)
-		}
-	}
+	c.sum(sums, e)
 	for i, s := range sums {
 		if s < 1e-30 {
 			f[i] = float32(c.exactCell(m, i/c.g, i%c.g))

@@ -27,11 +27,7 @@ func KernelPosterior(x *G.Node) (*G.Node, error) {
 	if err := checkMaps("kernel posterior", x); err != nil {
 		return nil, err
 	}
-	n, err := G.ApplyOp(kernelPosteriorOp{sameShape{newBase(sig(4, 4), "KernelPosterior")}}, x)
-	if err != nil {
-		return nil, fmt.Errorf("graph: kernel posterior: %w", err)
-	}
-	return n, nil
+	return apply("kernel posterior", kernelPosteriorOp{sameShape{newBase(sig(4, 4), "KernelPosterior")}}, x)
 }
 
 type kernelPosteriorOp struct{ sameShape }
@@ -126,11 +122,7 @@ func LocalPool(x *G.Node, size int, reduce Reduction) (*G.Node, error) {
 	if reduce != LogSumExpCells && reduce != MaxCells && reduce != MeanCells {
 		return nil, fmt.Errorf("graph: local pool: unknown reduction %d", reduce)
 	}
-	n, err := G.ApplyOp(localPoolOp{opBase: newBase(sig(4, 4), "LocalPool/%d/%d", size, reduce), size: size, reduce: reduce}, x)
-	if err != nil {
-		return nil, fmt.Errorf("graph: local pool: %w", err)
-	}
-	return n, nil
+	return apply("local pool", localPoolOp{opBase: newBase(sig(4, 4), "LocalPool/%d/%d", size, reduce), size: size, reduce: reduce}, x)
 }
 
 type localPoolOp struct {
@@ -251,11 +243,7 @@ func ChannelAffine(x, scale, shift *G.Node) (*G.Node, error) {
 	if err := checkFloat32("channel affine", scale, shift); err != nil {
 		return nil, err
 	}
-	n, err := G.ApplyOp(channelAffineOp{sameShape{newBase(sig(4, 4, 1, 1), "ChannelAffine")}}, x, scale, shift)
-	if err != nil {
-		return nil, fmt.Errorf("graph: channel affine: %w", err)
-	}
-	return n, nil
+	return apply("channel affine", channelAffineOp{sameShape{newBase(sig(4, 4, 1, 1), "ChannelAffine")}}, x, scale, shift)
 }
 
 type channelAffineOp struct{ sameShape }
@@ -334,7 +322,7 @@ func ParseTransform(name string) (Transform, error) {
 	if !pooled {
 		return t, nil
 	}
-	for r, prefix := range reductionNames {
+	for r, prefix := range reductionNames.List {
 		if rest, ok := strings.CutPrefix(pool, prefix); ok {
 			n, err := strconv.Atoi(rest)
 			if err != nil || n < 2 || rest != strconv.Itoa(n) {
