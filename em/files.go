@@ -146,16 +146,9 @@ var ErrNoModel = errors.New("no model")
 // history.
 func LoadStack(dir string) (*Stack, error) {
 	path := filepath.Join(dir, ModelFile)
-	raw, err := os.ReadFile(path)
-	if errors.Is(err, os.ErrNotExist) {
-		return nil, fmt.Errorf("em: %w in %s", ErrNoModel, dir)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("em: %w", err)
-	}
 	var m manifest
-	if err := json.Unmarshal(raw, &m); err != nil {
-		return nil, fmt.Errorf("em: %s: %w", path, err)
+	if err := readJSON(path, &m, ErrNoModel); err != nil {
+		return nil, err
 	}
 	s := &Stack{}
 	if r := m.Whitening; r != nil {
@@ -251,16 +244,9 @@ var ErrNoCheckpoint = errors.New("no checkpoint")
 // LoadCheckpoint reads the checkpoint saved in dir, checking what it can
 // without the run's settings (Settings.Normalize checks the rest).
 func LoadCheckpoint(dir string) (*Checkpoint, error) {
-	raw, err := os.ReadFile(filepath.Join(dir, CheckpointFile))
-	if errors.Is(err, os.ErrNotExist) {
-		return nil, fmt.Errorf("em: %w in %s", ErrNoCheckpoint, dir)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("em: %w", err)
-	}
 	var rec checkpointRecord
-	if err := json.Unmarshal(raw, &rec); err != nil {
-		return nil, fmt.Errorf("em: %s: %w", filepath.Join(dir, CheckpointFile), err)
+	if err := readJSON(filepath.Join(dir, CheckpointFile), &rec, ErrNoCheckpoint); err != nil {
+		return nil, err
 	}
 	if rec.Theta == "" || rec.Theta != filepath.Base(rec.Theta) {
 		return nil, fmt.Errorf("em: %s names θ file %q, want a file beside it", filepath.Join(dir, CheckpointFile), rec.Theta)
@@ -283,4 +269,20 @@ func LoadCheckpoint(dir string) (*Checkpoint, error) {
 		}
 	}
 	return cp, nil
+}
+
+// readJSON reads the JSON file path into v; for a missing file its error
+// wraps missing and names the directory.
+func readJSON(path string, v any, missing error) error {
+	raw, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("em: %w in %s", missing, filepath.Dir(path))
+	}
+	if err != nil {
+		return fmt.Errorf("em: %w", err)
+	}
+	if err := json.Unmarshal(raw, v); err != nil {
+		return fmt.Errorf("em: %s: %w", path, err)
+	}
+	return nil
 }

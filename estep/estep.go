@@ -31,18 +31,10 @@ type Result struct {
 func New(cfg graph.Config, ops graph.Ops) (*Graph, error) {
 	step, err := graph.NewStep(cfg, []graph.Input{graph.Images(cfg), graph.Kernels(cfg), graph.LogPrior(cfg)},
 		func(_ *G.ExprGraph, in []*G.Node) ([]*G.Node, error) {
-			if cfg.Model == graph.PatchModel {
-				logJoint, err := LogJoint(ops, cfg.Pad, in[0], in[1], in[2])
-				if err != nil {
-					return nil, err
-				}
-				logMarg, post, logCounts, err := graph.PatchPosterior(logJoint)
-				if err != nil {
-					return nil, fmt.Errorf("estep: %w", err)
-				}
-				return []*G.Node{logJoint, logMarg, post, logCounts}, nil
-			}
-			if jp, ok := ops.(graph.JointPosterior); ok {
+			// The paper's model with an op set that fuses the convolution
+			// and the posterior; else the log joint, then the model's
+			// posterior.
+			if jp, ok := ops.(graph.JointPosterior); ok && cfg.Model == graph.ImageModel {
 				bias, err := graph.KernelBias(in[1], in[2])
 				if err != nil {
 					return nil, fmt.Errorf("estep: bias: %w", err)
@@ -57,7 +49,11 @@ func New(cfg graph.Config, ops graph.Ops) (*Graph, error) {
 			if err != nil {
 				return nil, err
 			}
-			logMarg, post, logCounts, err := ops.Posterior(logJoint)
+			posterior := ops.Posterior
+			if cfg.Model == graph.PatchModel {
+				posterior = graph.PatchPosterior
+			}
+			logMarg, post, logCounts, err := posterior(logJoint)
 			if err != nil {
 				return nil, fmt.Errorf("estep: %w", err)
 			}

@@ -123,15 +123,11 @@ func (op kernelBiasOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) {
 }
 
 func (op kernelBiasOp) Do(vals ...G.Value) (G.Value, error) {
-	w, ws, err := float32s("kernel bias", vals[0])
+	in, shapes, err := op.inputs(vals)
 	if err != nil {
 		return nil, err
 	}
-	prior, _, err := float32s("kernel bias", vals[1])
-	if err != nil {
-		return nil, err
-	}
-	k := ws[0]
+	w, prior, k := in[0], in[1], shapes[0][0]
 	if len(prior) != k {
 		return nil, fmt.Errorf("graph: kernel bias: %d log weights for %d kernels", len(prior), k)
 	}

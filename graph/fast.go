@@ -203,19 +203,12 @@ func (op fastConvOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) {
 }
 
 func (op fastConvOp) Do(vals ...G.Value) (G.Value, error) {
-	x, xs, err := float32s("fast conv2d", vals[0])
+	in, shapes, err := op.inputs(vals)
 	if err != nil {
 		return nil, err
 	}
-	w, ws, err := float32s("fast conv2d", vals[1])
-	if err != nil {
-		return nil, err
-	}
-	bias, _, err := float32s("fast conv2d", vals[2])
-	if err != nil {
-		return nil, err
-	}
-	outShape, err := op.InferShape(xs, ws, tensor.Shape{len(bias)})
+	x, w, bias, xs, ws := in[0], in[1], in[2], shapes[0], shapes[1]
+	outShape, err := op.InferShape(xs, ws, shapes[2])
 	if err != nil {
 		return nil, err
 	}
@@ -288,14 +281,11 @@ func (op fastFilterOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) {
 }
 
 func (op fastFilterOp) Do(vals ...G.Value) (G.Value, error) {
-	x, xs, err := float32s("fast conv2d filter", vals[0])
+	in, shapes, err := op.inputs(vals)
 	if err != nil {
 		return nil, err
 	}
-	f, fs, err := float32s("fast conv2d filter", vals[1])
-	if err != nil {
-		return nil, err
-	}
+	x, f, xs, fs := in[0], in[1], shapes[0], shapes[1]
 	outShape, err := op.InferShape(xs, fs)
 	if err != nil {
 		return nil, err

@@ -106,6 +106,20 @@ func (op sameShape) InferShape(in ...G.DimSizer) (tensor.Shape, error) {
 	return s[0].Clone(), nil
 }
 
+// inputs returns the data and shape of each value an op's Do is given,
+// which must all be float32 tensors.
+func (op opBase) inputs(vals []G.Value) ([][]float32, []tensor.Shape, error) {
+	data := make([][]float32, len(vals))
+	shapes := make([]tensor.Shape, len(vals))
+	for i, v := range vals {
+		var err error
+		if data[i], shapes[i], err = float32s(op.String(), v); err != nil {
+			return nil, nil, err
+		}
+	}
+	return data, shapes, nil
+}
+
 // apply adds op to the graph of its inputs, naming what it is in an error.
 func apply(what string, op G.Op, in ...*G.Node) (*G.Node, error) {
 	n, err := G.ApplyOp(op, in...)

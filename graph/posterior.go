@@ -52,11 +52,17 @@ func fusedPosterior(logJoint *G.Node) (logMarg, post, logCounts *G.Node, err err
 	// so that two posteriors in one graph stay apart.
 	state := new(posteriorState)
 	op := posteriorOp{sameShape: sameShape{labelled(sig(4, 4), "FusedPosterior", state)}, state: state}
+	return withSides("fast posterior", op, state, logJoint)
+}
+
+// withSides adds op, which computes a posterior from logJoint and leaves
+// the log marginal and log counts in state, and the ops that read those.
+func withSides(what string, op G.Op, state *posteriorState, logJoint *G.Node) (logMarg, post, logCounts *G.Node, err error) {
 	if post, err = G.ApplyOp(op, logJoint); err != nil {
-		return nil, nil, nil, fmt.Errorf("graph: fast posterior: %w", err)
+		return nil, nil, nil, fmt.Errorf("graph: %s: %w", what, err)
 	}
 	if logMarg, logCounts, err = sides(state, post, logJoint.Shape()); err != nil {
-		return nil, nil, nil, fmt.Errorf("graph: fast posterior: %w", err)
+		return nil, nil, nil, fmt.Errorf("graph: %s: %w", what, err)
 	}
 	return logMarg, post, logCounts, nil
 }
@@ -230,13 +236,7 @@ func PatchPosterior(logJoint *G.Node) (logMarg, post, logCounts *G.Node, err err
 	}
 	state := new(posteriorState)
 	op := patchPosteriorOp{sameShape: sameShape{labelled(sig(4, 4), "PatchPosterior", state)}, state: state}
-	if post, err = G.ApplyOp(op, logJoint); err != nil {
-		return nil, nil, nil, fmt.Errorf("graph: patch posterior: %w", err)
-	}
-	if logMarg, logCounts, err = sides(state, post, logJoint.Shape()); err != nil {
-		return nil, nil, nil, fmt.Errorf("graph: patch posterior: %w", err)
-	}
-	return logMarg, post, logCounts, nil
+	return withSides("patch posterior", op, state, logJoint)
 }
 
 type patchPosteriorOp struct {

@@ -249,18 +249,11 @@ func ChannelAffine(x, scale, shift *G.Node) (*G.Node, error) {
 type channelAffineOp struct{ sameShape }
 
 func (op channelAffineOp) Do(vals ...G.Value) (G.Value, error) {
-	x, shape, err := float32s("channel affine", vals[0])
+	in, shapes, err := op.inputs(vals)
 	if err != nil {
 		return nil, err
 	}
-	scale, _, err := float32s("channel affine", vals[1])
-	if err != nil {
-		return nil, err
-	}
-	shift, _, err := float32s("channel affine", vals[2])
-	if err != nil {
-		return nil, err
-	}
+	x, scale, shift, shape := in[0], in[1], in[2], shapes[0]
 	c, hw := shape[1], shape[2]*shape[3]
 	if len(scale) != c || len(shift) != c {
 		return nil, fmt.Errorf("graph: channel affine: %d and %d values for %d channels", len(scale), len(shift), c)
