@@ -203,22 +203,17 @@ func (op fastConvOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) {
 }
 
 func (op fastConvOp) Do(vals ...G.Value) (G.Value, error) {
-	in, shapes, err := op.inputs(vals)
+	in, shapes, out, err := op.prepare(vals, op.InferShape)
 	if err != nil {
 		return nil, err
 	}
-	x, w, bias, xs, ws := in[0], in[1], in[2], shapes[0], shapes[1]
-	outShape, err := op.InferShape(xs, ws, shapes[2])
-	if err != nil {
-		return nil, err
-	}
+	x, w, bias, xs, ws, outShape := in[0], in[1], in[2], shapes[0], shapes[1], out.Shape()
 	n, c, h, wd := xs[0], xs[1], xs[2], xs[3]
 	k, kh, kw := ws[0], ws[2], ws[3]
 	uh, uw := outShape[2], outShape[3]
 	if ws[1] != c || len(bias) != k {
 		return nil, fmt.Errorf("graph: fast conv2d: shapes %v, %v, (%d)", xs, ws, len(bias))
 	}
-	out := op.out.get(tensor.Float32, outShape...)
 	o := out.Data().([]float32)
 	d, u := c*kh*kw, uh*uw
 	sc := op.out.scratch()
@@ -281,15 +276,11 @@ func (op fastFilterOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) {
 }
 
 func (op fastFilterOp) Do(vals ...G.Value) (G.Value, error) {
-	in, shapes, err := op.inputs(vals)
+	in, shapes, out, err := op.prepare(vals, op.InferShape)
 	if err != nil {
 		return nil, err
 	}
-	x, f, xs, fs := in[0], in[1], shapes[0], shapes[1]
-	outShape, err := op.InferShape(xs, fs)
-	if err != nil {
-		return nil, err
-	}
+	x, f, xs, fs, outShape := in[0], in[1], shapes[0], shapes[1], out.Shape()
 	n, c, h, wd := xs[0], xs[1], xs[2], xs[3]
 	k, uh, uw := fs[1], fs[2], fs[3]
 	kh, kw := outShape[2], outShape[3]
@@ -322,7 +313,6 @@ func (op fastFilterOp) Do(vals ...G.Value) (G.Value, error) {
 			}
 		}
 	})
-	out := op.out.get(tensor.Float32, outShape...)
 	o := out.Data().([]float32)
 	// out[k, e] = Σ_shards Sᵀ[e, k], in shard order.
 	for e := 0; e < d; e++ {

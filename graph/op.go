@@ -120,6 +120,24 @@ func (op opBase) inputs(vals []G.Value) ([][]float32, []tensor.Shape, error) {
 	return data, shapes, nil
 }
 
+// prepare reads the float32 inputs of an op's Do and returns them with
+// their shapes and the op's output buffer, of the shape infer (the op's
+// InferShape) gives.
+func (op opBase) prepare(vals []G.Value, infer func(...G.DimSizer) (tensor.Shape, error)) (in [][]float32, shapes []tensor.Shape, out *tensor.Dense, err error) {
+	if in, shapes, err = op.inputs(vals); err != nil {
+		return nil, nil, nil, err
+	}
+	ds := make([]G.DimSizer, len(shapes))
+	for i, s := range shapes {
+		ds[i] = s
+	}
+	outShape, err := infer(ds...)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	return in, shapes, op.out.get(tensor.Float32, outShape...), nil
+}
+
 // apply adds op to the graph of its inputs, naming what it is in an error.
 func apply(what string, op G.Op, in ...*G.Node) (*G.Node, error) {
 	n, err := G.ApplyOp(op, in...)

@@ -206,16 +206,11 @@ func (op poolOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) {
 }
 
 func (op poolOp) Do(vals ...G.Value) (G.Value, error) {
-	x, shape, err := float32s("pool", vals[0])
+	in, shapes, out, err := op.prepare(vals, op.InferShape)
 	if err != nil {
 		return nil, err
 	}
-	outShape, err := op.InferShape(shape)
-	if err != nil {
-		return nil, err
-	}
-	out := op.out.get(tensor.Float32, outShape...)
-	o := out.Data().([]float32)
+	x, shape, o := in[0], shapes[0], out.Data().([]float32)
 	uh, uw := shape[2], shape[3]
 	u, per := uh*uw, op.p.cellsPerMap()
 	var levels []*cells

@@ -141,18 +141,13 @@ func (op localPoolOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) {
 }
 
 func (op localPoolOp) Do(vals ...G.Value) (G.Value, error) {
-	x, shape, err := float32s("local pool", vals[0])
+	in, shapes, out, err := op.prepare(vals, op.InferShape)
 	if err != nil {
 		return nil, err
 	}
-	outShape, err := op.InferShape(shape)
-	if err != nil {
-		return nil, err
-	}
-	out := op.out.get(tensor.Float32, outShape...)
-	o := out.Data().([]float32)
+	x, shape, o := in[0], shapes[0], out.Data().([]float32)
 	h, w := shape[2], shape[3]
-	oh, ow := outShape[2], outShape[3]
+	oh, ow := out.Shape()[2], out.Shape()[3]
 	s := op.size
 	parallel(shape[0]*shape[1], func(_, lo, hi int) {
 		sums := make([]float64, ow)
