@@ -83,7 +83,7 @@ func benchStep(b *testing.B, ops graph.Ops, cfg graph.Config, step string) {
 		}
 	}
 	sec := b.Elapsed().Seconds() / float64(b.N)
-	gflops := 2 * float64(cfg.Batch) * float64(cfg.MulAdds()) / sec / 1e9
+	gflops := 2 * float64(cfg.Batch) * float64(cfg.MapLen()*cfg.KernelLen()) / sec / 1e9
 	b.ReportMetric(gflops, "GFLOP/s")
 	if p.AllCores > 0 {
 		b.ReportMetric(100*gflops/p.AllCores, "%peak")

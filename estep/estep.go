@@ -112,40 +112,6 @@ func zeros(k int) *tensor.Dense {
 	return tensor.New(tensor.WithShape(k), tensor.WithBacking(make([]float32, k)))
 }
 
-// Features computes pooled features of one layer's log joint with the same
-// log-joint graph as the E-step: f[n,k,cell] (see graph.Pooling). It is
-// the stack graph of one stage (NewStackFeatures).
-type Features struct {
-	stack *StackGraph
-}
-
-// NewFeatures returns the feature extractor of cfg built from ops, pooling
-// by p.
-func NewFeatures(cfg graph.Config, ops graph.Ops, p graph.Pooling) (*Features, error) {
-	s, err := NewStackFeatures([]Stage{{Config: cfg}}, ops, p, []int{0})
-	if err != nil {
-		return nil, err
-	}
-	return &Features{stack: s}, nil
-}
-
-// Len is the number of features per image, K·G·G.
-func (f *Features) Len() int { return f.stack.Len() }
-
-// RunInto writes the features of a batch x (n,C,H,W) under θ and logPrior
-// (nil: uniform) into dst, which must hold n·Len() values: image by image,
-// kernel by kernel, cell rows by cell columns. A NaN feature is an error
-// that names its image and feature.
-func (f *Features) RunInto(dst []float32, x, theta, logPrior *tensor.Dense) error {
-	if err := f.stack.RunInto(dst, x, []StageParams{{Theta: theta, LogPrior: logPrior}}); err != nil {
-		return fmt.Errorf("estep: features: %w", err)
-	}
-	return nil
-}
-
-// Close releases the compiled programs.
-func (f *Features) Close() error { return f.stack.Close() }
-
 // MostProbable returns, for one image's posterior γ (K maps of u
 // positions), the kernel with the most posterior mass and that mass.
 func MostProbable(post []float32, k, u int) (kernel int, mass float64) {

@@ -109,13 +109,13 @@ func TestEStep(t *testing.T) {
 							if err != nil {
 								t.Fatal(err)
 							}
-							f, err := estep.NewFeatures(c, ops, p)
+							f, err := estep.NewStackFeatures([]estep.Stage{{Config: c}}, ops, p, []int{0})
 							if err != nil {
 								t.Fatal(err)
 							}
 							got := make([]float32, n*f.Len())
 							xc, tc := slices.Clone(xv), slices.Clone(tv)
-							if err := f.RunInto(got, x, theta, prior); err != nil {
+							if err := f.RunInto(got, x, []estep.StageParams{{Theta: theta, LogPrior: prior}}); err != nil {
 								t.Fatal(err)
 							}
 							maps := want.LogJoint

@@ -532,4 +532,3 @@ func saveLabels(dir string, d Data) error {
 	}
 	return nil
 }
-

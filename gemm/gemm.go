@@ -3,7 +3,6 @@ package gemm
 import (
 	"fmt"
 	"math"
-	"runtime"
 	"sync"
 )
 
@@ -228,13 +227,6 @@ func grow[T any](s []T, n int) []T {
 		return make([]T, n)
 	}
 	return s[:n]
-}
-
-// ParallelMul is Mul with the default kernel and the columns of C split
-// over GOMAXPROCS goroutines when the product is large enough to gain from
-// it.
-func ParallelMul(m, n, k int, alpha float32, a, b Matrix, beta float32, c []float32, ldc int) {
-	parallelMul(runtime.GOMAXPROCS(0), nil, m, n, k, alpha, a, b, beta, c, ldc)
 }
 
 // parallelMul splits the columns of C over at most workers goroutines.

@@ -68,10 +68,6 @@ func (c Config) MapLen() int {
 	return c.Kernels * uh * uw
 }
 
-// MulAdds is the number of multiply-adds of one image's convolution with all
-// K kernels: K · Uh · Uw · C · w · w. The M-step's convolution costs the same.
-func (c Config) MulAdds() int { return c.MapLen() * c.KernelLen() }
-
 // ImageShape is the shape of a batch of n images, (n,C,H,W).
 func (c Config) ImageShape(n int) tensor.Shape { return tensor.Shape{n, c.Channels, c.Rows, c.Cols} }
 

@@ -85,9 +85,6 @@ func NewStep(cfg Config, inputs []Input, build BuildFunc) (*Step, error) {
 	return s, nil
 }
 
-// Config returns the step's layer configuration.
-func (s *Step) Config() Config { return s.cfg }
-
 func (s *Step) program(n int) (p *program, err error) {
 	if p, ok := s.progs[n]; ok {
 		return p, nil

@@ -29,51 +29,38 @@ func (l Layer) Pixel(x []float32, n, c, y, xx int) float64 {
 // LogJoint returns L[n,k,u] = Σ θ_k·patch_u(x_n) − ½‖θ_k‖² + logPrior[k],
 // (N,K,Uh,Uw); a nil logPrior means zeros (uniform weights).
 func (l Layer) LogJoint(x, theta []float32, logPrior []float64) []float64 {
-	uh, uw := l.Positions()
-	out := make([]float64, l.N*l.K*uh*uw)
-	for n := 0; n < l.N; n++ {
-		for k := 0; k < l.K; k++ {
-			var sq float64
-			for c := 0; c < l.C; c++ {
-				for i := 0; i < l.Width; i++ {
-					for j := 0; j < l.Width; j++ {
-						t := float64(theta[((k*l.C+c)*l.Width+i)*l.Width+j])
-						sq += t * t
-					}
-				}
-			}
-			prior := 0.0
-			if logPrior != nil {
-				prior = logPrior[k]
-			}
-			for y := 0; y < uh; y++ {
-				for xx := 0; xx < uw; xx++ {
-					s := -sq/2 + prior
-					for c := 0; c < l.C; c++ {
-						for i := 0; i < l.Width; i++ {
-							for j := 0; j < l.Width; j++ {
-								s += float64(theta[((k*l.C+c)*l.Width+i)*l.Width+j]) * l.Pixel(x, n, c, y+i, xx+j)
-							}
-						}
-					}
-					out[((n*l.K+k)*uh+y)*uw+xx] = s
-				}
-			}
+	bias := make([]float64, l.K)
+	for k := range bias {
+		var sq float64
+		for _, v := range theta[k*l.C*l.Width*l.Width : (k+1)*l.C*l.Width*l.Width] {
+			sq += float64(v) * float64(v)
+		}
+		bias[k] = -sq / 2
+		if logPrior != nil {
+			bias[k] += logPrior[k]
 		}
 	}
-	return out
+	return l.conv(x, theta, bias)
 }
 
 // Conv2d returns the cross-correlation of x with theta plus bias,
 // (N,K,Uh,Uw).
 func (l Layer) Conv2d(x, theta, bias []float32) []float64 {
+	b := make([]float64, len(bias))
+	for k, v := range bias {
+		b[k] = float64(v)
+	}
+	return l.conv(x, theta, b)
+}
+
+func (l Layer) conv(x, theta []float32, bias []float64) []float64 {
 	uh, uw := l.Positions()
 	out := make([]float64, l.N*l.K*uh*uw)
 	for n := 0; n < l.N; n++ {
 		for k := 0; k < l.K; k++ {
 			for y := 0; y < uh; y++ {
 				for xx := 0; xx < uw; xx++ {
-					s := float64(bias[k])
+					s := bias[k]
 					for c := 0; c < l.C; c++ {
 						for i := 0; i < l.Width; i++ {
 							for j := 0; j < l.Width; j++ {
