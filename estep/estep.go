@@ -31,15 +31,14 @@ type Result struct {
 func New(cfg graph.Config, ops graph.Ops) (*Graph, error) {
 	step, err := graph.NewStep(cfg, []graph.Input{graph.Images(cfg), graph.Kernels(cfg), graph.LogPrior(cfg)},
 		func(_ *G.ExprGraph, in []*G.Node) ([]*G.Node, error) {
-			// The paper's model with an op set that fuses the convolution
-			// and the posterior; else the log joint, then the model's
-			// posterior.
-			if jp, ok := ops.(graph.JointPosterior); ok && cfg.Model == graph.ImageModel {
+			// An op set that fuses the convolution and the posterior;
+			// else the log joint, then the model's posterior.
+			if jp, ok := ops.(graph.JointPosterior); ok {
 				bias, err := graph.KernelBias(in[1], in[2])
 				if err != nil {
 					return nil, fmt.Errorf("estep: bias: %w", err)
 				}
-				logJoint, logMarg, post, logCounts, err := jp.LogJointPosterior(in[0], in[1], bias, cfg.Pad)
+				logJoint, logMarg, post, logCounts, err := jp.LogJointPosterior(in[0], in[1], bias, cfg.Pad, cfg.Model)
 				if err != nil {
 					return nil, fmt.Errorf("estep: %w", err)
 				}

@@ -8,7 +8,6 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
-	"syscall"
 	"time"
 
 	"calm/classify"
@@ -406,7 +405,7 @@ func Run(d Data, opt Options) (*Metrics, error) {
 		}
 	}
 	m.WallSeconds = time.Since(start).Seconds()
-	m.PeakRSSBytes = peakRSS()
+	m.PeakRSSBytes = sysmem.PeakRSS()
 	if err := rundir.WriteJSON(filepath.Join(opt.Out, rundir.MetricsFile), m); err != nil {
 		return nil, err
 	}
@@ -633,16 +632,6 @@ func sum(v []float64) float64 {
 		s += x
 	}
 	return s
-}
-
-// peakRSS returns the process's peak resident set size in bytes (Linux
-// reports ru_maxrss in KiB).
-func peakRSS() int64 {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return ru.Maxrss * 1024
 }
 
 // whiten returns d with its images whitened (Options.Whiten), the

@@ -66,16 +66,19 @@ func (Fast) LogSumExp(x *G.Node, axes ...int) (*G.Node, error) { return LogSumEx
 // Pool implements Ops with this package's pooling ops.
 func (Fast) Pool(logJoint *G.Node, p Pooling) (*G.Node, error) { return Pool(logJoint, p) }
 
-// LogJointPosterior implements JointPosterior: the convolution op computes
-// each image's posterior right after its log joint, while both are in
-// cache, and side ops read the posterior, the log marginal and the log
-// counts off it.
-func (f Fast) LogJointPosterior(x, w, bias *G.Node, pad int) (logJoint, logMarg, post, logCounts *G.Node, err error) {
+// LogJointPosterior implements JointPosterior, for both models: the
+// convolution op computes each image's posterior right after its log
+// joint, while both are in cache, and side ops read the posterior, the log
+// marginal and the log counts off it.
+func (f Fast) LogJointPosterior(x, w, bias *G.Node, pad int, m Model) (logJoint, logMarg, post, logCounts *G.Node, err error) {
+	if m != ImageModel && m != PatchModel {
+		return nil, nil, nil, nil, fmt.Errorf("graph: fast conv2d posterior: unknown model %v", m)
+	}
 	if err := checkConv(x, w, bias); err != nil {
 		return nil, nil, nil, nil, err
 	}
 	state := new(posteriorState)
-	op := fastConvOp{opBase: labelled(sig(4, 4, 4, 1), fmt.Sprintf("FastConv2dPosterior/p%d/%s", pad, f.kernel()), state), pad: pad, kern: f.kernel(), post: state}
+	op := fastConvOp{opBase: labelled(sig(4, 4, 4, 1), fmt.Sprintf("FastConv2dPosterior/%s/p%d/%s", m, pad, f.kernel()), state), pad: pad, kern: f.kernel(), post: state, model: m}
 	if logJoint, err = G.ApplyOp(op, x, w, bias); err != nil {
 		return nil, nil, nil, nil, fmt.Errorf("graph: fast conv2d posterior: %w", err)
 	}
@@ -149,10 +152,11 @@ type scratch struct {
 
 // workerScratch is one worker's buffers.
 type workerScratch struct {
-	img []float32    // the zero-padded image
-	out []float32    // the conv's positions × kernels, or the filter's elements × kernels
-	pb  gemm.PackedB // the filter's posterior, transposed
-	ws  gemm.Workspace
+	img  []float32    // the zero-padded image
+	out  []float32    // the conv's positions × kernels, or the filter's elements × kernels
+	post []float32    // the patch model's posterior, positions × kernels
+	pb   gemm.PackedB // the filter's posterior, transposed
+	ws   gemm.Workspace
 }
 
 // worker returns the buffers of worker i, with img sized for n values and
@@ -188,9 +192,10 @@ func (s *scratch) index(c, h, w, kh, kw, pad int) *patchIndex {
 
 type fastConvOp struct {
 	opBase
-	pad  int
-	kern *gemm.MicroKernel
-	post *posteriorState // when set, the op also computes the posterior into it
+	pad   int
+	kern  *gemm.MicroKernel
+	post  *posteriorState // when set, the op also computes the posterior into it
+	model Model           // whose posterior
 }
 
 func (op fastConvOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) {
@@ -231,16 +236,31 @@ func (op fastConvOp) Do(vals ...G.Value) (G.Value, error) {
 	parallel(n, func(worker, lo, hi int) {
 		b := sc.worker(worker, c*ix.hp*ix.wp, u*k)
 		maxes := make([]float32, k)
+		var counts []float64
+		if op.post != nil && op.model == PatchModel {
+			counts = make([]float64, k)
+		}
+		// Positions × kernels, each row starting from the bias: one copy
+		// of this block per image instead of one per position.
+		biasRows := make([]float32, u*k)
+		for p := 0; p < u; p++ {
+			copy(biasRows[p*k:(p+1)*k], bias)
+		}
 		for i := lo; i < hi; i++ {
 			ix.padImage(b.img, x[i*c*h*wd:(i+1)*c*h*wd])
-			// Positions × kernels, each row starting from the bias.
-			for p := 0; p < u; p++ {
-				copy(b.out[p*k:(p+1)*k], bias)
-			}
+			copy(b.out, biasRows)
 			gemm.MulGather(gemm.Gather{Src: b.img, Rows: ix.pos, Cols: ix.elem}, &sc.theta, b.out, k, &b.ws)
 			li := o[i*k*u : (i+1)*k*u]
+			if op.post != nil && op.model == PatchModel {
+				// The posterior over kernels of each position is a row of
+				// the positions × kernels block, normalised while it is
+				// in cache; both are transposed after.
+				b.post = resize(b.post, u*k)
+				op.post.positions(i, b.out, b.post, k, u, maxes, counts)
+				gemm.Transpose(g[i*k*u:(i+1)*k*u], u, b.post, k, u, k)
+			}
 			gemm.Transpose(li, u, b.out, k, u, k)
-			if op.post != nil {
+			if op.post != nil && op.model == ImageModel {
 				op.post.image(i, li, g[i*k*u:(i+1)*k*u], k, u, maxes)
 			}
 		}

@@ -195,10 +195,11 @@ func checkFloat32(op string, nodes ...*G.Node) error {
 
 // A JointPosterior is an op set that computes the E-step's log joint and
 // its posterior in one op (an optional capability, used by the E-step when
-// present): LogJointPosterior(x, w, bias, pad) must give what Conv2d(x, w,
-// bias, pad) followed by Posterior gives.
+// present): LogJointPosterior(x, w, bias, pad, m) must give what
+// Conv2d(x, w, bias, pad) followed by model m's posterior gives (Posterior
+// for ImageModel, PatchPosterior for PatchModel).
 type JointPosterior interface {
-	LogJointPosterior(x, w, bias *G.Node, pad int) (logJoint, logMarg, post, logCounts *G.Node, err error)
+	LogJointPosterior(x, w, bias *G.Node, pad int, m Model) (logJoint, logMarg, post, logCounts *G.Node, err error)
 }
 
 // A MemoryEstimator is an op set that can say how many bytes its ops hold

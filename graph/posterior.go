@@ -125,6 +125,51 @@ func (st *posteriorState) image(i int, l, g []float32, k, u int, maxes []float32
 	}
 }
 
+// positions computes the patch model's posterior of image i from its log
+// joint l laid out positions × kernels (u rows of k), into g in the same
+// layout: for each position's row r,
+//
+//	m = max r,  g = exp(r − m) / Σ exp(r − m),  λ = m + log Σ exp(r − m)
+//
+// with ℓ_i = Σ_u λ_u (float64) and the log counts log Σ_u g[u,k], summed
+// in float32 over blocks of positions and in float64 across them (acc and
+// counts are scratch of k values). A position whose log joint is −Inf
+// throughout has no mass: its posterior is zero and ℓ_i is −Inf.
+func (st *posteriorState) positions(i int, l, g []float32, k, u int, acc []float32, counts []float64) {
+	const block = 16 // positions summed in float32
+	clear(acc)
+	clear(counts)
+	// ℓ_i = Σ_u m_u + log Π_u s_u, the product taken over a block (each
+	// s_u is in [1, k]) so that one log serves the block.
+	var ell float64
+	prod := 1.0
+	for p := 0; p < u; p++ {
+		row, dst := l[p*k:(p+1)*k], g[p*k:(p+1)*k]
+		m := vecmath.Max(row)
+		if math.IsInf(float64(m), -1) {
+			clear(dst)
+			ell = math.Inf(-1)
+		} else {
+			s := vecmath.ExpSum(dst, row, m)
+			vecmath.ScaleAdd(dst, float32(1/s), acc)
+			ell += float64(m)
+			prod *= s
+		}
+		if (p+1)%block == 0 || p == u-1 {
+			for kk, v := range acc {
+				counts[kk] += float64(v)
+			}
+			clear(acc)
+			ell += math.Log(prod)
+			prod = 1
+		}
+	}
+	st.logMarg.Data().([]float32)[i] = float32(ell)
+	for kk, c := range counts {
+		st.rowLSE[i*k+kk] = math.Log(c)
+	}
+}
+
 // counts sets the log counts b_k = logsumexp over the n images of their log
 // counts, in image order; kernels are split over the workers.
 func (st *posteriorState) counts(n, k int) {

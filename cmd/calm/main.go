@@ -82,7 +82,6 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 			return err
 		}
 	}
-	train = em.First(train, f.Limit)
 	data := experiment.Data{Name: filepath.Base(filepath.Clean(f.Data)), Train: train, SkippedFiles: skipped}
 	switch {
 	case d.Train.Labels == nil || d.Test == nil || d.Test.Labels == nil:
@@ -91,9 +90,7 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 		}
 		opt.Eval = false
 	default:
-		labelled := em.First(d.Train, f.Limit)
-		n, _, _, _ := labelled.Shape()
-		data.Labelled, data.Labels = labelled, d.Train.Labels[:n]
+		data.Labelled, data.Labels = d.Train, d.Train.Labels
 		data.Test, data.TestLabels, data.Classes = d.Test, d.Test.Labels, len(d.Train.Classes)
 		// The images come class by class: hold out the last of each class.
 		opt.StratifiedValidation = true

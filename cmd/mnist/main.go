@@ -63,10 +63,6 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if f.Limit > 0 && f.Limit < train.N {
-		size := train.Rows * train.Cols
-		train.N, train.Pixels, train.Labels = f.Limit, train.Pixels[:f.Limit*size], train.Labels[:f.Limit]
-	}
 	trainSrc, err := em.NewImages(train.Pixels, train.N, 1, train.Rows, train.Cols)
 	if err != nil {
 		return err

@@ -68,7 +68,6 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 		}
 		name = "STL-10 (train + unlabeled)"
 	}
-	train = em.First(train, f.Limit)
 	return f.Run(experiment.Data{
 		Name: name, Train: train, Labelled: set.Train, Labels: set.TrainLabels,
 		Test: set.Test, TestLabels: set.TestLabels, Classes: stl10.Classes,

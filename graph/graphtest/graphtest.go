@@ -379,73 +379,98 @@ func testPosterior(t *testing.T, ops graph.Ops) {
 }
 
 // testJointPosterior checks the fused log joint and posterior of an op
-// set that has one against the convolution and the posterior of float64
-// loops, on every layer shape.
+// set that has one, under each model, against the convolution and the
+// model's posterior of float64 loops, on every layer shape.
 func testJointPosterior(t *testing.T, jp graph.JointPosterior) {
-	for _, tc := range Layers {
-		t.Run(tc.Name, func(t *testing.T) {
-			cfg := config(tc.Layer)
-			step, err := graph.NewStep(cfg, []graph.Input{graph.Images(cfg), graph.Kernels(cfg), graph.LogPrior(cfg)},
-				func(_ *G.ExprGraph, in []*G.Node) ([]*G.Node, error) {
-					l, lm, p, lc, err := jp.LogJointPosterior(in[0], in[1], in[2], cfg.Pad)
-					return []*G.Node{l, lm, p, lc}, err
-				})
-			if err != nil {
-				t.Fatal(err)
+	for _, model := range []graph.Model{graph.ImageModel, graph.PatchModel} {
+		for _, tc := range Layers {
+			t.Run(model.String()+"/"+tc.Name, func(t *testing.T) { testJointPosteriorOf(t, jp, model, tc.Layer) })
+		}
+	}
+}
+
+// posteriorOf returns the log marginal (n), posterior and log counts (K)
+// of model for the log joint lj (n,K,u), in float64.
+func posteriorOf(model graph.Model, lj []float64, n, k, u int) (marg, post, counts []float64) {
+	marg = make([]float64, n)
+	post = make([]float64, len(lj))
+	switch model {
+	case graph.ImageModel:
+		for i := 0; i < n; i++ {
+			marg[i] = naive.LogSumExp(lj[i*k*u : (i+1)*k*u])
+			for j := i * k * u; j < (i+1)*k*u; j++ {
+				post[j] = math.Exp(lj[j] - marg[i])
 			}
-			defer step.Close()
-			rng := rand.New(rand.NewPCG(6, uint64(cfg.Kernels)))
-			for _, n := range batches(cfg.Batch) {
-				l := tc.Layer
-				l.N = n
-				x := Randn(rng, n*cfg.ImageLen(), 1)
-				w := Randn(rng, cfg.Kernels*cfg.KernelLen(), 0.5)
-				b := Randn(rng, cfg.Kernels, 3)
-				out := run(t, step, dense(x, cfg.ImageShape(n)), dense(w, cfg.KernelShape()), dense(b, tensor.Shape{cfg.Kernels}))
-				lj := l.Conv2d(x, w, b)
-				if msg := CloseTo(out[0].Data().([]float32), lj, sumTol(cfg.KernelLen())); msg != "" {
-					t.Errorf("n=%d: log joint%s", n, msg)
+		}
+	case graph.PatchModel:
+		post = naive.KernelSoftmax(lj, n, k, u)
+		for i := 0; i < n; i++ {
+			for p := 0; p < u; p++ {
+				col := make([]float64, k)
+				for kk := range col {
+					col[kk] = lj[(i*k+kk)*u+p]
 				}
-				// The posterior of the float32 log joint, in float64.
-				got := out[0].Data().([]float32)
-				for i, v := range got {
-					lj[i] = float64(v)
-				}
-				u := cfg.MapLen() / cfg.Kernels
-				marg := make([]float64, n)
-				post := make([]float64, len(lj))
-				for i := 0; i < n; i++ {
-					marg[i] = naive.LogSumExp(lj[i*cfg.MapLen() : (i+1)*cfg.MapLen()])
-					for j := i * cfg.MapLen(); j < (i+1)*cfg.MapLen(); j++ {
-						post[j] = math.Exp(lj[j] - marg[i])
-					}
-				}
-				counts := make([]float64, cfg.Kernels)
-				for k := range counts {
-					var all []float64
-					for i := 0; i < n; i++ {
-						for _, v := range lj[(i*cfg.Kernels+k)*u : (i*cfg.Kernels+k+1)*u] {
-							all = append(all, v-marg[i])
-						}
-					}
-					counts[k] = naive.LogSumExp(all)
-				}
-				for _, chk := range []struct {
-					name string
-					got  []float32
-					want []float64
-					tol  float64
-				}{
-					{"log marginal", out[1].Data().([]float32), marg, 1e-6},
-					{"posterior", out[2].Data().([]float32), post, 1e-6},
-					{"log counts", out[3].Data().([]float32), counts, 1e-5},
-				} {
-					if msg := CloseTo(chk.got, chk.want, chk.tol); msg != "" {
-						t.Errorf("n=%d: %s%s", n, chk.name, msg)
-					}
-				}
+				marg[i] += naive.LogSumExp(col)
 			}
+		}
+	}
+	counts = make([]float64, k)
+	for kk := range counts {
+		var all []float64
+		for i := 0; i < n; i++ {
+			for _, v := range post[(i*k+kk)*u : (i*k+kk+1)*u] {
+				all = append(all, math.Log(v))
+			}
+		}
+		counts[kk] = naive.LogSumExp(all)
+	}
+	return marg, post, counts
+}
+
+func testJointPosteriorOf(t *testing.T, jp graph.JointPosterior, model graph.Model, layer naive.Layer) {
+	cfg := config(layer)
+	step, err := graph.NewStep(cfg, []graph.Input{graph.Images(cfg), graph.Kernels(cfg), graph.LogPrior(cfg)},
+		func(_ *G.ExprGraph, in []*G.Node) ([]*G.Node, error) {
+			l, lm, p, lc, err := jp.LogJointPosterior(in[0], in[1], in[2], cfg.Pad, model)
+			return []*G.Node{l, lm, p, lc}, err
 		})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer step.Close()
+	rng := rand.New(rand.NewPCG(6, uint64(cfg.Kernels)))
+	for _, n := range batches(cfg.Batch) {
+		l := layer
+		l.N = n
+		x := Randn(rng, n*cfg.ImageLen(), 1)
+		w := Randn(rng, cfg.Kernels*cfg.KernelLen(), 0.5)
+		b := Randn(rng, cfg.Kernels, 3)
+		out := run(t, step, dense(x, cfg.ImageShape(n)), dense(w, cfg.KernelShape()), dense(b, tensor.Shape{cfg.Kernels}))
+		lj := l.Conv2d(x, w, b)
+		if msg := CloseTo(out[0].Data().([]float32), lj, sumTol(cfg.KernelLen())); msg != "" {
+			t.Errorf("n=%d: log joint%s", n, msg)
+		}
+		// The posterior of the float32 log joint, in float64.
+		got := out[0].Data().([]float32)
+		for i, v := range got {
+			lj[i] = float64(v)
+		}
+		u := cfg.MapLen() / cfg.Kernels
+		marg, post, counts := posteriorOf(model, lj, n, cfg.Kernels, u)
+		for _, chk := range []struct {
+			name string
+			got  []float32
+			want []float64
+			tol  float64
+		}{
+			{"log marginal", out[1].Data().([]float32), marg, 1e-6 * float64(u)},
+			{"posterior", out[2].Data().([]float32), post, 1e-6},
+			{"log counts", out[3].Data().([]float32), counts, 1e-5},
+		} {
+			if msg := CloseTo(chk.got, chk.want, chk.tol); msg != "" {
+				t.Errorf("n=%d: %s%s", n, chk.name, msg)
+			}
+		}
 	}
 }
 

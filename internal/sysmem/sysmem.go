@@ -1,7 +1,8 @@
 // Package sysmem says how much more memory this process may use: the
 // least of what its address-space limit, its cgroup's memory limit and the
 // system's available memory leave, so that a run can refuse a batch that
-// cannot fit before it dies of "out of memory".
+// cannot fit before it dies of "out of memory"; and how much it used at
+// most.
 package sysmem
 
 import (
@@ -97,4 +98,14 @@ func readInt(path string) (int64, error) {
 		return 0, err
 	}
 	return strconv.ParseInt(strings.TrimSpace(string(data)), 10, 64)
+}
+
+// PeakRSS returns the process's peak resident set size in bytes, 0 if it
+// cannot be read (Linux reports ru_maxrss in KiB).
+func PeakRSS() int64 {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return ru.Maxrss * 1024
 }

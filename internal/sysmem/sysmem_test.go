@@ -1,6 +1,9 @@
 package sysmem
 
-import "testing"
+import (
+	"runtime"
+	"testing"
+)
 
 // TestHeadroom reads this machine's limits: some must be readable on
 // Linux, and the headroom must not exceed the available memory.
@@ -25,4 +28,17 @@ func TestBytes(t *testing.T) {
 			t.Errorf("Bytes(%d) = %q, want %q", n, got, want)
 		}
 	}
+}
+
+// TestPeakRSS holds 64 MiB touched page by page: the peak must count them.
+func TestPeakRSS(t *testing.T) {
+	const size = 64 << 20
+	b := make([]byte, size)
+	for i := 0; i < size; i += 4096 {
+		b[i] = 1
+	}
+	if got := PeakRSS(); got < size {
+		t.Errorf("peak RSS %d bytes after touching %d", got, size)
+	}
+	runtime.KeepAlive(b)
 }

@@ -276,3 +276,38 @@ ctail:
 cdone:
 	VZEROUPPER
 	RET
+
+// func scaleAddAVX512(x []float32, c float32, acc []float32)
+// x[i] *= c, then acc[i] += x[i]; acc is as long as x.
+TEXT ·scaleAddAVX512(SB), NOSPLIT, $0-56
+	MOVQ         x_base+0(FP), SI
+	MOVQ         x_len+8(FP), CX
+	VBROADCASTSS c+24(FP), Z1
+	MOVQ         acc_base+32(FP), DI
+	TAILMASK
+	TESTQ        CX, CX
+	JZ           atail
+
+aloop:
+	VMULPS  (SI), Z1, Z0
+	VMOVUPS Z0, (SI)
+	VADDPS  (DI), Z0, Z2
+	VMOVUPS Z2, (DI)
+	ADDQ    $64, SI
+	ADDQ    $64, DI
+	DECQ    CX
+	JNZ     aloop
+
+atail:
+	KORTESTW  K2, K2
+	JZ        adone
+	VMOVUPS.Z (SI), K2, Z0
+	VMULPS    Z0, Z1, Z0
+	VMOVUPS   Z0, K2, (SI)
+	VMOVUPS.Z (DI), K2, Z2
+	VADDPS    Z0, Z2, Z2
+	VMOVUPS   Z2, K2, (DI)
+
+adone:
+	VZEROUPPER
+	RET

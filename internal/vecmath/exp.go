@@ -46,6 +46,10 @@ func Max(x []float32) float32 { return best.max(x) }
 // Scale sets x[i] *= c.
 func Scale(x []float32, c float32) { best.scale(x, c) }
 
+// ScaleAdd sets x[i] *= c, then acc[i] += x[i]; acc must be at least as
+// long as x.
+func ScaleAdd(x []float32, c float32, acc []float32) { best.scaleAdd(x, c, acc[:len(x)]) }
+
 // impl is one implementation of the package's functions.
 type impl struct {
 	name   string
@@ -54,6 +58,8 @@ type impl struct {
 	sumExp func(x []float32, m float32) float64
 	max    func(x []float32) float32
 	scale  func(x []float32, c float32)
+	// scaleAdd takes an acc as long as x.
+	scaleAdd func(x []float32, c float32, acc []float32)
 }
 
 // impls are the implementations this CPU runs, fastest first; best is the
@@ -74,12 +80,12 @@ func available() []impl {
 				}
 				return m
 			},
-			scale: scaleAVX512})
+			scale: scaleAVX512, scaleAdd: scaleAddAVX512})
 	}
 	if useAVX2 {
-		out = append(out, impl{name: "avx2", exp: exp8(expAVX2), expSum: expSumAVX2, sumExp: sumExp8, max: max8, scale: scaleGo})
+		out = append(out, impl{name: "avx2", exp: exp8(expAVX2), expSum: expSumAVX2, sumExp: sumExp8, max: max8, scale: scaleGo, scaleAdd: scaleAddGo})
 	}
-	return append(out, impl{name: "go", exp: expGo, expSum: expSumGo, sumExp: sumExpGo, max: maxGo, scale: scaleGo})
+	return append(out, impl{name: "go", exp: expGo, expSum: expSumGo, sumExp: sumExpGo, max: maxGo, scale: scaleGo, scaleAdd: scaleAddGo})
 }
 
 // exp8 runs an AVX2 exp over the whole vectors of 8 and exp1 over the tail.
@@ -165,6 +171,14 @@ func maxGo(x []float32) float32 {
 func scaleGo(x []float32, c float32) {
 	for i := range x {
 		x[i] *= c
+	}
+}
+
+func scaleAddGo(x []float32, c float32, acc []float32) {
+	acc = acc[:len(x)]
+	for i := range x {
+		x[i] *= c
+		acc[i] += x[i]
 	}
 }
 

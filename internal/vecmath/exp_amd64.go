@@ -39,3 +39,6 @@ func maxAVX512(x []float32) (m float32, nan bool)
 
 //go:noescape
 func scaleAVX512(x []float32, c float32)
+
+//go:noescape
+func scaleAddAVX512(x []float32, c float32, acc []float32)

@@ -156,6 +156,34 @@ func TestMaxScale(t *testing.T) {
 	}
 }
 
+// TestScaleAdd checks x·c and acc + x·c against float32 products and sums
+// done one by one, on lengths that run every vector path and tail, and
+// that nothing past the slice is touched.
+func TestScaleAdd(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 8))
+	for _, im := range impls {
+		for _, n := range []int{0, 1, 15, 16, 17, 128, 1001} {
+			x := make([]float32, n+2)
+			acc := make([]float32, n+2)
+			for i := range x {
+				x[i], acc[i] = float32(rng.NormFloat64()), float32(rng.NormFloat64())
+			}
+			x0, acc0 := append([]float32(nil), x...), append([]float32(nil), acc...)
+			im.scaleAdd(x[:n], 0.37, acc[:n])
+			for i := range x {
+				wantX, wantAcc := x0[i], acc0[i]
+				if i < n {
+					wantX = x0[i] * 0.37
+					wantAcc = acc0[i] + wantX
+				}
+				if x[i] != wantX || acc[i] != wantAcc {
+					t.Fatalf("%s n=%d: x[%d] = %v, acc %v; want %v, %v", im.name, n, i, x[i], acc[i], wantX, wantAcc)
+				}
+			}
+		}
+	}
+}
+
 func BenchmarkExp(b *testing.B) {
 	src := make([]float32, 10816)
 	for i := range src {

@@ -367,6 +367,22 @@ func (f *Flags) Options(ctx context.Context, s em.Settings, stderr io.Writer) (e
 	return o, nil
 }
 
+// limit returns d with -limit applied, the same way for every command: the
+// kernels learn from the first N training images and the classifier is
+// fitted on the first N labelled ones.
+func (f *Flags) limit(d experiment.Data) experiment.Data {
+	if f.Limit == 0 {
+		return d
+	}
+	d.Train = em.First(d.Train, f.Limit)
+	if d.Labelled != nil {
+		d.Labelled = em.First(d.Labelled, f.Limit)
+		n, _, _, _ := d.Labelled.Shape()
+		d.Labels = d.Labels[:n]
+	}
+	return d
+}
+
 // Run runs the experiment on d with opt, once, or with -seeds N once for
 // each seed from -seed on, each into its own directory OUT/seed-S (which
 // -resume continues like any run), and then writes the mean and standard
@@ -374,6 +390,7 @@ func (f *Flags) Options(ctx context.Context, s em.Settings, stderr io.Writer) (e
 // given, the validation split is a sixth of the labelled images when they
 // are fewer than six times DefaultValidation.
 func (f *Flags) Run(d experiment.Data, opt experiment.Options) error {
+	d = f.limit(d)
 	if n := len(d.Labels); !f.set["validation"] && f.Resume == "" && n < 6*DefaultValidation {
 		opt.Validation = n / 6
 		opt.Command = withArg(opt.Command, "validation", strconv.Itoa(opt.Validation))
