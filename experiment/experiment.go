@@ -1,6 +1,7 @@
 package experiment
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -476,8 +477,11 @@ type RunConfig struct {
 	Repair      em.Repair        `json:"repair"`
 	Tol         float64          `json:"tol"`
 	Whiten      int              `json:"whiten,omitempty"` // the ZCA filter's width, 0 for none
+	WhitenEps   float64          `json:"whiten_epsilon,omitempty"`
 	Pools       []graph.Pooling  `json:"pools,omitempty"`
 	Validation  int              `json:"validation"`
+	C           float64          `json:"c,omitempty"`        // the classifier's inverse L2 strength, unless chosen
+	ChooseC     bool             `json:"choose_c,omitempty"` // C chosen by validation
 	Command     []string         `json:"command,omitempty"`
 	GoVersion   string           `json:"go_version"`
 }
@@ -487,7 +491,10 @@ func config(d Data, opt Options, layers []em.StackLayer, cfgs []graph.Config, n 
 	s := layers[0].Settings
 	c := RunConfig{Dataset: d.Name, Images: n, Description: d.Description, Batch: cfgs[0].Batch, Seed: s.Seed, Ops: s.Ops.Name(),
 		InitFrom: s.InitFrom, InitSample: s.InitSample, Mixing: s.Mixing, Repair: s.Repair, Tol: s.Tol,
-		Whiten: opt.Whiten, Pools: opt.Pools, Validation: opt.Validation, Command: opt.Command, GoVersion: runtime.Version()}
+		Whiten: opt.Whiten, Pools: opt.Pools, Validation: opt.Validation, C: opt.C, ChooseC: opt.ChooseC, Command: opt.Command, GoVersion: runtime.Version()}
+	if opt.Whiten > 0 {
+		c.WhitenEps = cmp.Or(opt.WhitenEpsilon, DefaultWhitenEpsilon)
+	}
 	for l, cfg := range cfgs {
 		r := em.NewLayerRecord(cfg)
 		if l < len(cfgs)-1 {
