@@ -1,6 +1,7 @@
 package estep
 
 import (
+	"errors"
 	"fmt"
 	"math"
 
@@ -39,10 +40,12 @@ func New(cfg graph.Config, ops graph.Ops) (*Graph, error) {
 					return nil, fmt.Errorf("estep: bias: %w", err)
 				}
 				logJoint, logMarg, post, logCounts, err := jp.LogJointPosterior(in[0], in[1], bias, cfg.Pad, cfg.Model)
-				if err != nil {
+				switch {
+				case err == nil:
+					return []*G.Node{logJoint, logMarg, post, logCounts}, nil
+				case !errors.Is(err, graph.ErrNotFused):
 					return nil, fmt.Errorf("estep: %w", err)
 				}
-				return []*G.Node{logJoint, logMarg, post, logCounts}, nil
 			}
 			logJoint, err := LogJoint(ops, cfg.Pad, in[0], in[1], in[2])
 			if err != nil {

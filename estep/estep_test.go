@@ -1,6 +1,7 @@
 package estep_test
 
 import (
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"slices"
@@ -11,6 +12,7 @@ import (
 	"calm/graph/graphtest"
 	"calm/internal/naive"
 
+	G "gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
 )
 
@@ -37,7 +39,7 @@ func TestEStep(t *testing.T) {
 		{name: "C3/pad1", cfg: graph.Config{Kernels: 5, Width: 4, Pad: 1, Channels: 3, Rows: 7, Cols: 9, Batch: 3}, tail: 1},
 	}
 	pools := []string{"image", "lse2", "lse3", "max", "max3", "mean2", "lse-pyramid2", "post-mean2", "post-max"}
-	for _, ops := range graph.OpSets() {
+	for _, ops := range append(graph.OpSets(), unfused{}) {
 		for _, tc := range cases {
 			for _, model := range []graph.Model{graph.ImageModel, graph.PatchModel} {
 				t.Run(ops.Name()+"/"+tc.name+"/"+model.String(), func(t *testing.T) {
@@ -168,4 +170,14 @@ func TestMostProbable(t *testing.T) {
 	if k, p := estep.MostProbable(post, 3, 2); k != 1 || math.Abs(p-0.5) > 1e-7 {
 		t.Errorf("MostProbable = %d, %v; want kernel 1 with mass 0.5", k, p)
 	}
+}
+
+// unfused is the fast op set with a JointPosterior that fuses no model:
+// the E-step must fall back to the convolution and the posterior apart.
+type unfused struct{ graph.Fast }
+
+func (unfused) Name() string { return "unfused" }
+
+func (unfused) LogJointPosterior(_, _, _ *G.Node, _ int, m graph.Model) (_, _, _, _ *G.Node, err error) {
+	return nil, nil, nil, nil, fmt.Errorf("unfused: %w: %v", graph.ErrNotFused, m)
 }

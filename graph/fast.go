@@ -72,7 +72,7 @@ func (Fast) Pool(logJoint *G.Node, p Pooling) (*G.Node, error) { return Pool(log
 // marginal and the log counts off it.
 func (f Fast) LogJointPosterior(x, w, bias *G.Node, pad int, m Model) (logJoint, logMarg, post, logCounts *G.Node, err error) {
 	if m != ImageModel && m != PatchModel {
-		return nil, nil, nil, nil, fmt.Errorf("graph: fast conv2d posterior: unknown model %v", m)
+		return nil, nil, nil, nil, fmt.Errorf("graph: fast conv2d posterior: %w: %v", ErrNotFused, m)
 	}
 	if err := checkConv(x, w, bias); err != nil {
 		return nil, nil, nil, nil, err

@@ -1,6 +1,7 @@
 package graph
 
 import (
+	"errors"
 	"fmt"
 	"runtime"
 
@@ -198,9 +199,16 @@ func checkFloat32(op string, nodes ...*G.Node) error {
 // present): LogJointPosterior(x, w, bias, pad, m) must give what
 // Conv2d(x, w, bias, pad) followed by model m's posterior gives (Posterior
 // for ImageModel, PatchPosterior for PatchModel).
+// For a model it does not fuse it returns an error wrapping
+// ErrNotFused, and the E-step builds the convolution and the posterior
+// apart.
 type JointPosterior interface {
 	LogJointPosterior(x, w, bias *G.Node, pad int, m Model) (logJoint, logMarg, post, logCounts *G.Node, err error)
 }
+
+// ErrNotFused is wrapped by the error of a JointPosterior asked to fuse a
+// model it does not.
+var ErrNotFused = errors.New("model not fused")
 
 // A MemoryEstimator is an op set that can say how many bytes its ops hold
 // (or allocate per run) for a batch of cfg.Batch images, beyond the
