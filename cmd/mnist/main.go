@@ -28,6 +28,7 @@ import (
 // README.md for the measurements they come from.
 var Presets = []cli.Preset{
 	cli.DefaultPreset(),
+	cli.WidePreset(),
 	{Name: "paper", Doc: "the paper's and the reference's setting: 64 kernels of 20×20, padding 2, θ ~ N(0,1), 15 epochs, image-wide pooling", Flags: map[string]string{
 		"kernels": "64", "width": "20", "pad": "2", "batch": "1000", "epochs": "15",
 		"init-from": "normal", "pool": "image",
