@@ -28,16 +28,23 @@ type opBase struct {
 }
 
 // A signature is the number of dimensions of each input of an op and of
-// its output (0: a scalar), all of one element type.
+// its output (0: a scalar), all of one element type. An array, not a
+// slice, keeps op values comparable.
 type signature struct {
-	in  [3]int
+	in  [maxInputs]int
 	n   int // inputs
 	out int
 }
 
+// maxInputs is the most inputs an op of this package takes.
+const maxInputs = 3
+
 // sig returns the signature of an op with an output of out dimensions and
 // inputs of the given ones.
 func sig(out int, in ...int) signature {
+	if len(in) > maxInputs {
+		panic(fmt.Sprintf("graph: an op of %d inputs; signature holds %d", len(in), maxInputs))
+	}
 	s := signature{n: len(in), out: out}
 	copy(s.in[:], in)
 	return s
