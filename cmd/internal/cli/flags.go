@@ -82,7 +82,7 @@ func NewFlags(name string, presets ...Preset) *Flags {
 	fs.StringVar(&f.Out, "out", "out/"+name, "output directory")
 	fs.IntVar(&f.Epochs, "epochs", em.DefaultMaxEpochs, "maximum number of EM epochs (0: none, the kernels stay as initialised)")
 	fs.Float64Var(&f.Tol, "tol", 0, "stop when the relative LL gain falls below this (0 = off)")
-	fs.IntVar(&f.Limit, "limit", 0, "use only the first N training images (0 = all)")
+	fs.IntVar(&f.Limit, "limit", 0, "use only the first N training images, for the kernels and the classifier alike (0 = all)")
 	fs.StringVar(&f.Layers, "layers", "", "a stack of layers, e.g. 64x5p2:post+max2,128x5e3 (see README); empty: one layer of -kernels, -width, -pad")
 	fs.IntVar(&f.Kernels, "kernels", em.DefaultKernels, "number of kernels K")
 	fs.IntVar(&f.Width, "width", em.DefaultWidth, "kernel width w")
