@@ -26,7 +26,7 @@ type Responsibility struct {
 // probable kernel and that kernel's posterior over positions, with the
 // images read.
 func Responsibilities(src Source, res *Result, ops graph.Ops, count int) ([]Responsibility, []float32, error) {
-	n, c, h, w := src.Shape()
+	n, _, _, _ := src.Shape()
 	count = min(count, n)
 	cfg := res.Config
 	cfg.Batch = count
@@ -35,11 +35,12 @@ func Responsibilities(src Source, res *Result, ops graph.Ops, count int) ([]Resp
 		return nil, nil, fmt.Errorf("em: responsibilities: %w", err)
 	}
 	defer e.Close()
-	pix := make([]float32, count*c*h*w)
-	if err := src.Read(pix, 0); err != nil {
+	x, err := (&batchReader{src: src, cfg: cfg}).read(0, count)
+	if err != nil {
 		return nil, nil, fmt.Errorf("em: responsibilities: %w", err)
 	}
-	r, err := e.Run(tensor.New(tensor.WithShape(cfg.ImageShape(count)...), tensor.WithBacking(pix)), res.Theta, res.LogPrior)
+	pix := x.Data().([]float32)
+	r, err := e.Run(x, res.Theta, res.LogPrior)
 	if err != nil {
 		return nil, nil, fmt.Errorf("em: responsibilities: %w", err)
 	}

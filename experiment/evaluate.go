@@ -192,7 +192,7 @@ func evaluate(ctx context.Context, d, raw Data, opt Options, st *em.Stack, ops g
 			return err
 		}
 	}
-	if err := e.featureSets(ctx, st, ops, max(1, min(batch, featureBatch))); err != nil {
+	if err := e.evaluateFeatureSets(ctx, st, ops, max(1, min(batch, featureBatch))); err != nil {
 		return err
 	}
 	e.chooseMain()
@@ -214,11 +214,11 @@ func evaluate(ctx context.Context, d, raw Data, opt Options, st *em.Stack, ops g
 	return nil
 }
 
-// featureSets computes and evaluates every feature set of the run. In a
-// stack, the features of all layers under a pooling are computed once, for
-// its top-layer set (their last columns), and kept until their own set is
-// fitted.
-func (e *evaluation) featureSets(ctx context.Context, st *em.Stack, ops graph.Ops, batch int) error {
+// evaluateFeatureSets computes and evaluates every feature set of the run.
+// In a stack, the features of all layers under a pooling are computed
+// once, for its top-layer set (their last columns), and kept until their
+// own set is fitted.
+func (e *evaluation) evaluateFeatureSets(ctx context.Context, st *em.Stack, ops graph.Ops, batch int) error {
 	computed := map[string]featureSet{}
 	for _, spec := range featureSets(e.opt.Pools, len(st.Layers)) {
 		if ctx.Err() != nil {
@@ -228,15 +228,11 @@ func (e *evaluation) featureSets(ctx context.Context, st *em.Stack, ops graph.Op
 		fs, ok := computed[spec.name]
 		delete(computed, spec.name)
 		if !ok {
-			layers := spec.layers
-			if spec.all != "" {
-				layers = allLayers(len(st.Layers))
-			}
-			train, err := em.StackFeatures(e.d.Labelled, st, layers, spec.pool, ops, batch)
+			train, err := em.StackFeatures(e.d.Labelled, st, spec.layers, spec.pool, ops, batch)
 			if err != nil {
 				return fmt.Errorf("experiment: %w", err)
 			}
-			test, err := em.StackFeatures(e.d.Test, st, layers, spec.pool, ops, batch)
+			test, err := em.StackFeatures(e.d.Test, st, spec.layers, spec.pool, ops, batch)
 			if err != nil {
 				return fmt.Errorf("experiment: %w", err)
 			}
@@ -339,14 +335,14 @@ func mainEvaluation(evs []Evaluation) int {
 	return best
 }
 
-// featureSetSpec is a pooling of some layers' log joints.
+// featureSetSpec is a pooling of some layers' log joints: the features of
+// layers, or, when all names a set, their last columns (the top layer's)
+// while the whole rows are kept for the set all.
 type featureSetSpec struct {
 	name   string
 	pool   graph.Pooling
-	layers []int
-	// all names, for a top-layer set in a stack, the set of every layer
-	// under the same pooling, whose last columns it is.
-	all string
+	layers []int  // the layers whose features are computed
+	all    string // for a top-layer set in a stack: the set of every layer, computed with it
 }
 
 // featureSets returns the feature sets of a run: each pooling of the top
@@ -358,7 +354,7 @@ func featureSets(pools []graph.Pooling, layers int) []featureSetSpec {
 	for _, p := range pools {
 		s := featureSetSpec{name: p.Name(), pool: p, layers: []int{top}}
 		if top > 0 {
-			s.all = p.Name() + "-all"
+			s.layers, s.all = allLayers(layers), p.Name()+"-all"
 		}
 		sets = append(sets, s)
 	}
