@@ -4,6 +4,7 @@ import (
 	"fmt"
 
 	"calm/graph"
+	"calm/mstep"
 
 	"gorgonia.org/tensor"
 )
@@ -18,7 +19,11 @@ type Checkpoint struct {
 	Reseeded     []Reseed      // the repairs so far
 	Theta        *tensor.Dense // after epoch Epoch
 	LogPrior     *tensor.Dense // the log mixing weights; nil while they are uniform
+	Variance     float64       // σ² after epoch Epoch, when learned (Settings.LearnVariance); else 0
 	Images       int           // training images: a checkpoint resumes on the same data only
+	// Running is stepwise EM's running statistics (nil for batch EM): θ
+	// alone does not say where stepwise EM stands.
+	Running *mstep.Running
 	// Config is the layer trained (its batch aside); the zero value, for a
 	// checkpoint made without one, is not checked against the run.
 	Config graph.Config
@@ -31,8 +36,8 @@ type Reseed struct {
 }
 
 // check reports whether c can resume a run of cfg on n images that stops
-// after maxEpochs.
-func (c *Checkpoint) check(cfg graph.Config, n, maxEpochs int) error {
+// after maxEpochs, by stepwise EM or not, learning the variance or not.
+func (c *Checkpoint) check(cfg graph.Config, n, maxEpochs int, stepwise, learnVariance bool) error {
 	bad := func(format string, args ...any) error {
 		return fmt.Errorf("em: checkpoint: "+format, args...)
 	}
@@ -49,6 +54,15 @@ func (c *Checkpoint) check(cfg graph.Config, n, maxEpochs int) error {
 		return bad("taken on %d images, the run has %d", c.Images, n)
 	case c.Config != (graph.Config{}) && c.Config != withBatch(cfg, c.Config.Batch):
 		return bad("of a layer %+v, the run trains %+v", c.Config, withBatch(cfg, c.Config.Batch))
+	case learnVariance != (c.Variance != 0) && c.Epoch > 0:
+		return bad("with a variance of %v, the run learns it: %v", c.Variance, learnVariance)
+	case stepwise && c.Epoch > 0 && c.Running == nil:
+		return bad("taken by batch EM, the run is stepwise")
+	case !stepwise && c.Running != nil:
+		return bad("taken by stepwise EM, the run is batch EM")
+	case c.Running != nil && (len(c.Running.Numerator) != cfg.Kernels*cfg.KernelLen() || len(c.Running.LogCounts) != cfg.Kernels || c.Running.Updates < 1):
+		return bad("stepwise statistics of sizes %d and %d after %d updates, the run has %d kernels of %d values",
+			len(c.Running.Numerator), len(c.Running.LogCounts), c.Running.Updates, cfg.Kernels, cfg.KernelLen())
 	}
 	if i := nonFinite(c.Theta.Data().([]float32)); i >= 0 {
 		return bad("θ holds %v in kernel %d", c.Theta.Data().([]float32)[i], i/cfg.KernelLen())

@@ -15,8 +15,11 @@
 // uniform mixing weights, no repair. Options beyond the paper, all off by
 // default: initialisation from the data's patches or by K-means++
 // ([InitMethod]), the patch model (Settings.Model, graph.PatchModel),
-// learned mixing weights (Settings.Mixing) and the re-seeding of collapsed
-// kernels ([Repair]). [Whitening] whitens images in front of the first
+// learned mixing weights (Settings.Mixing), the re-seeding of collapsed
+// kernels ([Repair]), deterministic annealing (Settings.Anneal: a tempered
+// E-step whose inverse temperature moves to 1) and stepwise EM
+// (Settings.Stepwise: θ updated after every batch from running statistics,
+// mstep.Running). [Whitening] whitens images in front of the first
 // layer by a ZCA convolution estimated from their patches.
 //
 // The loop reports the start of a run (its seeded kernels), every batch and

@@ -282,3 +282,239 @@ func TestPatchModel(t *testing.T) {
 		})
 	}
 }
+
+// TestStepwise runs stepwise EM (θ updated after every batch) under the
+// patch model for two epochs of three batches and compares θ and each
+// epoch's LL with the same recursion computed by float64 loops: each
+// batch's E-step at the θ of the batch before, its statistics per image
+// averaged in with step (t+1)^−α, θ from them scaled to the epoch.
+func TestStepwise(t *testing.T) {
+	const n, k, batch, alpha = 150, 4, 50, 0.7
+	pix, src, init := smallPlanted(t, 10, n, k)
+	d := smallSize * smallSize
+	theta := slices.Clone(init)
+	s := make([]float64, k*d)
+	counts := make([]float64, k)
+	var wantLL []float64
+	step := 0
+	for range 2 {
+		var ll float64
+		for lo := 0; lo < n; lo += batch {
+			l := naive.Layer{N: batch, C: 1, Rows: smallSide, Cols: smallSide, K: k, Width: smallSize}
+			x := pix[lo*smallSide*smallSide : (lo+batch)*smallSide*smallSide]
+			e := l.EPatch(x, theta, nil)
+			for _, v := range e.LogMarginal {
+				ll += v
+			}
+			eta := math.Pow(float64(step+1), -alpha)
+			step++
+			for i, v := range l.Filter(x, exp32(e.LogPosterior)) {
+				s[i] = (1-eta)*s[i] + eta*v/batch
+			}
+			logCounts := make([]float64, k)
+			for j, b := range e.LogCounts {
+				counts[j] = (1-eta)*counts[j] + eta*math.Exp(b)/batch
+				logCounts[j] = math.Log(n * counts[j])
+			}
+			scaled := make([]float64, len(s))
+			for i, v := range s {
+				scaled[i] = n * v
+			}
+			th, _ := naive.Update(scaled, logCounts)
+			for i, v := range th {
+				theta[i] = float32(v)
+			}
+		}
+		wantLL = append(wantLL, ll)
+	}
+	matchLoops(t, src, em.Settings{Batch: batch, Model: graph.PatchModel, Stepwise: alpha}, init, wantLL, theta)
+}
+
+// TestAnneal trains two epochs with deterministic annealing from β = 0.4
+// (epoch 1 at β = 0.4, epoch 2 at β = 1) under both models and compares θ
+// and each epoch's LL with float64 loops: the posterior of β·L, then the
+// M-step of batch EM.
+func TestAnneal(t *testing.T) {
+	const n, k, beta = 120, 4, 0.4
+	pix, src, init := smallPlanted(t, 11, n, k)
+	l := naive.Layer{N: n, C: 1, Rows: smallSide, Cols: smallSide, K: k, Width: smallSize}
+	for _, model := range []graph.Model{graph.ImageModel, graph.PatchModel} {
+		theta := slices.Clone(init)
+		var wantLL []float64
+		for _, b := range []float64{beta, 1} {
+			lj := l.LogJoint(pix, theta, nil)
+			for i := range lj {
+				lj[i] *= b
+			}
+			e := l.EFrom(lj)
+			if model == graph.PatchModel {
+				e = l.EPatchFrom(lj)
+			}
+			var ll float64
+			for _, v := range e.LogMarginal {
+				ll += v
+			}
+			wantLL = append(wantLL, ll)
+			th, _ := naive.Update(l.Filter(pix, exp32(e.LogPosterior)), e.LogCounts)
+			for i, v := range th {
+				theta[i] = float32(v)
+			}
+		}
+		t.Run(model.String(), func(t *testing.T) {
+			matchLoops(t, src, em.Settings{Batch: 50, Model: model, Anneal: beta}, init, wantLL, theta)
+		})
+	}
+}
+
+// The images of smallPlanted: 8×8, with planted 5×5 kernels.
+const smallSize, smallSide = 5, 8
+
+// smallPlanted returns n images holding three planted kernels, as pixels
+// and as a source, and an initial θ of k random kernels.
+func smallPlanted(t *testing.T, seed uint64, n, k int) (pix []float32, src em.Source, init []float32) {
+	t.Helper()
+	rng := rand.New(rand.NewPCG(seed, seed))
+	pix, _ = planted(rng, randomKernels(rng, 3, smallSize, 1.5), nil, n, smallSize, smallSide)
+	src, err := em.NewImages(pix, n, 1, smallSide, smallSide)
+	if err != nil {
+		t.Fatal(err)
+	}
+	init = make([]float32, k*smallSize*smallSize)
+	for i := range init {
+		init[i] = float32(0.5 * rng.NormFloat64())
+	}
+	return pix, src, init
+}
+
+// matchLoops trains len(wantLL) epochs on src from init with s, for every
+// op set, and compares each epoch's LL and the last θ with those of float64
+// loops.
+func matchLoops(t *testing.T, src em.Source, s em.Settings, init []float32, wantLL []float64, wantTheta []float32) {
+	t.Helper()
+	s.Kernels, s.Width, s.MaxEpochs = len(init)/(smallSize*smallSize), smallSize, len(wantLL)
+	for _, ops := range graph.OpSets() {
+		t.Run(ops.Name(), func(t *testing.T) {
+			s.Ops = ops
+			s.Init = tensor.New(tensor.WithShape(s.Kernels, 1, smallSize, smallSize), tensor.WithBacking(slices.Clone(init)))
+			got, err := em.Train(src, s)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for e, w := range wantLL {
+				if math.Abs(got.LogLik[e]-w) > 1e-5*math.Abs(w) {
+					t.Errorf("LL of epoch %d %v, float64 loops %v", e+1, got.LogLik[e], w)
+				}
+			}
+			// θ: float32 sums of posterior-weighted pixels.
+			wt := make([]float64, len(wantTheta))
+			for i, v := range wantTheta {
+				wt[i] = float64(v)
+			}
+			if msg := graphtest.CloseTo(got.Theta.Data().([]float32), wt, 1e-4); msg != "" {
+				t.Errorf("θ after %d epochs%s", len(wantLL), msg)
+			}
+		})
+	}
+}
+
+// exp32 returns exp of each value, in float32: a posterior from its logs.
+func exp32(v []float64) []float32 {
+	out := make([]float32, len(v))
+	for i, x := range v {
+		out[i] = float32(math.Exp(x))
+	}
+	return out
+}
+
+// TestLearnVariance learns the patch model's shared variance σ². Against
+// float64 loops written from the model's density (log N(x_u; θ_k, σ²I) by
+// squared distances, not from the graph's algebra), two epochs must give
+// the same LLs, θ and σ²; on images of Gaussian noise of variance 0.25,
+// σ² must come close to 0.25 (a few kernels explain little of noise); and
+// the LL must never decrease.
+func TestLearnVariance(t *testing.T) {
+	const n, k = 60, 4
+	pix, src, init := smallPlanted(t, 12, n, k)
+	l := naive.Layer{N: n, C: 1, Rows: smallSide, Cols: smallSide, K: k, Width: smallSize, Pad: 1}
+	uh, uw := l.Positions()
+	d := float64(smallSize * smallSize)
+	norms := l.Distances(pix, make([]float32, k*smallSize*smallSize)) // ‖x_u‖², once per kernel
+	theta, variance := slices.Clone(init), 1.0
+	var wantLL []float64
+	for range 2 {
+		dist := l.Distances(pix, theta)
+		lj := make([]float64, len(dist))
+		for i, v := range dist {
+			lj[i] = -v/(2*variance) - d/2*math.Log(variance)
+		}
+		e := l.EPatchFrom(lj)
+		ll := 0.0
+		for _, v := range e.LogMarginal {
+			ll += v
+		}
+		for i := 0; i < n; i++ { // + ½‖x_u‖², as the paper's LL (σ² = 1) leaves it out
+			for u := 0; u < uh*uw; u++ {
+				ll += norms[i*k*uh*uw+u] / 2
+			}
+		}
+		wantLL = append(wantLL, ll)
+		post := exp32(e.LogPosterior)
+		th, _ := naive.Update(l.Filter(pix, post), e.LogCounts)
+		for i, v := range th {
+			theta[i] = float32(v)
+		}
+		var sum, count float64
+		for i, v := range l.Distances(pix, theta) {
+			sum += float64(post[i]) * v
+			count += float64(post[i])
+		}
+		variance = sum / (d * count)
+	}
+	for _, ops := range graph.OpSets() {
+		t.Run(ops.Name(), func(t *testing.T) {
+			s := em.Settings{Kernels: k, Width: smallSize, Pad: 1, Batch: 25, MaxEpochs: 2, Model: graph.PatchModel, LearnVariance: true, Ops: ops,
+				Init: tensor.New(tensor.WithShape(k, 1, smallSize, smallSize), tensor.WithBacking(slices.Clone(init)))}
+			got, err := em.Train(src, s)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for e, w := range wantLL {
+				if math.Abs(got.LogLik[e]-w) > 1e-5*math.Abs(w) {
+					t.Errorf("LL of epoch %d %v, float64 loops %v", e+1, got.LogLik[e], w)
+				}
+			}
+			if msg := graphtest.CloseTo(got.Theta.Data().([]float32), float64s(theta), 1e-4); msg != "" {
+				t.Errorf("θ after 2 epochs%s", msg)
+			}
+			if math.Abs(got.Variance-variance) > 1e-5*variance {
+				t.Errorf("σ² after 2 epochs %v, float64 loops %v", got.Variance, variance)
+			}
+		})
+	}
+	rng := rand.New(rand.NewPCG(13, 13))
+	noise := make([]float32, 200*smallSide*smallSide)
+	for i := range noise {
+		noise[i] = float32(0.5 * rng.NormFloat64())
+	}
+	nsrc, err := em.NewImages(noise, 200, 1, smallSide, smallSide)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := em.Train(nsrc, em.Settings{Kernels: k, Width: smallSize, MaxEpochs: 10, Model: graph.PatchModel, LearnVariance: true,
+		InitFrom: em.InitKMeansPP, InitSample: 400})
+	if err != nil {
+		t.Fatal(err)
+	}
+	monotone(t, got)
+	if got.Variance < 0.2 || got.Variance > 0.26 {
+		t.Errorf("σ² %v on noise of variance 0.25, want 0.2–0.26", got.Variance)
+	}
+}
+
+func float64s(v []float32) []float64 {
+	out := make([]float64, len(v))
+	for i, x := range v {
+		out[i] = float64(x)
+	}
+	return out
+}

@@ -4,11 +4,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 
 	"calm/graph"
 	"calm/internal/atomicfile"
+	"calm/mstep"
 
 	"gorgonia.org/tensor"
 )
@@ -35,7 +37,8 @@ type LayerRecord struct {
 
 	Theta        string    `json:"theta,omitempty"` // the θ file, beside the record's
 	LogPrior     []float32 `json:"log_prior,omitempty"`
-	Scale        []float32 `json:"scale,omitempty"` // the standardisation of the transformed maps
+	Variance     float64   `json:"variance,omitempty"` // σ², when learned; absent: 1
+	Scale        []float32 `json:"scale,omitempty"`    // the standardisation of the transformed maps
 	Shift        []float32 `json:"shift,omitempty"`
 	LogLik       []float64 `json:"loglik,omitempty"`
 	EpochSeconds []float64 `json:"epoch_seconds,omitempty"`
@@ -57,7 +60,7 @@ func (t *Trained) Record(top bool) LayerRecord {
 		tr := t.Transform
 		r.Transform = &tr
 	}
-	r.LogPrior = float32s(t.LogPrior)
+	r.LogPrior, r.Variance = float32s(t.LogPrior), t.Variance
 	r.Scale, r.Shift = t.Scale, t.Shift
 	r.LogLik, r.EpochSeconds, r.Reseeded, r.Status = t.LogLik, t.EpochSeconds, t.Reseeded, t.Status.String()
 	return r
@@ -191,7 +194,10 @@ func LoadStack(dir string) (*Stack, error) {
 		if err != nil {
 			return nil, fmt.Errorf("em: %s: layer %d: %w", path, l+1, err)
 		}
-		res := &Result{Layer: Layer{Theta: theta, LogPrior: logPrior, Pad: rec.Pad}, LogLik: rec.LogLik, EpochSeconds: rec.EpochSeconds, Reseeded: rec.Reseeded, Config: cfg}
+		if rec.Variance < 0 || math.IsNaN(rec.Variance) || math.IsInf(rec.Variance, 0) {
+			return nil, fmt.Errorf("em: %s: layer %d: variance %v", path, l+1, rec.Variance)
+		}
+		res := &Result{Layer: Layer{Theta: theta, LogPrior: logPrior, Pad: rec.Pad, Variance: rec.Variance}, LogLik: rec.LogLik, EpochSeconds: rec.EpochSeconds, Reseeded: rec.Reseeded, Config: cfg}
 		if rec.Status == Converged.String() {
 			res.Status = Converged
 		}
@@ -208,8 +214,9 @@ const CheckpointFile = "checkpoint.json"
 // configuration, θ's file and history) and where training stands.
 type checkpointRecord struct {
 	LayerRecord
-	Epoch  int `json:"epoch"`
-	Images int `json:"images"`
+	Epoch   int            `json:"epoch"`
+	Images  int            `json:"images"`
+	Running *mstep.Running `json:"running,omitempty"` // stepwise EM's statistics; float64 round-trips exactly in JSON
 }
 
 // SaveCheckpoint writes cp into dir: θ first, as checkpoint-N.npy, then
@@ -222,9 +229,9 @@ func SaveCheckpoint(dir string, cp *Checkpoint, prev string) (string, error) {
 	if err := saveTheta(filepath.Join(dir, name), cp.Theta); err != nil {
 		return "", fmt.Errorf("em: checkpoint: %w", err)
 	}
-	rec := checkpointRecord{LayerRecord: NewLayerRecord(cp.Config), Epoch: cp.Epoch, Images: cp.Images}
+	rec := checkpointRecord{LayerRecord: NewLayerRecord(cp.Config), Epoch: cp.Epoch, Images: cp.Images, Running: cp.Running}
 	rec.LogLik, rec.EpochSeconds, rec.Reseeded, rec.Theta = cp.LogLik, cp.EpochSeconds, cp.Reseeded, name
-	rec.LogPrior = float32s(cp.LogPrior)
+	rec.LogPrior, rec.Variance = float32s(cp.LogPrior), cp.Variance
 	if err := atomicfile.WriteJSON(filepath.Join(dir, CheckpointFile), rec); err != nil {
 		return "", fmt.Errorf("em: checkpoint: %w", err)
 	}
@@ -256,7 +263,10 @@ func LoadCheckpoint(dir string) (*Checkpoint, error) {
 		return nil, fmt.Errorf("em: checkpoint: %w", err)
 	}
 	cp := &Checkpoint{Epoch: rec.Epoch, LogLik: rec.LogLik, EpochSeconds: rec.EpochSeconds,
-		Reseeded: rec.Reseeded, Theta: theta, Images: rec.Images}
+		Reseeded: rec.Reseeded, Theta: theta, Images: rec.Images, Running: rec.Running, Variance: rec.Variance}
+	if rec.Variance < 0 || math.IsNaN(rec.Variance) || math.IsInf(rec.Variance, 0) {
+		return nil, fmt.Errorf("em: checkpoint: variance %v", rec.Variance)
+	}
 	if rec.Kernels != 0 {
 		if cp.Config, err = rec.Config(1); err != nil {
 			return nil, fmt.Errorf("em: checkpoint: %w", err)

@@ -15,6 +15,7 @@ import (
 
 	"calm/em"
 	"calm/graph"
+	"calm/mstep"
 
 	"gorgonia.org/tensor"
 )
@@ -41,6 +42,9 @@ func (k *keep) Record(e em.Event) error {
 		cp := *e.State
 		cp.LogLik, cp.EpochSeconds, cp.Reseeded = slices.Clone(cp.LogLik), slices.Clone(cp.EpochSeconds), slices.Clone(cp.Reseeded)
 		cp.Theta = cp.Theta.Clone().(*tensor.Dense)
+		if cp.Running != nil {
+			cp.Running = cp.Running.Clone()
+		}
 		if cp.LogPrior != nil {
 			cp.LogPrior = cp.LogPrior.Clone().(*tensor.Dense)
 		}
@@ -52,50 +56,68 @@ func (k *keep) Record(e em.Event) error {
 // TestResume stops a run after each epoch in turn and resumes it from that
 // checkpoint, saved to disk and read back: θ, the mixing weights, the
 // repairs and the log-likelihoods must equal, bit for bit, those of the
-// uninterrupted run, for every op set, with every option on.
+// uninterrupted run, for every op set, with every option on, by batch and
+// by stepwise EM (whose running statistics the checkpoint carries).
 func TestResume(t *testing.T) {
 	src := smallSource(t)
 	for _, ops := range graph.OpSets() {
-		t.Run(ops.Name(), func(t *testing.T) {
-			s := em.Settings{Kernels: 5, Width: 4, Pad: 1, Batch: 64, MaxEpochs: 4, Seed: 3, Ops: ops,
-				InitFrom: em.InitKMeansPP, InitSample: 500, Mixing: true, Repair: em.Repair{MinCount: 1, MaxCosine: 0.9}}
-			rec := &keep{}
-			s.Recorder = rec
-			full, err := em.Train(src, s)
-			if err != nil {
-				t.Fatal(err)
-			}
-			dir := t.TempDir()
-			prev := ""
-			for _, cp := range rec.states[:3] {
-				if prev, err = em.SaveCheckpoint(dir, &cp, prev); err != nil {
-					t.Fatal(err)
-				}
-				back, err := em.LoadCheckpoint(dir)
-				if err != nil {
-					t.Fatal(err)
-				}
-				r := s
-				r.Recorder, r.Resume = nil, back
-				got, err := em.Train(src, r)
-				if err != nil {
-					t.Fatal(err)
-				}
-				if !slices.Equal(got.LogLik, full.LogLik) {
-					t.Errorf("resumed after epoch %d: LL %v, uninterrupted %v", cp.Epoch, got.LogLik, full.LogLik)
-				}
-				if !slices.Equal(got.Theta.Data().([]float32), full.Theta.Data().([]float32)) ||
-					!slices.Equal(got.LogPrior.Data().([]float32), full.LogPrior.Data().([]float32)) {
-					t.Errorf("resumed after epoch %d: θ or π differs from the uninterrupted run", cp.Epoch)
-				}
-				if !reflect.DeepEqual(got.Reseeded, full.Reseeded) {
-					t.Errorf("resumed after epoch %d: repairs %v, uninterrupted %v", cp.Epoch, got.Reseeded, full.Reseeded)
-				}
-			}
-			if old, _ := filepath.Glob(filepath.Join(dir, "checkpoint-[12].npy")); len(old) != 0 {
-				t.Errorf("older checkpoints left behind: %v", old)
-			}
-		})
+		for _, tc := range []struct {
+			name   string
+			change func(*em.Settings)
+		}{
+			{"batch", func(*em.Settings) {}},
+			{"stepwise", func(s *em.Settings) { s.Stepwise = 0.6 }},
+			{"variance", func(s *em.Settings) { s.Model, s.LearnVariance = graph.PatchModel, true }},
+		} {
+			t.Run(ops.Name()+"/"+tc.name, func(t *testing.T) {
+				s := em.Settings{Kernels: 5, Width: 4, Pad: 1, Batch: 64, MaxEpochs: 4, Seed: 3, Ops: ops,
+					InitFrom: em.InitKMeansPP, InitSample: 500, Mixing: true, Repair: em.Repair{MinCount: 1, MaxCosine: 0.9}}
+				tc.change(&s)
+				testResume(t, src, s)
+			})
+		}
+	}
+}
+
+func testResume(t *testing.T, src em.Source, s em.Settings) {
+	rec := &keep{}
+	s.Recorder = rec
+	full, err := em.Train(src, s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	prev := ""
+	for _, cp := range rec.states[:3] {
+		if prev, err = em.SaveCheckpoint(dir, &cp, prev); err != nil {
+			t.Fatal(err)
+		}
+		back, err := em.LoadCheckpoint(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := s
+		r.Recorder, r.Resume = nil, back
+		got, err := em.Train(src, r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(got.LogLik, full.LogLik) {
+			t.Errorf("resumed after epoch %d: LL %v, uninterrupted %v", cp.Epoch, got.LogLik, full.LogLik)
+		}
+		if !slices.Equal(got.Theta.Data().([]float32), full.Theta.Data().([]float32)) ||
+			!slices.Equal(got.LogPrior.Data().([]float32), full.LogPrior.Data().([]float32)) {
+			t.Errorf("resumed after epoch %d: θ or π differs from the uninterrupted run", cp.Epoch)
+		}
+		if got.Variance != full.Variance {
+			t.Errorf("resumed after epoch %d: σ² %v, uninterrupted %v", cp.Epoch, got.Variance, full.Variance)
+		}
+		if !reflect.DeepEqual(got.Reseeded, full.Reseeded) {
+			t.Errorf("resumed after epoch %d: repairs %v, uninterrupted %v", cp.Epoch, got.Reseeded, full.Reseeded)
+		}
+	}
+	if old, _ := filepath.Glob(filepath.Join(dir, "checkpoint-[12].npy")); len(old) != 0 {
+		t.Errorf("older checkpoints left behind: %v", old)
 	}
 }
 
@@ -190,6 +212,8 @@ func TestCheckpointErrors(t *testing.T) {
 		{"another model", func(c *em.Checkpoint) {
 			c.Config = graph.Config{Kernels: 5, Width: 4, Pad: 1, Channels: 2, Rows: 9, Cols: 9, Model: graph.PatchModel}
 		}, "the run trains"},
+		{"stepwise statistics for batch EM", func(c *em.Checkpoint) { c.Running = mstep.NewRunning(5, 2*4*4) }, "taken by stepwise EM"},
+		{"a variance the run does not learn", func(c *em.Checkpoint) { c.Variance = 0.5 }, "the run learns it: false"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cp := good

@@ -44,6 +44,34 @@ type Settings struct {
 	// zero value is off, as in the paper.
 	Repair Repair
 
+	// LearnVariance learns σ², the variance the patch model's Gaussians
+	// N(θ_k, σ²I) share (the paper fixes it to 1): the E-step's log joint
+	// is taken at inverse temperature 1/σ² (estep.LogJoint) and the M-step
+	// sets σ² to the posterior-weighted squared distance of the patches
+	// from their kernels, per dimension (mstep.Variance). The LL is then
+	// the model's with σ², and still never decreases. The features use the
+	// learned σ² too (Layer.Variance).
+	LearnVariance bool
+
+	// Anneal, when positive, is the inverse temperature β of the first
+	// epoch's E-step (deterministic annealing, Ueda & Nakano 1998): the
+	// Gaussian part of the log joint is scaled by β (estep.LogJoint), so
+	// with uniform mixing weights the posterior is ∝ exp(β·L), softer than
+	// EM's for β < 1 and harder for β > 1; β moves geometrically to 1 at
+	// the last epoch, β_e = Anneal^((E−e)/(E−1)) for E = MaxEpochs > 1 (one
+	// epoch runs at Anneal). 0 is EM, the paper's. An epoch at β ≠ 1
+	// reports the LL of the tempered joint, which is not the model's and
+	// may fall.
+	Anneal float64
+
+	// Stepwise, when positive, is the exponent α of stepwise (online) EM:
+	// θ is updated after every batch from running statistics with step
+	// size (t+1)^−α (mstep.Running), instead of once an epoch. Stochastic
+	// approximation converges for 1/2 < α ≤ 1; 0 is batch EM, the paper's.
+	// An epoch's LL is then the sum of its batches' LLs under the θ each
+	// batch saw, and may fall.
+	Stepwise float64
+
 	Ops      graph.Ops // default graph.OpSets()[0]
 	Recorder Recorder  // optional
 
@@ -172,6 +200,12 @@ func (s Settings) Normalize(n, c, h, w int) (Settings, graph.Config, error) {
 		return bad("init sample of %d patches, want a positive count", s.InitSample)
 	case (s.InitFrom == InitPatches || s.InitFrom == InitKMeansPP) && s.Init == nil && s.InitSample < s.Kernels:
 		return bad("init sample of %d patches for %d kernels, want at least as many", s.InitSample, s.Kernels)
+	case s.Anneal < 0 || math.IsNaN(s.Anneal) || math.IsInf(s.Anneal, 0):
+		return bad("annealing from an inverse temperature of %v: want 0 (off) or a positive β", s.Anneal)
+	case s.LearnVariance && (s.Model != graph.PatchModel || s.Stepwise > 0 || s.Anneal > 0):
+		return bad("a learned variance needs the patch model, batch EM and no annealing (the variance sets the temperature)")
+	case s.Stepwise < 0 || s.Stepwise > 1 || math.IsNaN(s.Stepwise):
+		return bad("stepwise EM with exponent %v: want 0 (batch EM) or α in (0, 1]", s.Stepwise)
 	case s.Repair.MinCount < 0 || s.Repair.MaxCosine < 0 || s.Repair.MaxCosine > 1 || math.IsNaN(s.Repair.MinCount+s.Repair.MaxCosine):
 		return bad("repair below a count of %v or above a cosine of %v: want a count ≥ 0 and a cosine in [0, 1]", s.Repair.MinCount, s.Repair.MaxCosine)
 	}
@@ -187,7 +221,7 @@ func (s Settings) Normalize(n, c, h, w int) (Settings, graph.Config, error) {
 		}
 	}
 	if r := s.Resume; r != nil {
-		if err := r.check(cfg, n, s.epochs()); err != nil {
+		if err := r.check(cfg, n, s.epochs(), s.Stepwise > 0, s.LearnVariance); err != nil {
 			return s, cfg, err
 		}
 	}
@@ -212,3 +246,16 @@ func BatchBytes(cfg graph.Config, ops graph.Ops, images int) int64 {
 
 // epochs is the number of epochs s trains at most (0 for NoEpochs).
 func (s Settings) epochs() int { return max(s.MaxEpochs, 0) }
+
+// beta returns the inverse temperature of the E-step in the given epoch
+// (from 1): see Settings.Anneal.
+func (s Settings) beta(epoch int) float32 {
+	switch e := s.epochs(); {
+	case s.Anneal == 0:
+		return 1
+	case e <= 1:
+		return float32(s.Anneal)
+	default:
+		return float32(math.Pow(s.Anneal, float64(e-epoch)/float64(e-1)))
+	}
+}

@@ -32,7 +32,8 @@ type Event struct {
 	Reseeded []int
 
 	// State is, at an epoch's end, the checkpoint to resume from. It shares
-	// Theta and the history with the loop: copy what you keep past Record.
+	// Theta, the running statistics and the history with the loop: copy
+	// what you keep past Record.
 	State *Checkpoint
 }
 
@@ -75,6 +76,17 @@ type Layer struct {
 	Theta    *tensor.Dense // the kernels (K,C,w,w)
 	LogPrior *tensor.Dense // the log mixing weights (K); nil for uniform weights
 	Pad      int
+	// Variance is σ², the variance of the kernels' Gaussians, learned with
+	// Settings.LearnVariance; 0 is read as 1, the paper's.
+	Variance float64
+}
+
+// beta returns the inverse temperature of the layer's log joint, 1/σ².
+func (l Layer) beta() float32 {
+	if l.Variance == 0 {
+		return 1
+	}
+	return float32(1 / l.Variance)
 }
 
 // Result is the outcome of Train.
@@ -94,7 +106,9 @@ type Result struct {
 // π) once, so that the log-likelihood never decreases. With Repair on, it
 // then re-seeds collapsed kernels (not after the last epoch); the LL of the
 // epoch that follows a repair may dip, and such an epoch never counts as
-// converged.
+// converged. With Settings.Stepwise it updates θ after every batch instead
+// (stepwise EM), and with Settings.Anneal its E-step is tempered; either
+// way the LL is no longer bound to rise.
 func Train(src Source, s Settings) (*Result, error) {
 	n, c, h, w := src.Shape()
 	s, cfg, err := s.Normalize(n, c, h, w)
@@ -104,9 +118,14 @@ func Train(src Source, s Settings) (*Result, error) {
 	res := &Result{Config: cfg, Settings: s}
 	res.Pad = cfg.Pad
 	var theta, logPrior *tensor.Dense
+	var running *mstep.Running // stepwise EM's statistics; nil for batch EM
 	first := 1
 	if r := s.Resume; r != nil {
 		theta, logPrior, first = r.Theta, r.LogPrior, r.Epoch+1
+		res.Variance = r.Variance
+		if r.Running != nil {
+			running = r.Running.Clone()
+		}
 		res.LogLik = slices.Clone(r.LogLik)
 		res.EpochSeconds = slices.Clone(r.EpochSeconds)
 		res.Reseeded = slices.Clone(r.Reseeded)
@@ -117,14 +136,19 @@ func Train(src Source, s Settings) (*Result, error) {
 		}
 	} else if theta, err = initialTheta(src, s, cfg); err != nil {
 		return nil, err
-	} else if s.Mixing {
-		// Uniform weights, normalised, so that the LL of every epoch is the
-		// mixture's and EM's guarantee holds from the first.
-		lp := make([]float32, cfg.Kernels)
-		for k := range lp {
-			lp[k] = float32(-math.Log(float64(cfg.Kernels)))
+	} else {
+		if s.LearnVariance {
+			res.Variance = 1 // the paper's, from which EM learns it
 		}
-		logPrior = tensor.New(tensor.WithShape(cfg.Kernels), tensor.WithBacking(lp))
+		if s.Mixing {
+			// Uniform weights, normalised, so that the LL of every epoch is
+			// the mixture's and EM's guarantee holds from the first.
+			lp := make([]float32, cfg.Kernels)
+			for k := range lp {
+				lp[k] = float32(-math.Log(float64(cfg.Kernels)))
+			}
+			logPrior = tensor.New(tensor.WithShape(cfg.Kernels), tensor.WithBacking(lp))
+		}
 	}
 	e, err := estep.New(cfg, s.Ops)
 	if err != nil {
@@ -136,6 +160,9 @@ func Train(src Source, s Settings) (*Result, error) {
 		return nil, fmt.Errorf("em: %w", err)
 	}
 	defer m.Close()
+	if s.Stepwise > 0 && running == nil {
+		running = mstep.NewRunning(cfg.Kernels, cfg.KernelLen())
+	}
 	images := &batchReader{src: src, cfg: cfg}
 	batches := (n + cfg.Batch - 1) / cfg.Batch
 	if s.Recorder != nil && s.Resume == nil {
@@ -162,12 +189,22 @@ func Train(src Source, s Settings) (*Result, error) {
 			if i := nonFinite(xv); i >= 0 {
 				return nil, fmt.Errorf("em: image %d holds %v: the data must be finite", lo+i/cfg.ImageLen(), xv[i])
 			}
-			er, err := e.Run(x, theta, logPrior)
+			beta := s.beta(epoch) * res.beta()
+			er, err := e.RunTempered(x, theta, logPrior, beta)
 			if err != nil {
 				return nil, fmt.Errorf("em: epoch %d, batch %d: %w", epoch, b+1, err)
 			}
 			if math.IsNaN(er.LogLik) || math.IsInf(er.LogLik, 0) {
 				return nil, fmt.Errorf("em: epoch %d, batch %d: log-likelihood is %v (NaN or Inf in the data or θ)", epoch, b+1, er.LogLik)
+			}
+			if s.LearnVariance {
+				// The LL of kernels of variance σ² = 1/β, less the terms the
+				// paper's LL (σ² = 1) leaves out: −½(β−1)‖x_u‖² and
+				// (D/2)·log β for every patch.
+				energy := stats.AddPatchEnergy(cfg, xv)
+				uh, uw := cfg.Positions()
+				patches := float64(size * uh * uw)
+				er.LogLik += -float64(beta-1)*energy/2 + patches*float64(cfg.KernelLen())/2*math.Log(float64(beta))
 			}
 			numer, err := m.Run(x, er.Posterior)
 			if err != nil {
@@ -175,6 +212,14 @@ func Train(src Source, s Settings) (*Result, error) {
 			}
 			if err := stats.Add(numer.Data().([]float32), er.LogCounts, er.LogLik, size); err != nil {
 				return nil, fmt.Errorf("em: %w", err)
+			}
+			if running != nil {
+				if err := running.Step(numer.Data().([]float32), er.LogCounts, size, s.Stepwise); err != nil {
+					return nil, fmt.Errorf("em: %w", err)
+				}
+				if theta, logPrior, err = update(cfg, running.Stats(n), epoch, s.Mixing); err != nil {
+					return nil, err
+				}
 			}
 			if s.Repair.On() {
 				for i, l := range er.LogMarginal {
@@ -188,16 +233,17 @@ func Train(src Source, s Settings) (*Result, error) {
 				}
 			}
 		}
-		newTheta, newPrior, err := mstep.Update(cfg, stats)
-		if err != nil {
-			var nf *mstep.NonFiniteError
-			if errors.As(err, &nf) {
-				nf.Epoch = epoch
+		newTheta, newPrior := theta, logPrior // stepwise EM has updated them
+		if running == nil {
+			if newTheta, newPrior, err = update(cfg, stats, epoch, s.Mixing); err != nil {
+				return nil, err
 			}
-			return nil, fmt.Errorf("em: %w", err)
 		}
-		if !s.Mixing {
-			newPrior = nil
+		variance := res.Variance
+		if s.LearnVariance {
+			if variance, err = mstep.Variance(cfg, stats, newTheta); err != nil {
+				return nil, inEpoch(err, epoch)
+			}
 		}
 		var reseeded []int
 		if s.Repair.On() && epoch < s.epochs() {
@@ -214,19 +260,25 @@ func Train(src Source, s Settings) (*Result, error) {
 			if err := reseed(th, lp, reseeded, worst.index, src, cfg); err != nil {
 				return nil, err
 			}
+			if running != nil {
+				d := cfg.KernelLen()
+				for _, k := range reseeded {
+					running.Reseed(k, th[k*d:(k+1)*d], n)
+				}
+			}
 			if len(reseeded) > 0 {
 				res.Reseeded = append(res.Reseeded, Reseed{Epoch: epoch, Kernels: reseeded})
 			}
 		}
 		theta, logPrior = newTheta, newPrior
-		res.Theta, res.LogPrior = theta, logPrior
+		res.Theta, res.LogPrior, res.Variance = theta, logPrior, variance
 		res.LogLik = append(res.LogLik, stats.LogLik)
 		res.EpochSeconds = append(res.EpochSeconds, time.Since(start).Seconds())
 		if s.Recorder != nil {
 			ev := Event{Epoch: epoch, Batches: batches, Images: n, Elapsed: time.Since(start), LogLik: stats.LogLik,
 				Theta: theta, Reseeded: reseeded,
 				State: &Checkpoint{Epoch: epoch, LogLik: res.LogLik, EpochSeconds: res.EpochSeconds, Reseeded: res.Reseeded,
-					Theta: theta, LogPrior: logPrior, Images: n, Config: withBatch(cfg, 0)}}
+					Theta: theta, LogPrior: logPrior, Variance: variance, Images: n, Config: withBatch(cfg, 0), Running: running}}
 			if err := s.Recorder.Record(ev); err != nil {
 				return nil, err
 			}
@@ -240,6 +292,29 @@ func Train(src Source, s Settings) (*Result, error) {
 		res.Theta, res.LogPrior = theta, logPrior
 	}
 	return res, nil
+}
+
+// update returns the M-step's θ and log mixing weights (nil unless mixing)
+// from the statistics s, naming the epoch in a *mstep.NonFiniteError.
+func update(cfg graph.Config, s *mstep.Stats, epoch int, mixing bool) (theta, logPrior *tensor.Dense, err error) {
+	theta, logPrior, err = mstep.Update(cfg, s)
+	if err != nil {
+		return nil, nil, inEpoch(err, epoch)
+	}
+	if !mixing {
+		logPrior = nil
+	}
+	return theta, logPrior, nil
+}
+
+// inEpoch wraps an error of the M-step, naming the epoch in a
+// *mstep.NonFiniteError.
+func inEpoch(err error, epoch int) error {
+	var nf *mstep.NonFiniteError
+	if errors.As(err, &nf) {
+		nf.Epoch = epoch
+	}
+	return fmt.Errorf("em: %w", err)
 }
 
 // nonFinite returns the index of the first NaN or Inf in v, or −1.

@@ -15,6 +15,7 @@ import (
 type Graph struct {
 	step    *graph.Step
 	uniform *tensor.Dense // zero log weights, for a nil logPrior
+	beta    *tensor.Dense // the inverse temperature, shape (1)
 }
 
 // Result is the E-step of one batch of n images. Its tensors belong to the
@@ -28,18 +29,21 @@ type Result struct {
 }
 
 // New returns the E-step graph of cfg built from ops, compiled for a full
-// batch.
+// batch. Its inputs are the images, θ, the log mixing weights and the
+// inverse temperature β of the log joint (LogJoint): 1 in the paper, 1/σ²
+// for kernels of variance σ², and a schedule under deterministic
+// annealing (Ueda & Nakano 1998).
 func New(cfg graph.Config, ops graph.Ops) (*Graph, error) {
-	step, err := graph.NewStep(cfg, []graph.Input{graph.Images(cfg), graph.Kernels(cfg), graph.LogPrior(cfg)},
+	step, err := graph.NewStep(cfg, []graph.Input{graph.Images(cfg), graph.Kernels(cfg), graph.LogPrior(cfg), graph.InverseTemperature()},
 		func(_ *G.ExprGraph, in []*G.Node) ([]*G.Node, error) {
+			w, bias, err := tempered(in[1], in[2], in[3])
+			if err != nil {
+				return nil, err
+			}
 			// An op set that fuses the convolution and the posterior;
 			// else the log joint, then the model's posterior.
 			if jp, ok := ops.(graph.JointPosterior); ok {
-				bias, err := graph.KernelBias(in[1], in[2])
-				if err != nil {
-					return nil, fmt.Errorf("estep: bias: %w", err)
-				}
-				logJoint, logMarg, post, logCounts, err := jp.LogJointPosterior(in[0], in[1], bias, cfg.Pad, cfg.Model)
+				logJoint, logMarg, post, logCounts, err := jp.LogJointPosterior(in[0], w, bias, cfg.Pad, cfg.Model)
 				switch {
 				case err == nil:
 					return []*G.Node{logJoint, logMarg, post, logCounts}, nil
@@ -47,9 +51,9 @@ func New(cfg graph.Config, ops graph.Ops) (*Graph, error) {
 					return nil, fmt.Errorf("estep: %w", err)
 				}
 			}
-			logJoint, err := LogJoint(ops, cfg.Pad, in[0], in[1], in[2])
+			logJoint, err := ops.Conv2d(in[0], w, bias, cfg.Pad)
 			if err != nil {
-				return nil, err
+				return nil, fmt.Errorf("estep: log joint: %w", err)
 			}
 			posterior := ops.Posterior
 			if cfg.Model == graph.PatchModel {
@@ -64,21 +68,38 @@ func New(cfg graph.Config, ops graph.Ops) (*Graph, error) {
 	if err != nil {
 		return nil, fmt.Errorf("estep: %w", err)
 	}
-	return &Graph{step: step, uniform: zeros(cfg.Kernels)}, nil
+	return &Graph{step: step, uniform: zeros(cfg.Kernels), beta: zeros(1)}, nil
 }
 
 // LogJoint adds to the graph of x (n,C,H,W) and θ (K,C,w,w) the log joint
-// L = Conv2d(x, θ, bias −½‖θ_k‖² + logPrior[k], padding pad) built from ops.
-func LogJoint(ops graph.Ops, pad int, x, theta, logPrior *G.Node) (*G.Node, error) {
-	bias, err := graph.KernelBias(theta, logPrior)
+// at inverse temperature β (1),
+//
+//	L = Conv2d(x, βθ, bias −½β‖θ_k‖² + logPrior[k], padding pad)
+//
+// built from ops: β(θ_k·x_u − ½‖θ_k‖²) + log π_k, the Gaussian part of
+// kernels of variance 1/β (1 in the paper).
+func LogJoint(ops graph.Ops, pad int, x, theta, logPrior, beta *G.Node) (*G.Node, error) {
+	w, bias, err := tempered(theta, logPrior, beta)
 	if err != nil {
-		return nil, fmt.Errorf("estep: bias: %w", err)
+		return nil, err
 	}
-	l, err := ops.Conv2d(x, theta, bias, pad)
+	l, err := ops.Conv2d(x, w, bias, pad)
 	if err != nil {
 		return nil, fmt.Errorf("estep: log joint: %w", err)
 	}
 	return l, nil
+}
+
+// tempered returns the weights βθ and the bias −½β‖θ_k‖² + logPrior[k] of
+// the log joint at inverse temperature β.
+func tempered(theta, logPrior, beta *G.Node) (w, bias *G.Node, err error) {
+	if w, err = graph.Scale(theta, beta); err != nil {
+		return nil, nil, fmt.Errorf("estep: %w", err)
+	}
+	if bias, err = graph.KernelBias(theta, logPrior, beta); err != nil {
+		return nil, nil, fmt.Errorf("estep: bias: %w", err)
+	}
+	return w, bias, nil
 }
 
 // Step returns the compiled step, to inspect its graph.
@@ -88,10 +109,19 @@ func (g *Graph) Step() *graph.Step { return g.step }
 // kernels θ (K,C,w,w) and log mixing weights logPrior (K; nil for uniform
 // weights, as in the paper).
 func (g *Graph) Run(x, theta, logPrior *tensor.Dense) (*Result, error) {
+	return g.RunTempered(x, theta, logPrior, 1)
+}
+
+// RunTempered is Run at inverse temperature beta (LogJoint): the
+// Gaussian part of the log joint is scaled by β, so the posterior is
+// softer for β < 1 and harder for β > 1, and the log marginal and LL are
+// those of the scaled joint.
+func (g *Graph) RunTempered(x, theta, logPrior *tensor.Dense, beta float32) (*Result, error) {
 	if logPrior == nil {
 		logPrior = g.uniform
 	}
-	out, err := g.step.Run(x, theta, logPrior)
+	g.beta.Data().([]float32)[0] = beta
+	out, err := g.step.Run(x, theta, logPrior, g.beta)
 	if err != nil {
 		return nil, fmt.Errorf("estep: %w", err)
 	}

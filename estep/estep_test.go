@@ -26,8 +26,9 @@ func exp(v []float64) []float64 {
 
 // TestEStep compares every output of the E-step with direct float64 loops,
 // with uniform and with random mixing weights, on a full batch, a tail
-// batch and a full batch again, for every op set; and the features, for
-// each kind of pooling.
+// batch and a full batch again (at inverse temperature β = 0.6), for every
+// op set; and the features (of variance 1/β on the last batch), for each
+// kind of pooling.
 func TestEStep(t *testing.T) {
 	cases := []struct {
 		name string
@@ -73,13 +74,26 @@ func TestEStep(t *testing.T) {
 							}
 							prior = tensor.New(tensor.WithShape(c.Kernels), tensor.WithBacking(w))
 						}
-						r, err := g.Run(x, theta, prior)
+						beta := 1.0
+						if run == 2 {
+							beta = 0.6
+						}
+						r, err := g.RunTempered(x, theta, prior, float32(beta))
 						if err != nil {
 							t.Fatal(err)
 						}
-						want := l.E(xv, tv, prior64)
+						// β scales the Gaussian part, not the log weights.
+						uh, uw := c.Positions()
+						tempered := l.LogJoint(xv, tv, nil)
+						for i := range tempered {
+							tempered[i] *= beta
+							if prior64 != nil {
+								tempered[i] += prior64[i/(uh*uw)%c.Kernels]
+							}
+						}
+						want := l.EFrom(tempered)
 						if model == graph.PatchModel {
-							want = l.EPatch(xv, tv, prior64)
+							want = l.EPatchFrom(tempered)
 						}
 						for _, chk := range []struct {
 							name string
@@ -105,7 +119,6 @@ func TestEStep(t *testing.T) {
 						if math.Abs(r.LogLik-ll) > 1e-5*(1+math.Abs(ll)) {
 							t.Errorf("n=%d: loglik %v, want %v", n, r.LogLik, ll)
 						}
-						uh, uw := c.Positions()
 						for _, name := range pools {
 							p, err := graph.ParsePooling(name)
 							if err != nil {
@@ -117,10 +130,10 @@ func TestEStep(t *testing.T) {
 							}
 							got := make([]float32, n*f.Len())
 							xc, tc := slices.Clone(xv), slices.Clone(tv)
-							if err := f.RunInto(got, x, []estep.StageParams{{Theta: theta, LogPrior: prior}}); err != nil {
+							if err := f.RunInto(got, x, []estep.StageParams{{Theta: theta, LogPrior: prior, Variance: 1 / beta}}); err != nil {
 								t.Fatal(err)
 							}
-							maps := want.LogJoint
+							maps := tempered
 							if p.Posterior {
 								maps = naive.KernelSoftmax(maps, n, c.Kernels, uh*uw)
 							}

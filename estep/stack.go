@@ -19,6 +19,10 @@ type Stage struct {
 type StageParams struct {
 	Theta    *tensor.Dense // (K,C,w,w)
 	LogPrior *tensor.Dense // (K); nil for uniform weights
+	// Variance is σ², the variance of the stage's Gaussians: its log joint
+	// is taken at inverse temperature 1/σ² (LogJoint). 0 is read as 1, the
+	// paper's.
+	Variance float64
 	// Scale and Shift (K) standardise the transformed maps, channel by
 	// channel (graph.ChannelAffine); needed for every stage whose maps feed
 	// another.
@@ -39,6 +43,7 @@ type StackGraph struct {
 	affine  []bool // whether stage j's scale and shift are inputs
 	outs    []int  // values per image of each output
 	uniform []*tensor.Dense
+	betas   []*tensor.Dense // each stage's inverse temperature, shape (1)
 }
 
 // NewMaps returns the graph whose output is what a layer on top of the
@@ -135,22 +140,24 @@ func newStack(stages []Stage, ops graph.Ops, transformed int, affine []bool, out
 	s := &StackGraph{stages: stages, affine: affine, outs: outs}
 	for j, st := range stages {
 		c := st.Config
-		inputs = append(inputs, graph.Kernels(c).Named(fmt.Sprint("theta", j+1)), graph.LogPrior(c).Named(fmt.Sprint("logprior", j+1)))
+		inputs = append(inputs, graph.Kernels(c).Named(fmt.Sprint("theta", j+1)), graph.LogPrior(c).Named(fmt.Sprint("logprior", j+1)),
+			graph.InverseTemperature().Named(fmt.Sprint("beta", j+1)))
 		if affine[j] {
 			inputs = append(inputs, graph.LogPrior(c).Named(fmt.Sprint("scale", j+1)), graph.LogPrior(c).Named(fmt.Sprint("shift", j+1)))
 		}
 		s.uniform = append(s.uniform, zeros(c.Kernels))
+		s.betas = append(s.betas, zeros(1))
 	}
 	step, err := graph.NewStep(stages[0].Config, inputs, func(_ *G.ExprGraph, in []*G.Node) ([]*G.Node, error) {
 		xs := []*G.Node{in[0]}
 		var logJoints []*G.Node
 		at := 1
 		for j, st := range stages {
-			l, err := LogJoint(ops, st.Config.Pad, xs[j], in[at], in[at+1])
+			l, err := LogJoint(ops, st.Config.Pad, xs[j], in[at], in[at+1], in[at+2])
 			if err != nil {
 				return nil, fmt.Errorf("estep: layer %d: %w", j+1, err)
 			}
-			at += 2
+			at += 3
 			logJoints = append(logJoints, l)
 			if j >= transformed {
 				continue
@@ -199,7 +206,12 @@ func (s *StackGraph) RunInto(dst []float32, x *tensor.Dense, params []StageParam
 		if lp == nil {
 			lp = s.uniform[j]
 		}
-		in = append(in, p.Theta, lp)
+		beta := s.betas[j]
+		beta.Data().([]float32)[0] = 1
+		if p.Variance != 0 {
+			beta.Data().([]float32)[0] = float32(1 / p.Variance)
+		}
+		in = append(in, p.Theta, lp, beta)
 		if s.affine[j] {
 			if p.Scale == nil || p.Shift == nil {
 				return fmt.Errorf("estep: layer %d has no standardisation", j+1)

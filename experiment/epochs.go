@@ -136,7 +136,7 @@ func withTopKernels(st *em.Stack, cp *em.Checkpoint) *em.Stack {
 	at.Layers = slices.Clone(st.Layers)
 	top := len(at.Layers) - 1
 	res := *at.Layers[top].Result
-	res.Theta, res.LogPrior = cp.Theta, cp.LogPrior
+	res.Theta, res.LogPrior, res.Variance = cp.Theta, cp.LogPrior, cp.Variance
 	at.Layers[top].Result = &res
 	return &at
 }

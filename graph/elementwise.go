@@ -93,23 +93,25 @@ func (op expOp) Do(vals ...G.Value) (G.Value, error) {
 	return out, nil
 }
 
-// KernelBias adds to θ's graph a node computing, for kernels θ (K,…) and
-// log mixing weights logPrior (K),
+// KernelBias adds to θ's graph a node computing, for kernels θ (K,…), log
+// mixing weights logPrior (K) and an inverse temperature β (1),
 //
-//	bias[k] = −½‖θ_k‖² + logPrior[k]
+//	bias[k] = −½β‖θ_k‖² + logPrior[k]
 //
 // with the squares summed in float64: the bias that turns a convolution
-// with θ into the log joint of the Gaussian mixture. With logPrior zero
-// the mixture's weights are uniform, as in the paper.
-func KernelBias(theta, logPrior *G.Node) (*G.Node, error) {
-	ts, ps := theta.Shape(), logPrior.Shape()
-	if ts.Dims() < 2 || ps.Dims() != 1 || ps[0] != ts[0] {
-		return nil, fmt.Errorf("graph: kernel bias: shapes %v and %v, want (K,…) and (K)", ts, ps)
+// with βθ into the log joint of the Gaussian mixture of variance 1/β
+// (up to terms that do not depend on the kernel). With logPrior zero the
+// mixture's weights are uniform, and with β = 1 the variance is 1, as in
+// the paper.
+func KernelBias(theta, logPrior, beta *G.Node) (*G.Node, error) {
+	ts, ps, bs := theta.Shape(), logPrior.Shape(), beta.Shape()
+	if ts.Dims() < 2 || ps.Dims() != 1 || ps[0] != ts[0] || bs.Dims() != 1 || bs[0] != 1 {
+		return nil, fmt.Errorf("graph: kernel bias: shapes %v, %v and %v, want (K,…), (K) and (1)", ts, ps, bs)
 	}
-	if err := checkFloat32("kernel bias", theta, logPrior); err != nil {
+	if err := checkFloat32("kernel bias", theta, logPrior, beta); err != nil {
 		return nil, err
 	}
-	return apply("kernel bias", kernelBiasOp{newBase(sig(1, ts.Dims(), 1), "KernelBias/%d", ts.Dims())}, theta, logPrior)
+	return apply("kernel bias", kernelBiasOp{newBase(sig(1, ts.Dims(), 1, 1), "KernelBias/%d", ts.Dims())}, theta, logPrior, beta)
 }
 
 type kernelBiasOp struct{ opBase }
@@ -127,9 +129,9 @@ func (op kernelBiasOp) Do(vals ...G.Value) (G.Value, error) {
 	if err != nil {
 		return nil, err
 	}
-	w, prior, k := in[0], in[1], shapes[0][0]
-	if len(prior) != k {
-		return nil, fmt.Errorf("graph: kernel bias: %d log weights for %d kernels", len(prior), k)
+	w, prior, beta, k := in[0], in[1], in[2], shapes[0][0]
+	if len(prior) != k || len(beta) != 1 {
+		return nil, fmt.Errorf("graph: kernel bias: %d log weights and %d temperatures for %d kernels", len(prior), len(beta), k)
 	}
 	out := op.out.get(tensor.Float32, k)
 	o := out.Data().([]float32)
@@ -139,7 +141,40 @@ func (op kernelBiasOp) Do(vals ...G.Value) (G.Value, error) {
 		for _, v := range w[kk*row : (kk+1)*row] {
 			s += float64(v) * float64(v)
 		}
-		o[kk] = float32(-s/2 + float64(prior[kk]))
+		o[kk] = float32(-float64(beta[0])*s/2 + float64(prior[kk]))
+	}
+	return out, nil
+}
+
+// Scale adds to x's graph a node computing s·x elementwise, for x of any
+// shape and a scale s of shape (1): the kernels βθ of a log joint at
+// inverse temperature β (KernelBias).
+func Scale(x, s *G.Node) (*G.Node, error) {
+	xs, ss := x.Shape(), s.Shape()
+	if ss.Dims() != 1 || ss[0] != 1 || xs.Dims() < 1 {
+		return nil, fmt.Errorf("graph: scale: shapes %v and %v, want (…) and (1)", xs, ss)
+	}
+	if err := checkFloat32("scale", x, s); err != nil {
+		return nil, err
+	}
+	return apply("scale", scaleOp{sameShape{newBase(sig(xs.Dims(), xs.Dims(), 1), "Scale/%d", xs.Dims())}}, x, s)
+}
+
+type scaleOp struct{ sameShape }
+
+func (op scaleOp) Do(vals ...G.Value) (G.Value, error) {
+	in, shapes, err := op.inputs(vals)
+	if err != nil {
+		return nil, err
+	}
+	x, s := in[0], in[1]
+	if len(s) != 1 {
+		return nil, fmt.Errorf("graph: scale: %d scales, want 1", len(s))
+	}
+	out := op.out.get(tensor.Float32, shapes[0]...)
+	o := out.Data().([]float32)
+	for i, v := range x {
+		o[i] = s[0] * v
 	}
 	return out, nil
 }

@@ -21,8 +21,9 @@ const (
 	//	ℓ[n] = logsumexp_{k,u} L[n,k,u],  γ[n,k,u] = exp(L[n,k,u] − ℓ[n])
 	ImageModel Model = iota
 	// PatchModel makes every patch of every image a draw from the mixture
-	// of K Gaussians N(θ_k, I), independently (a Gaussian mixture over
-	// patches, as convolutional k-means assumes, with soft assignments).
+	// of K Gaussians N(θ_k, σ²I), independently (a Gaussian mixture over
+	// patches, as convolutional k-means assumes, with soft assignments;
+	// σ² = 1 unless learned, when L is taken at inverse temperature 1/σ²).
 	// The posterior is over kernels at each position:
 	//
 	//	ℓ[n] = Σ_u logsumexp_k L[n,k,u],  γ[n,k,u] = exp(L[n,k,u] − logsumexp_j L[n,j,u])

@@ -32,6 +32,11 @@ func LogPrior(c Config) Input {
 	return Input{Name: "logprior", Shape: func(int) tensor.Shape { return tensor.Shape{c.Kernels} }}
 }
 
+// InverseTemperature is the input β (1) of a tempered E-step.
+func InverseTemperature() Input {
+	return Input{Name: "beta", Shape: func(int) tensor.Shape { return tensor.Shape{1} }}
+}
+
 // Posterior is the input γ (n,K,Uh,Uw) of a layer of configuration c.
 func Posterior(c Config) Input {
 	return Input{Name: "posterior", Batched: true, Shape: c.MapShape}

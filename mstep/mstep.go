@@ -3,6 +3,7 @@ package mstep
 import (
 	"fmt"
 	"math"
+	"strings"
 
 	"calm/graph"
 
@@ -57,6 +58,10 @@ type Stats struct {
 	LogCounts []float64 // b_k = log Σ_{n,u} γ[n,k,u]
 	LogLik    float64   // Σ_n ℓ[n]
 	Images    int       // images added so far
+
+	// PatchEnergy is Σ_n Σ_u ‖x_{n,u}‖² over every patch (AddPatchEnergy),
+	// for Variance; left 0 when the variance is not learned.
+	PatchEnergy float64
 }
 
 // NewStats returns empty statistics for cfg.
@@ -104,17 +109,24 @@ func logAddExp(a, b float64) float64 {
 // unknown).
 type NonFiniteError struct {
 	Epoch  int
-	Kernel int
+	Kernel int    // −1 for the shared variance
 	What   string // "numerator", "count" or "kernel"
 	Value  float64
 }
 
 func (e *NonFiniteError) Error() string {
-	where := fmt.Sprintf("kernel %d", e.Kernel)
+	var where []string
 	if e.Epoch > 0 {
-		where = fmt.Sprintf("epoch %d, %s", e.Epoch, where)
+		where = append(where, fmt.Sprintf("epoch %d", e.Epoch))
 	}
-	return fmt.Sprintf("mstep: %s: %s is %v (numerical precision limit reached)", where, e.What, e.Value)
+	if e.Kernel >= 0 {
+		where = append(where, fmt.Sprintf("kernel %d", e.Kernel))
+	}
+	what := fmt.Sprintf("%s is %v (numerical precision limit reached)", e.What, e.Value)
+	if len(where) == 0 {
+		return "mstep: " + what
+	}
+	return "mstep: " + strings.Join(where, ", ") + ": " + what
 }
 
 // MinLogPrior is the floor of the learned log mixing weights: a kernel
@@ -160,4 +172,65 @@ func Update(cfg graph.Config, s *Stats) (theta, logPrior *tensor.Dense, err erro
 	theta = tensor.New(tensor.WithShape(cfg.KernelShape()...), tensor.WithBacking(th))
 	logPrior = tensor.New(tensor.WithShape(cfg.Kernels), tensor.WithBacking(lp))
 	return theta, logPrior, nil
+}
+
+// AddPatchEnergy adds to s the energy Σ_u ‖x_u‖² of every patch of the
+// images x (n·C·H·W values of cfg's images) and returns that of x: what
+// Variance needs besides S and the counts. A pixel counts once for each
+// window that covers it (padding adds zeros).
+func (s *Stats) AddPatchEnergy(cfg graph.Config, x []float32) float64 {
+	uh, uw := cfg.Positions()
+	cover := func(i, positions int) float64 { // windows over row or column i
+		lo, hi := max(i+cfg.Pad-cfg.Width+1, 0), min(i+cfg.Pad, positions-1)
+		return float64(max(hi-lo+1, 0))
+	}
+	var e float64
+	plane := cfg.Rows * cfg.Cols
+	for i, v := range x {
+		p := i % plane
+		e += float64(v) * float64(v) * cover(p/cfg.Cols, uh) * cover(p%cfg.Cols, uw)
+	}
+	s.PatchEnergy += e
+	return e
+}
+
+// MinVariance is the floor of a learned variance, against kernels that
+// fit their patches exactly.
+const MinVariance = 1e-4
+
+// Variance returns the patch model's shared variance σ² that maximises
+// the expected log-likelihood for the new kernels θ (from Update) and an
+// epoch's statistics (with AddPatchEnergy):
+//
+//	σ² = Σ_{n,u,k} γ[n,k,u]·‖x_u − θ_k‖² / (D·Σ_k N_k)
+//	   = (Σ_{n,u} ‖x_u‖² − 2 Σ_k θ_k·S_k + Σ_k N_k‖θ_k‖²) / (D·Σ_k N_k)
+//
+// with D = C·w·w, which holds because the posterior over kernels sums to
+// 1 at every position; the paper's model has no such identity, and an
+// error is returned for it.
+func Variance(cfg graph.Config, s *Stats, theta *tensor.Dense) (float64, error) {
+	if cfg.Model != graph.PatchModel {
+		return 0, fmt.Errorf("mstep: a learned variance needs the patch model, not the %v model", cfg.Model)
+	}
+	d := cfg.KernelLen()
+	th := theta.Data().([]float32)
+	if len(th) != cfg.Kernels*d || len(s.Numerator) != len(th) {
+		return 0, fmt.Errorf("mstep: variance of %d kernel values from statistics of %d", len(th), len(s.Numerator))
+	}
+	sum, patches := s.PatchEnergy, 0.0
+	for k, b := range s.LogCounts {
+		nk := math.Exp(b)
+		patches += nk
+		var dot, sq float64
+		for i, t := range th[k*d : (k+1)*d] {
+			dot += float64(t) * s.Numerator[k*d+i]
+			sq += float64(t) * float64(t)
+		}
+		sum += -2*dot + nk*sq
+	}
+	v := sum / (float64(d) * patches)
+	if math.IsNaN(v) || math.IsInf(v, 0) {
+		return 0, &NonFiniteError{Kernel: -1, What: "variance", Value: v}
+	}
+	return max(v, MinVariance), nil
 }

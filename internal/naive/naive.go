@@ -129,9 +129,14 @@ type EStep struct {
 // E runs the E-step with direct loops; a nil logPrior means uniform
 // weights.
 func (l Layer) E(x, theta []float32, logPrior []float64) EStep {
+	return l.EFrom(l.LogJoint(x, theta, logPrior))
+}
+
+// EFrom runs the E-step of the paper's model from a log joint (N,K,Uh,Uw).
+func (l Layer) EFrom(logJoint []float64) EStep {
 	uh, uw := l.Positions()
 	u := uh * uw
-	e := EStep{LogJoint: l.LogJoint(x, theta, logPrior)}
+	e := EStep{LogJoint: logJoint}
 	e.LogMarginal = make([]float64, l.N)
 	e.LogPosterior = make([]float64, len(e.LogJoint))
 	e.Features = make([]float64, l.N*l.K)
@@ -169,9 +174,15 @@ func (l Layer) logCounts(logPost []float64) []float64 {
 // marginal the sum over positions of logsumexp_k L, and the log counts;
 // Features as in E.
 func (l Layer) EPatch(x, theta []float32, logPrior []float64) EStep {
+	return l.EPatchFrom(l.LogJoint(x, theta, logPrior))
+}
+
+// EPatchFrom runs the E-step of the patch model from a log joint
+// (N,K,Uh,Uw).
+func (l Layer) EPatchFrom(logJoint []float64) EStep {
 	uh, uw := l.Positions()
 	u := uh * uw
-	e := l.E(x, theta, logPrior)
+	e := l.EFrom(logJoint)
 	col := make([]float64, l.K)
 	for n := 0; n < l.N; n++ {
 		e.LogMarginal[n] = 0
@@ -302,6 +313,33 @@ func KernelSoftmax(m []float64, n, k, u int) []float64 {
 			lse := LogSumExp(col)
 			for kk := range col {
 				out[(i*k+kk)*u+p] = math.Exp(col[kk] - lse)
+			}
+		}
+	}
+	return out
+}
+
+// Distances returns ‖patch_u(x_n) − θ_k‖², (N,K,Uh,Uw), summed over the
+// C·Width·Width values of each patch.
+func (l Layer) Distances(x, theta []float32) []float64 {
+	uh, uw := l.Positions()
+	d := l.C * l.Width * l.Width
+	out := make([]float64, l.N*l.K*uh*uw)
+	for n := 0; n < l.N; n++ {
+		for k := 0; k < l.K; k++ {
+			for y := 0; y < uh; y++ {
+				for xx := 0; xx < uw; xx++ {
+					var s float64
+					for c := 0; c < l.C; c++ {
+						for a := 0; a < l.Width; a++ {
+							for b := 0; b < l.Width; b++ {
+								v := l.Pixel(x, n, c, y+a, xx+b) - float64(theta[k*d+(c*l.Width+a)*l.Width+b])
+								s += v * v
+							}
+						}
+					}
+					out[((n*l.K+k)*uh+y)*uw+xx] = s
+				}
 			}
 		}
 	}

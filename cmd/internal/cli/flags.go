@@ -58,8 +58,8 @@ type Flags struct {
 	Preset, Data, Out, Init, InitFrom, Ops, Pool, Labels, Graph, Resume, Layers, C, Model string
 	Epochs, Limit, Kernels, Width, Pad, Batch, InitSample, Validation, Seeds, Whiten      int
 	Seed                                                                                  uint64
-	Tol, RepairCount, RepairCosine, WhitenEpsilon                                         float64
-	Mixing, Eval, Pixels, Features, Quiet, EpochCurve, PickEpoch                          bool
+	Tol, RepairCount, RepairCosine, WhitenEpsilon, Stepwise, Anneal                       float64
+	Mixing, LearnVariance, Eval, Pixels, Features, Quiet, EpochCurve, PickEpoch           bool
 
 	presets []Preset
 	generic map[string]string // each flag's default outside any preset
@@ -96,6 +96,9 @@ func NewFlags(name string, presets ...Preset) *Flags {
 	fs.IntVar(&f.Whiten, "whiten", 0, "whiten the images in front of layer 1 by a ZCA filter of this odd width (0: off)")
 	fs.Float64Var(&f.WhitenEpsilon, "whiten-eps", experiment.DefaultWhitenEpsilon, "ε of the whitening: variance added to every eigenvalue of the patch covariance")
 	fs.BoolVar(&f.Mixing, "mixing", false, "learn the mixing weights π_k (the paper's are uniform)")
+	fs.BoolVar(&f.LearnVariance, "learn-variance", false, "learn the variance σ² the patch model's Gaussians share (the paper fixes it to 1); the features use it too")
+	fs.Float64Var(&f.Anneal, "anneal", 0, "deterministic annealing: the E-step's inverse temperature β in the first epoch, moved geometrically to 1 by the last (0: off, EM)")
+	fs.Float64Var(&f.Stepwise, "stepwise", 0, "stepwise (online) EM: update θ after every batch with step size (t+1)^-α for this α in (0, 1] (0: batch EM, the paper's)")
 	fs.Float64Var(&f.RepairCount, "repair-count", 0, "after an epoch, re-seed kernels whose expected count is below this (0 = off)")
 	fs.Float64Var(&f.RepairCosine, "repair-cosine", 0, "after an epoch, re-seed kernels this similar (cosine) to a lower one (0 = off)")
 	fs.StringVar(&f.Ops, "ops", graph.OpSets()[0].Name(), fmt.Sprintf("op set of the graphs: %s", strings.Join(opSetNames(), ", ")))
@@ -285,7 +288,7 @@ func (f *Flags) Settings(c int) (em.Settings, error) {
 		return em.Settings{}, UsageError{err}
 	}
 	s := em.Settings{Kernels: f.Kernels, Width: f.Width, Pad: f.Pad, Batch: f.Batch, MaxEpochs: maxEpochs(f.Epochs), Tol: f.Tol,
-		Seed: f.Seed, InitFrom: from, InitSample: f.InitSample, Mixing: f.Mixing, Model: model,
+		Seed: f.Seed, InitFrom: from, InitSample: f.InitSample, Mixing: f.Mixing, Model: model, Stepwise: f.Stepwise, Anneal: f.Anneal, LearnVariance: f.LearnVariance,
 		Repair: em.Repair{MinCount: f.RepairCount, MaxCosine: f.RepairCosine}, Ops: ops}
 	if f.Init == "" {
 		return s, nil
