@@ -386,6 +386,17 @@ func smallPlanted(t *testing.T, seed uint64, n, k int) (pix []float32, src em.So
 	return pix, src, init
 }
 
+// checkLogLik reports each epoch whose LL is not within a relative 1e-5 of
+// the float64 loops' want.
+func checkLogLik(t *testing.T, got, want []float64) {
+	t.Helper()
+	for e, w := range want {
+		if math.Abs(got[e]-w) > 1e-5*math.Abs(w) {
+			t.Errorf("LL of epoch %d %v, float64 loops %v", e+1, got[e], w)
+		}
+	}
+}
+
 // matchLoops trains len(wantLL) epochs on src from init with s, for every
 // op set, and compares each epoch's LL and the last θ with those of float64
 // loops.
@@ -400,11 +411,7 @@ func matchLoops(t *testing.T, src em.Source, s em.Settings, init []float32, want
 			if err != nil {
 				t.Fatal(err)
 			}
-			for e, w := range wantLL {
-				if math.Abs(got.LogLik[e]-w) > 1e-5*math.Abs(w) {
-					t.Errorf("LL of epoch %d %v, float64 loops %v", e+1, got.LogLik[e], w)
-				}
-			}
+			checkLogLik(t, got.LogLik, wantLL)
 			// θ: float32 sums of posterior-weighted pixels.
 			wt := make([]float64, len(wantTheta))
 			for i, v := range wantTheta {
@@ -478,11 +485,7 @@ func TestLearnVariance(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			for e, w := range wantLL {
-				if math.Abs(got.LogLik[e]-w) > 1e-5*math.Abs(w) {
-					t.Errorf("LL of epoch %d %v, float64 loops %v", e+1, got.LogLik[e], w)
-				}
-			}
+			checkLogLik(t, got.LogLik, wantLL)
 			if msg := graphtest.CloseTo(got.Theta.Data().([]float32), float64s(theta), 1e-4); msg != "" {
 				t.Errorf("θ after 2 epochs%s", msg)
 			}
