@@ -52,6 +52,15 @@ func NewLayerRecord(c graph.Config) LayerRecord {
 	return LayerRecord{Kernels: c.Kernels, Width: c.Width, Pad: c.Pad, Input: [3]int{c.Channels, c.Rows, c.Cols}, Model: c.Model}
 }
 
+// checkVariance reports a recorded variance that is negative or not
+// finite (0, absent, is the paper's 1).
+func (r LayerRecord) checkVariance() error {
+	if r.Variance < 0 || math.IsNaN(r.Variance) || math.IsInf(r.Variance, 0) {
+		return fmt.Errorf("variance %v: want a finite σ² > 0, or none", r.Variance)
+	}
+	return nil
+}
+
 // Record returns the record of a trained layer: its configuration, weights
 // and history; θ's file name is left for the caller, who writes it.
 func (t *Trained) Record(top bool) LayerRecord {
@@ -194,8 +203,8 @@ func LoadStack(dir string) (*Stack, error) {
 		if err != nil {
 			return nil, fmt.Errorf("em: %s: layer %d: %w", path, l+1, err)
 		}
-		if rec.Variance < 0 || math.IsNaN(rec.Variance) || math.IsInf(rec.Variance, 0) {
-			return nil, fmt.Errorf("em: %s: layer %d: variance %v", path, l+1, rec.Variance)
+		if err := rec.checkVariance(); err != nil {
+			return nil, fmt.Errorf("em: %s: layer %d: %w", path, l+1, err)
 		}
 		res := &Result{Layer: Layer{Theta: theta, LogPrior: logPrior, Pad: rec.Pad, Variance: rec.Variance}, LogLik: rec.LogLik, EpochSeconds: rec.EpochSeconds, Reseeded: rec.Reseeded, Config: cfg}
 		if rec.Status == Converged.String() {
@@ -264,8 +273,8 @@ func LoadCheckpoint(dir string) (*Checkpoint, error) {
 	}
 	cp := &Checkpoint{Epoch: rec.Epoch, LogLik: rec.LogLik, EpochSeconds: rec.EpochSeconds,
 		Reseeded: rec.Reseeded, Theta: theta, Images: rec.Images, Running: rec.Running, Variance: rec.Variance}
-	if rec.Variance < 0 || math.IsNaN(rec.Variance) || math.IsInf(rec.Variance, 0) {
-		return nil, fmt.Errorf("em: checkpoint: variance %v", rec.Variance)
+	if err := rec.checkVariance(); err != nil {
+		return nil, fmt.Errorf("em: checkpoint: %w", err)
 	}
 	if rec.Kernels != 0 {
 		if cp.Config, err = rec.Config(1); err != nil {

@@ -1,6 +1,7 @@
 package em_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"math"
@@ -240,5 +241,23 @@ func TestCheckpointErrors(t *testing.T) {
 	}
 	if _, err := em.LoadCheckpoint(dir); err == nil || !strings.Contains(err.Error(), "unexpected end of JSON") {
 		t.Errorf("truncated record: %v", err)
+	}
+	// A recorded variance that is not a variance.
+	dir = t.TempDir()
+	cp := good
+	cp.Variance = 0.123456
+	if _, err := em.SaveCheckpoint(dir, &cp, ""); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, em.CheckpointFile)
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, bytes.Replace(raw, []byte("0.123456"), []byte("-1"), 1), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := em.LoadCheckpoint(dir); err == nil || !strings.Contains(err.Error(), "variance -1") {
+		t.Errorf("negative variance: %v", err)
 	}
 }

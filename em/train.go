@@ -82,12 +82,7 @@ type Layer struct {
 }
 
 // beta returns the inverse temperature of the layer's log joint, 1/σ².
-func (l Layer) beta() float32 {
-	if l.Variance == 0 {
-		return 1
-	}
-	return float32(1 / l.Variance)
-}
+func (l Layer) beta() float32 { return estep.InverseTemperature(l.Variance) }
 
 // Result is the outcome of Train.
 type Result struct {

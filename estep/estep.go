@@ -102,6 +102,16 @@ func tempered(theta, logPrior, beta *G.Node) (w, bias *G.Node, err error) {
 	return w, bias, nil
 }
 
+// InverseTemperature returns β = 1/σ², the inverse temperature of the log
+// joint of kernels of variance σ² (LogJoint); a variance of 0 stands for
+// the paper's, 1.
+func InverseTemperature(variance float64) float32 {
+	if variance == 0 {
+		return 1
+	}
+	return float32(1 / variance)
+}
+
 // Step returns the compiled step, to inspect its graph.
 func (g *Graph) Step() *graph.Step { return g.step }
 

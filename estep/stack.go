@@ -207,10 +207,7 @@ func (s *StackGraph) RunInto(dst []float32, x *tensor.Dense, params []StageParam
 			lp = s.uniform[j]
 		}
 		beta := s.betas[j]
-		beta.Data().([]float32)[0] = 1
-		if p.Variance != 0 {
-			beta.Data().([]float32)[0] = float32(1 / p.Variance)
-		}
+		beta.Data().([]float32)[0] = InverseTemperature(p.Variance)
 		in = append(in, p.Theta, lp, beta)
 		if s.affine[j] {
 			if p.Scale == nil || p.Shift == nil {
