@@ -20,6 +20,7 @@ type Checkpoint struct {
 	Theta        *tensor.Dense // after epoch Epoch
 	LogPrior     *tensor.Dense // the log mixing weights; nil while they are uniform
 	Variance     float64       // σ² after epoch Epoch, when learned (Settings.LearnVariance); else 0
+	Variances    []float64     // σ_k² after epoch Epoch, when learned (Settings.KernelVariances); else nil
 	Images       int           // training images: a checkpoint resumes on the same data only
 	// Running is stepwise EM's running statistics (nil for batch EM): θ
 	// alone does not say where stepwise EM stands.
@@ -56,6 +57,10 @@ func (c *Checkpoint) check(cfg graph.Config, n, maxEpochs int, stepwise, learnVa
 		return bad("of a layer %+v, the run trains %+v", c.Config, withBatch(cfg, c.Config.Batch))
 	case learnVariance != (c.Variance != 0) && c.Epoch > 0:
 		return bad("with a variance of %v, the run learns it: %v", c.Variance, learnVariance)
+	case cfg.KernelVariances != (c.Variances != nil) && c.Epoch > 0:
+		return bad("with %d variances, the run learns one per kernel: %v", len(c.Variances), cfg.KernelVariances)
+	case c.Variances != nil && len(c.Variances) != cfg.Kernels:
+		return bad("%d variances, the run has %d kernels", len(c.Variances), cfg.Kernels)
 	case stepwise && c.Epoch > 0 && c.Running == nil:
 		return bad("taken by batch EM, the run is stepwise")
 	case !stepwise && c.Running != nil:

@@ -17,9 +17,10 @@
 // ([InitMethod]), the patch model (Settings.Model, graph.PatchModel),
 // learned mixing weights (Settings.Mixing), the re-seeding of collapsed
 // kernels ([Repair]), deterministic annealing (Settings.Anneal: a tempered
-// E-step whose inverse temperature moves to 1) and stepwise EM
+// E-step whose inverse temperature moves to 1), stepwise EM
 // (Settings.Stepwise: θ updated after every batch from running statistics,
-// mstep.Running). [Whitening] whitens images in front of the first
+// mstep.Running), and learned variances, one shared
+// (Settings.LearnVariance) or one per kernel (Settings.KernelVariances). [Whitening] whitens images in front of the first
 // layer by a ZCA convolution estimated from their patches.
 //
 // The loop reports the start of a run (its seeded kernels), every batch and

@@ -514,6 +514,104 @@ func TestLearnVariance(t *testing.T) {
 	}
 }
 
+// TestKernelVariances learns a variance per kernel. Against float64
+// loops written from the model's density (log N(x_u; θ_k, σ_k²I) by squared
+// distances), two epochs must give the same LLs, θ and σ_k²; on pixels
+// drawn from N(−2, 0.2²) and N(2, 1) (kernels of one pixel), EM must find
+// both variances, 0.04 and 1; and the LL must never decrease beyond
+// rounding.
+func TestKernelVariances(t *testing.T) {
+	const n, k = 60, 4
+	pix, src, init := smallPlanted(t, 14, n, k)
+	l := naive.Layer{N: n, C: 1, Rows: smallSide, Cols: smallSide, K: k, Width: smallSize, Pad: 1}
+	uh, uw := l.Positions()
+	d := float64(smallSize * smallSize)
+	theta, variances := slices.Clone(init), []float64{1, 1, 1, 1}
+	var wantLL []float64
+	for range 2 {
+		dist := l.Distances(pix, theta)
+		lj := make([]float64, len(dist))
+		for i, v := range dist {
+			kk := i / (uh * uw) % k
+			lj[i] = -v/(2*variances[kk]) - d/2*math.Log(variances[kk])
+		}
+		e := l.EPatchFrom(lj)
+		ll := 0.0
+		for _, v := range e.LogMarginal {
+			ll += v
+		}
+		wantLL = append(wantLL, ll)
+		post := exp32(e.LogPosterior)
+		th, _ := naive.Update(l.Filter(pix, post), e.LogCounts)
+		for i, v := range th {
+			theta[i] = float32(v)
+		}
+		sum, count := make([]float64, k), make([]float64, k)
+		for i, v := range l.Distances(pix, theta) {
+			kk := i / (uh * uw) % k
+			sum[kk] += float64(post[i]) * v
+			count[kk] += float64(post[i])
+		}
+		for kk := range variances {
+			variances[kk] = sum[kk] / (d * count[kk])
+		}
+	}
+	for _, ops := range graph.OpSets() {
+		t.Run(ops.Name(), func(t *testing.T) {
+			s := em.Settings{Kernels: k, Width: smallSize, Pad: 1, Batch: 25, MaxEpochs: 2, Model: graph.PatchModel, KernelVariances: true, Ops: ops,
+				Init: tensor.New(tensor.WithShape(k, 1, smallSize, smallSize), tensor.WithBacking(slices.Clone(init)))}
+			got, err := em.Train(src, s)
+			if err != nil {
+				t.Fatal(err)
+			}
+			checkLogLik(t, got.LogLik, wantLL)
+			if msg := graphtest.CloseTo(got.Theta.Data().([]float32), float64s(theta), 1e-4); msg != "" {
+				t.Errorf("θ after 2 epochs%s", msg)
+			}
+			for kk, v := range variances {
+				if math.Abs(got.Variances[kk]-v) > 1e-5*v {
+					t.Errorf("σ² of kernel %d after 2 epochs %v, float64 loops %v", kk, got.Variances[kk], v)
+				}
+			}
+		})
+	}
+	rng := rand.New(rand.NewPCG(15, 15))
+	two := make([]float32, 200*smallSide*smallSide)
+	for i := range two {
+		if rng.IntN(2) == 0 {
+			two[i] = float32(-2 + 0.2*rng.NormFloat64())
+		} else {
+			two[i] = float32(2 + rng.NormFloat64())
+		}
+	}
+	tsrc, err := em.NewImages(two, 200, 1, smallSide, smallSide)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := em.Train(tsrc, em.Settings{Kernels: 2, Width: 1, MaxEpochs: 20, Model: graph.PatchModel, KernelVariances: true,
+		InitFrom: em.InitKMeansPP, InitSample: 400})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Until EM converges (5 epochs here) its gains dwarf the rounding; after,
+	// the LL wanders within it, which is larger than monotone allows: the
+	// narrow kernel's log joint sums terms λ_k·x², 50 a pixel, for a log
+	// density of about 1.6, so float32 rounding reaches 1e-5 of the LL.
+	head := *got
+	head.LogLik = got.LogLik[:6]
+	monotone(t, &head)
+	for e := 6; e < len(got.LogLik); e++ {
+		if got.LogLik[e] < got.LogLik[e-1]-1e-5*math.Abs(got.LogLik[e-1]) {
+			t.Errorf("LL decreased from epoch %d to %d beyond rounding: %v → %v", e, e+1, got.LogLik[e-1], got.LogLik[e])
+		}
+	}
+	v := slices.Clone(got.Variances)
+	slices.Sort(v)
+	if v[0] < 0.034 || v[0] > 0.046 || v[1] < 0.9 || v[1] > 1.1 {
+		t.Errorf("σ_k² %v on pixels of variances 0.04 and 1, want 0.034–0.046 and 0.9–1.1", got.Variances)
+	}
+}
+
 func float64s(v []float32) []float64 {
 	out := make([]float64, len(v))
 	for i, x := range v {

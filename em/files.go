@@ -30,6 +30,8 @@ type LayerRecord struct {
 	Pad     int         `json:"pad"`
 	Input   [3]int      `json:"input"` // channels, rows, columns
 	Model   graph.Model `json:"model"`
+	// KernelVariances: each kernel has its own variance (Variances).
+	KernelVariances bool `json:"kernel_variances,omitempty"`
 	// Transform is what the next layer sees of this one; nil where no
 	// layer is above it (in config.json and metrics.json).
 	Transform *graph.Transform `json:"transform,omitempty"`
@@ -37,8 +39,9 @@ type LayerRecord struct {
 
 	Theta        string    `json:"theta,omitempty"` // the θ file, beside the record's
 	LogPrior     []float32 `json:"log_prior,omitempty"`
-	Variance     float64   `json:"variance,omitempty"` // σ², when learned; absent: 1
-	Scale        []float32 `json:"scale,omitempty"`    // the standardisation of the transformed maps
+	Variance     float64   `json:"variance,omitempty"`  // σ², when learned; absent: 1
+	Variances    []float64 `json:"variances,omitempty"` // σ_k², one per kernel, with KernelVariances
+	Scale        []float32 `json:"scale,omitempty"`     // the standardisation of the transformed maps
 	Shift        []float32 `json:"shift,omitempty"`
 	LogLik       []float64 `json:"loglik,omitempty"`
 	EpochSeconds []float64 `json:"epoch_seconds,omitempty"`
@@ -49,14 +52,26 @@ type LayerRecord struct {
 // NewLayerRecord returns the record of a layer of configuration c (its
 // batch is not recorded: it changes results by float rounding only).
 func NewLayerRecord(c graph.Config) LayerRecord {
-	return LayerRecord{Kernels: c.Kernels, Width: c.Width, Pad: c.Pad, Input: [3]int{c.Channels, c.Rows, c.Cols}, Model: c.Model}
+	return LayerRecord{Kernels: c.Kernels, Width: c.Width, Pad: c.Pad, Input: [3]int{c.Channels, c.Rows, c.Cols}, Model: c.Model, KernelVariances: c.KernelVariances}
 }
 
 // checkVariance reports a recorded variance that is negative or not
-// finite (0, absent, is the paper's 1).
+// finite (0, absent, is the paper's 1), and variances per kernel that are
+// not one positive finite value for each kernel of a layer that has them.
 func (r LayerRecord) checkVariance() error {
 	if r.Variance < 0 || math.IsNaN(r.Variance) || math.IsInf(r.Variance, 0) {
 		return fmt.Errorf("variance %v: want a finite σ² > 0, or none", r.Variance)
+	}
+	if r.Variances == nil {
+		return nil
+	}
+	if !r.KernelVariances || len(r.Variances) != r.Kernels {
+		return fmt.Errorf("%d variances for %d kernels (a variance per kernel: %v)", len(r.Variances), r.Kernels, r.KernelVariances)
+	}
+	for k, v := range r.Variances {
+		if v <= 0 || math.IsNaN(v) || math.IsInf(v, 0) {
+			return fmt.Errorf("variance %v of kernel %d: want a finite σ² > 0", v, k)
+		}
 	}
 	return nil
 }
@@ -69,7 +84,7 @@ func (t *Trained) Record(top bool) LayerRecord {
 		tr := t.Transform
 		r.Transform = &tr
 	}
-	r.LogPrior, r.Variance = float32s(t.LogPrior), t.Variance
+	r.LogPrior, r.Variance, r.Variances = float32s(t.LogPrior), t.Variance, t.Variances
 	r.Scale, r.Shift = t.Scale, t.Shift
 	r.LogLik, r.EpochSeconds, r.Reseeded, r.Status = t.LogLik, t.EpochSeconds, t.Reseeded, t.Status.String()
 	return r
@@ -77,7 +92,7 @@ func (t *Trained) Record(top bool) LayerRecord {
 
 // Config returns the layer's configuration with the given batch, checked.
 func (r LayerRecord) Config(batch int) (graph.Config, error) {
-	c := graph.Config{Kernels: r.Kernels, Width: r.Width, Pad: r.Pad, Channels: r.Input[0], Rows: r.Input[1], Cols: r.Input[2], Batch: batch, Model: r.Model}
+	c := graph.Config{Kernels: r.Kernels, Width: r.Width, Pad: r.Pad, Channels: r.Input[0], Rows: r.Input[1], Cols: r.Input[2], Batch: batch, Model: r.Model, KernelVariances: r.KernelVariances}
 	return c, c.Validate()
 }
 
@@ -206,7 +221,7 @@ func LoadStack(dir string) (*Stack, error) {
 		if err := rec.checkVariance(); err != nil {
 			return nil, fmt.Errorf("em: %s: layer %d: %w", path, l+1, err)
 		}
-		res := &Result{Layer: Layer{Theta: theta, LogPrior: logPrior, Pad: rec.Pad, Variance: rec.Variance}, LogLik: rec.LogLik, EpochSeconds: rec.EpochSeconds, Reseeded: rec.Reseeded, Config: cfg}
+		res := &Result{Layer: Layer{Theta: theta, LogPrior: logPrior, Pad: rec.Pad, Variance: rec.Variance, Variances: rec.Variances}, LogLik: rec.LogLik, EpochSeconds: rec.EpochSeconds, Reseeded: rec.Reseeded, Config: cfg}
 		if rec.Status == Converged.String() {
 			res.Status = Converged
 		}
@@ -240,7 +255,7 @@ func SaveCheckpoint(dir string, cp *Checkpoint, prev string) (string, error) {
 	}
 	rec := checkpointRecord{LayerRecord: NewLayerRecord(cp.Config), Epoch: cp.Epoch, Images: cp.Images, Running: cp.Running}
 	rec.LogLik, rec.EpochSeconds, rec.Reseeded, rec.Theta = cp.LogLik, cp.EpochSeconds, cp.Reseeded, name
-	rec.LogPrior, rec.Variance = float32s(cp.LogPrior), cp.Variance
+	rec.LogPrior, rec.Variance, rec.Variances = float32s(cp.LogPrior), cp.Variance, cp.Variances
 	if err := atomicfile.WriteJSON(filepath.Join(dir, CheckpointFile), rec); err != nil {
 		return "", fmt.Errorf("em: checkpoint: %w", err)
 	}
@@ -272,7 +287,7 @@ func LoadCheckpoint(dir string) (*Checkpoint, error) {
 		return nil, fmt.Errorf("em: checkpoint: %w", err)
 	}
 	cp := &Checkpoint{Epoch: rec.Epoch, LogLik: rec.LogLik, EpochSeconds: rec.EpochSeconds,
-		Reseeded: rec.Reseeded, Theta: theta, Images: rec.Images, Running: rec.Running, Variance: rec.Variance}
+		Reseeded: rec.Reseeded, Theta: theta, Images: rec.Images, Running: rec.Running, Variance: rec.Variance, Variances: rec.Variances}
 	if err := rec.checkVariance(); err != nil {
 		return nil, fmt.Errorf("em: checkpoint: %w", err)
 	}

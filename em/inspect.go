@@ -40,7 +40,7 @@ func Responsibilities(src Source, res *Result, ops graph.Ops, count int) ([]Resp
 		return nil, nil, fmt.Errorf("em: responsibilities: %w", err)
 	}
 	pix := x.Data().([]float32)
-	r, err := e.RunTempered(x, res.Theta, res.LogPrior, res.beta())
+	r, err := res.eStep(e, x, 1)
 	if err != nil {
 		return nil, nil, fmt.Errorf("em: responsibilities: %w", err)
 	}

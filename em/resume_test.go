@@ -69,6 +69,7 @@ func TestResume(t *testing.T) {
 			{"batch", func(*em.Settings) {}},
 			{"stepwise", func(s *em.Settings) { s.Stepwise = 0.6 }},
 			{"variance", func(s *em.Settings) { s.Model, s.LearnVariance = graph.PatchModel, true }},
+			{"kernel variances", func(s *em.Settings) { s.Model, s.KernelVariances = graph.PatchModel, true }},
 		} {
 			t.Run(ops.Name()+"/"+tc.name, func(t *testing.T) {
 				s := em.Settings{Kernels: 5, Width: 4, Pad: 1, Batch: 64, MaxEpochs: 4, Seed: 3, Ops: ops,
@@ -110,8 +111,8 @@ func testResume(t *testing.T, src em.Source, s em.Settings) {
 			!slices.Equal(got.LogPrior.Data().([]float32), full.LogPrior.Data().([]float32)) {
 			t.Errorf("resumed after epoch %d: θ or π differs from the uninterrupted run", cp.Epoch)
 		}
-		if got.Variance != full.Variance {
-			t.Errorf("resumed after epoch %d: σ² %v, uninterrupted %v", cp.Epoch, got.Variance, full.Variance)
+		if got.Variance != full.Variance || !slices.Equal(got.Variances, full.Variances) {
+			t.Errorf("resumed after epoch %d: σ² %v %v, uninterrupted %v %v", cp.Epoch, got.Variance, got.Variances, full.Variance, full.Variances)
 		}
 		if !reflect.DeepEqual(got.Reseeded, full.Reseeded) {
 			t.Errorf("resumed after epoch %d: repairs %v, uninterrupted %v", cp.Epoch, got.Reseeded, full.Reseeded)
@@ -215,6 +216,7 @@ func TestCheckpointErrors(t *testing.T) {
 		}, "the run trains"},
 		{"stepwise statistics for batch EM", func(c *em.Checkpoint) { c.Running = mstep.NewRunning(5, 2*4*4) }, "taken by stepwise EM"},
 		{"a variance the run does not learn", func(c *em.Checkpoint) { c.Variance = 0.5 }, "the run learns it: false"},
+		{"variances the run does not learn", func(c *em.Checkpoint) { c.Variances = []float64{1, 1, 1, 1, 1} }, "the run learns one per kernel: false"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cp := good
@@ -259,5 +261,32 @@ func TestCheckpointErrors(t *testing.T) {
 	}
 	if _, err := em.LoadCheckpoint(dir); err == nil || !strings.Contains(err.Error(), "variance -1") {
 		t.Errorf("negative variance: %v", err)
+	}
+	// Variances per kernel: one too few, and one that is not a variance.
+	for _, tc := range []struct{ old, new, msg string }{
+		{"0.25,", "", "4 variances for 5 kernels"},
+		{"0.25", "0", "variance 0 of kernel 1"},
+	} {
+		dir = t.TempDir()
+		cp = good
+		cp.Config = graph.Config{Kernels: 5, Width: 4, Pad: 1, Channels: 2, Rows: 9, Cols: 9, Model: graph.PatchModel, KernelVariances: true}
+		cp.Variances = []float64{0.5, 0.25, 1, 2, 3}
+		if _, err := em.SaveCheckpoint(dir, &cp, ""); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := em.LoadCheckpoint(dir); err != nil {
+			t.Fatalf("a checkpoint with variances per kernel: %v", err)
+		}
+		path = filepath.Join(dir, em.CheckpointFile)
+		raw, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, bytes.Replace(raw, []byte(tc.old), []byte(tc.new), 1), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := em.LoadCheckpoint(dir); err == nil || !strings.Contains(err.Error(), tc.msg) {
+			t.Errorf("variances edited %q → %q: %v, want an error that says %q", tc.old, tc.new, err, tc.msg)
+		}
 	}
 }

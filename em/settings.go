@@ -53,6 +53,17 @@ type Settings struct {
 	// learned σ² too (Layer.Variance).
 	LearnVariance bool
 
+	// KernelVariances learns a variance σ_k² for each kernel, N(θ_k, σ_k²I)
+	// (graph.Config.KernelVariances), from 1, with the patch model: the
+	// log joint is then the whole Gaussian log density of each patch,
+	// −‖x_u − θ_k‖²/(2σ_k²) − (D/2)·log σ_k² + log π_k, the term in ‖x_u‖²
+	// deciding the posterior too, and the M-step sets σ_k² to the
+	// posterior-weighted squared distance of kernel k's patches from θ_k,
+	// per dimension (mstep.KernelVariances). The LL is the model's (up to
+	// −(D/2)·log 2π a patch) and never decreases; the features use the
+	// variances too (Layer.Variances).
+	KernelVariances bool
+
 	// Anneal, when positive, is the inverse temperature β of the first
 	// epoch's E-step (deterministic annealing, Ueda & Nakano 1998): the
 	// Gaussian part of the log joint is scaled by β (estep.LogJoint), so
@@ -181,7 +192,7 @@ func (s Settings) Normalize(n, c, h, w int) (Settings, graph.Config, error) {
 			s.Kernels, s.Width = ts[0], ts[2]
 		}
 	}
-	cfg := graph.Config{Kernels: s.Kernels, Width: s.Width, Pad: s.Pad, Channels: c, Rows: h, Cols: w, Batch: min(s.Batch, max(n, 1)), Model: s.Model}
+	cfg := graph.Config{Kernels: s.Kernels, Width: s.Width, Pad: s.Pad, Channels: c, Rows: h, Cols: w, Batch: min(s.Batch, max(n, 1)), Model: s.Model, KernelVariances: s.KernelVariances}
 	bad := func(format string, args ...any) (Settings, graph.Config, error) {
 		return s, cfg, fmt.Errorf("em: "+format, args...)
 	}
@@ -202,8 +213,10 @@ func (s Settings) Normalize(n, c, h, w int) (Settings, graph.Config, error) {
 		return bad("init sample of %d patches for %d kernels, want at least as many", s.InitSample, s.Kernels)
 	case s.Anneal < 0 || math.IsNaN(s.Anneal) || math.IsInf(s.Anneal, 0):
 		return bad("annealing from an inverse temperature of %v: want 0 (off) or a positive β", s.Anneal)
-	case s.LearnVariance && (s.Model != graph.PatchModel || s.Stepwise > 0 || s.Anneal > 0):
+	case (s.LearnVariance || s.KernelVariances) && (s.Model != graph.PatchModel || s.Stepwise > 0 || s.Anneal > 0):
 		return bad("a learned variance needs the patch model, batch EM and no annealing (the variance sets the temperature)")
+	case s.LearnVariance && s.KernelVariances:
+		return bad("a variance shared by the kernels or one per kernel: not both")
 	case s.Stepwise < 0 || s.Stepwise > 1 || math.IsNaN(s.Stepwise):
 		return bad("stepwise EM with exponent %v: want 0 (batch EM) or α in (0, 1]", s.Stepwise)
 	case s.Repair.MinCount < 0 || s.Repair.MaxCosine < 0 || s.Repair.MaxCosine > 1 || math.IsNaN(s.Repair.MinCount+s.Repair.MaxCosine):

@@ -112,7 +112,7 @@ func (s *Stack) Params(n int) []estep.StageParams {
 	params := make([]estep.StageParams, n)
 	for j := range params {
 		l := &s.Layers[j]
-		params[j] = estep.StageParams{Theta: l.Theta, LogPrior: l.LogPrior, Variance: l.Variance}
+		params[j] = estep.StageParams{Theta: l.Theta, LogPrior: l.LogPrior, Variance: l.Variance, Variances: l.Variances}
 		if l.Scale != nil {
 			params[j].Scale = vector(l.Scale)
 			params[j].Shift = vector(l.Shift)

@@ -79,10 +79,27 @@ type Layer struct {
 	// Variance is σ², the variance of the kernels' Gaussians, learned with
 	// Settings.LearnVariance; 0 is read as 1, the paper's.
 	Variance float64
+	// Variances are σ_k², one per kernel, learned with
+	// Settings.KernelVariances (graph.Config.KernelVariances); else nil.
+	Variances []float64
 }
 
-// beta returns the inverse temperature of the layer's log joint, 1/σ².
-func (l Layer) beta() float32 { return estep.InverseTemperature(l.Variance) }
+// eStep runs the E-step e on the batch x under the layer (its kernels, log
+// mixing weights and variances), its log joint's Gaussian part tempered by
+// anneal (1 but under Settings.Anneal).
+func (l Layer) eStep(e *estep.Graph, x *tensor.Dense, anneal float32) (*estep.Result, error) {
+	if l.Variances == nil {
+		return e.RunTempered(x, l.Theta, l.LogPrior, anneal*estep.InverseTemperature(l.Variance))
+	}
+	if anneal != 1 {
+		return nil, fmt.Errorf("em: annealing kernels of a variance each")
+	}
+	precision := make([]float32, len(l.Variances))
+	for k, v := range l.Variances {
+		precision[k] = estep.InverseTemperature(v)
+	}
+	return e.RunPrecise(x, l.Theta, l.LogPrior, precision)
+}
 
 // Result is the outcome of Train.
 type Result struct {
@@ -117,7 +134,7 @@ func Train(src Source, s Settings) (*Result, error) {
 	first := 1
 	if r := s.Resume; r != nil {
 		theta, logPrior, first = r.Theta, r.LogPrior, r.Epoch+1
-		res.Variance = r.Variance
+		res.Variance, res.Variances = r.Variance, slices.Clone(r.Variances)
 		if r.Running != nil {
 			running = r.Running.Clone()
 		}
@@ -134,6 +151,12 @@ func Train(src Source, s Settings) (*Result, error) {
 	} else {
 		if s.LearnVariance {
 			res.Variance = 1 // the paper's, from which EM learns it
+		}
+		if s.KernelVariances {
+			res.Variances = make([]float64, cfg.Kernels)
+			for k := range res.Variances {
+				res.Variances[k] = 1
+			}
 		}
 		if s.Mixing {
 			// Uniform weights, normalised, so that the LL of every epoch is
@@ -184,8 +207,8 @@ func Train(src Source, s Settings) (*Result, error) {
 			if i := nonFinite(xv); i >= 0 {
 				return nil, fmt.Errorf("em: image %d holds %v: the data must be finite", lo+i/cfg.ImageLen(), xv[i])
 			}
-			beta := s.beta(epoch) * res.beta()
-			er, err := e.RunTempered(x, theta, logPrior, beta)
+			now := Layer{Theta: theta, LogPrior: logPrior, Variance: res.Variance, Variances: res.Variances}
+			er, err := now.eStep(e, x, s.beta(epoch))
 			if err != nil {
 				return nil, fmt.Errorf("em: epoch %d, batch %d: %w", epoch, b+1, err)
 			}
@@ -199,11 +222,17 @@ func Train(src Source, s Settings) (*Result, error) {
 				energy := stats.AddPatchEnergy(cfg, xv)
 				uh, uw := cfg.Positions()
 				patches := float64(size * uh * uw)
-				er.LogLik += -float64(beta-1)*energy/2 + patches*float64(cfg.KernelLen())/2*math.Log(float64(beta))
+				beta := float64(estep.InverseTemperature(res.Variance))
+				er.LogLik += -(beta-1)*energy/2 + patches*float64(cfg.KernelLen())/2*math.Log(beta)
 			}
-			numer, err := m.Run(x, er.Posterior)
+			numer, kernelEnergy, err := m.RunWithEnergy(x, er.Posterior)
 			if err != nil {
 				return nil, fmt.Errorf("em: epoch %d, batch %d: %w", epoch, b+1, err)
+			}
+			if s.KernelVariances {
+				if err := stats.AddKernelEnergy(kernelEnergy); err != nil {
+					return nil, fmt.Errorf("em: %w", err)
+				}
 			}
 			if err := stats.Add(numer.Data().([]float32), er.LogCounts, er.LogLik, size); err != nil {
 				return nil, fmt.Errorf("em: %w", err)
@@ -234,9 +263,14 @@ func Train(src Source, s Settings) (*Result, error) {
 				return nil, err
 			}
 		}
-		variance := res.Variance
+		variance, variances := res.Variance, res.Variances
 		if s.LearnVariance {
 			if variance, err = mstep.Variance(cfg, stats, newTheta); err != nil {
+				return nil, inEpoch(err, epoch)
+			}
+		}
+		if s.KernelVariances {
+			if variances, err = mstep.KernelVariances(cfg, stats, newTheta); err != nil {
 				return nil, inEpoch(err, epoch)
 			}
 		}
@@ -266,14 +300,14 @@ func Train(src Source, s Settings) (*Result, error) {
 			}
 		}
 		theta, logPrior = newTheta, newPrior
-		res.Theta, res.LogPrior, res.Variance = theta, logPrior, variance
+		res.Theta, res.LogPrior, res.Variance, res.Variances = theta, logPrior, variance, variances
 		res.LogLik = append(res.LogLik, stats.LogLik)
 		res.EpochSeconds = append(res.EpochSeconds, time.Since(start).Seconds())
 		if s.Recorder != nil {
 			ev := Event{Epoch: epoch, Batches: batches, Images: n, Elapsed: time.Since(start), LogLik: stats.LogLik,
 				Theta: theta, Reseeded: reseeded,
 				State: &Checkpoint{Epoch: epoch, LogLik: res.LogLik, EpochSeconds: res.EpochSeconds, Reseeded: res.Reseeded,
-					Theta: theta, LogPrior: logPrior, Variance: variance, Images: n, Config: withBatch(cfg, 0), Running: running}}
+					Theta: theta, LogPrior: logPrior, Variance: variance, Variances: variances, Images: n, Config: withBatch(cfg, 0), Running: running}}
 			if err := s.Recorder.Record(ev); err != nil {
 				return nil, err
 			}
@@ -347,6 +381,9 @@ func Features(src Source, l Layer, p graph.Pooling, ops graph.Ops, batch int) ([
 		return nil, fmt.Errorf("em: features: θ of shape %v for images with %d channels", ts, c)
 	}
 	cfg := graph.Config{Kernels: ts[0], Width: ts[2], Pad: l.Pad, Channels: c, Rows: h, Cols: w, Batch: min(max(batch, 1), n)}
+	if l.Variances != nil {
+		cfg.Model, cfg.KernelVariances = graph.PatchModel, true
+	}
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("em: features: %w", err)
 	}

@@ -15,7 +15,9 @@ import (
 type Graph struct {
 	step    *graph.Step
 	uniform *tensor.Dense // zero log weights, for a nil logPrior
-	beta    *tensor.Dense // the inverse temperature, shape (1)
+	beta    *tensor.Dense // the inverse temperature: (1), or (K) with Config.KernelVariances
+
+	kernelVariances bool
 }
 
 // Result is the E-step of one batch of n images. Its tensors belong to the
@@ -32,18 +34,19 @@ type Result struct {
 // batch. Its inputs are the images, θ, the log mixing weights and the
 // inverse temperature β of the log joint (LogJoint): 1 in the paper, 1/σ²
 // for kernels of variance σ², and a schedule under deterministic
-// annealing (Ueda & Nakano 1998).
+// annealing (Ueda & Nakano 1998); with cfg.KernelVariances, one β_k = 1/σ_k²
+// for each kernel.
 func New(cfg graph.Config, ops graph.Ops) (*Graph, error) {
-	step, err := graph.NewStep(cfg, []graph.Input{graph.Images(cfg), graph.Kernels(cfg), graph.LogPrior(cfg), graph.InverseTemperature()},
+	step, err := graph.NewStep(cfg, []graph.Input{graph.Images(cfg), graph.Kernels(cfg), graph.LogPrior(cfg), temperature(cfg)},
 		func(_ *G.ExprGraph, in []*G.Node) ([]*G.Node, error) {
-			w, bias, err := tempered(in[1], in[2], in[3])
+			x, w, bias, err := convTerms(cfg, in[0], in[1], in[2], in[3])
 			if err != nil {
 				return nil, err
 			}
 			// An op set that fuses the convolution and the posterior;
 			// else the log joint, then the model's posterior.
 			if jp, ok := ops.(graph.JointPosterior); ok {
-				logJoint, logMarg, post, logCounts, err := jp.LogJointPosterior(in[0], w, bias, cfg.Pad, cfg.Model)
+				logJoint, logMarg, post, logCounts, err := jp.LogJointPosterior(x, w, bias, cfg.Pad, cfg.Model)
 				switch {
 				case err == nil:
 					return []*G.Node{logJoint, logMarg, post, logCounts}, nil
@@ -51,7 +54,7 @@ func New(cfg graph.Config, ops graph.Ops) (*Graph, error) {
 					return nil, fmt.Errorf("estep: %w", err)
 				}
 			}
-			logJoint, err := ops.Conv2d(in[0], w, bias, cfg.Pad)
+			logJoint, err := ops.Conv2d(x, w, bias, cfg.Pad)
 			if err != nil {
 				return nil, fmt.Errorf("estep: log joint: %w", err)
 			}
@@ -68,38 +71,64 @@ func New(cfg graph.Config, ops graph.Ops) (*Graph, error) {
 	if err != nil {
 		return nil, fmt.Errorf("estep: %w", err)
 	}
-	return &Graph{step: step, uniform: zeros(cfg.Kernels), beta: zeros(1)}, nil
+	return &Graph{step: step, uniform: zeros(cfg.Kernels), beta: zeros(temperature(cfg).Shape(0)[0]), kernelVariances: cfg.KernelVariances}, nil
+}
+
+// temperature is the input β of a layer of configuration cfg: one for all
+// kernels (1), or one for each (K) with cfg.KernelVariances.
+func temperature(cfg graph.Config) graph.Input {
+	if cfg.KernelVariances {
+		return graph.Precisions(cfg)
+	}
+	return graph.InverseTemperature()
 }
 
 // LogJoint adds to the graph of x (n,C,H,W) and θ (K,C,w,w) the log joint
-// at inverse temperature β (1),
+// of a layer of configuration cfg at inverse temperature β (1),
 //
-//	L = Conv2d(x, βθ, bias −½β‖θ_k‖² + logPrior[k], padding pad)
+//	L = Conv2d(x, βθ, bias −½β‖θ_k‖² + logPrior[k], padding cfg.Pad)
 //
 // built from ops: β(θ_k·x_u − ½‖θ_k‖²) + log π_k, the Gaussian part of
-// kernels of variance 1/β (1 in the paper).
-func LogJoint(ops graph.Ops, pad int, x, theta, logPrior, beta *G.Node) (*G.Node, error) {
-	w, bias, err := tempered(theta, logPrior, beta)
+// kernels of variance 1/β (1 in the paper). With cfg.KernelVariances, β
+// (K) holds one inverse variance per kernel and L is the whole Gaussian
+// log density, −½β_k‖x_u − θ_k‖² + (D/2)·log β_k + log π_k
+// (graph.EnergyChannel).
+func LogJoint(ops graph.Ops, cfg graph.Config, x, theta, logPrior, beta *G.Node) (*G.Node, error) {
+	x, w, bias, err := convTerms(cfg, x, theta, logPrior, beta)
 	if err != nil {
 		return nil, err
 	}
-	l, err := ops.Conv2d(x, w, bias, pad)
+	l, err := ops.Conv2d(x, w, bias, cfg.Pad)
 	if err != nil {
 		return nil, fmt.Errorf("estep: log joint: %w", err)
 	}
 	return l, nil
 }
 
-// tempered returns the weights βθ and the bias −½β‖θ_k‖² + logPrior[k] of
-// the log joint at inverse temperature β.
-func tempered(theta, logPrior, beta *G.Node) (w, bias *G.Node, err error) {
+// convTerms returns the input, weights and bias of the convolution that
+// gives LogJoint: x, βθ and −½β‖θ_k‖² + logPrior[k]; with
+// cfg.KernelVariances, x with its energy channel and the kernels and bias
+// of graph.PrecisionKernels and graph.PrecisionBias.
+func convTerms(cfg graph.Config, x, theta, logPrior, beta *G.Node) (xx, w, bias *G.Node, err error) {
+	if cfg.KernelVariances {
+		if xx, err = graph.EnergyChannel(x); err != nil {
+			return nil, nil, nil, fmt.Errorf("estep: %w", err)
+		}
+		if w, err = graph.PrecisionKernels(theta, beta); err != nil {
+			return nil, nil, nil, fmt.Errorf("estep: %w", err)
+		}
+		if bias, err = graph.PrecisionBias(theta, logPrior, beta); err != nil {
+			return nil, nil, nil, fmt.Errorf("estep: bias: %w", err)
+		}
+		return xx, w, bias, nil
+	}
 	if w, err = graph.Scale(theta, beta); err != nil {
-		return nil, nil, fmt.Errorf("estep: %w", err)
+		return nil, nil, nil, fmt.Errorf("estep: %w", err)
 	}
 	if bias, err = graph.KernelBias(theta, logPrior, beta); err != nil {
-		return nil, nil, fmt.Errorf("estep: bias: %w", err)
+		return nil, nil, nil, fmt.Errorf("estep: bias: %w", err)
 	}
-	return w, bias, nil
+	return x, w, bias, nil
 }
 
 // InverseTemperature returns β = 1/σ², the inverse temperature of the log
@@ -125,12 +154,35 @@ func (g *Graph) Run(x, theta, logPrior *tensor.Dense) (*Result, error) {
 // RunTempered is Run at inverse temperature beta (LogJoint): the
 // Gaussian part of the log joint is scaled by β, so the posterior is
 // softer for β < 1 and harder for β > 1, and the log marginal and LL are
-// those of the scaled joint.
+// those of the scaled joint. With graph.Config.KernelVariances every kernel
+// gets β.
 func (g *Graph) RunTempered(x, theta, logPrior *tensor.Dense, beta float32) (*Result, error) {
+	b := g.beta.Data().([]float32)
+	for k := range b {
+		b[k] = beta
+	}
+	return g.run(x, theta, logPrior)
+}
+
+// RunPrecise is Run for a layer whose kernels each have their own
+// variance (graph.Config.KernelVariances), with inverse variances
+// precision (K), 1/σ_k² each.
+func (g *Graph) RunPrecise(x, theta, logPrior *tensor.Dense, precision []float32) (*Result, error) {
+	b := g.beta.Data().([]float32)
+	if !g.kernelVariances {
+		return nil, fmt.Errorf("estep: kernels of one shared variance given %d precisions", len(precision))
+	}
+	if len(precision) != len(b) {
+		return nil, fmt.Errorf("estep: %d precisions for %d kernels", len(precision), len(b))
+	}
+	copy(b, precision)
+	return g.run(x, theta, logPrior)
+}
+
+func (g *Graph) run(x, theta, logPrior *tensor.Dense) (*Result, error) {
 	if logPrior == nil {
 		logPrior = g.uniform
 	}
-	g.beta.Data().([]float32)[0] = beta
 	out, err := g.step.Run(x, theta, logPrior, g.beta)
 	if err != nil {
 		return nil, fmt.Errorf("estep: %w", err)

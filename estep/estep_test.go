@@ -194,3 +194,112 @@ func (unfused) Name() string { return "unfused" }
 func (unfused) LogJointPosterior(_, _, _ *G.Node, _ int, m graph.Model) (_, _, _, _ *G.Node, err error) {
 	return nil, nil, nil, nil, fmt.Errorf("unfused: %w: %v", graph.ErrNotFused, m)
 }
+
+// TestKernelVariances compares the E-step of kernels of a variance each
+// (graph.Config.KernelVariances) with float64 loops written from the
+// density, log N(x_u; θ_k, σ_k²I) + log π_k by squared distances (not from
+// the graph's algebra), for random variances on a full and a tail batch,
+// for every op set; and its features, pooled, and RunTempered, which gives
+// every kernel the one inverse temperature.
+func TestKernelVariances(t *testing.T) {
+	for _, ops := range append(graph.OpSets(), unfused{}) {
+		for _, c := range []graph.Config{
+			{Kernels: 6, Width: 5, Pad: 2, Channels: 1, Rows: 9, Cols: 7, Batch: 4},
+			{Kernels: 5, Width: 4, Pad: 1, Channels: 3, Rows: 7, Cols: 9, Batch: 3},
+		} {
+			c.Model, c.KernelVariances = graph.PatchModel, true
+			t.Run(fmt.Sprintf("%s/C%d", ops.Name(), c.Channels), func(t *testing.T) {
+				g, err := estep.New(c, ops)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer g.Close()
+				rng := rand.New(rand.NewPCG(9, uint64(c.Channels)))
+				d := float64(c.KernelLen())
+				uh, uw := c.Positions()
+				for run, n := range []int{c.Batch, 2, c.Batch} {
+					l := naive.Layer{N: n, C: c.Channels, Rows: c.Rows, Cols: c.Cols, K: c.Kernels, Width: c.Width, Pad: c.Pad}
+					xv := graphtest.Randn(rng, n*c.ImageLen(), 1)
+					tv := graphtest.Randn(rng, c.Kernels*c.KernelLen(), 0.5)
+					x := tensor.New(tensor.WithShape(c.ImageShape(n)...), tensor.WithBacking(xv))
+					theta := tensor.New(tensor.WithShape(c.KernelShape()...), tensor.WithBacking(tv))
+					variances := make([]float64, c.Kernels)
+					precision := make([]float32, c.Kernels)
+					for k := range variances {
+						precision[k] = float32(0.3 + 2.7*rng.Float64())
+						variances[k] = 1 / float64(precision[k])
+					}
+					prior64 := make([]float64, c.Kernels)
+					prior := tensor.New(tensor.WithShape(c.Kernels), tensor.WithBacking(make([]float32, c.Kernels)))
+					for k := range prior64 {
+						prior.Data().([]float32)[k] = float32(-math.Log(float64(c.Kernels)) + 0.3*rng.NormFloat64())
+						prior64[k] = float64(prior.Data().([]float32)[k])
+					}
+					var r *estep.Result
+					if run == 2 { // every kernel at β = 0.7 through RunTempered
+						for k := range precision {
+							precision[k], variances[k] = 0.7, 1/0.7
+						}
+						r, err = g.RunTempered(x, theta, prior, 0.7)
+					} else {
+						r, err = g.RunPrecise(x, theta, prior, precision)
+					}
+					if err != nil {
+						t.Fatal(err)
+					}
+					dist := l.Distances(xv, tv)
+					lj := make([]float64, len(dist))
+					for i, v := range dist {
+						k := i / (uh * uw) % c.Kernels
+						lambda := float64(precision[k])
+						lj[i] = -lambda*v/2 + d/2*math.Log(lambda) + prior64[k]
+					}
+					want := l.EPatchFrom(lj)
+					for _, chk := range []struct {
+						name string
+						got  []float32
+						want []float64
+						tol  float64
+					}{
+						// L now holds −½λ‖x_u‖² too: float32 sums of larger terms.
+						{"log joint", r.LogJoint.Data().([]float32), want.LogJoint, 2e-5},
+						{"log marginal", r.LogMarginal, want.LogMarginal, 2e-5},
+						{"posterior", r.Posterior.Data().([]float32), exp(want.LogPosterior), 1e-4},
+						{"log counts", r.LogCounts, want.LogCounts, 1e-4},
+					} {
+						if msg := graphtest.CloseTo(chk.got, chk.want, chk.tol); msg != "" {
+							t.Errorf("run %d, n=%d: %s%s", run, n, chk.name, msg)
+						}
+					}
+					p := graph.Pooling{Reduce: graph.LogSumExpCells, Grid: 2}
+					f, err := estep.NewStackFeatures([]estep.Stage{{Config: c}}, ops, p, []int{0})
+					if err != nil {
+						t.Fatal(err)
+					}
+					got := make([]float32, n*f.Len())
+					if err := f.RunInto(got, x, []estep.StageParams{{Theta: theta, LogPrior: prior, Variances: variances}}); err != nil {
+						t.Fatal(err)
+					}
+					if msg := graphtest.CloseTo(got, naive.Pool(lj, uh, uw, 2, "lse"), 2e-5); msg != "" {
+						t.Errorf("run %d, n=%d: features%s", run, n, msg)
+					}
+					if err := f.RunInto(got, x, []estep.StageParams{{Theta: theta, LogPrior: prior, Variances: variances[1:]}}); err == nil {
+						t.Errorf("features with %d variances for %d kernels: no error", c.Kernels-1, c.Kernels)
+					}
+					f.Close()
+				}
+				if _, err := g.RunPrecise(nil, nil, nil, make([]float32, c.Kernels-1)); err == nil {
+					t.Error("RunPrecise with a precision too few: no error")
+				}
+			})
+		}
+	}
+	shared, err := estep.New(graph.Config{Kernels: 2, Width: 2, Channels: 1, Rows: 3, Cols: 3, Batch: 1, Model: graph.PatchModel}, graph.OpSets()[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer shared.Close()
+	if _, err := shared.RunPrecise(nil, nil, nil, []float32{1, 2}); err == nil {
+		t.Error("RunPrecise on kernels of one shared variance: no error")
+	}
+}

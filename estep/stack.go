@@ -23,10 +23,31 @@ type StageParams struct {
 	// is taken at inverse temperature 1/σ² (LogJoint). 0 is read as 1, the
 	// paper's.
 	Variance float64
+	// Variances are σ_k², one per kernel, for a stage with
+	// graph.Config.KernelVariances; nil gives every kernel Variance.
+	Variances []float64
 	// Scale and Shift (K) standardise the transformed maps, channel by
 	// channel (graph.ChannelAffine); needed for every stage whose maps feed
 	// another.
 	Scale, Shift *tensor.Dense
+}
+
+// inverseTemperatures writes into beta the inverse temperatures of the
+// stage's log joint: 1/σ² (one), or 1/σ_k² for each of its kernels.
+func (p StageParams) inverseTemperatures(beta []float32) error {
+	if p.Variances == nil {
+		for k := range beta {
+			beta[k] = InverseTemperature(p.Variance)
+		}
+		return nil
+	}
+	if len(p.Variances) != len(beta) {
+		return fmt.Errorf("%d variances for a stage of %d inverse temperatures", len(p.Variances), len(beta))
+	}
+	for k, v := range p.Variances {
+		beta[k] = InverseTemperature(v)
+	}
+	return nil
 }
 
 // StackGraph is a compiled graph that carries a batch of images through the
@@ -131,7 +152,7 @@ func newStack(stages []Stage, ops graph.Ops, transformed int, affine []bool, out
 	for j := 1; j < len(stages); j++ {
 		prev, cfg := stages[j-1], stages[j].Config
 		want := prev.Transform.Next(prev.Config, cfg.Kernels, cfg.Width, cfg.Pad)
-		want.Model = cfg.Model // each stage's own choice, not its input's
+		want.Model, want.KernelVariances = cfg.Model, cfg.KernelVariances // each stage's own choice, not its input's
 		if want != cfg {
 			return nil, fmt.Errorf("estep: stage %d is %+v, but stage %d gives it %+v", j+1, cfg, j, want)
 		}
@@ -141,19 +162,19 @@ func newStack(stages []Stage, ops graph.Ops, transformed int, affine []bool, out
 	for j, st := range stages {
 		c := st.Config
 		inputs = append(inputs, graph.Kernels(c).Named(fmt.Sprint("theta", j+1)), graph.LogPrior(c).Named(fmt.Sprint("logprior", j+1)),
-			graph.InverseTemperature().Named(fmt.Sprint("beta", j+1)))
+			temperature(c).Named(fmt.Sprint("beta", j+1)))
 		if affine[j] {
 			inputs = append(inputs, graph.LogPrior(c).Named(fmt.Sprint("scale", j+1)), graph.LogPrior(c).Named(fmt.Sprint("shift", j+1)))
 		}
 		s.uniform = append(s.uniform, zeros(c.Kernels))
-		s.betas = append(s.betas, zeros(1))
+		s.betas = append(s.betas, zeros(temperature(c).Shape(0)[0]))
 	}
 	step, err := graph.NewStep(stages[0].Config, inputs, func(_ *G.ExprGraph, in []*G.Node) ([]*G.Node, error) {
 		xs := []*G.Node{in[0]}
 		var logJoints []*G.Node
 		at := 1
 		for j, st := range stages {
-			l, err := LogJoint(ops, st.Config.Pad, xs[j], in[at], in[at+1], in[at+2])
+			l, err := LogJoint(ops, st.Config, xs[j], in[at], in[at+1], in[at+2])
 			if err != nil {
 				return nil, fmt.Errorf("estep: layer %d: %w", j+1, err)
 			}
@@ -207,7 +228,9 @@ func (s *StackGraph) RunInto(dst []float32, x *tensor.Dense, params []StageParam
 			lp = s.uniform[j]
 		}
 		beta := s.betas[j]
-		beta.Data().([]float32)[0] = InverseTemperature(p.Variance)
+		if err := p.inverseTemperatures(beta.Data().([]float32)); err != nil {
+			return fmt.Errorf("estep: layer %d: %w", j+1, err)
+		}
 		in = append(in, p.Theta, lp, beta)
 		if s.affine[j] {
 			if p.Scale == nil || p.Shift == nil {

@@ -130,13 +130,13 @@ func pickEpoch(opt Options, st *em.Stack, m *Metrics, logf func(string, ...any))
 }
 
 // withTopKernels returns a copy of st whose top layer has the kernels and
-// mixing weights of cp; st is left as it is.
+// mixing weights and variances of cp; st is left as it is.
 func withTopKernels(st *em.Stack, cp *em.Checkpoint) *em.Stack {
 	at := *st
 	at.Layers = slices.Clone(st.Layers)
 	top := len(at.Layers) - 1
 	res := *at.Layers[top].Result
-	res.Theta, res.LogPrior, res.Variance = cp.Theta, cp.LogPrior, cp.Variance
+	res.Theta, res.LogPrior, res.Variance, res.Variances = cp.Theta, cp.LogPrior, cp.Variance, cp.Variances
 	at.Layers[top].Result = &res
 	return &at
 }

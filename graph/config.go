@@ -20,6 +20,13 @@ type Config struct {
 	Cols     int   // W, the image width in pixels
 	Batch    int   // the most images a compiled step takes at once
 	Model    Model // what EM assumes about the patches; the zero value is the paper's
+
+	// KernelVariances gives each kernel its own variance σ_k² (with the
+	// patch model): the E-step and the features then take the precisions
+	// λ_k = 1/σ_k² as an input (Precisions) and include each patch's
+	// energy in the log joint (EnergyChannel), and the M-step adds each
+	// kernel's weighted patch energy (KernelEnergy) to its output.
+	KernelVariances bool
 }
 
 // Validate reports the first impossible value in c, naming it.
@@ -46,6 +53,8 @@ func (c Config) Validate() error {
 		return bad("batch = %d, want at least 1", c.Batch)
 	case c.Model != ImageModel && c.Model != PatchModel:
 		return bad("model %v, want image or patch", c.Model)
+	case c.KernelVariances && c.Model != PatchModel:
+		return bad("a variance per kernel needs the patch model, not the %v model", c.Model)
 	}
 	return nil
 }

@@ -30,11 +30,15 @@
 // [ImageModel] (one patch per image; the posterior over kernel and position
 // jointly) or [PatchModel] (every patch a draw of the mixture; the
 // posterior over kernels at each position, [PatchPosterior]). Config.Model
-// carries it into the E-step graph.
+// carries it into the E-step graph. Config.KernelVariances gives the patch
+// model's kernels a variance each: the images then carry their energy as
+// one more channel ([EnergyChannel], [PrecisionKernels], [PrecisionBias])
+// and the M-step sums each kernel's patch energy ([KernelEnergy]).
 //
 // # Ops of this package
 //
-// LogSumExp, SubRows, Exp, KernelBias and the pooling ops are custom
+// LogSumExp, SubRows, Exp, KernelBias, Scale, the variance ops and the
+// pooling ops are custom
 // Gorgonia ops: Gorgonia's LogSumExp is wrong and its elementwise ops
 // write into their inputs. KernelPosterior, LocalPool and ChannelAffine,
 // combined by a Transform, turn one layer's log joint into the next

@@ -14,6 +14,12 @@
 //
 //	N_k = exp(b_k),  T = Σ_k N_k,  Ñ_k = (T·N_k + 1)/(T + 1),  θ_k ← S_k / Ñ_k,  π_k ← N_k / T
 //
+// A layer whose kernels each have their own variance
+// (graph.Config.KernelVariances) also sums each kernel's weighted patch
+// energy E_k = Σ_{n,u} γ[n,k,u]·‖x_{n,u}‖² in the graph ([Graph.RunWithEnergy]),
+// and [KernelVariances] turns E, S and the counts into σ_k²; [Variance]
+// gives the one variance the kernels share.
+//
 // Within a batch, the precision of S is the op set's: graph.Fast sums in
 // float32 over one image's positions and over groups of 8 images, in
 // float64 beyond; graph.Gorgonia sums the whole batch in one float32

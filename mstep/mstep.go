@@ -17,7 +17,8 @@ type Graph struct {
 }
 
 // New returns the M-step graph of cfg built from ops, compiled for a full
-// batch.
+// batch. With cfg.KernelVariances it has a second output, each kernel's
+// posterior-weighted patch energy (graph.KernelEnergy).
 func New(cfg graph.Config, ops graph.Ops) (*Graph, error) {
 	step, err := graph.NewStep(cfg, []graph.Input{graph.Images(cfg), graph.Posterior(cfg)},
 		func(_ *G.ExprGraph, in []*G.Node) ([]*G.Node, error) {
@@ -25,7 +26,14 @@ func New(cfg graph.Config, ops graph.Ops) (*Graph, error) {
 			if err != nil {
 				return nil, fmt.Errorf("mstep: numerator: %w", err)
 			}
-			return []*G.Node{numer}, nil
+			if !cfg.KernelVariances {
+				return []*G.Node{numer}, nil
+			}
+			energy, err := graph.KernelEnergy(in[0], in[1], cfg.Width, cfg.Pad)
+			if err != nil {
+				return nil, fmt.Errorf("mstep: %w", err)
+			}
+			return []*G.Node{numer, energy}, nil
 		})
 	if err != nil {
 		return nil, fmt.Errorf("mstep: %w", err)
@@ -40,11 +48,23 @@ func (g *Graph) Step() *graph.Step { return g.step }
 // their posterior γ (n,K,Uh,Uw). The result belongs to g and is overwritten
 // by the next Run.
 func (g *Graph) Run(x, post *tensor.Dense) (*tensor.Dense, error) {
+	numer, _, err := g.RunWithEnergy(x, post)
+	return numer, err
+}
+
+// RunWithEnergy is Run that also returns, for a layer of
+// graph.Config.KernelVariances, each kernel's weighted patch energy
+// E_k = Σ_{n,u} γ[n,k,u]·‖x_{n,u}‖² (K; nil for other layers), which
+// belongs to g like S.
+func (g *Graph) RunWithEnergy(x, post *tensor.Dense) (numer *tensor.Dense, energy []float32, err error) {
 	out, err := g.step.Run(x, post)
 	if err != nil {
-		return nil, fmt.Errorf("mstep: %w", err)
+		return nil, nil, fmt.Errorf("mstep: %w", err)
 	}
-	return out[0], nil
+	if len(out) > 1 {
+		energy = out[1].Data().([]float32)
+	}
+	return out[0], energy, nil
 }
 
 // Close releases the compiled programs.
@@ -62,6 +82,11 @@ type Stats struct {
 	// PatchEnergy is Σ_n Σ_u ‖x_{n,u}‖² over every patch (AddPatchEnergy),
 	// for Variance; left 0 when the variance is not learned.
 	PatchEnergy float64
+
+	// KernelEnergy is E_k = Σ_n Σ_u γ[n,k,u]·‖x_{n,u}‖² (K) for a layer of
+	// graph.Config.KernelVariances (AddKernelEnergy), for
+	// KernelVariances; nil for other layers.
+	KernelEnergy []float64
 }
 
 // NewStats returns empty statistics for cfg.
@@ -69,6 +94,9 @@ func NewStats(cfg graph.Config) *Stats {
 	s := &Stats{
 		Numerator: make([]float64, cfg.Kernels*cfg.KernelLen()),
 		LogCounts: make([]float64, cfg.Kernels),
+	}
+	if cfg.KernelVariances {
+		s.KernelEnergy = make([]float64, cfg.Kernels)
 	}
 	for k := range s.LogCounts {
 		s.LogCounts[k] = math.Inf(-1)
@@ -194,6 +222,18 @@ func (s *Stats) AddPatchEnergy(cfg graph.Config, x []float32) float64 {
 	return e
 }
 
+// AddKernelEnergy adds one batch's weighted patch energies (K, from
+// Graph.RunWithEnergy) to s.
+func (s *Stats) AddKernelEnergy(energy []float32) error {
+	if s.KernelEnergy == nil || len(energy) != len(s.KernelEnergy) {
+		return fmt.Errorf("mstep: %d kernel energies for statistics of %d", len(energy), len(s.KernelEnergy))
+	}
+	for k, e := range energy {
+		s.KernelEnergy[k] += float64(e)
+	}
+	return nil
+}
+
 // MinVariance is the floor of a learned variance, against kernels that
 // fit their patches exactly.
 const MinVariance = 1e-4
@@ -233,4 +273,55 @@ func Variance(cfg graph.Config, s *Stats, theta *tensor.Dense) (float64, error) 
 		return 0, &NonFiniteError{Kernel: -1, What: "variance", Value: v}
 	}
 	return max(v, MinVariance), nil
+}
+
+// MinKernelCount is the expected count below which a kernel's own
+// variance is not estimated: such a kernel takes the pooled variance of
+// all kernels instead (a kernel that explains almost no patch would get
+// 0/0 or a value set by rounding).
+const MinKernelCount = 1e-3
+
+// KernelVariances returns each kernel's variance σ_k² (K) that maximises
+// the expected log-likelihood for the new kernels θ (from Update) and an
+// epoch's statistics of a layer of graph.Config.KernelVariances:
+//
+//	σ_k² = Σ_{n,u} γ[n,k,u]·‖x_u − θ_k‖² / (D·N_k)
+//	     = (E_k − 2θ_k·S_k + N_k‖θ_k‖²) / (D·N_k)
+//
+// with D = C·w·w, floored at MinVariance; a kernel of a count below
+// MinKernelCount takes the pooled variance Σ_k(…) / (D·Σ_k N_k).
+func KernelVariances(cfg graph.Config, s *Stats, theta *tensor.Dense) ([]float64, error) {
+	d := cfg.KernelLen()
+	th := theta.Data().([]float32)
+	if len(th) != cfg.Kernels*d || len(s.Numerator) != len(th) || len(s.KernelEnergy) != cfg.Kernels {
+		return nil, fmt.Errorf("mstep: variances of %d kernel values from statistics of %d and %d energies", len(th), len(s.Numerator), len(s.KernelEnergy))
+	}
+	v := make([]float64, cfg.Kernels)
+	var sum, patches float64
+	for k, b := range s.LogCounts {
+		nk := math.Exp(b)
+		var dot, sq float64
+		for i, t := range th[k*d : (k+1)*d] {
+			dot += float64(t) * s.Numerator[k*d+i]
+			sq += float64(t) * float64(t)
+		}
+		spread := s.KernelEnergy[k] - 2*dot + nk*sq
+		sum += spread
+		patches += nk
+		v[k] = spread / (float64(d) * nk)
+	}
+	pooled := sum / (float64(d) * patches)
+	if math.IsNaN(pooled) || math.IsInf(pooled, 0) {
+		return nil, &NonFiniteError{Kernel: -1, What: "variance", Value: pooled}
+	}
+	for k, b := range s.LogCounts {
+		if math.Exp(b) < MinKernelCount {
+			v[k] = pooled
+		}
+		if math.IsNaN(v[k]) || math.IsInf(v[k], 0) {
+			return nil, &NonFiniteError{Kernel: k, What: "variance", Value: v[k]}
+		}
+		v[k] = max(v[k], MinVariance)
+	}
+	return v, nil
 }

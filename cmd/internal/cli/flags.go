@@ -55,11 +55,11 @@ func WidePreset() Preset {
 type Flags struct {
 	FlagSet *flag.FlagSet
 
-	Preset, Data, Out, Init, InitFrom, Ops, Pool, Labels, Graph, Resume, Layers, C, Model string
-	Epochs, Limit, Kernels, Width, Pad, Batch, InitSample, Validation, Seeds, Whiten      int
-	Seed                                                                                  uint64
-	Tol, RepairCount, RepairCosine, WhitenEpsilon, Stepwise, Anneal                       float64
-	Mixing, LearnVariance, Eval, Pixels, Features, Quiet, EpochCurve, PickEpoch           bool
+	Preset, Data, Out, Init, InitFrom, Ops, Pool, Labels, Graph, Resume, Layers, C, Model        string
+	Epochs, Limit, Kernels, Width, Pad, Batch, InitSample, Validation, Seeds, Whiten             int
+	Seed                                                                                         uint64
+	Tol, RepairCount, RepairCosine, WhitenEpsilon, Stepwise, Anneal                              float64
+	Mixing, LearnVariance, KernelVariances, Eval, Pixels, Features, Quiet, EpochCurve, PickEpoch bool
 
 	presets []Preset
 	generic map[string]string // each flag's default outside any preset
@@ -97,6 +97,7 @@ func NewFlags(name string, presets ...Preset) *Flags {
 	fs.Float64Var(&f.WhitenEpsilon, "whiten-eps", experiment.DefaultWhitenEpsilon, "ε of the whitening: variance added to every eigenvalue of the patch covariance")
 	fs.BoolVar(&f.Mixing, "mixing", false, "learn the mixing weights π_k (the paper's are uniform)")
 	fs.BoolVar(&f.LearnVariance, "learn-variance", false, "learn the variance σ² the patch model's Gaussians share (the paper fixes it to 1); the features use it too")
+	fs.BoolVar(&f.KernelVariances, "kernel-variances", false, "learn a variance σ_k² for each kernel of the patch model (the paper fixes them to 1); the log joint and the features use them")
 	fs.Float64Var(&f.Anneal, "anneal", 0, "deterministic annealing: the E-step's inverse temperature β in the first epoch, moved geometrically to 1 by the last (0: off, EM)")
 	fs.Float64Var(&f.Stepwise, "stepwise", 0, "stepwise (online) EM: update θ after every batch with step size (t+1)^-α for this α in (0, 1] (0: batch EM, the paper's)")
 	fs.Float64Var(&f.RepairCount, "repair-count", 0, "after an epoch, re-seed kernels whose expected count is below this (0 = off)")
@@ -288,7 +289,7 @@ func (f *Flags) Settings(c int) (em.Settings, error) {
 		return em.Settings{}, UsageError{err}
 	}
 	s := em.Settings{Kernels: f.Kernels, Width: f.Width, Pad: f.Pad, Batch: f.Batch, MaxEpochs: maxEpochs(f.Epochs), Tol: f.Tol,
-		Seed: f.Seed, InitFrom: from, InitSample: f.InitSample, Mixing: f.Mixing, Model: model, Stepwise: f.Stepwise, Anneal: f.Anneal, LearnVariance: f.LearnVariance,
+		Seed: f.Seed, InitFrom: from, InitSample: f.InitSample, Mixing: f.Mixing, Model: model, Stepwise: f.Stepwise, Anneal: f.Anneal, LearnVariance: f.LearnVariance, KernelVariances: f.KernelVariances,
 		Repair: em.Repair{MinCount: f.RepairCount, MaxCosine: f.RepairCosine}, Ops: ops}
 	if f.Init == "" {
 		return s, nil
