@@ -327,7 +327,7 @@ func TestStepwise(t *testing.T) {
 		}
 		wantLL = append(wantLL, ll)
 	}
-	matchLoops(t, src, em.Settings{Batch: batch, Model: graph.PatchModel, Stepwise: alpha}, init, wantLL, theta)
+	matchLoops(t, src, em.Settings{Batch: batch, Model: graph.PatchModel, Stepwise: alpha}, init, wantLL, theta, nil)
 }
 
 // TestAnneal trains two epochs with deterministic annealing from β = 0.4
@@ -361,7 +361,7 @@ func TestAnneal(t *testing.T) {
 			}
 		}
 		t.Run(model.String(), func(t *testing.T) {
-			matchLoops(t, src, em.Settings{Batch: 50, Model: model, Anneal: beta}, init, wantLL, theta)
+			matchLoops(t, src, em.Settings{Batch: 50, Model: model, Anneal: beta}, init, wantLL, theta, nil)
 		})
 	}
 }
@@ -399,8 +399,8 @@ func checkLogLik(t *testing.T, got, want []float64) {
 
 // matchLoops trains len(wantLL) epochs on src from init with s, for every
 // op set, and compares each epoch's LL and the last θ with those of float64
-// loops.
-func matchLoops(t *testing.T, src em.Source, s em.Settings, init []float32, wantLL []float64, wantTheta []float32) {
+// loops; then more, if not nil, checks the rest of the result.
+func matchLoops(t *testing.T, src em.Source, s em.Settings, init []float32, wantLL []float64, wantTheta []float32, more func(*testing.T, *em.Result)) {
 	t.Helper()
 	s.Kernels, s.Width, s.MaxEpochs = len(init)/(smallSize*smallSize), smallSize, len(wantLL)
 	for _, ops := range graph.OpSets() {
@@ -419,6 +419,9 @@ func matchLoops(t *testing.T, src em.Source, s em.Settings, init []float32, want
 			}
 			if msg := graphtest.CloseTo(got.Theta.Data().([]float32), wt, 1e-4); msg != "" {
 				t.Errorf("θ after %d epochs%s", len(wantLL), msg)
+			}
+			if more != nil {
+				more(t, got)
 			}
 		})
 	}
@@ -477,23 +480,11 @@ func TestLearnVariance(t *testing.T) {
 		}
 		variance = sum / (d * count)
 	}
-	for _, ops := range graph.OpSets() {
-		t.Run(ops.Name(), func(t *testing.T) {
-			s := em.Settings{Kernels: k, Width: smallSize, Pad: 1, Batch: 25, MaxEpochs: 2, Model: graph.PatchModel, LearnVariance: true, Ops: ops,
-				Init: tensor.New(tensor.WithShape(k, 1, smallSize, smallSize), tensor.WithBacking(slices.Clone(init)))}
-			got, err := em.Train(src, s)
-			if err != nil {
-				t.Fatal(err)
-			}
-			checkLogLik(t, got.LogLik, wantLL)
-			if msg := graphtest.CloseTo(got.Theta.Data().([]float32), float64s(theta), 1e-4); msg != "" {
-				t.Errorf("θ after 2 epochs%s", msg)
-			}
-			if math.Abs(got.Variance-variance) > 1e-5*variance {
-				t.Errorf("σ² after 2 epochs %v, float64 loops %v", got.Variance, variance)
-			}
-		})
-	}
+	matchLoops(t, src, em.Settings{Pad: 1, Batch: 25, Model: graph.PatchModel, LearnVariance: true}, init, wantLL, theta, func(t *testing.T, got *em.Result) {
+		if math.Abs(got.Variance-variance) > 1e-5*variance {
+			t.Errorf("σ² after 2 epochs %v, float64 loops %v", got.Variance, variance)
+		}
+	})
 	rng := rand.New(rand.NewPCG(13, 13))
 	noise := make([]float32, 200*smallSide*smallSide)
 	for i := range noise {
@@ -556,25 +547,13 @@ func TestKernelVariances(t *testing.T) {
 			variances[kk] = sum[kk] / (d * count[kk])
 		}
 	}
-	for _, ops := range graph.OpSets() {
-		t.Run(ops.Name(), func(t *testing.T) {
-			s := em.Settings{Kernels: k, Width: smallSize, Pad: 1, Batch: 25, MaxEpochs: 2, Model: graph.PatchModel, KernelVariances: true, Ops: ops,
-				Init: tensor.New(tensor.WithShape(k, 1, smallSize, smallSize), tensor.WithBacking(slices.Clone(init)))}
-			got, err := em.Train(src, s)
-			if err != nil {
-				t.Fatal(err)
+	matchLoops(t, src, em.Settings{Pad: 1, Batch: 25, Model: graph.PatchModel, KernelVariances: true}, init, wantLL, theta, func(t *testing.T, got *em.Result) {
+		for kk, v := range variances {
+			if math.Abs(got.Variances[kk]-v) > 1e-5*v {
+				t.Errorf("σ² of kernel %d after 2 epochs %v, float64 loops %v", kk, got.Variances[kk], v)
 			}
-			checkLogLik(t, got.LogLik, wantLL)
-			if msg := graphtest.CloseTo(got.Theta.Data().([]float32), float64s(theta), 1e-4); msg != "" {
-				t.Errorf("θ after 2 epochs%s", msg)
-			}
-			for kk, v := range variances {
-				if math.Abs(got.Variances[kk]-v) > 1e-5*v {
-					t.Errorf("σ² of kernel %d after 2 epochs %v, float64 loops %v", kk, got.Variances[kk], v)
-				}
-			}
-		})
-	}
+		}
+	})
 	rng := rand.New(rand.NewPCG(15, 15))
 	two := make([]float32, 200*smallSide*smallSide)
 	for i := range two {
