@@ -115,18 +115,8 @@ type Metrics struct {
 	Dataset string `json:"dataset"`
 	Images  int    `json:"images"`
 	// SkippedFiles is Data.SkippedFiles.
-	SkippedFiles    int       `json:"skipped_files,omitempty"`
-	Batch           int       `json:"batch"`
-	Seed            uint64    `json:"seed"`
-	Ops             string    `json:"ops"`
-	InitFrom        string    `json:"init_from"`
-	Model           string    `json:"model"`
-	Mixing          bool      `json:"mixing"`
-	Stepwise        float64   `json:"stepwise,omitempty"` // α of stepwise EM; 0 for batch EM
-	Anneal          float64   `json:"anneal,omitempty"`   // β of the first epoch; 0 for none
-	LearnVariance   bool      `json:"learn_variance,omitempty"`
-	KernelVariances bool      `json:"kernel_variances,omitempty"`
-	Repair          em.Repair `json:"repair"`
+	SkippedFiles int `json:"skipped_files,omitempty"`
+	TrainingRecord
 
 	// Layers holds each layer's training, the first the paper's layer.
 	Layers []LayerMetrics `json:"layers"`
@@ -362,8 +352,7 @@ func Run(d Data, opt Options) (*Metrics, error) {
 	}
 	st.Whitening = wh // a resumed run's trained layers come without it
 	s0 := layers[0].Settings
-	m := &Metrics{Dataset: d.Name, Images: n, Batch: cfgs[0].Batch, Seed: s0.Seed, Ops: s0.Ops.Name(), ValidationImages: opt.Validation, SkippedFiles: d.SkippedFiles,
-		InitFrom: s0.InitFrom.String(), Model: s0.Model.String(), Mixing: s0.Mixing, Stepwise: s0.Stepwise, Anneal: s0.Anneal, LearnVariance: s0.LearnVariance, KernelVariances: s0.KernelVariances, Repair: s0.Repair,
+	m := &Metrics{Dataset: d.Name, Images: n, TrainingRecord: newTrainingRecord(s0, cfgs[0].Batch), ValidationImages: opt.Validation, SkippedFiles: d.SkippedFiles,
 		GoVersion: runtime.Version(), GOMAXPROCS: runtime.GOMAXPROCS(0)}
 	// Stopped once training is done: the checkpoint is the top layer's last.
 	stopped := func() error {
@@ -468,37 +457,51 @@ func epochOf(cp *em.Checkpoint) int {
 // so that it can be repeated, and the command line that made it (from
 // which -resume takes its flags).
 type RunConfig struct {
-	Dataset         string           `json:"dataset"`
-	Images          int              `json:"images"` // training images, the validation split included
-	Description     map[string]any   `json:"description,omitempty"`
-	Layers          []em.LayerRecord `json:"layers"`
-	Batch           int              `json:"batch"`
-	Seed            uint64           `json:"seed"`
-	Ops             string           `json:"ops"`
-	InitFrom        em.InitMethod    `json:"init_from"`
-	InitSample      int              `json:"init_sample"`
-	Mixing          bool             `json:"mixing"`
-	Stepwise        float64          `json:"stepwise,omitempty"` // α of stepwise EM; 0 for batch EM
-	Anneal          float64          `json:"anneal,omitempty"`   // β of the first epoch; 0 for none
-	LearnVariance   bool             `json:"learn_variance,omitempty"`
-	KernelVariances bool             `json:"kernel_variances,omitempty"`
-	Repair          em.Repair        `json:"repair"`
-	Tol             float64          `json:"tol"`
-	Whiten          int              `json:"whiten,omitempty"` // the ZCA filter's width, 0 for none
-	WhitenEps       float64          `json:"whiten_epsilon,omitempty"`
-	Pools           []graph.Pooling  `json:"pools,omitempty"`
-	Validation      int              `json:"validation"`
-	C               float64          `json:"c,omitempty"`        // the classifier's inverse L2 strength, unless chosen
-	ChooseC         bool             `json:"choose_c,omitempty"` // C chosen by validation
-	Command         []string         `json:"command,omitempty"`
-	GoVersion       string           `json:"go_version"`
+	Dataset     string           `json:"dataset"`
+	Images      int              `json:"images"` // training images, the validation split included
+	Description map[string]any   `json:"description,omitempty"`
+	Layers      []em.LayerRecord `json:"layers"`
+	TrainingRecord
+	Whiten     int             `json:"whiten,omitempty"` // the ZCA filter's width, 0 for none
+	WhitenEps  float64         `json:"whiten_epsilon,omitempty"`
+	Pools      []graph.Pooling `json:"pools,omitempty"`
+	Validation int             `json:"validation"`
+	C          float64         `json:"c,omitempty"`        // the classifier's inverse L2 strength, unless chosen
+	ChooseC    bool            `json:"choose_c,omitempty"` // C chosen by validation
+	Command    []string        `json:"command,omitempty"`
+	GoVersion  string          `json:"go_version"`
+}
+
+// TrainingRecord is how config.json and metrics.json record the training
+// settings of a run's first layer (each layer's shape is in its
+// em.LayerRecord); its fields sit in their records' JSON objects.
+type TrainingRecord struct {
+	Batch           int           `json:"batch"`
+	Seed            uint64        `json:"seed"`
+	Ops             string        `json:"ops"`
+	InitFrom        em.InitMethod `json:"init_from"`
+	InitSample      int           `json:"init_sample"`
+	Model           graph.Model   `json:"model"`
+	Mixing          bool          `json:"mixing"`
+	Stepwise        float64       `json:"stepwise,omitempty"` // α of stepwise EM; 0 for batch EM
+	Anneal          float64       `json:"anneal,omitempty"`   // β of the first epoch; 0 for none
+	LearnVariance   bool          `json:"learn_variance,omitempty"`
+	KernelVariances bool          `json:"kernel_variances,omitempty"`
+	Repair          em.Repair     `json:"repair"`
+	Tol             float64       `json:"tol"`
+}
+
+// newTrainingRecord returns the record of settings s (defaults filled in)
+// with batches of batch images.
+func newTrainingRecord(s em.Settings, batch int) TrainingRecord {
+	return TrainingRecord{Batch: batch, Seed: s.Seed, Ops: s.Ops.Name(), InitFrom: s.InitFrom, InitSample: s.InitSample, Model: s.Model,
+		Mixing: s.Mixing, Stepwise: s.Stepwise, Anneal: s.Anneal, LearnVariance: s.LearnVariance, KernelVariances: s.KernelVariances, Repair: s.Repair, Tol: s.Tol}
 }
 
 // config returns the run's RunConfig.
 func config(d Data, opt Options, layers []em.StackLayer, cfgs []graph.Config, n int) RunConfig {
 	s := layers[0].Settings
-	c := RunConfig{Dataset: d.Name, Images: n, Description: d.Description, Batch: cfgs[0].Batch, Seed: s.Seed, Ops: s.Ops.Name(),
-		InitFrom: s.InitFrom, InitSample: s.InitSample, Mixing: s.Mixing, Stepwise: s.Stepwise, Anneal: s.Anneal, LearnVariance: s.LearnVariance, KernelVariances: s.KernelVariances, Repair: s.Repair, Tol: s.Tol,
+	c := RunConfig{Dataset: d.Name, Images: n, Description: d.Description, TrainingRecord: newTrainingRecord(s, cfgs[0].Batch),
 		Whiten: opt.Whiten, Pools: opt.Pools, Validation: opt.Validation, C: opt.C, ChooseC: opt.ChooseC, Command: opt.Command, GoVersion: runtime.Version()}
 	if opt.Whiten > 0 {
 		c.WhitenEps = cmp.Or(opt.WhitenEpsilon, DefaultWhitenEpsilon)
