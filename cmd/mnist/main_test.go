@@ -591,14 +591,15 @@ func command(t *testing.T, bin string, args ...string) *exec.Cmd {
 // TestResume interrupts a run once its second epoch is done, resumes it,
 // and compares θ and the metrics with the same run done without
 // interruption: they must be equal, bit for bit, by batch EM, by stepwise
-// EM with annealing and with a learned variance (whose flags -resume must
-// read back).
+// EM with annealing and with a learned variance, shared or one per kernel
+// (whose flags -resume must read back).
 func TestResume(t *testing.T) {
 	args := []string{"-limit", "600", "-epochs", "4", "-kernels", "8", "-width", "10", "-batch", "200", "-pixels=false",
 		"-mixing", "-repair-count", "1", "-repair-cosine", "0.95"}
 	t.Run("batch", func(t *testing.T) { testResume(t, args) })
 	t.Run("stepwise", func(t *testing.T) { testResume(t, append(slices.Clone(args), "-stepwise", "0.7", "-anneal", "0.5")) })
 	t.Run("variance", func(t *testing.T) { testResume(t, append(slices.Clone(args), "-model", "patch", "-learn-variance")) })
+	t.Run("kernel variances", func(t *testing.T) { testResume(t, append(slices.Clone(args), "-model", "patch", "-kernel-variances")) })
 }
 
 func testResume(t *testing.T, args []string) {
