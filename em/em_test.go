@@ -436,35 +436,41 @@ func exp32(v []float64) []float32 {
 	return out
 }
 
-// TestLearnVariance learns the patch model's shared variance σ². Against
-// float64 loops written from the model's density (log N(x_u; θ_k, σ²I) by
-// squared distances, not from the graph's algebra), two epochs must give
-// the same LLs, θ and σ²; on images of Gaussian noise of variance 0.25,
-// σ² must come close to 0.25 (a few kernels explain little of noise); and
-// the LL must never decrease.
-func TestLearnVariance(t *testing.T) {
-	const n, k = 60, 4
-	pix, src, init := smallPlanted(t, 12, n, k)
+// varianceLoops runs epochs of EM that learns the patch model's variances
+// in float64 loops written from its density, log N(x_u; θ_k, σ_k²I) by
+// squared distances (not from the graph's algebra), on n images pix of
+// smallPlanted with padding 1, from θ = init (k kernels) and σ² = 1: one
+// variance for all kernels (shared) or one per kernel. It returns each
+// epoch's LL as calm reports it (for a shared variance, without the
+// −½‖x_u‖² of every patch that the paper's LL leaves out; for variances per
+// kernel, the whole density), and the last θ and variances.
+func varianceLoops(pix, init []float32, n, k, epochs int, shared bool) (wantLL []float64, theta []float32, variances []float64) {
 	l := naive.Layer{N: n, C: 1, Rows: smallSide, Cols: smallSide, K: k, Width: smallSize, Pad: 1}
 	uh, uw := l.Positions()
+	u := uh * uw
 	d := float64(smallSize * smallSize)
 	norms := l.Distances(pix, make([]float32, k*smallSize*smallSize)) // ‖x_u‖², once per kernel
-	theta, variance := slices.Clone(init), 1.0
-	var wantLL []float64
-	for range 2 {
+	theta, variances = slices.Clone(init), make([]float64, k)
+	for kk := range variances {
+		variances[kk] = 1
+	}
+	for range epochs {
 		dist := l.Distances(pix, theta)
 		lj := make([]float64, len(dist))
 		for i, v := range dist {
-			lj[i] = -v/(2*variance) - d/2*math.Log(variance)
+			vk := variances[i/u%k]
+			lj[i] = -v/(2*vk) - d/2*math.Log(vk)
 		}
 		e := l.EPatchFrom(lj)
 		ll := 0.0
 		for _, v := range e.LogMarginal {
 			ll += v
 		}
-		for i := 0; i < n; i++ { // + ½‖x_u‖², as the paper's LL (σ² = 1) leaves it out
-			for u := 0; u < uh*uw; u++ {
-				ll += norms[i*k*uh*uw+u] / 2
+		if shared {
+			for i := 0; i < n; i++ {
+				for p := 0; p < u; p++ {
+					ll += norms[i*k*u+p] / 2
+				}
 			}
 		}
 		wantLL = append(wantLL, ll)
@@ -473,13 +479,37 @@ func TestLearnVariance(t *testing.T) {
 		for i, v := range th {
 			theta[i] = float32(v)
 		}
-		var sum, count float64
+		sum, count := make([]float64, k), make([]float64, k)
 		for i, v := range l.Distances(pix, theta) {
-			sum += float64(post[i]) * v
-			count += float64(post[i])
+			sum[i/u%k] += float64(post[i]) * v
+			count[i/u%k] += float64(post[i])
 		}
-		variance = sum / (d * count)
+		if shared {
+			for kk := 1; kk < k; kk++ {
+				sum[0] += sum[kk]
+				count[0] += count[kk]
+			}
+			for kk := range sum {
+				sum[kk], count[kk] = sum[0], count[0]
+			}
+		}
+		for kk := range variances {
+			variances[kk] = sum[kk] / (d * count[kk])
+		}
 	}
+	return wantLL, theta, variances
+}
+
+// TestLearnVariance learns the patch model's shared variance σ². Against
+// float64 loops (varianceLoops), two epochs must give the same LLs, θ and
+// σ²; on images of Gaussian noise of variance 0.25,
+// σ² must come close to 0.25 (a few kernels explain little of noise); and
+// the LL must never decrease.
+func TestLearnVariance(t *testing.T) {
+	const n, k = 60, 4
+	pix, src, init := smallPlanted(t, 12, n, k)
+	wantLL, theta, variances := varianceLoops(pix, init, n, k, 2, true)
+	variance := variances[0]
 	matchLoops(t, src, em.Settings{Pad: 1, Batch: 25, Model: graph.PatchModel, LearnVariance: true}, init, wantLL, theta, func(t *testing.T, got *em.Result) {
 		if math.Abs(got.Variance-variance) > 1e-5*variance {
 			t.Errorf("σ² after 2 epochs %v, float64 loops %v", got.Variance, variance)
@@ -506,47 +536,14 @@ func TestLearnVariance(t *testing.T) {
 }
 
 // TestKernelVariances learns a variance per kernel. Against float64
-// loops written from the model's density (log N(x_u; θ_k, σ_k²I) by squared
-// distances), two epochs must give the same LLs, θ and σ_k²; on pixels
+// loops (varianceLoops), two epochs must give the same LLs, θ and σ_k²; on pixels
 // drawn from N(−2, 0.2²) and N(2, 1) (kernels of one pixel), EM must find
 // both variances, 0.04 and 1; and the LL must never decrease beyond
 // rounding.
 func TestKernelVariances(t *testing.T) {
 	const n, k = 60, 4
 	pix, src, init := smallPlanted(t, 14, n, k)
-	l := naive.Layer{N: n, C: 1, Rows: smallSide, Cols: smallSide, K: k, Width: smallSize, Pad: 1}
-	uh, uw := l.Positions()
-	d := float64(smallSize * smallSize)
-	theta, variances := slices.Clone(init), []float64{1, 1, 1, 1}
-	var wantLL []float64
-	for range 2 {
-		dist := l.Distances(pix, theta)
-		lj := make([]float64, len(dist))
-		for i, v := range dist {
-			kk := i / (uh * uw) % k
-			lj[i] = -v/(2*variances[kk]) - d/2*math.Log(variances[kk])
-		}
-		e := l.EPatchFrom(lj)
-		ll := 0.0
-		for _, v := range e.LogMarginal {
-			ll += v
-		}
-		wantLL = append(wantLL, ll)
-		post := exp32(e.LogPosterior)
-		th, _ := naive.Update(l.Filter(pix, post), e.LogCounts)
-		for i, v := range th {
-			theta[i] = float32(v)
-		}
-		sum, count := make([]float64, k), make([]float64, k)
-		for i, v := range l.Distances(pix, theta) {
-			kk := i / (uh * uw) % k
-			sum[kk] += float64(post[i]) * v
-			count[kk] += float64(post[i])
-		}
-		for kk := range variances {
-			variances[kk] = sum[kk] / (d * count[kk])
-		}
-	}
+	wantLL, theta, variances := varianceLoops(pix, init, n, k, 2, false)
 	matchLoops(t, src, em.Settings{Pad: 1, Batch: 25, Model: graph.PatchModel, KernelVariances: true}, init, wantLL, theta, func(t *testing.T, got *em.Result) {
 		for kk, v := range variances {
 			if math.Abs(got.Variances[kk]-v) > 1e-5*v {
