@@ -83,9 +83,9 @@ type Stats struct {
 	// for Variance; left 0 when the variance is not learned.
 	PatchEnergy float64
 
-	// KernelEnergy is E_k = Σ_n Σ_u γ[n,k,u]·‖x_{n,u}‖² (K) for a layer of
-	// graph.Config.KernelVariances (AddKernelEnergy), for
-	// KernelVariances; nil for other layers.
+	// KernelEnergy is E_k = Σ_n Σ_u γ[n,k,u]·‖x_{n,u}‖² (K), added by
+	// AddKernelEnergy, for KernelVariances; nil unless the layer has
+	// graph.Config.KernelVariances.
 	KernelEnergy []float64
 }
 
