@@ -111,18 +111,22 @@ func KernelBias(theta, logPrior, beta *G.Node) (*G.Node, error) {
 	if err := checkFloat32("kernel bias", theta, logPrior, beta); err != nil {
 		return nil, err
 	}
-	return apply("kernel bias", kernelBiasOp{newBase(sig(1, ts.Dims(), 1, 1), "KernelBias/%d", ts.Dims())}, theta, logPrior, beta)
+	return apply("kernel bias", kernelBiasOp{perKernel{newBase(sig(1, ts.Dims(), 1, 1), "KernelBias/%d", ts.Dims())}}, theta, logPrior, beta)
 }
 
-type kernelBiasOp struct{ opBase }
+// perKernel gives an op whose output holds one value for each kernel, the
+// first axis of its first input (K,…), its InferShape.
+type perKernel struct{ opBase }
 
-func (op kernelBiasOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) {
+func (op perKernel) InferShape(in ...G.DimSizer) (tensor.Shape, error) {
 	s, err := op.shapes(in)
 	if err != nil {
 		return nil, err
 	}
 	return tensor.Shape{s[0][0]}, nil
 }
+
+type kernelBiasOp struct{ perKernel }
 
 func (op kernelBiasOp) Do(vals ...G.Value) (G.Value, error) {
 	in, shapes, err := op.inputs(vals)

@@ -40,18 +40,22 @@ func EnergyChannel(x *G.Node) (*G.Node, error) {
 	if err := checkFloat32("energy channel", x); err != nil {
 		return nil, err
 	}
-	return apply("energy channel", energyChannelOp{newBase(sig(4, 4), "EnergyChannel")}, x)
+	return apply("energy channel", energyChannelOp{plusChannel{newBase(sig(4, 4), "EnergyChannel")}}, x)
 }
 
-type energyChannelOp struct{ opBase }
+// plusChannel gives an op whose output is its first input, (N,C,H,W),
+// with one more channel, (N,C+1,H,W), its InferShape.
+type plusChannel struct{ opBase }
 
-func (op energyChannelOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) {
+func (op plusChannel) InferShape(in ...G.DimSizer) (tensor.Shape, error) {
 	s, err := op.shapes(in)
 	if err != nil {
 		return nil, err
 	}
 	return tensor.Shape{s[0][0], s[0][1] + 1, s[0][2], s[0][3]}, nil
 }
+
+type energyChannelOp struct{ plusChannel }
 
 func (op energyChannelOp) Do(vals ...G.Value) (G.Value, error) {
 	in, shapes, out, err := op.prepare(vals, op.InferShape)
@@ -89,18 +93,10 @@ func PrecisionKernels(theta, precision *G.Node) (*G.Node, error) {
 	if err := checkFloat32("precision kernels", theta, precision); err != nil {
 		return nil, err
 	}
-	return apply("precision kernels", precisionKernelsOp{newBase(sig(4, 4, 1), "PrecisionKernels")}, theta, precision)
+	return apply("precision kernels", precisionKernelsOp{plusChannel{newBase(sig(4, 4, 1), "PrecisionKernels")}}, theta, precision)
 }
 
-type precisionKernelsOp struct{ opBase }
-
-func (op precisionKernelsOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) {
-	s, err := op.shapes(in)
-	if err != nil {
-		return nil, err
-	}
-	return tensor.Shape{s[0][0], s[0][1] + 1, s[0][2], s[0][3]}, nil
-}
+type precisionKernelsOp struct{ plusChannel }
 
 func (op precisionKernelsOp) Do(vals ...G.Value) (G.Value, error) {
 	in, shapes, out, err := op.prepare(vals, op.InferShape)
@@ -140,18 +136,10 @@ func PrecisionBias(theta, logPrior, precision *G.Node) (*G.Node, error) {
 	if err := checkFloat32("precision bias", theta, logPrior, precision); err != nil {
 		return nil, err
 	}
-	return apply("precision bias", precisionBiasOp{newBase(sig(1, ts.Dims(), 1, 1), "PrecisionBias/%d", ts.Dims())}, theta, logPrior, precision)
+	return apply("precision bias", precisionBiasOp{perKernel{newBase(sig(1, ts.Dims(), 1, 1), "PrecisionBias/%d", ts.Dims())}}, theta, logPrior, precision)
 }
 
-type precisionBiasOp struct{ opBase }
-
-func (op precisionBiasOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) {
-	s, err := op.shapes(in)
-	if err != nil {
-		return nil, err
-	}
-	return tensor.Shape{s[0][0]}, nil
-}
+type precisionBiasOp struct{ perKernel }
 
 func (op precisionBiasOp) Do(vals ...G.Value) (G.Value, error) {
 	in, shapes, out, err := op.prepare(vals, op.InferShape)
