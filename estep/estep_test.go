@@ -24,6 +24,29 @@ func exp(v []float64) []float64 {
 	return out
 }
 
+// checkResult compares an E-step's outputs with float64 loops': the log
+// joint and the log marginal within the relative tolerance joint (the
+// patch model's ℓ sums Uh·Uw log-sum-exps in float64), the posterior and
+// the log counts within 1e-4.
+func checkResult(t *testing.T, what string, r *estep.Result, want naive.EStep, joint float64) {
+	t.Helper()
+	for _, chk := range []struct {
+		name string
+		got  []float32
+		want []float64
+		tol  float64
+	}{
+		{"log joint", r.LogJoint.Data().([]float32), want.LogJoint, joint},
+		{"log marginal", r.LogMarginal, want.LogMarginal, joint},
+		{"posterior", r.Posterior.Data().([]float32), exp(want.LogPosterior), 1e-4},
+		{"log counts", r.LogCounts, want.LogCounts, 1e-4},
+	} {
+		if msg := graphtest.CloseTo(chk.got, chk.want, chk.tol); msg != "" {
+			t.Errorf("%s: %s%s", what, chk.name, msg)
+		}
+	}
+}
+
 // TestEStep compares every output of the E-step with direct float64 loops,
 // with uniform and with random mixing weights, on a full batch, a tail
 // batch and a full batch again (at inverse temperature β = 0.6), for every
@@ -95,23 +118,8 @@ func TestEStep(t *testing.T) {
 						if model == graph.PatchModel {
 							want = l.EPatchFrom(tempered)
 						}
-						for _, chk := range []struct {
-							name string
-							got  []float32
-							want []float64
-							tol  float64
-						}{
-							// L is a float32 sum of C·w·w products: 1e-5 relative.
-							{"log joint", r.LogJoint.Data().([]float32), want.LogJoint, 1e-5},
-							// The patch model's ℓ sums Uh·Uw log-sum-exps in float64.
-							{"log marginal", r.LogMarginal, want.LogMarginal, 1e-5},
-							{"posterior", r.Posterior.Data().([]float32), exp(want.LogPosterior), 1e-4},
-							{"log counts", r.LogCounts, want.LogCounts, 1e-4},
-						} {
-							if msg := graphtest.CloseTo(chk.got, chk.want, chk.tol); msg != "" {
-								t.Errorf("n=%d: %s%s", n, chk.name, msg)
-							}
-						}
+						// L is a float32 sum of C·w·w products: 1e-5 relative.
+						checkResult(t, fmt.Sprintf("n=%d", n), r, want, 1e-5)
 						var ll float64
 						for _, v := range want.LogMarginal {
 							ll += v
@@ -255,22 +263,8 @@ func TestKernelVariances(t *testing.T) {
 						lj[i] = -lambda*v/2 + d/2*math.Log(lambda) + prior64[k]
 					}
 					want := l.EPatchFrom(lj)
-					for _, chk := range []struct {
-						name string
-						got  []float32
-						want []float64
-						tol  float64
-					}{
-						// L now holds −½λ‖x_u‖² too: float32 sums of larger terms.
-						{"log joint", r.LogJoint.Data().([]float32), want.LogJoint, 2e-5},
-						{"log marginal", r.LogMarginal, want.LogMarginal, 2e-5},
-						{"posterior", r.Posterior.Data().([]float32), exp(want.LogPosterior), 1e-4},
-						{"log counts", r.LogCounts, want.LogCounts, 1e-4},
-					} {
-						if msg := graphtest.CloseTo(chk.got, chk.want, chk.tol); msg != "" {
-							t.Errorf("run %d, n=%d: %s%s", run, n, chk.name, msg)
-						}
-					}
+					// L now holds −½λ‖x_u‖² too: float32 sums of larger terms.
+					checkResult(t, fmt.Sprintf("run %d, n=%d", run, n), r, want, 2e-5)
 					p := graph.Pooling{Reduce: graph.LogSumExpCells, Grid: 2}
 					f, err := estep.NewStackFeatures([]estep.Stage{{Config: c}}, ops, p, []int{0})
 					if err != nil {
