@@ -242,11 +242,15 @@ func (s Settings) Normalize(n, c, h, w int) (Settings, graph.Config, error) {
 }
 
 // BatchBytes estimates the memory Train holds for its batches of images
-// under cfg with op set ops: a batch's images, its log joint and posterior
-// (and those of a shorter last batch, which gets graphs of its own), and
-// what the op set says its ops hold (graph.MemoryEstimator).
+// under cfg with op set ops: a batch's images, its posterior and, unless
+// the op set fuses the two (graph.JointPosterior), its log joint (and
+// those of a shorter last batch, which gets graphs of its own), and what
+// the op set says its ops hold (graph.MemoryEstimator).
 func BatchBytes(cfg graph.Config, ops graph.Ops, images int) int64 {
 	maps := 2 * int64(cfg.MapLen()) * 4
+	if _, fused := ops.(graph.JointPosterior); fused {
+		maps /= 2
+	}
 	bytes := int64(cfg.Batch) * (int64(cfg.ImageLen())*4 + maps)
 	if tail := images % cfg.Batch; tail != 0 && images > cfg.Batch {
 		bytes += int64(tail) * maps

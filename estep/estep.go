@@ -23,7 +23,6 @@ type Graph struct {
 // Result is the E-step of one batch of n images. Its tensors belong to the
 // Graph and are overwritten by the next Run.
 type Result struct {
-	LogJoint    *tensor.Dense // L (n,K,Uh,Uw)
 	LogMarginal []float32     // ℓ (n)
 	Posterior   *tensor.Dense // γ (n,K,Uh,Uw)
 	LogCounts   []float32     // b (K): this batch's log expected kernel counts
@@ -31,7 +30,10 @@ type Result struct {
 }
 
 // New returns the E-step graph of cfg built from ops, compiled for a full
-// batch. Its inputs are the images, θ, the log mixing weights and the
+// batch. Its outputs are what EM reads: the log marginal, the posterior and
+// the log counts. The log joint is only a step on the way, never written
+// out by an op set that fuses it with the posterior (graph.JointPosterior);
+// LogJoint builds it for the features. Its inputs are the images, θ, the log mixing weights and the
 // inverse temperature β of the log joint (LogJoint): 1 in the paper, 1/σ²
 // for kernels of variance σ², and a schedule under deterministic
 // annealing (Ueda & Nakano 1998); with cfg.KernelVariances, one β_k = 1/σ_k²
@@ -46,10 +48,10 @@ func New(cfg graph.Config, ops graph.Ops) (*Graph, error) {
 			// An op set that fuses the convolution and the posterior;
 			// else the log joint, then the model's posterior.
 			if jp, ok := ops.(graph.JointPosterior); ok {
-				logJoint, logMarg, post, logCounts, err := jp.LogJointPosterior(x, w, bias, cfg.Pad, cfg.Model)
+				logMarg, post, logCounts, err := jp.LogJointPosterior(x, w, bias, cfg.Pad, cfg.Model)
 				switch {
 				case err == nil:
-					return []*G.Node{logJoint, logMarg, post, logCounts}, nil
+					return []*G.Node{logMarg, post, logCounts}, nil
 				case !errors.Is(err, graph.ErrNotFused):
 					return nil, fmt.Errorf("estep: %w", err)
 				}
@@ -66,7 +68,7 @@ func New(cfg graph.Config, ops graph.Ops) (*Graph, error) {
 			if err != nil {
 				return nil, fmt.Errorf("estep: %w", err)
 			}
-			return []*G.Node{logJoint, logMarg, post, logCounts}, nil
+			return []*G.Node{logMarg, post, logCounts}, nil
 		})
 	if err != nil {
 		return nil, fmt.Errorf("estep: %w", err)
@@ -188,10 +190,9 @@ func (g *Graph) run(x, theta, logPrior *tensor.Dense) (*Result, error) {
 		return nil, fmt.Errorf("estep: %w", err)
 	}
 	r := &Result{
-		LogJoint:    out[0],
-		LogMarginal: out[1].Data().([]float32),
-		Posterior:   out[2],
-		LogCounts:   out[3].Data().([]float32),
+		LogMarginal: out[0].Data().([]float32),
+		Posterior:   out[1],
+		LogCounts:   out[2].Data().([]float32),
 	}
 	for _, l := range r.LogMarginal {
 		r.LogLik += float64(l)

@@ -68,28 +68,24 @@ func (Fast) Pool(logJoint *G.Node, p Pooling) (*G.Node, error) { return Pool(log
 
 // LogJointPosterior implements JointPosterior, for both models: the
 // convolution op computes each image's posterior right after its log
-// joint, while both are in cache, and side ops read the posterior, the log
-// marginal and the log counts off it.
-func (f Fast) LogJointPosterior(x, w, bias *G.Node, pad int, m Model) (logJoint, logMarg, post, logCounts *G.Node, err error) {
+// joint, while the log joint is in cache, and writes out only the
+// posterior; side ops read the log marginal and the log counts off it.
+func (f Fast) LogJointPosterior(x, w, bias *G.Node, pad int, m Model) (logMarg, post, logCounts *G.Node, err error) {
 	if m != ImageModel && m != PatchModel {
-		return nil, nil, nil, nil, fmt.Errorf("graph: fast conv2d posterior: %w: %v", ErrNotFused, m)
+		return nil, nil, nil, fmt.Errorf("graph: fast conv2d posterior: %w: %v", ErrNotFused, m)
 	}
 	if err := checkConv(x, w, bias); err != nil {
-		return nil, nil, nil, nil, err
+		return nil, nil, nil, err
 	}
 	state := new(posteriorState)
 	op := fastConvOp{opBase: labelled(sig(4, 4, 4, 1), fmt.Sprintf("FastConv2dPosterior/%s/p%d/%s", m, pad, f.kernel()), state), pad: pad, kern: f.kernel(), post: state, model: m}
-	if logJoint, err = G.ApplyOp(op, x, w, bias); err != nil {
-		return nil, nil, nil, nil, fmt.Errorf("graph: fast conv2d posterior: %w", err)
+	if post, err = G.ApplyOp(op, x, w, bias); err != nil {
+		return nil, nil, nil, fmt.Errorf("graph: fast conv2d posterior: %w", err)
 	}
-	s := logJoint.Shape()
-	if post, err = G.ApplyOp(sideOp{opBase: labelled(sig(4, 4), "Posterior", state), state: state, what: sidePosterior, shape: s.Clone()}, logJoint); err != nil {
-		return nil, nil, nil, nil, fmt.Errorf("graph: fast conv2d posterior: %w", err)
+	if logMarg, logCounts, err = sides(state, post, post.Shape()); err != nil {
+		return nil, nil, nil, fmt.Errorf("graph: fast conv2d posterior: %w", err)
 	}
-	if logMarg, logCounts, err = sides(state, post, s); err != nil {
-		return nil, nil, nil, nil, fmt.Errorf("graph: fast conv2d posterior: %w", err)
-	}
-	return logJoint, logMarg, post, logCounts, nil
+	return logMarg, post, logCounts, nil
 }
 
 // Posterior implements Ops with one op that makes its passes over each
@@ -152,11 +148,12 @@ type scratch struct {
 
 // workerScratch is one worker's buffers.
 type workerScratch struct {
-	img  []float32    // the zero-padded image
-	out  []float32    // the conv's positions × kernels, or the filter's elements × kernels
-	post []float32    // the patch model's posterior, positions × kernels
-	pb   gemm.PackedB // the filter's posterior, transposed
-	ws   gemm.Workspace
+	img   []float32    // the zero-padded image
+	out   []float32    // the conv's positions × kernels, or the filter's elements × kernels
+	post  []float32    // the patch model's posterior, positions × kernels
+	joint []float32    // the image model's log joint, kernels × positions
+	pb    gemm.PackedB // the filter's posterior, transposed
+	ws    gemm.Workspace
 }
 
 // worker returns the buffers of worker i, with img sized for n values and
@@ -194,8 +191,8 @@ type fastConvOp struct {
 	opBase
 	pad   int
 	kern  *gemm.MicroKernel
-	post  *posteriorState // when set, the op also computes the posterior into it
-	model Model           // whose posterior
+	post  *posteriorState // when set, the op's output is model's posterior, and its side results go here
+	model Model
 }
 
 func (op fastConvOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) {
@@ -225,20 +222,20 @@ func (op fastConvOp) Do(vals ...G.Value) (G.Value, error) {
 	// θᵀ (elements × kernels) is packed once per batch and shared.
 	sc.theta.Pack(op.kern, d, k, 1, gemm.Matrix{Data: w, Stride: d, T: true})
 	ix := sc.index(c, h, wd, kh, kw, op.pad)
-	var g []float32
 	if op.post != nil {
 		op.post.prepare(n, k)
-		if op.post.post == nil || !op.post.post.Shape().Eq(outShape) {
-			op.post.post = tensor.New(tensor.Of(tensor.Float32), tensor.WithShape(outShape...))
-		}
-		g = op.post.post.Data().([]float32)
 	}
 	parallel(n, func(worker, lo, hi int) {
 		b := sc.worker(worker, c*ix.hp*ix.wp, u*k)
 		maxes := make([]float32, k)
 		var counts []float64
-		if op.post != nil && op.model == PatchModel {
+		switch {
+		case op.post == nil:
+		case op.model == PatchModel:
 			counts = make([]float64, k)
+			b.post = resize(b.post, u*k)
+		default:
+			b.joint = resize(b.joint, k*u)
 		}
 		// Positions × kernels, each row starting from the bias: one copy
 		// of this block per image instead of one per position.
@@ -250,18 +247,19 @@ func (op fastConvOp) Do(vals ...G.Value) (G.Value, error) {
 			ix.padImage(b.img, x[i*c*h*wd:(i+1)*c*h*wd])
 			copy(b.out, biasRows)
 			gemm.MulGather(gemm.Gather{Src: b.img, Rows: ix.pos, Cols: ix.elem}, &sc.theta, b.out, k, &b.ws)
-			li := o[i*k*u : (i+1)*k*u]
-			if op.post != nil && op.model == PatchModel {
+			oi := o[i*k*u : (i+1)*k*u]
+			switch {
+			case op.post == nil:
+				gemm.Transpose(oi, u, b.out, k, u, k)
+			case op.model == PatchModel:
 				// The posterior over kernels of each position is a row of
 				// the positions × kernels block, normalised while it is
-				// in cache; both are transposed after.
-				b.post = resize(b.post, u*k)
+				// in cache, then transposed into the output.
 				op.post.positions(i, b.out, b.post, k, u, maxes, counts)
-				gemm.Transpose(g[i*k*u:(i+1)*k*u], u, b.post, k, u, k)
-			}
-			gemm.Transpose(li, u, b.out, k, u, k)
-			if op.post != nil && op.model == ImageModel {
-				op.post.image(i, li, g[i*k*u:(i+1)*k*u], k, u, maxes)
+				gemm.Transpose(oi, u, b.post, k, u, k)
+			default:
+				gemm.Transpose(b.joint, u, b.out, k, u, k)
+				op.post.image(i, b.joint, oi, k, u, maxes)
 			}
 		}
 	})

@@ -194,16 +194,17 @@ func checkFloat32(op string, nodes ...*G.Node) error {
 	return nil
 }
 
-// A JointPosterior is an op set that computes the E-step's log joint and
-// its posterior in one op (an optional capability, used by the E-step when
-// present): LogJointPosterior(x, w, bias, pad, m) must give what
-// Conv2d(x, w, bias, pad) followed by model m's posterior gives (Posterior
-// for ImageModel, PatchPosterior for PatchModel).
+// A JointPosterior is an op set that computes the E-step's posterior
+// straight from the convolution, in one op that need not write the log
+// joint out (an optional capability, used by the E-step when present):
+// LogJointPosterior(x, w, bias, pad, m) must give what Conv2d(x, w, bias,
+// pad) followed by model m's posterior gives (Posterior for ImageModel,
+// PatchPosterior for PatchModel).
 // For a model it does not fuse it returns an error wrapping
 // ErrNotFused, and the E-step builds the convolution and the posterior
 // apart.
 type JointPosterior interface {
-	LogJointPosterior(x, w, bias *G.Node, pad int, m Model) (logJoint, logMarg, post, logCounts *G.Node, err error)
+	LogJointPosterior(x, w, bias *G.Node, pad int, m Model) (logMarg, post, logCounts *G.Node, err error)
 }
 
 // ErrNotFused is wrapped by the error of a JointPosterior asked to fuse a

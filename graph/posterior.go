@@ -74,12 +74,10 @@ func labelled(s signature, label string, state *posteriorState) opBase {
 	return b
 }
 
-// posteriorState holds the side results of one run of a fused posterior,
-// and the posterior itself when a convolution computes it.
+// posteriorState holds the side results of one run of a fused posterior.
 type posteriorState struct {
 	logMarg, logCounts *tensor.Dense
-	post               *tensor.Dense // γ, when the convolution op fills it
-	rowLSE             []float64     // (N,K): log Σ_u exp L[n,k,u], then log γ's row sums
+	rowLSE             []float64 // (N,K): log Σ_u exp L[n,k,u], then log γ's row sums
 }
 
 // prepare sizes the side results for n images of k kernels.
@@ -228,12 +226,11 @@ type side int
 const (
 	sideLogMarg side = iota
 	sideLogCounts
-	sidePosterior
 )
 
-// sideOp reads one side result of a fused op's run: the log marginal (N),
-// the log counts (K) or the posterior (N,K,Uh,Uw). Its input is a node the
-// fused op computes, so that it runs after it.
+// sideOp reads one side result of a fused op's run: the log marginal (N)
+// or the log counts (K). Its input is a node the fused op computes, so
+// that it runs after it.
 type sideOp struct {
 	opBase
 	state *posteriorState
@@ -244,11 +241,8 @@ type sideOp struct {
 func (op sideOp) InferShape(...G.DimSizer) (tensor.Shape, error) { return op.shape.Clone(), nil }
 
 func (op sideOp) Do(...G.Value) (G.Value, error) {
-	switch op.what {
-	case sideLogCounts:
+	if op.what == sideLogCounts {
 		return op.state.logCounts, nil
-	case sidePosterior:
-		return op.state.post, nil
 	}
 	return op.state.logMarg, nil
 }
