@@ -30,14 +30,14 @@ type Result struct {
 }
 
 // New returns the E-step graph of cfg built from ops, compiled for a full
-// batch. Its outputs are what EM reads: the log marginal, the posterior and
-// the log counts. The log joint is only a step on the way, never written
-// out by an op set that fuses it with the posterior (graph.JointPosterior);
-// LogJoint builds it for the features. Its inputs are the images, θ, the log mixing weights and the
+// batch. Its inputs are the images, θ, the log mixing weights and the
 // inverse temperature β of the log joint (LogJoint): 1 in the paper, 1/σ²
 // for kernels of variance σ², and a schedule under deterministic
 // annealing (Ueda & Nakano 1998); with cfg.KernelVariances, one β_k = 1/σ_k²
-// for each kernel.
+// for each kernel. Its outputs are what EM reads: the log marginal, the
+// posterior and the log counts. The log joint is a step on the way, never
+// written out by an op set that fuses it with the posterior
+// (graph.JointPosterior); LogJoint builds it for the features.
 func New(cfg graph.Config, ops graph.Ops) (*Graph, error) {
 	step, err := graph.NewStep(cfg, []graph.Input{graph.Images(cfg), graph.Kernels(cfg), graph.LogPrior(cfg), temperature(cfg)},
 		func(_ *G.ExprGraph, in []*G.Node) ([]*G.Node, error) {

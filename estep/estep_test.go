@@ -25,10 +25,10 @@ func exp(v []float64) []float64 {
 }
 
 // checkResult compares an E-step's outputs with float64 loops': the log
-// marginal within the relative tolerance joint (the patch model's ℓ sums
+// marginal within the relative tolerance margTol (the patch model's ℓ sums
 // Uh·Uw log-sum-exps in float64), the posterior and the log counts within
 // 1e-4.
-func checkResult(t *testing.T, what string, r *estep.Result, want naive.EStep, joint float64) {
+func checkResult(t *testing.T, what string, r *estep.Result, want naive.EStep, margTol float64) {
 	t.Helper()
 	for _, chk := range []struct {
 		name string
@@ -36,7 +36,7 @@ func checkResult(t *testing.T, what string, r *estep.Result, want naive.EStep, j
 		want []float64
 		tol  float64
 	}{
-		{"log marginal", r.LogMarginal, want.LogMarginal, joint},
+		{"log marginal", r.LogMarginal, want.LogMarginal, margTol},
 		{"posterior", r.Posterior.Data().([]float32), exp(want.LogPosterior), 1e-4},
 		{"log counts", r.LogCounts, want.LogCounts, 1e-4},
 	} {
