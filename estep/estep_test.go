@@ -61,7 +61,7 @@ func TestEStep(t *testing.T) {
 		{name: "C1/pad2", cfg: graph.Config{Kernels: 6, Width: 5, Pad: 2, Channels: 1, Rows: 9, Cols: 7, Batch: 4}, tail: 3},
 		{name: "C3/pad1", cfg: graph.Config{Kernels: 5, Width: 4, Pad: 1, Channels: 3, Rows: 7, Cols: 9, Batch: 3}, tail: 1},
 	}
-	pools := []string{"image", "lse2", "lse3", "max", "max3", "mean2", "lse-pyramid2", "post-mean2", "post-max"}
+	pools := []string{"image", "lse2", "lse3", "max", "max3", "mean2", "lse-pyramid2", "post-mean2", "post-max", "post-root-mean-pyramid2"}
 	for _, ops := range append(graph.OpSets(), unfused{}) {
 		for _, tc := range cases {
 			for _, model := range []graph.Model{graph.ImageModel, graph.PatchModel} {
@@ -147,6 +147,11 @@ func TestEStep(t *testing.T) {
 							ref := naive.Pool(maps, uh, uw, p.Grid, graphtest.ReduceName(p.Reduce))
 							if p.Pyramid {
 								ref = naive.Pyramid(maps, uh, uw, p.Grid, graphtest.ReduceName(p.Reduce))
+							}
+							if p.Root {
+								for i, v := range ref {
+									ref[i] = math.Sqrt(v)
+								}
 							}
 							if msg := graphtest.CloseTo(got, ref, 1e-5); msg != "" {
 								t.Errorf("n=%d: features %s%s", n, name, msg)

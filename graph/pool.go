@@ -35,11 +35,18 @@ import (
 // patch): with MeanCells, the share of each cell's patches that each kernel
 // explains. The feature graphs apply it (Pool itself pools what it is
 // given).
+//
+// A Root pooling takes the square root of each feature of a posterior's
+// MeanCells pooling: the Hellinger map of the kernels' shares of a cell
+// (the dot product of two such cells is the Bhattacharyya coefficient of
+// their shares), which damps the kernels that dominate a cell: the power
+// normalisation of histogram features (Perronnin, Sánchez & Mensink 2010).
 type Pooling struct {
 	Reduce    Reduction
 	Grid      int  // cells per side, at least 1 (of the finest level of a pyramid)
 	Pyramid   bool // grids 1…Grid side by side
 	Posterior bool // pool the posterior over kernels, not the log joint
+	Root      bool // √ of each feature; only with Posterior and MeanCells
 }
 
 // A Reduction is how a Pooling, or a Transform's local pooling, reduces a
@@ -80,11 +87,15 @@ var ImageWide = Pooling{Reduce: LogSumExpCells, Grid: 1}
 // use: "image" (the paper's, ImageWide); the reduction's name and the grid,
 // "lse2", "max3", "mean4", … (the reduction's name alone for a max or mean
 // over the image); "lse-pyramid3", "max-pyramid2", … for a pyramid; any of
-// these after "post-" for the pooled posterior.
+// these after "post-" for the pooled posterior, and "post-root-" before
+// a mean pooling for its square root.
 func (p Pooling) Name() string {
 	if p.Posterior {
 		q := p
-		q.Posterior = false
+		q.Posterior, q.Root = false, false
+		if p.Root {
+			return "post-root-" + q.Name()
+		}
 		return "post-" + q.Name()
 	}
 	switch {
@@ -136,13 +147,14 @@ func (p Pooling) levels() []int {
 
 // ParsePooling returns the pooling of the given name (see Pooling.Name).
 func ParsePooling(name string) (Pooling, error) {
-	bad := fmt.Errorf("graph: unknown pooling %q (want image, max, mean, lseG, maxG, meanG, lse-pyramidG, max-pyramidG or mean-pyramidG with G ≥ 1, each optionally after post-)", name)
+	bad := fmt.Errorf("graph: unknown pooling %q (want image, max, mean, lseG, maxG, meanG, lse-pyramidG, max-pyramidG or mean-pyramidG with G ≥ 1, each optionally after post-; mean, meanG or mean-pyramidG after post-root-)", name)
 	if rest, ok := strings.CutPrefix(name, "post-"); ok {
+		rest, root := strings.CutPrefix(rest, "root-")
 		p, err := ParsePooling(rest)
-		if err != nil || p.Posterior {
+		if err != nil || p.Posterior || root && p.Reduce != MeanCells {
 			return Pooling{}, bad
 		}
-		p.Posterior = true
+		p.Posterior, p.Root = true, root
 		return p, nil
 	}
 	if name == "image" {
@@ -184,6 +196,11 @@ func Pool(x *G.Node, p Pooling) (*G.Node, error) {
 	}
 	if p.Reduce != LogSumExpCells && p.Reduce != MaxCells && p.Reduce != MeanCells {
 		return nil, fmt.Errorf("graph: pool: unknown reduction %d", p.Reduce)
+	}
+	if p.Root && !(p.Posterior && p.Reduce == MeanCells) {
+		// The square root is defined for the shares of a posterior, not
+		// for a log joint or a cell's maximum.
+		return nil, fmt.Errorf("graph: pool: Root on %s: the square root takes a posterior's mean pooling", p.Name())
 	}
 	return apply("pool", poolOp{opBase: newBase(sig(4, 4), "Pool/%s", p.Name()), p: p}, x)
 }
@@ -230,6 +247,11 @@ func (op poolOp) Do(vals ...G.Value) (G.Value, error) {
 					cells.max(f[:n], in)
 				case MeanCells:
 					cells.mean(f[:n], in, sums[:n])
+					if op.p.Root {
+						for j, v := range f[:n] {
+							f[j] = float32(math.Sqrt(float64(v)))
+						}
+					}
 				default:
 					cells.logSumExp(f[:n], in, e, sums[:n])
 				}

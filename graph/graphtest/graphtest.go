@@ -495,11 +495,12 @@ func testPool(t *testing.T, ops graph.Ops) {
 	for _, m := range maps {
 		for _, g := range m.grids {
 			for _, pl := range []struct {
-				reduce  graph.Reduction
-				pyramid bool
-			}{{graph.LogSumExpCells, false}, {graph.MaxCells, false}, {graph.MeanCells, false}, {graph.LogSumExpCells, true}, {graph.MaxCells, true}} {
+				reduce        graph.Reduction
+				pyramid, root bool
+			}{{graph.LogSumExpCells, false, false}, {graph.MaxCells, false, false}, {graph.MeanCells, false, false}, {graph.LogSumExpCells, true, false}, {graph.MaxCells, true, false},
+				{graph.MeanCells, false, true}, {graph.MeanCells, true, true}} {
 				reduce := pl.reduce
-				p := graph.Pooling{Reduce: reduce, Grid: g, Pyramid: pl.pyramid}
+				p := graph.Pooling{Reduce: reduce, Grid: g, Pyramid: pl.pyramid, Posterior: pl.root, Root: pl.root}
 				t.Run(m.name+"/"+p.Name(), func(t *testing.T) {
 					// Maps with N(0, 3²) values; in the second run one
 					// position of each map stands 300 above the rest, so
@@ -517,6 +518,12 @@ func testPool(t *testing.T, ops graph.Ops) {
 					rng := rand.New(rand.NewPCG(5, uint64(g)))
 					for r := 0; r < 2; r++ {
 						v := Randn(rng, 2*cfg.MapLen(), 3)
+						if p.Root {
+							// A square root pools shares, never below 0.
+							for i, x := range v {
+								v[i] = float32(math.Abs(float64(x)))
+							}
+						}
 						if r == 1 {
 							for i := 0; i < len(v); i += m.uh * m.uw {
 								v[i+rng.IntN(m.uh*m.uw)] += 300
@@ -530,6 +537,11 @@ func testPool(t *testing.T, ops graph.Ops) {
 						want, shape := naive.Pool(v64, m.uh, m.uw, g, ReduceName(reduce)), tensor.Shape{2, 3, g, g}
 						if p.Pyramid {
 							want, shape = naive.Pyramid(v64, m.uh, m.uw, g, ReduceName(reduce)), tensor.Shape{2, 3, 1, g * (g + 1) * (2*g + 1) / 6}
+						}
+						if p.Root {
+							for i, w := range want {
+								want[i] = math.Sqrt(w)
+							}
 						}
 						if !out[0].Shape().Eq(shape) {
 							t.Fatalf("shape %v, want %v", out[0].Shape(), shape)
@@ -547,6 +559,19 @@ func testPool(t *testing.T, ops graph.Ops) {
 		x := G.NewTensor(g, tensor.Float32, 4, G.WithShape(1, 2, 3, 5), G.WithName("x"))
 		if _, err := ops.Pool(x, graph.Pooling{Grid: 4}); err == nil {
 			t.Error("a 4×4 grid over 3×5 positions was accepted")
+		}
+	})
+	t.Run("root", func(t *testing.T) {
+		for _, p := range []graph.Pooling{
+			{Reduce: graph.MeanCells, Grid: 2, Root: true},                 // of a log joint
+			{Reduce: graph.MaxCells, Grid: 2, Posterior: true, Root: true}, // of a maximum
+			{Reduce: graph.LogSumExpCells, Grid: 1, Posterior: true, Root: true},
+		} {
+			g := G.NewGraph()
+			x := G.NewTensor(g, tensor.Float32, 4, G.WithShape(1, 2, 3, 5), G.WithName("x"))
+			if _, err := ops.Pool(x, p); err == nil {
+				t.Errorf("%+v was accepted", p)
+			}
 		}
 	})
 }

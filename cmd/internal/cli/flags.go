@@ -103,7 +103,7 @@ func NewFlags(name string, presets ...Preset) *Flags {
 	fs.Float64Var(&f.RepairCount, "repair-count", 0, "after an epoch, re-seed kernels whose expected count is below this (0 = off)")
 	fs.Float64Var(&f.RepairCosine, "repair-cosine", 0, "after an epoch, re-seed kernels this similar (cosine) to a lower one (0 = off)")
 	fs.StringVar(&f.Ops, "ops", graph.OpSets()[0].Name(), fmt.Sprintf("op set of the graphs: %s", strings.Join(opSetNames(), ", ")))
-	fs.StringVar(&f.Pool, "pool", graph.ImageWide.Name(), "poolings evaluated, comma-separated (validation picks the main one): image, lseG, lse-pyramidG (grids 1…G side by side), max, maxG, max-pyramidG, mean, meanG, mean-pyramidG; post-NAME pools the posterior over kernels instead of the log joint")
+	fs.StringVar(&f.Pool, "pool", graph.ImageWide.Name(), "poolings evaluated, comma-separated (validation picks the main one): image, lseG, lse-pyramidG (grids 1…G side by side), max, maxG, max-pyramidG, mean, meanG, mean-pyramidG; post-NAME pools the posterior over kernels instead of the log joint, post-root-NAME the square root of a posterior's mean, meanG or mean-pyramidG")
 	fs.BoolVar(&f.Eval, "eval", true, "extract features and fit the classifiers")
 	fs.StringVar(&f.C, "C", "1", "the classifier's inverse L2 strength, or auto: chosen by validation")
 	fs.IntVar(&f.Validation, "validation", DefaultValidation, "labelled training images, the last ones, held out to make every choice on (0: none); with fewer than 6 times as many labelled images, a sixth of them unless given")
