@@ -534,14 +534,9 @@ func testPool(t *testing.T, ops graph.Ops) {
 						for i, x := range v {
 							v64[i] = float64(x)
 						}
-						want, shape := naive.Pool(v64, m.uh, m.uw, g, ReduceName(reduce)), tensor.Shape{2, 3, g, g}
+						want, shape := Pooled(v64, m.uh, m.uw, p), tensor.Shape{2, 3, g, g}
 						if p.Pyramid {
-							want, shape = naive.Pyramid(v64, m.uh, m.uw, g, ReduceName(reduce)), tensor.Shape{2, 3, 1, g * (g + 1) * (2*g + 1) / 6}
-						}
-						if p.Root {
-							for i, w := range want {
-								want[i] = math.Sqrt(w)
-							}
+							shape = tensor.Shape{2, 3, 1, g * (g + 1) * (2*g + 1) / 6}
 						}
 						if !out[0].Shape().Eq(shape) {
 							t.Fatalf("shape %v, want %v", out[0].Shape(), shape)
@@ -574,6 +569,25 @@ func testPool(t *testing.T, ops graph.Ops) {
 			}
 		}
 	})
+}
+
+// Pooled returns the float64 reference of pooling p applied to maps of
+// uh×uw positions (what graph.Pool computes: it pools what it is given, so
+// for a Posterior pooling maps must already be the posterior): each map's
+// cells, level by level for a pyramid, square-rooted with p.Root.
+func Pooled(maps []float64, uh, uw int, p graph.Pooling) []float64 {
+	var out []float64
+	if p.Pyramid {
+		out = naive.Pyramid(maps, uh, uw, p.Grid, ReduceName(p.Reduce))
+	} else {
+		out = naive.Pool(maps, uh, uw, p.Grid, ReduceName(p.Reduce))
+	}
+	if p.Root {
+		for i, v := range out {
+			out[i] = math.Sqrt(v)
+		}
+	}
+	return out
 }
 
 // ReduceName is the name internal/naive gives a graph.Reduction.
