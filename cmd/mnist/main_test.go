@@ -196,13 +196,13 @@ func TestPresets(t *testing.T) {
 		want map[string]any
 	}{
 		{nil, map[string]any{"kernels": 128.0, "width": 9.0, "pad": 0.0, "max_epochs": 5.0, "init_from": "kmeans++", "model": "patch",
-			"pools": []any{"post-mean3", "lse3", "image"}}},
+			"pools": []any{"post-root-mean3", "lse3", "image"}}},
 		{[]string{"-preset", "paper"}, map[string]any{"kernels": 64.0, "width": 20.0, "pad": 2.0, "batch": 1000.0, "max_epochs": 15.0,
 			"init_from": "normal", "model": "image", "mixing": false, "pools": []any{"image"}}},
 		{[]string{"-preset", "deep"}, map[string]any{"kernels": 64.0, "width": 5.0, "pad": 2.0, "batch": 500.0, "max_epochs": 1.0,
 			"init_from": "kmeans++", "model": "patch", "pools": []any{"lse-pyramid3"}}},
 		{[]string{"-preset", "wide"}, map[string]any{"kernels": 256.0, "width": 9.0, "pad": 0.0, "max_epochs": 3.0, "init_from": "kmeans++", "model": "patch",
-			"whiten": 9.0, "pools": []any{"post-mean-pyramid3", "lse3", "image"}}},
+			"whiten": 9.0, "pools": []any{"post-root-mean-pyramid3", "lse3", "image"}}},
 		{[]string{"-preset", "paper", "-kernels", "8", "-epochs", "1"}, map[string]any{"kernels": 8.0, "max_epochs": 1.0, "init_from": "normal"}},
 	} {
 		out := t.TempDir()
