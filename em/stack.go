@@ -246,16 +246,16 @@ func (m *Maps) Read(dst []float32, start int) error {
 }
 
 // StackFeatures returns the features of every image of src under the
-// stack: the log joints of the listed layers (0-based), pooled by p, one
-// after the other, batch images at a time.
-func StackFeatures(src Source, s *Stack, layers []int, p graph.Pooling, ops graph.Ops, batch int) ([]float32, error) {
+// stack: each entry of features (a layer's pooled log joint or posterior),
+// one after the other, batch images at a time.
+func StackFeatures(src Source, s *Stack, features []estep.LayerFeatures, ops graph.Ops, batch int) ([]float32, error) {
 	top := 0
-	for _, l := range layers {
-		top = max(top, l)
+	for _, f := range features {
+		top = max(top, f.Layer)
 	}
 	n, _, _, _ := src.Shape()
 	stages := s.Stages(top+1, min(max(batch, 1), n))
-	f, err := estep.NewStackFeatures(stages, defaultOps(ops), p, layers)
+	f, err := estep.NewStackFeatures(stages, defaultOps(ops), features)
 	if err != nil {
 		return nil, fmt.Errorf("em: %w", err)
 	}

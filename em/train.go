@@ -387,5 +387,5 @@ func Features(src Source, l Layer, p graph.Pooling, ops graph.Ops, batch int) ([
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("em: features: %w", err)
 	}
-	return StackFeatures(src, &Stack{Layers: []Trained{{Result: &Result{Layer: l, Config: cfg}}}}, []int{0}, p, ops, batch)
+	return StackFeatures(src, &Stack{Layers: []Trained{{Result: &Result{Layer: l, Config: cfg}}}}, estep.Pooled(p, 0), ops, batch)
 }

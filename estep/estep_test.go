@@ -131,7 +131,7 @@ func TestEStep(t *testing.T) {
 							if err != nil {
 								t.Fatal(err)
 							}
-							f, err := estep.NewStackFeatures([]estep.Stage{{Config: c}}, ops, p, []int{0})
+							f, err := estep.NewStackFeatures([]estep.Stage{{Config: c}}, ops, estep.Pooled(p, 0))
 							if err != nil {
 								t.Fatal(err)
 							}
@@ -261,7 +261,7 @@ func TestKernelVariances(t *testing.T) {
 					// L now holds −½λ‖x_u‖² too: float32 sums of larger terms.
 					checkResult(t, fmt.Sprintf("run %d, n=%d", run, n), r, want, 2e-5)
 					p := graph.Pooling{Reduce: graph.LogSumExpCells, Grid: 2}
-					f, err := estep.NewStackFeatures([]estep.Stage{{Config: c}}, ops, p, []int{0})
+					f, err := estep.NewStackFeatures([]estep.Stage{{Config: c}}, ops, estep.Pooled(p, 0))
 					if err != nil {
 						t.Fatal(err)
 					}

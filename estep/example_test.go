@@ -21,7 +21,7 @@ func ExampleNewStackFeatures_max() {
 		return
 	}
 	// One layer is a stack of one stage; its features are those of stage 0.
-	f, err := estep.NewStackFeatures([]estep.Stage{{Config: cfg}}, graph.Fast{}, pool, []int{0})
+	f, err := estep.NewStackFeatures([]estep.Stage{{Config: cfg}}, graph.Fast{}, estep.Pooled(pool, 0))
 	if err != nil {
 		fmt.Println(err)
 		return

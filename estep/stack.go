@@ -85,36 +85,52 @@ func NewMaps(stages []Stage, ops graph.Ops, standardise bool) (*StackGraph, erro
 	})
 }
 
+// LayerFeatures are the features of one stage of a stack: its log joint,
+// or its posterior over kernels for a Posterior pooling, pooled by Pooling.
+type LayerFeatures struct {
+	Layer   int // the stage, 0-based
+	Pooling graph.Pooling
+}
+
+// Pooled returns the features of the listed stages, each pooled by p.
+func Pooled(p graph.Pooling, layers ...int) []LayerFeatures {
+	fs := make([]LayerFeatures, len(layers))
+	for i, l := range layers {
+		fs[i] = LayerFeatures{Layer: l, Pooling: p}
+	}
+	return fs
+}
+
 // NewStackFeatures returns the graph whose output is, image by image, the
-// log joints of the listed stages (or their posteriors over kernels, for a
-// Posterior pooling) pooled by p (graph.Pooling), one after the other.
-func NewStackFeatures(stages []Stage, ops graph.Ops, p graph.Pooling, layers []int) (*StackGraph, error) {
-	if len(stages) == 0 || len(layers) == 0 {
-		return nil, fmt.Errorf("estep: stack features of %d stages, %d layers", len(stages), len(layers))
+// features of each entry of features, one after the other: a stage's
+// pooled log joint or posterior, each stage pooled its own way.
+func NewStackFeatures(stages []Stage, ops graph.Ops, features []LayerFeatures) (*StackGraph, error) {
+	if len(stages) == 0 || len(features) == 0 {
+		return nil, fmt.Errorf("estep: stack features of %d stages, %d layers", len(stages), len(features))
 	}
 	top := 0
 	var outs []int
-	for _, l := range layers {
-		if l < 0 || l >= len(stages) {
-			return nil, fmt.Errorf("estep: stack features of layer %d of %d", l+1, len(stages))
+	for _, f := range features {
+		if f.Layer < 0 || f.Layer >= len(stages) {
+			return nil, fmt.Errorf("estep: stack features of layer %d of %d", f.Layer+1, len(stages))
 		}
-		top = max(top, l)
-		outs = append(outs, p.Features(stages[l].Config.Kernels))
+		top = max(top, f.Layer)
+		outs = append(outs, f.Pooling.Features(stages[f.Layer].Config.Kernels))
 	}
 	stages = stages[:top+1]
 	return newStack(stages, ops, top, standardised(len(stages), top), outs, func(logJoints, _ []*G.Node) ([]*G.Node, error) {
 		var out []*G.Node
-		for _, l := range layers {
-			m := logJoints[l]
-			if p.Posterior {
+		for _, lf := range features {
+			m := logJoints[lf.Layer]
+			if lf.Pooling.Posterior {
 				var err error
 				if m, err = graph.KernelPosterior(m); err != nil {
-					return nil, fmt.Errorf("estep: features of layer %d: %w", l+1, err)
+					return nil, fmt.Errorf("estep: features of layer %d: %w", lf.Layer+1, err)
 				}
 			}
-			f, err := ops.Pool(m, p)
+			f, err := ops.Pool(m, lf.Pooling)
 			if err != nil {
-				return nil, fmt.Errorf("estep: features of layer %d: %w", l+1, err)
+				return nil, fmt.Errorf("estep: features of layer %d: %w", lf.Layer+1, err)
 			}
 			out = append(out, f)
 		}

@@ -18,7 +18,8 @@ func dense(v []float32, shape ...int) *tensor.Dense {
 
 // TestStack carries random images through two layers (the second with
 // K₁ = 5 channels) with each transform, and compares the next layer's
-// input and the pooled features of both layers with float64 loops.
+// input and the pooled features of both layers (each pooled the same way,
+// and each its own way) with float64 loops.
 func TestStack(t *testing.T) {
 	for _, tr := range []graph.Transform{
 		{Posterior: true, Pool: 2, Reduce: graph.MeanCells},
@@ -82,25 +83,35 @@ func TestStack(t *testing.T) {
 			}
 			l2 := naive.Layer{N: n, C: 5, Rows: c2.Rows, Cols: c2.Cols, K: 4, Width: 2, Pad: 0}
 			lj2 := l2.LogJoint(x2f, th2, nil)
-			feats, err := estep.NewStackFeatures(stages, graph.Fast{}, graph.Pooling{Reduce: graph.LogSumExpCells, Grid: 2}, []int{0, 1})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer feats.Close()
-			f := make([]float32, n*feats.Len())
-			if err := feats.RunInto(f, dense(x, c1.ImageShape(n)...), params); err != nil {
-				t.Fatal(err)
-			}
 			u2h, u2w := c2.Positions()
-			p1, p2 := naive.Pool(lj1, uh, uw, 2, "lse"), naive.Pool(lj2, u2h, u2w, 2, "lse")
-			var want []float64
-			for i := 0; i < n; i++ {
-				want = append(want, p1[i*20:(i+1)*20]...)
-				want = append(want, p2[i*16:(i+1)*16]...)
-			}
-			// Layer 2's log joint sums 5·2·2 products of inputs up to ~5.
-			if msg := graphtest.CloseTo(f, want, 1e-4); msg != "" {
-				t.Errorf("features of both layers%s", msg)
+			lse2 := graph.Pooling{Reduce: graph.LogSumExpCells, Grid: 2}
+			rootPyramid := graph.Pooling{Reduce: graph.MeanCells, Grid: 2, Pyramid: true, Posterior: true, Root: true}
+			for _, pools := range [][2]graph.Pooling{{lse2, lse2}, {rootPyramid, lse2}} {
+				feats, err := estep.NewStackFeatures(stages, graph.Fast{}, []estep.LayerFeatures{{Layer: 0, Pooling: pools[0]}, {Layer: 1, Pooling: pools[1]}})
+				if err != nil {
+					t.Fatal(err)
+				}
+				f := make([]float32, n*feats.Len())
+				err = feats.RunInto(f, dense(x, c1.ImageShape(n)...), params)
+				feats.Close()
+				if err != nil {
+					t.Fatal(err)
+				}
+				m1 := lj1
+				if pools[0].Posterior {
+					m1 = naive.KernelSoftmax(lj1, n, 5, uh*uw)
+				}
+				p1, p2 := graphtest.Pooled(m1, uh, uw, pools[0]), graphtest.Pooled(lj2, u2h, u2w, pools[1])
+				d1, d2 := len(p1)/n, len(p2)/n
+				var want []float64
+				for i := 0; i < n; i++ {
+					want = append(want, p1[i*d1:(i+1)*d1]...)
+					want = append(want, p2[i*d2:(i+1)*d2]...)
+				}
+				// Layer 2's log joint sums 5·2·2 products of inputs up to ~5.
+				if msg := graphtest.CloseTo(f, want, 1e-4); msg != "" {
+					t.Errorf("features of layer 1 by %s, layer 2 by %s%s", pools[0].Name(), pools[1].Name(), msg)
+				}
 			}
 		})
 	}

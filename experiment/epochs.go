@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"calm/em"
+	"calm/estep"
 	"calm/experiment/rundir"
 	"calm/graph"
 	"calm/viz"
@@ -57,7 +58,7 @@ func epochCurve(ctx context.Context, d Data, opt Options, st *em.Stack, ops grap
 	top := len(st.Layers) - 1
 	trained := st.Layers[top]
 	dir := rundir.LayerDir(opt.Out, top)
-	pool := opt.Pools[0]
+	pool := curvePooling(opt)
 	batch = max(1, min(batch, featureBatch))
 	for epoch := 0; epoch <= len(trained.LogLik); epoch++ {
 		if ctx.Err() != nil {
@@ -72,7 +73,7 @@ func epochCurve(ctx context.Context, d Data, opt Options, st *em.Stack, ops grap
 		if err != nil {
 			return fmt.Errorf("experiment: epoch curve: %w", err)
 		}
-		x, err := em.StackFeatures(d.Labelled, withTopKernels(st, cp), []int{top}, pool, ops, batch)
+		x, err := em.StackFeatures(d.Labelled, withTopKernels(st, cp), estep.Pooled(pool, top), ops, batch)
 		if err != nil {
 			return fmt.Errorf("experiment: epoch curve: %w", err)
 		}
@@ -160,4 +161,14 @@ func checkEval(d Data, opt Options) error {
 		return fmt.Errorf("%w: picking the epoch that validates best needs the epoch curve (-epoch-curve)", ErrConfig)
 	}
 	return nil
+}
+
+// curvePooling is the pooling of the epoch curve: the first of Pools, or
+// the top layer's of the first of LayerPools.
+func curvePooling(opt Options) graph.Pooling {
+	if len(opt.Pools) > 0 {
+		return opt.Pools[0]
+	}
+	first := opt.LayerPools[0]
+	return first[len(first)-1]
 }

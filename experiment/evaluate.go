@@ -7,10 +7,12 @@ import (
 	"math/rand/v2"
 	"path/filepath"
 	"slices"
+	"strings"
 	"time"
 
 	"calm/classify"
 	"calm/em"
+	"calm/estep"
 	"calm/graph"
 	"calm/internal/atomicfile"
 	"calm/viz"
@@ -220,7 +222,7 @@ func evaluate(ctx context.Context, d, raw Data, opt Options, st *em.Stack, ops g
 // own set is fitted.
 func (e *evaluation) evaluateFeatureSets(ctx context.Context, st *em.Stack, ops graph.Ops, batch int) error {
 	computed := map[string]featureSet{}
-	for _, spec := range featureSets(e.opt.Pools, len(st.Layers)) {
+	for _, spec := range featureSets(e.opt.Pools, e.opt.LayerPools, len(st.Layers)) {
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
@@ -228,18 +230,18 @@ func (e *evaluation) evaluateFeatureSets(ctx context.Context, st *em.Stack, ops 
 		fs, ok := computed[spec.name]
 		delete(computed, spec.name)
 		if !ok {
-			train, err := em.StackFeatures(e.d.Labelled, st, spec.layers, spec.pool, ops, batch)
+			train, err := em.StackFeatures(e.d.Labelled, st, spec.features, ops, batch)
 			if err != nil {
 				return fmt.Errorf("experiment: %w", err)
 			}
-			test, err := em.StackFeatures(e.d.Test, st, spec.layers, spec.pool, ops, batch)
+			test, err := em.StackFeatures(e.d.Test, st, spec.features, ops, batch)
 			if err != nil {
 				return fmt.Errorf("experiment: %w", err)
 			}
 			fs = featureSet{name: spec.name, train: train, test: test, d: len(test) / len(e.d.TestLabels), owned: true}
 			if spec.all != "" {
 				computed[spec.all] = featureSet{name: spec.all, train: train, test: test, d: fs.d, owned: true}
-				top := spec.pool.Features(st.Layers[len(st.Layers)-1].Config.Kernels)
+				top := spec.features[len(spec.features)-1].Pooling.Features(st.Layers[len(st.Layers)-1].Config.Kernels)
 				fs = featureSet{name: spec.name, train: lastColumns(train, fs.d, top), test: lastColumns(test, fs.d, top), d: top, owned: true}
 			}
 		}
@@ -335,44 +337,53 @@ func mainEvaluation(evs []Evaluation) int {
 	return best
 }
 
-// featureSetSpec is a pooling of some layers' log joints: the features of
-// layers, or, when all names a set, their last columns (the top layer's)
-// while the whole rows are kept for the set all.
+// featureSetSpec is a feature set: the pooled log joints (or posteriors)
+// of some layers, or, when all names a set, the last columns of them (the
+// top layer's) while the whole rows are kept for the set all.
 type featureSetSpec struct {
-	name   string
-	pool   graph.Pooling
-	layers []int  // the layers whose features are computed
-	all    string // for a top-layer set in a stack: the set of every layer, computed with it
+	name     string
+	features []estep.LayerFeatures // what is computed
+	all      string                // for a top-layer set in a stack: the set of every layer, computed with it
 }
 
 // featureSets returns the feature sets of a run: each pooling of the top
 // layer and, in a stack, each pooling of all layers side by side
-// ("<pooling>-all").
-func featureSets(pools []graph.Pooling, layers int) []featureSetSpec {
-	top := layers - 1
+// ("<pooling>-all"), then each of layerPools, every layer pooled its own
+// way (named by their names joined by "+").
+func featureSets(pools []graph.Pooling, layerPools [][]graph.Pooling, layers int) []featureSetSpec {
+	top, all := layers-1, allLayers(layers)
 	var sets []featureSetSpec
 	for _, p := range pools {
-		s := featureSetSpec{name: p.Name(), pool: p, layers: []int{top}}
+		s := featureSetSpec{name: p.Name(), features: estep.Pooled(p, top)}
 		if top > 0 {
-			s.layers, s.all = allLayers(layers), p.Name()+"-all"
+			s.features, s.all = estep.Pooled(p, all...), p.Name()+"-all"
 		}
 		sets = append(sets, s)
 	}
 	if top > 0 {
 		for _, p := range pools {
-			sets = append(sets, featureSetSpec{name: p.Name() + "-all", pool: p, layers: allLayers(layers)})
+			sets = append(sets, featureSetSpec{name: p.Name() + "-all", features: estep.Pooled(p, all...)})
 		}
+	}
+	for _, ps := range layerPools {
+		s := featureSetSpec{name: LayerPoolingsName(ps)}
+		for l, p := range ps {
+			s.features = append(s.features, estep.LayerFeatures{Layer: l, Pooling: p})
+		}
+		sets = append(sets, s)
 	}
 	return sets
 }
 
-// allLayers returns 0, 1, …, layers−1.
-func allLayers(layers int) []int {
-	all := make([]int, layers)
-	for l := range all {
-		all[l] = l
+// LayerPoolingsName is the name of a feature set of every layer of a
+// stack, layer l pooled by ps[l]: their names joined by "+"
+// ("post-root-mean-pyramid3+lse-pyramid3"), as -pool takes it.
+func LayerPoolingsName(ps []graph.Pooling) string {
+	names := make([]string, len(ps))
+	for i, p := range ps {
+		names[i] = p.Name()
 	}
-	return all
+	return strings.Join(names, "+")
 }
 
 // lastColumns returns a copy of the last k of the d columns of each row of x.

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"time"
 
 	"calm/classify"
@@ -55,14 +56,19 @@ type Options struct {
 	Whiten        int
 	WhitenEpsilon float64
 
-	// Pools are the poolings whose features are evaluated; default the
-	// paper's image-wide pooling alone. The main feature set (metrics.json's
-	// top-level accuracies) is the one that validates best, or the first
-	// without a validation split; the epoch curve uses the first. With
-	// several layers each pooling is evaluated on the top layer, and on all
-	// layers together.
+	// Pools are the poolings whose features are evaluated; default, with
+	// no LayerPools either, the paper's image-wide pooling alone. The main
+	// feature set (metrics.json's top-level accuracies) is the one that
+	// validates best, or the first without a validation split; the epoch
+	// curve uses the first pooling (of LayerPools' first set, its top
+	// layer's, without Pools). With several layers each pooling is
+	// evaluated on the top layer, and on all layers together.
 	Pools []graph.Pooling
-	Eval  bool // extract features and fit the classifiers
+	// LayerPools are feature sets of a stack after those of Pools: every
+	// layer's features side by side, layer l pooled by its l-th pooling
+	// (one per layer), named by LayerPoolingsName.
+	LayerPools [][]graph.Pooling
+	Eval       bool // extract features and fit the classifiers
 	// Validation is the number of labelled images, the last ones, held out
 	// for validation: the classifier is fitted on the labelled images
 	// before them, every choice (C with ChooseC, the main feature set, the
@@ -254,7 +260,7 @@ func Run(d Data, opt Options) (*Metrics, error) {
 	if ctx == nil {
 		ctx = context.Background()
 	}
-	if len(opt.Pools) == 0 {
+	if len(opt.Pools) == 0 && len(opt.LayerPools) == 0 {
 		opt.Pools = []graph.Pooling{graph.ImageWide}
 	}
 	n, c, h, w := d.Train.Shape()
@@ -419,6 +425,11 @@ func normalize(opt Options, n, c, h, w int) ([]em.StackLayer, []graph.Config, er
 		return nil, nil, fmt.Errorf("%w: whitening by a filter of width %d (ε %v) for %d×%d images: want an odd width that fits, ε ≥ 0", ErrConfig, opt.Whiten, opt.WhitenEpsilon, h, w)
 	}
 	layers := append([]em.StackLayer(nil), opt.Layers...)
+	for _, ps := range opt.LayerPools {
+		if len(ps) != len(layers) {
+			return nil, nil, fmt.Errorf("%w: pooling %s: %d poolings for %d layers (one per layer)", ErrConfig, LayerPoolingsName(ps), len(ps), len(layers))
+		}
+	}
 	var cfgs []graph.Config
 	for l := range layers {
 		s := layers[l].Settings
@@ -434,7 +445,11 @@ func normalize(opt Options, n, c, h, w int) ([]em.StackLayer, []graph.Config, er
 		cfgs = append(cfgs, cfg)
 		// The poolings matter only to the evaluation.
 		uh, uw := cfg.Positions()
-		for _, p := range opt.Pools {
+		pools := slices.Clip(opt.Pools)
+		for _, ps := range opt.LayerPools {
+			pools = append(pools, ps[l])
+		}
+		for _, p := range pools {
 			if opt.Eval && p.Grid > min(uh, uw) {
 				return nil, nil, fmt.Errorf("%w: pooling %s: a %d×%d grid over layer %d's %d×%d positions (pool image-wide, -pool image, or train without evaluating, -eval=false)",
 					ErrConfig, p.Name(), p.Grid, p.Grid, l+1, uh, uw)
@@ -462,14 +477,15 @@ type RunConfig struct {
 	Description map[string]any   `json:"description,omitempty"`
 	Layers      []em.LayerRecord `json:"layers"`
 	TrainingRecord
-	Whiten     int             `json:"whiten,omitempty"` // the ZCA filter's width, 0 for none
-	WhitenEps  float64         `json:"whiten_epsilon,omitempty"`
-	Pools      []graph.Pooling `json:"pools,omitempty"`
-	Validation int             `json:"validation"`
-	C          float64         `json:"c,omitempty"`        // the classifier's inverse L2 strength, unless chosen
-	ChooseC    bool            `json:"choose_c,omitempty"` // C chosen by validation
-	Command    []string        `json:"command,omitempty"`
-	GoVersion  string          `json:"go_version"`
+	Whiten     int               `json:"whiten,omitempty"` // the ZCA filter's width, 0 for none
+	WhitenEps  float64           `json:"whiten_epsilon,omitempty"`
+	Pools      []graph.Pooling   `json:"pools,omitempty"`
+	LayerPools [][]graph.Pooling `json:"layer_pools,omitempty"`
+	Validation int               `json:"validation"`
+	C          float64           `json:"c,omitempty"`        // the classifier's inverse L2 strength, unless chosen
+	ChooseC    bool              `json:"choose_c,omitempty"` // C chosen by validation
+	Command    []string          `json:"command,omitempty"`
+	GoVersion  string            `json:"go_version"`
 }
 
 // TrainingRecord is how config.json and metrics.json record the training
@@ -502,7 +518,7 @@ func newTrainingRecord(s em.Settings, batch int) TrainingRecord {
 func config(d Data, opt Options, layers []em.StackLayer, cfgs []graph.Config, n int) RunConfig {
 	s := layers[0].Settings
 	c := RunConfig{Dataset: d.Name, Images: n, Description: d.Description, TrainingRecord: newTrainingRecord(s, cfgs[0].Batch),
-		Whiten: opt.Whiten, Pools: opt.Pools, Validation: opt.Validation, C: opt.C, ChooseC: opt.ChooseC, Command: opt.Command, GoVersion: runtime.Version()}
+		Whiten: opt.Whiten, Pools: opt.Pools, LayerPools: opt.LayerPools, Validation: opt.Validation, C: opt.C, ChooseC: opt.ChooseC, Command: opt.Command, GoVersion: runtime.Version()}
 	if opt.Whiten > 0 {
 		c.WhitenEps = cmp.Or(opt.WhitenEpsilon, DefaultWhitenEpsilon)
 	}

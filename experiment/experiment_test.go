@@ -21,6 +21,7 @@ import (
 
 	"calm/classify"
 	"calm/em"
+	"calm/estep"
 	"calm/experiment"
 	"calm/experiment/rundir"
 	"calm/graph"
@@ -278,6 +279,8 @@ func TestConfigErrors(t *testing.T) {
 		{"second layer wider than its input", experiment.Options{Layers: []em.StackLayer{
 			{Settings: em.Settings{Kernels: 3, Width: 5}, Transform: graph.Transform{Posterior: true, Pool: 2, Reduce: graph.MeanCells}},
 			{Settings: em.Settings{Kernels: 2, Width: 5}}}}},
+		{"per-layer poolings, one for two layers", experiment.Options{Eval: true, Layers: twoLayers(), LayerPools: [][]graph.Pooling{{{Grid: 2}}}}},
+		{"per-layer poolings, a grid wider than layer 2's positions", experiment.Options{Eval: true, Layers: twoLayers(), LayerPools: [][]graph.Pooling{{{Grid: 2}, {Grid: 3}}}}},
 		{"no layers", experiment.Options{}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -306,13 +309,15 @@ func twoLayers() []em.StackLayer {
 }
 
 // TestRunStack runs two layers end to end: the model, both layers'
-// figures, the metrics of each, the features of the top layer and of both.
+// figures, the metrics of each, the features of the top layer, of both,
+// and of both each pooled its own way.
 func TestRunStack(t *testing.T) {
 	out := t.TempDir()
 	d := data(t)
 	pool := graph.Pooling{Reduce: graph.LogSumExpCells, Grid: 2}
+	root := graph.Pooling{Reduce: graph.MeanCells, Grid: 2, Posterior: true, Root: true}
 	m, err := experiment.Run(d, experiment.Options{Out: out, Eval: true, Layers: twoLayers(), ChooseC: true, Validation: 50,
-		Pools: []graph.Pooling{pool}, Features: true})
+		Pools: []graph.Pooling{pool}, LayerPools: [][]graph.Pooling{{root, pool}}, Features: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -328,14 +333,36 @@ func TestRunStack(t *testing.T) {
 	if len(m.Layers) != 2 || len(m.Layers[1].LogLik) != 3 || m.Layers[1].Input != [3]int{6, 4, 4} {
 		t.Errorf("layers %+v", m.Layers)
 	}
-	if len(m.Evaluations) != 2 || m.Evaluations[0].Pooling != "lse2" || m.Evaluations[0].Features != 16 ||
-		m.Evaluations[1].Pooling != "lse2-all" || m.Evaluations[1].Features != 6*4+16 {
-		t.Errorf("evaluations %+v: want lse2 of layer 2 (16 features), then of both layers (40)", m.Evaluations)
+	if len(m.Evaluations) != 3 || m.Evaluations[0].Pooling != "lse2" || m.Evaluations[0].Features != 16 ||
+		m.Evaluations[1].Pooling != "lse2-all" || m.Evaluations[1].Features != 6*4+16 ||
+		m.Evaluations[2].Pooling != "post-root-mean2+lse2" || m.Evaluations[2].Features != 6*4+16 {
+		t.Errorf("evaluations %+v: want lse2 of layer 2 (16 features), then of both layers (40), then layer 1's post-root-mean2 beside layer 2's lse2 (40)", m.Evaluations)
+	}
+	// Each layer pooled its own way: layer 1's features under one pooling
+	// beside layer 2's under the other, each computed alone.
+	l1, err := em.StackFeatures(d.Test, st, estep.Pooled(root, 0), nil, 7)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l2, err := em.StackFeatures(d.Test, st, estep.Pooled(pool, 1), nil, 7)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want []float32
+	for i := range len(d.TestLabels) {
+		want = append(want, l1[i*24:(i+1)*24]...)
+		want = append(want, l2[i*16:(i+1)*16]...)
+	}
+	if got := readNpy(t, filepath.Join(out, "features-post-root-mean2+lse2-test.npy")); !slices.Equal(got, want) {
+		t.Errorf("features-post-root-mean2+lse2-test.npy: %d values differ from layer 1's and layer 2's computed alone (%d)", len(got), len(want))
+	}
+	if got, _, err := experiment.LayerPoolFeatures(out, d.Test, []graph.Pooling{root, pool}, nil); err != nil || !slices.Equal(got, want) {
+		t.Errorf("LayerPoolFeatures of the trained model: %v; want the run's features", err)
 	}
 	// The top layer's features are cut from those of both layers: they
 	// must be the top layer's alone, computed directly.
 	for _, layers := range [][]int{{1}, {0, 1}} {
-		want, err := em.StackFeatures(d.Test, st, layers, pool, nil, 7)
+		want, err := em.StackFeatures(d.Test, st, estep.Pooled(pool, layers...), nil, 7)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -353,6 +380,46 @@ func TestRunStack(t *testing.T) {
 			classify.Accuracy(ev.CGrid, ev.ValidationByC, ev.C) != slices.Max(ev.ValidationByC) || *ev.ValidationAccuracy != slices.Max(ev.ValidationByC) {
 			t.Errorf("%s: C = %v, validation %v of %v: want the C of the grid that validates best", ev.Pooling, ev.C, ev.ValidationByC, ev.CGrid)
 		}
+	}
+}
+
+// TestRunLayerPoolsOnly runs a stack whose only feature set pools each
+// layer its own way: no other set is evaluated, and the epoch curve pools
+// the top layer as that set does.
+func TestRunLayerPoolsOnly(t *testing.T) {
+	out := t.TempDir()
+	root := graph.Pooling{Reduce: graph.MeanCells, Grid: 2, Posterior: true, Root: true}
+	lse := graph.Pooling{Reduce: graph.LogSumExpCells, Grid: 2}
+	m, err := experiment.Run(data(t), experiment.Options{Out: out, Eval: true, Layers: twoLayers(), Validation: 50, EpochCurve: true,
+		LayerPools: [][]graph.Pooling{{root, lse}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(m.Evaluations) != 1 || m.Evaluations[0].Pooling != "post-root-mean2+lse2" || m.Evaluations[0].Features != 6*4+16 || m.Pooling != "post-root-mean2+lse2" {
+		t.Errorf("evaluations %+v, main %s: want post-root-mean2+lse2 alone (40 features)", m.Evaluations, m.Pooling)
+	}
+	if len(m.Epochs) != 4 { // the seeding and 3 epochs of layer 2
+		t.Fatalf("epoch curve %+v: want 4 points", m.Epochs)
+	}
+	// The curve's last point is the trained model's top layer, pooled by
+	// lse2: the classifier fitted on its features before the split.
+	st, err := em.LoadStack(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := data(t)
+	x, err := em.StackFeatures(d.Labelled, st, estep.Pooled(lse, 1), nil, 7)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fit, dim := len(d.Labels)-50, len(x)/len(d.Labels)
+	model, _, err := classify.Train(x[:fit*dim], d.Labels[:fit], dim, d.Classes, classify.Settings{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, _ := classify.Score(model.Predict(x[fit*dim:]), d.Labels[fit:], d.Classes)
+	if got := m.Epochs[3].ValidationAccuracy; got != want {
+		t.Errorf("epoch curve after epoch 3: validation %v, want %v (the top layer's lse2)", got, want)
 	}
 }
 

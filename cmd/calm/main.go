@@ -100,8 +100,8 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 
 // extract writes, for each split of d, the features of its images under the
 // model in dir, for every pooling of -pool: features-<pooling>-<split>.npy
-// (and -all for a stack), and index-<split>.csv, one row per image: its
-// path and label.
+// (and -all for a stack; <pooling> is A+B for a per-layer item), and
+// index-<split>.csv, one row per image: its path and label.
 func extract(dir string, d *imagefolder.Data, f *cli.Flags, stderr io.Writer) error {
 	if !f.Features {
 		return cli.UsageError{Err: errors.New("-trained writes features: give -features too")}
@@ -109,6 +109,10 @@ func extract(dir string, d *imagefolder.Data, f *cli.Flags, stderr io.Writer) er
 	ops, err := graph.Lookup(f.Ops)
 	if err != nil {
 		return cli.UsageError{Err: err}
+	}
+	pools, layerPools, err := cli.ParsePools(f.Pool)
+	if err != nil {
+		return err
 	}
 	st, err := em.LoadStack(dir)
 	if err != nil {
@@ -137,29 +141,35 @@ func extract(dir string, d *imagefolder.Data, f *cli.Flags, stderr io.Writer) er
 		if err := atomicfile.WriteBytes(filepath.Join(out, "index-"+split.name+".csv"), []byte(index.String())); err != nil {
 			return err
 		}
-		for _, name := range strings.Split(f.Pool, ",") {
-			p, err := graph.ParsePooling(strings.TrimSpace(name))
-			if err != nil {
-				return cli.UsageError{Err: fmt.Errorf("-pool: %w", err)}
+		// The sets a training run evaluates: each pooling of the top layer
+		// (and of all layers), then every layer pooled its own way.
+		type set struct {
+			name    string
+			compute func() ([]float32, int, error)
+		}
+		var sets []set
+		for _, p := range pools {
+			sets = append(sets, set{p.Name(), func() ([]float32, int, error) { return experiment.Features(dir, split.set, p, false, ops) }})
+			if len(st.Layers) > 1 {
+				sets = append(sets, set{p.Name() + "-all", func() ([]float32, int, error) { return experiment.Features(dir, split.set, p, true, ops) }})
 			}
-			for _, all := range []bool{false, true} {
-				if all && len(st.Layers) == 1 {
-					continue
-				}
-				rows, dim, err := experiment.Features(dir, split.set, p, all, ops)
-				if err != nil {
-					return err
-				}
-				file := fmt.Sprintf("features-%s-%s.npy", p.Name(), split.name)
-				if all {
-					file = fmt.Sprintf("features-%s-all-%s.npy", p.Name(), split.name)
-				}
-				if err := experiment.SaveFeatures(filepath.Join(out, file), rows, dim); err != nil {
-					return err
-				}
-				if !f.Quiet {
-					fmt.Fprintf(stderr, "%s: %d images × %d features\n", filepath.Join(out, file), len(rows)/dim, dim)
-				}
+		}
+		for _, ps := range layerPools {
+			sets = append(sets, set{experiment.LayerPoolingsName(ps), func() ([]float32, int, error) {
+				return experiment.LayerPoolFeatures(dir, split.set, ps, ops)
+			}})
+		}
+		for _, fs := range sets {
+			rows, dim, err := fs.compute()
+			if err != nil {
+				return err
+			}
+			file := fmt.Sprintf("features-%s-%s.npy", fs.name, split.name)
+			if err := experiment.SaveFeatures(filepath.Join(out, file), rows, dim); err != nil {
+				return err
+			}
+			if !f.Quiet {
+				fmt.Fprintf(stderr, "%s: %d images × %d features\n", filepath.Join(out, file), len(rows)/dim, dim)
 			}
 		}
 	}

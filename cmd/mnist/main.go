@@ -33,9 +33,9 @@ var Presets = []cli.Preset{
 		"kernels": "64", "width": "20", "pad": "2", "batch": "1000", "epochs": "15",
 		"init-from": "normal", "pool": "image",
 	}},
-	{Name: "deep", Doc: "two layers, each learned by one epoch of EM under the patch model on 5×5-whitened images: 64 k-means++ kernels of 5×5, their posterior max-pooled 2×2, then 128 kernels of 5×5; a spatial pyramid of 1×1, 2×2 and 3×3 cells; C by validation (README, Deep CALM)", Flags: map[string]string{
+	{Name: "deep", Doc: "two layers, each learned by one epoch of EM under the patch model on 5×5-whitened images: 64 k-means++ kernels of 5×5, their posterior max-pooled 2×2, then 128 kernels of 5×5; as features, the square roots of layer 1's posterior and layer 2's log joint, each pooled over a spatial pyramid of 1×1, 2×2 and 3×3 cells; C by validation (README, Deep CALM)", Flags: map[string]string{
 		"layers": "64x5p2:post+max2,128x5", "epochs": "1", "batch": "500", "init-from": "kmeans++", "model": "patch", "whiten": "5",
-		"pool": "lse-pyramid3", "C": "auto", "labels": "100,300,1000,3000,10000",
+		"pool": "post-root-mean-pyramid3+lse-pyramid3", "C": "auto", "labels": "100,300,1000,3000,10000",
 	}},
 }
 

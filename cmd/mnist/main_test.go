@@ -200,7 +200,7 @@ func TestPresets(t *testing.T) {
 		{[]string{"-preset", "paper"}, map[string]any{"kernels": 64.0, "width": 20.0, "pad": 2.0, "batch": 1000.0, "max_epochs": 15.0,
 			"init_from": "normal", "model": "image", "mixing": false, "pools": []any{"image"}}},
 		{[]string{"-preset", "deep"}, map[string]any{"kernels": 64.0, "width": 5.0, "pad": 2.0, "batch": 500.0, "max_epochs": 1.0,
-			"init_from": "kmeans++", "model": "patch", "pools": []any{"lse-pyramid3"}}},
+			"init_from": "kmeans++", "model": "patch", "layer_pools": []any{[]any{"post-root-mean-pyramid3", "lse-pyramid3"}}}},
 		{[]string{"-preset", "wide"}, map[string]any{"kernels": 256.0, "width": 9.0, "pad": 0.0, "max_epochs": 3.0, "init_from": "kmeans++", "model": "patch",
 			"whiten": 9.0, "pools": []any{"post-root-mean-pyramid3", "lse3", "image"}}},
 		{[]string{"-preset", "paper", "-kernels", "8", "-epochs", "1"}, map[string]any{"kernels": 8.0, "max_epochs": 1.0, "init_from": "normal"}},
@@ -243,8 +243,8 @@ func TestPresets(t *testing.T) {
 
 // TestDeepPreset runs the deep preset as it stands, on the first 1 200
 // training images: two layers, each trained by EM (a log-likelihood per
-// epoch), both layers' features, C chosen by validation from the grid for
-// each feature set, and the main feature set the one that validates best.
+// epoch), both layers' features side by side, each layer pooled its own
+// way, C chosen by validation from the grid.
 func TestDeepPreset(t *testing.T) {
 	out := t.TempDir()
 	var log bytes.Buffer
@@ -279,8 +279,11 @@ func TestDeepPreset(t *testing.T) {
 			best, main = v, e["pooling"].(string)
 		}
 	}
-	if !slices.Equal(names, []string{"lse-pyramid3", "lse-pyramid3-all"}) || m["pooling"] != main {
-		t.Errorf("feature sets %v, main %v: want lse-pyramid3 and lse-pyramid3-all, the main one %s", names, m["pooling"], main)
+	if !slices.Equal(names, []string{"post-root-mean-pyramid3+lse-pyramid3"}) || m["pooling"] != main {
+		t.Errorf("feature sets %v, main %v: want post-root-mean-pyramid3+lse-pyramid3 alone, the main one", names, m["pooling"])
+	}
+	if d := m["evaluations"].([]any)[0].(map[string]any)["features"]; d != float64(64*14+128*14) {
+		t.Errorf("%v features, want layer 1's 64 kernels and layer 2's 128 over 14 cells each", d)
 	}
 	if acc := m["test_accuracy"].(float64); acc < 0.85 {
 		t.Errorf("test accuracy %v from 1 200 images: want above 0.85", acc)
@@ -387,6 +390,8 @@ func TestRunErrors(t *testing.T) {
 		{name: "unknown op set", args: []string{"-ops", "cudnn"}, usage: true, msg: "unknown op set"},
 		{name: "unknown preset", args: []string{"-preset", "best"}, usage: true, msg: "-preset"},
 		{name: "unknown pooling", args: []string{"-pool", "sum3"}, usage: true, msg: "unknown pooling"},
+		{name: "unknown pooling of a layer", args: []string{"-pool", "lse3,post-mean3+sum3"}, usage: true, msg: "unknown pooling"},
+		{name: "per-layer poolings, two for one layer", args: []string{"-pool", "lse3,post-mean3+lse3"}, usage: true, msg: "one per layer"},
 		{name: "unknown init", args: []string{"-init-from", "svd"}, usage: true, msg: "unknown initialisation"},
 		{name: "bad repair", args: []string{"-repair-cosine", "2"}, usage: true, msg: "cosine in [0, 1]"},
 		{name: "missing data", args: []string{"-data", "/nonexistent"}, msg: "no train-images"},

@@ -103,7 +103,7 @@ func NewFlags(name string, presets ...Preset) *Flags {
 	fs.Float64Var(&f.RepairCount, "repair-count", 0, "after an epoch, re-seed kernels whose expected count is below this (0 = off)")
 	fs.Float64Var(&f.RepairCosine, "repair-cosine", 0, "after an epoch, re-seed kernels this similar (cosine) to a lower one (0 = off)")
 	fs.StringVar(&f.Ops, "ops", graph.OpSets()[0].Name(), fmt.Sprintf("op set of the graphs: %s", strings.Join(opSetNames(), ", ")))
-	fs.StringVar(&f.Pool, "pool", graph.ImageWide.Name(), "poolings evaluated, comma-separated (validation picks the main one): image, lseG, lse-pyramidG (grids 1…G side by side), max, maxG, max-pyramidG, mean, meanG, mean-pyramidG; post-NAME pools the posterior over kernels instead of the log joint, post-root-NAME the square root of a posterior's mean, meanG or mean-pyramidG")
+	fs.StringVar(&f.Pool, "pool", graph.ImageWide.Name(), "poolings evaluated, comma-separated (validation picks the main one): image, lseG, lse-pyramidG (grids 1…G side by side), max, maxG, max-pyramidG, mean, meanG, mean-pyramidG; post-NAME pools the posterior over kernels instead of the log joint, post-root-NAME the square root of a posterior's mean, meanG or mean-pyramidG; in a stack, A+B+… pools layer 1 by A, layer 2 by B, …, side by side")
 	fs.BoolVar(&f.Eval, "eval", true, "extract features and fit the classifiers")
 	fs.StringVar(&f.C, "C", "1", "the classifier's inverse L2 strength, or auto: chosen by validation")
 	fs.IntVar(&f.Validation, "validation", DefaultValidation, "labelled training images, the last ones, held out to make every choice on (0: none); with fewer than 6 times as many labelled images, a sixth of them unless given")
@@ -217,6 +217,28 @@ func (f *Flags) Parse(args []string, stderr io.Writer) error {
 		return UsageError{fmt.Errorf("-kernels %d, -width %d, -batch %d, -pad %d, -init-sample %d: want positive sizes", f.Kernels, f.Width, f.Batch, f.Pad, f.InitSample)}
 	}
 	return nil
+}
+
+// ParsePools parses -pool's comma-separated list: the poolings of the top
+// layer (and of all layers) and, for items "A+B+…", the feature sets of
+// every layer of a stack, layer 1 pooled by A, layer 2 by B, ….
+func ParsePools(list string) (pools []graph.Pooling, layerPools [][]graph.Pooling, err error) {
+	for _, item := range strings.Split(list, ",") {
+		var ps []graph.Pooling
+		for _, name := range strings.Split(item, "+") {
+			p, err := graph.ParsePooling(strings.TrimSpace(name))
+			if err != nil {
+				return nil, nil, UsageError{fmt.Errorf("-pool: %w", err)}
+			}
+			ps = append(ps, p)
+		}
+		if len(ps) > 1 {
+			layerPools = append(layerPools, ps)
+		} else {
+			pools = append(pools, ps[0])
+		}
+	}
+	return pools, layerPools, nil
 }
 
 func presetNames(ps []Preset) []string {
@@ -345,13 +367,9 @@ func (f *Flags) Options(ctx context.Context, s em.Settings, stderr io.Writer) (e
 			layers = append(layers, em.StackLayer{Settings: ls, Transform: spec.Transform})
 		}
 	}
-	var pools []graph.Pooling
-	for _, name := range strings.Split(f.Pool, ",") {
-		p, err := graph.ParsePooling(strings.TrimSpace(name))
-		if err != nil {
-			return experiment.Options{}, UsageError{fmt.Errorf("-pool: %w", err)}
-		}
-		pools = append(pools, p)
+	pools, layerPools, err := ParsePools(f.Pool)
+	if err != nil {
+		return experiment.Options{}, err
 	}
 	var labels []int
 	if f.Labels != "" {
@@ -372,7 +390,7 @@ func (f *Flags) Options(ctx context.Context, s em.Settings, stderr io.Writer) (e
 		}
 		c = v
 	}
-	o := experiment.Options{Out: f.Out, Layers: layers, Pools: pools, C: c, ChooseC: choose, Validation: f.Validation, EpochCurve: f.EpochCurve, PickEpoch: f.PickEpoch && f.EpochCurve,
+	o := experiment.Options{Out: f.Out, Layers: layers, Pools: pools, LayerPools: layerPools, C: c, ChooseC: choose, Validation: f.Validation, EpochCurve: f.EpochCurve, PickEpoch: f.PickEpoch && f.EpochCurve,
 		Whiten: f.Whiten, WhitenEpsilon: f.WhitenEpsilon,
 		Eval: f.Eval, Pixels: f.Pixels, LabelCounts: labels,
 		Features: f.Features, GraphDir: f.Graph, Log: stderr, Command: f.Command(),
