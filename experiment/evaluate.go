@@ -366,11 +366,8 @@ func featureSets(pools []graph.Pooling, layerPools [][]graph.Pooling, layers int
 		}
 	}
 	for _, ps := range layerPools {
-		s := featureSetSpec{name: LayerPoolingsName(ps)}
-		for l, p := range ps {
-			s.features = append(s.features, estep.LayerFeatures{Layer: l, Pooling: p})
-		}
-		sets = append(sets, s)
+		fs, _ := layerPooled(ps, layers) // checked by normalize
+		sets = append(sets, featureSetSpec{name: LayerPoolingsName(ps), features: fs})
 	}
 	return sets
 }

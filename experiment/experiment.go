@@ -426,8 +426,8 @@ func normalize(opt Options, n, c, h, w int) ([]em.StackLayer, []graph.Config, er
 	}
 	layers := append([]em.StackLayer(nil), opt.Layers...)
 	for _, ps := range opt.LayerPools {
-		if len(ps) != len(layers) {
-			return nil, nil, fmt.Errorf("%w: pooling %s: %d poolings for %d layers (one per layer)", ErrConfig, LayerPoolingsName(ps), len(ps), len(layers))
+		if _, err := layerPooled(ps, len(layers)); err != nil {
+			return nil, nil, fmt.Errorf("%w: %w", ErrConfig, err)
 		}
 	}
 	var cfgs []graph.Config

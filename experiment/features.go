@@ -30,15 +30,21 @@ func Features(dir string, src em.Source, p graph.Pooling, all bool, ops graph.Op
 // -pool's "A+B").
 func LayerPoolFeatures(dir string, src em.Source, pools []graph.Pooling, ops graph.Ops) (rows []float32, d int, err error) {
 	return features(dir, src, ops, func(layers int) ([]estep.LayerFeatures, error) {
-		if len(pools) != layers {
-			return nil, fmt.Errorf("pooling %s: %d poolings for %d layers (one per layer)", LayerPoolingsName(pools), len(pools), layers)
-		}
-		var fs []estep.LayerFeatures
-		for l, p := range pools {
-			fs = append(fs, estep.LayerFeatures{Layer: l, Pooling: p})
-		}
-		return fs, nil
+		return layerPooled(pools, layers)
 	})
+}
+
+// layerPooled returns the features of every layer of a stack of the given
+// number of layers, layer l pooled by pools[l].
+func layerPooled(pools []graph.Pooling, layers int) ([]estep.LayerFeatures, error) {
+	if len(pools) != layers {
+		return nil, fmt.Errorf("pooling %s: %d poolings for %d layers (one per layer)", LayerPoolingsName(pools), len(pools), layers)
+	}
+	fs := make([]estep.LayerFeatures, len(pools))
+	for l, p := range pools {
+		fs[l] = estep.LayerFeatures{Layer: l, Pooling: p}
+	}
+	return fs, nil
 }
 
 // features computes the features that pick names, given the number of
