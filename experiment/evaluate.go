@@ -7,7 +7,6 @@ import (
 	"math/rand/v2"
 	"path/filepath"
 	"slices"
-	"strings"
 	"time"
 
 	"calm/classify"
@@ -216,33 +215,46 @@ func evaluate(ctx context.Context, d, raw Data, opt Options, st *em.Stack, ops g
 	return nil
 }
 
-// evaluateFeatureSets computes and evaluates every feature set of the run.
-// In a stack, the features of all layers under a pooling are computed
-// once, for its top-layer set (their last columns), and kept until their
-// own set is fitted.
+// evaluateFeatureSets computes and evaluates every feature set of the run
+// (FeatureSets). A set whose features are the last ones of a later set's
+// (in a stack, the top layer's under a pooling, and the same pooling over
+// every layer) is cut from that set's, computed once and kept until it is
+// fitted.
 func (e *evaluation) evaluateFeatureSets(ctx context.Context, st *em.Stack, ops graph.Ops, batch int) error {
+	sets, err := FeatureSets(e.opt.Pools, e.opt.LayerPools, len(st.Layers))
+	if err != nil {
+		return fmt.Errorf("experiment: %w", err)
+	}
 	computed := map[string]featureSet{}
-	for _, spec := range featureSets(e.opt.Pools, e.opt.LayerPools, len(st.Layers)) {
+	for i, set := range sets {
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
 		start := time.Now()
-		fs, ok := computed[spec.name]
-		delete(computed, spec.name)
+		fs, ok := computed[set.Name]
+		delete(computed, set.Name)
 		if !ok {
-			train, err := em.StackFeatures(e.d.Labelled, st, spec.features, ops, batch)
+			whole := set
+			if j := slices.IndexFunc(sets[i+1:], func(later FeatureSet) bool { return isTail(set.Layers, later.Layers) }); j >= 0 {
+				whole = sets[i+1+j]
+			}
+			train, err := em.StackFeatures(e.d.Labelled, st, whole.Layers, ops, batch)
 			if err != nil {
 				return fmt.Errorf("experiment: %w", err)
 			}
-			test, err := em.StackFeatures(e.d.Test, st, spec.features, ops, batch)
+			test, err := em.StackFeatures(e.d.Test, st, whole.Layers, ops, batch)
 			if err != nil {
 				return fmt.Errorf("experiment: %w", err)
 			}
-			fs = featureSet{name: spec.name, train: train, test: test, d: len(test) / len(e.d.TestLabels), owned: true}
-			if spec.all != "" {
-				computed[spec.all] = featureSet{name: spec.all, train: train, test: test, d: fs.d, owned: true}
-				top := spec.features[len(spec.features)-1].Pooling.Features(st.Layers[len(st.Layers)-1].Config.Kernels)
-				fs = featureSet{name: spec.name, train: lastColumns(train, fs.d, top), test: lastColumns(test, fs.d, top), d: top, owned: true}
+			d := len(test) / len(e.d.TestLabels)
+			fs = featureSet{name: set.Name, train: train, test: test, d: d, owned: true}
+			if whole.Name != set.Name {
+				computed[whole.Name] = featureSet{name: whole.Name, train: train, test: test, d: d, owned: true}
+				var tail int
+				for _, f := range set.Layers {
+					tail += f.Pooling.Features(st.Layers[f.Layer].Config.Kernels)
+				}
+				fs = featureSet{name: set.Name, train: lastColumns(train, d, tail), test: lastColumns(test, d, tail), d: tail, owned: true}
 			}
 		}
 		took := time.Since(start).Seconds()
@@ -260,6 +272,12 @@ func (e *evaluation) evaluateFeatureSets(ctx context.Context, st *em.Stack, ops 
 		e.m.Evaluations = append(e.m.Evaluations, *ev)
 	}
 	return nil
+}
+
+// isTail reports whether the features part lists are the last ones of
+// whole's, in the same order, and fewer.
+func isTail(part, whole []estep.LayerFeatures) bool {
+	return len(part) < len(whole) && slices.Equal(part, whole[len(whole)-len(part):])
 }
 
 // fitAndStudy evaluates a feature set and runs the label study on it.
@@ -335,52 +353,6 @@ func mainEvaluation(evs []Evaluation) int {
 		}
 	}
 	return best
-}
-
-// featureSetSpec is a feature set: the pooled log joints (or posteriors)
-// of some layers, or, when all names a set, the last columns of them (the
-// top layer's) while the whole rows are kept for the set all.
-type featureSetSpec struct {
-	name     string
-	features []estep.LayerFeatures // what is computed
-	all      string                // for a top-layer set in a stack: the set of every layer, computed with it
-}
-
-// featureSets returns the feature sets of a run: each pooling of the top
-// layer and, in a stack, each pooling of all layers side by side
-// ("<pooling>-all"), then each of layerPools, every layer pooled its own
-// way (named by their names joined by "+").
-func featureSets(pools []graph.Pooling, layerPools [][]graph.Pooling, layers int) []featureSetSpec {
-	top, all := layers-1, allLayers(layers)
-	var sets []featureSetSpec
-	for _, p := range pools {
-		s := featureSetSpec{name: p.Name(), features: estep.Pooled(p, top)}
-		if top > 0 {
-			s.features, s.all = estep.Pooled(p, all...), p.Name()+"-all"
-		}
-		sets = append(sets, s)
-	}
-	if top > 0 {
-		for _, p := range pools {
-			sets = append(sets, featureSetSpec{name: p.Name() + "-all", features: estep.Pooled(p, all...)})
-		}
-	}
-	for _, ps := range layerPools {
-		fs, _ := layerPooled(ps, layers) // checked by normalize
-		sets = append(sets, featureSetSpec{name: LayerPoolingsName(ps), features: fs})
-	}
-	return sets
-}
-
-// LayerPoolingsName is the name of a feature set of every layer of a
-// stack, layer l pooled by ps[l]: their names joined by "+"
-// ("post-root-mean-pyramid3+lse-pyramid3"), as -pool takes it.
-func LayerPoolingsName(ps []graph.Pooling) string {
-	names := make([]string, len(ps))
-	for i, p := range ps {
-		names[i] = p.Name()
-	}
-	return strings.Join(names, "+")
 }
 
 // lastColumns returns a copy of the last k of the d columns of each row of x.

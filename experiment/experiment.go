@@ -425,10 +425,8 @@ func normalize(opt Options, n, c, h, w int) ([]em.StackLayer, []graph.Config, er
 		return nil, nil, fmt.Errorf("%w: whitening by a filter of width %d (ε %v) for %d×%d images: want an odd width that fits, ε ≥ 0", ErrConfig, opt.Whiten, opt.WhitenEpsilon, h, w)
 	}
 	layers := append([]em.StackLayer(nil), opt.Layers...)
-	for _, ps := range opt.LayerPools {
-		if _, err := layerPooled(ps, len(layers)); err != nil {
-			return nil, nil, fmt.Errorf("%w: %w", ErrConfig, err)
-		}
+	if _, err := FeatureSets(opt.Pools, opt.LayerPools, len(layers)); err != nil {
+		return nil, nil, fmt.Errorf("%w: %w", ErrConfig, err)
 	}
 	var cfgs []graph.Config
 	for l := range layers {

@@ -356,8 +356,12 @@ func TestRunStack(t *testing.T) {
 	if got := readNpy(t, filepath.Join(out, "features-post-root-mean2+lse2-test.npy")); !slices.Equal(got, want) {
 		t.Errorf("features-post-root-mean2+lse2-test.npy: %d values differ from layer 1's and layer 2's computed alone (%d)", len(got), len(want))
 	}
-	if got, _, err := experiment.LayerPoolFeatures(out, d.Test, []graph.Pooling{root, pool}, nil); err != nil || !slices.Equal(got, want) {
-		t.Errorf("LayerPoolFeatures of the trained model: %v; want the run's features", err)
+	sets, err := experiment.FeatureSets(nil, [][]graph.Pooling{{root, pool}}, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, _, err := experiment.Features(out, d.Test, sets[0], nil); err != nil || !slices.Equal(got, want) {
+		t.Errorf("Features %s of the trained model: %v; want the run's features", sets[0].Name, err)
 	}
 	// The top layer's features are cut from those of both layers: they
 	// must be the top layer's alone, computed directly.
@@ -614,4 +618,62 @@ func notSnakeCase(v any, path string) []string {
 		}
 	}
 	return bad
+}
+
+// TestFeatureSets checks the sets a run evaluates, their names and the
+// layers each holds, for one layer and for a stack, and that a per-layer
+// set whose count does not match the layers is refused.
+func TestFeatureSets(t *testing.T) {
+	lse := graph.Pooling{Reduce: graph.LogSumExpCells, Grid: 2}
+	root := graph.Pooling{Reduce: graph.MeanCells, Grid: 3, Posterior: true, Root: true}
+	type layer struct {
+		layer int
+		pool  string
+	}
+	for _, tc := range []struct {
+		pools      []graph.Pooling
+		layerPools [][]graph.Pooling
+		layers     int
+		want       map[string][]layer // each set's layers, by its name
+		order      []string           // the sets' names, in order
+		err        bool
+	}{
+		{pools: []graph.Pooling{lse, root}, layers: 1,
+			order: []string{"lse2", "post-root-mean3"},
+			want:  map[string][]layer{"lse2": {{0, "lse2"}}, "post-root-mean3": {{0, "post-root-mean3"}}}},
+		{pools: []graph.Pooling{lse}, layerPools: [][]graph.Pooling{{root, lse}}, layers: 2,
+			order: []string{"lse2", "lse2-all", "post-root-mean3+lse2"},
+			want: map[string][]layer{"lse2": {{1, "lse2"}}, "lse2-all": {{0, "lse2"}, {1, "lse2"}},
+				"post-root-mean3+lse2": {{0, "post-root-mean3"}, {1, "lse2"}}}},
+		{layerPools: [][]graph.Pooling{{root, lse, lse}}, layers: 3,
+			order: []string{"post-root-mean3+lse2+lse2"},
+			want:  map[string][]layer{"post-root-mean3+lse2+lse2": {{0, "post-root-mean3"}, {1, "lse2"}, {2, "lse2"}}}},
+		{layerPools: [][]graph.Pooling{{root, lse}}, layers: 3, err: true},
+		{layerPools: [][]graph.Pooling{{root, lse}}, layers: 1, err: true},
+	} {
+		sets, err := experiment.FeatureSets(tc.pools, tc.layerPools, tc.layers)
+		if tc.err {
+			if err == nil {
+				t.Errorf("%d layers, %v: no error for a per-layer set of another count", tc.layers, tc.layerPools)
+			}
+			continue
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		var names []string
+		for _, s := range sets {
+			names = append(names, s.Name)
+			var got []layer
+			for _, f := range s.Layers {
+				got = append(got, layer{f.Layer, f.Pooling.Name()})
+			}
+			if !slices.Equal(got, tc.want[s.Name]) {
+				t.Errorf("%d layers: set %s holds %v, want %v", tc.layers, s.Name, got, tc.want[s.Name])
+			}
+		}
+		if !slices.Equal(names, tc.order) {
+			t.Errorf("%d layers: sets %v, want %v", tc.layers, names, tc.order)
+		}
+	}
 }

@@ -3,53 +3,70 @@ package experiment
 import (
 	"fmt"
 	"path/filepath"
+	"strings"
 
 	"calm/em"
 	"calm/estep"
 	"calm/graph"
 )
 
-// Features returns the features of the images of src under the model
-// trained into dir (its model.json and the files it names): the log joint
-// of the top layer (or, with all, of every layer side by side) pooled by p,
-// the images whitened first if the model was trained on whitened images
-// (a one-layer model's "every layer" is its one). It returns one row of d
-// values per image. The rows equal, bit for bit,
-// those the training run wrote with -features for the same images.
-func Features(dir string, src em.Source, p graph.Pooling, all bool, ops graph.Ops) (rows []float32, d int, err error) {
-	return features(dir, src, ops, func(layers int) ([]estep.LayerFeatures, error) {
-		if !all {
-			return estep.Pooled(p, layers-1), nil
+// FeatureSet is a named set of features of a trained model: the maps of
+// some of its layers, each pooled its own way, side by side in the order
+// of Layers.
+type FeatureSet struct {
+	Name   string
+	Layers []estep.LayerFeatures
+}
+
+// FeatureSets returns the feature sets that a run of a model of the given
+// number of layers evaluates, in its order: for each of pools, the top
+// layer's features (named by the pooling); in a stack, then each of pools
+// over every layer side by side ("<pooling>-all"); then for each of
+// layerPools, which holds one pooling per layer, every layer pooled its
+// own way (LayerPoolingsName). It refuses a layerPools entry whose count
+// does not match the layers.
+func FeatureSets(pools []graph.Pooling, layerPools [][]graph.Pooling, layers int) ([]FeatureSet, error) {
+	top, all := layers-1, allLayers(layers)
+	var sets []FeatureSet
+	for _, p := range pools {
+		sets = append(sets, FeatureSet{Name: p.Name(), Layers: estep.Pooled(p, top)})
+	}
+	if top > 0 {
+		for _, p := range pools {
+			sets = append(sets, FeatureSet{Name: p.Name() + "-all", Layers: estep.Pooled(p, all...)})
 		}
-		return estep.Pooled(p, allLayers(layers)...), nil
-	})
-}
-
-// LayerPoolFeatures is Features for a feature set of every layer of the
-// model side by side, layer l pooled by pools[l] (one pooling per layer;
-// -pool's "A+B").
-func LayerPoolFeatures(dir string, src em.Source, pools []graph.Pooling, ops graph.Ops) (rows []float32, d int, err error) {
-	return features(dir, src, ops, func(layers int) ([]estep.LayerFeatures, error) {
-		return layerPooled(pools, layers)
-	})
-}
-
-// layerPooled returns the features of every layer of a stack of the given
-// number of layers, layer l pooled by pools[l].
-func layerPooled(pools []graph.Pooling, layers int) ([]estep.LayerFeatures, error) {
-	if len(pools) != layers {
-		return nil, fmt.Errorf("pooling %s: %d poolings for %d layers (one per layer)", LayerPoolingsName(pools), len(pools), layers)
 	}
-	fs := make([]estep.LayerFeatures, len(pools))
-	for l, p := range pools {
-		fs[l] = estep.LayerFeatures{Layer: l, Pooling: p}
+	for _, ps := range layerPools {
+		if len(ps) != layers {
+			return nil, fmt.Errorf("pooling %s: %d poolings for %d layers (one per layer)", LayerPoolingsName(ps), len(ps), layers)
+		}
+		set := FeatureSet{Name: LayerPoolingsName(ps)}
+		for l, p := range ps {
+			set.Layers = append(set.Layers, estep.LayerFeatures{Layer: l, Pooling: p})
+		}
+		sets = append(sets, set)
 	}
-	return fs, nil
+	return sets, nil
 }
 
-// features computes the features that pick names, given the number of
-// layers of the model in dir, for the images of src.
-func features(dir string, src em.Source, ops graph.Ops, pick func(layers int) ([]estep.LayerFeatures, error)) (rows []float32, d int, err error) {
+// LayerPoolingsName is the name of a feature set of every layer of a
+// stack, layer l pooled by ps[l]: their names joined by "+"
+// ("post-root-mean-pyramid3+lse-pyramid3"), as -pool takes it.
+func LayerPoolingsName(ps []graph.Pooling) string {
+	names := make([]string, len(ps))
+	for i, p := range ps {
+		names[i] = p.Name()
+	}
+	return strings.Join(names, "+")
+}
+
+// Features returns the features of set (one of FeatureSets) of the images
+// of src under the model trained into dir (its model.json and the files
+// it names), the images whitened first if the model was trained on
+// whitened images. It returns one row of d values per image. The rows
+// equal, bit for bit, those the training run wrote with -features for the
+// same images.
+func Features(dir string, src em.Source, set FeatureSet, ops graph.Ops) (rows []float32, d int, err error) {
 	st, err := em.LoadStack(dir)
 	if err != nil {
 		return nil, 0, fmt.Errorf("experiment: %w", err)
@@ -58,11 +75,10 @@ func features(dir string, src em.Source, ops graph.Ops, pick func(layers int) ([
 	if _, c, h, w := src.Shape(); c != first.Channels || h != first.Rows || w != first.Cols {
 		return nil, 0, fmt.Errorf("experiment: the model in %s takes images of %d×%d×%d, these are %d×%d×%d", dir, first.Channels, first.Rows, first.Cols, c, h, w)
 	}
-	fs, err := pick(len(st.Layers))
-	if err != nil {
-		return nil, 0, fmt.Errorf("experiment: %w", err)
-	}
-	for _, f := range fs {
+	for _, f := range set.Layers {
+		if f.Layer < 0 || f.Layer >= len(st.Layers) {
+			return nil, 0, fmt.Errorf("experiment: feature set %s: layer %d of a model of %d", set.Name, f.Layer+1, len(st.Layers))
+		}
 		uh, uw := st.Layers[f.Layer].Config.Positions()
 		if p := f.Pooling; p.Grid > min(uh, uw) {
 			return nil, 0, fmt.Errorf("experiment: pooling %s: a %d×%d grid over layer %d's %d×%d positions", p.Name(), p.Grid, p.Grid, f.Layer+1, uh, uw)
@@ -76,7 +92,7 @@ func features(dir string, src em.Source, ops graph.Ops, pick func(layers int) ([
 		defer ws.Close()
 		src = ws
 	}
-	if rows, err = em.StackFeatures(src, st, fs, ops, featureBatch); err != nil {
+	if rows, err = em.StackFeatures(src, st, set.Layers, ops, featureBatch); err != nil {
 		return nil, 0, fmt.Errorf("experiment: %w", err)
 	}
 	n, _, _, _ := src.Shape()

@@ -118,6 +118,11 @@ func extract(dir string, d *imagefolder.Data, f *cli.Flags, stderr io.Writer) er
 	if err != nil {
 		return err
 	}
+	// The sets a training run evaluates, by the same names.
+	sets, err := experiment.FeatureSets(pools, layerPools, len(st.Layers))
+	if err != nil {
+		return cli.UsageError{Err: err}
+	}
 	out := f.Out
 	if err := os.MkdirAll(out, 0o777); err != nil {
 		return err
@@ -141,30 +146,12 @@ func extract(dir string, d *imagefolder.Data, f *cli.Flags, stderr io.Writer) er
 		if err := atomicfile.WriteBytes(filepath.Join(out, "index-"+split.name+".csv"), []byte(index.String())); err != nil {
 			return err
 		}
-		// The sets a training run evaluates: each pooling of the top layer
-		// (and of all layers), then every layer pooled its own way.
-		type set struct {
-			name    string
-			compute func() ([]float32, int, error)
-		}
-		var sets []set
-		for _, p := range pools {
-			sets = append(sets, set{p.Name(), func() ([]float32, int, error) { return experiment.Features(dir, split.set, p, false, ops) }})
-			if len(st.Layers) > 1 {
-				sets = append(sets, set{p.Name() + "-all", func() ([]float32, int, error) { return experiment.Features(dir, split.set, p, true, ops) }})
-			}
-		}
-		for _, ps := range layerPools {
-			sets = append(sets, set{experiment.LayerPoolingsName(ps), func() ([]float32, int, error) {
-				return experiment.LayerPoolFeatures(dir, split.set, ps, ops)
-			}})
-		}
-		for _, fs := range sets {
-			rows, dim, err := fs.compute()
+		for _, set := range sets {
+			rows, dim, err := experiment.Features(dir, split.set, set, ops)
 			if err != nil {
 				return err
 			}
-			file := fmt.Sprintf("features-%s-%s.npy", fs.name, split.name)
+			file := fmt.Sprintf("features-%s-%s.npy", set.Name, split.name)
 			if err := experiment.SaveFeatures(filepath.Join(out, file), rows, dim); err != nil {
 				return err
 			}

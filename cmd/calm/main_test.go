@@ -113,6 +113,17 @@ func TestSameAsIDX(t *testing.T) {
 	if lines := strings.Split(strings.TrimSpace(string(index)), "\n"); len(lines) != 601 || !strings.HasSuffix(lines[1], `00000.png",`) {
 		t.Errorf("index-train.csv: %d lines, the first image %q", len(lines), lines[1])
 	}
+	// Two poolings, one per layer, for this one-layer model: refused as a
+	// usage error before anything is written.
+	bad := filepath.Join(t.TempDir(), "bad")
+	err = run(context.Background(), []string{"-trained", idx, "-data", dir, "-features", "-pool", "post-root-mean2+lse2", "-out", bad}, &log)
+	var usage cli.UsageError
+	if !errors.As(err, &usage) || !strings.Contains(err.Error(), "one per layer") {
+		t.Errorf("-trained -pool post-root-mean2+lse2 on one layer: %v; want a usage error saying one pooling per layer", err)
+	}
+	if _, err := os.Stat(bad); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("-trained wrote %s although it refused the pooling (%v)", bad, err)
+	}
 }
 
 // TestTrainAndEvaluate trains and evaluates on class folders: test/ labels
