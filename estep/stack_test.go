@@ -1,6 +1,7 @@
 package estep_test
 
 import (
+	"math"
 	"math/rand/v2"
 	"testing"
 
@@ -25,6 +26,7 @@ func TestStack(t *testing.T) {
 		{Posterior: true, Pool: 2, Reduce: graph.MeanCells},
 		{Posterior: false, Pool: 3, Reduce: graph.LogSumExpCells},
 		{Posterior: true},
+		{Posterior: true, Root: true, Pool: 2, Reduce: graph.MeanCells},
 	} {
 		t.Run(tr.String(), func(t *testing.T) {
 			const n = 3
@@ -58,6 +60,11 @@ func TestStack(t *testing.T) {
 			}
 			if tr.Pool > 1 {
 				t1 = naive.LocalPool(t1, uh, uw, tr.Pool, graphtest.ReduceName(tr.Reduce))
+			}
+			if tr.Root {
+				for i, v := range t1 {
+					t1[i] = math.Sqrt(v)
+				}
 			}
 			x2 := make([]float64, len(t1))
 			x2f := make([]float32, len(t1))

@@ -93,6 +93,40 @@ func (op expOp) Do(vals ...G.Value) (G.Value, error) {
 	return out, nil
 }
 
+// Sqrt adds to x's graph a node computing √x elementwise (NaN for x < 0),
+// in x's precision: the square root of a posterior that a root transform
+// passes to the next layer.
+func Sqrt(x *G.Node) (*G.Node, error) {
+	return apply("sqrt", sqrtOp{sameShape{newBase(sig(x.Shape().Dims(), x.Shape().Dims()), "Sqrt/%d", x.Shape().Dims())}}, x)
+}
+
+type sqrtOp struct{ sameShape }
+
+func (op sqrtOp) Do(vals ...G.Value) (G.Value, error) {
+	x, err := dense("sqrt", vals[0])
+	if err != nil {
+		return nil, err
+	}
+	out := op.out.get(x.Dtype(), x.Shape()...)
+	switch xd := x.Data().(type) {
+	case []float32:
+		sqrt(out.Data().([]float32), xd)
+	case []float64:
+		sqrt(out.Data().([]float64), xd)
+	default:
+		return nil, fmt.Errorf("graph: sqrt: %v values, want float32 or float64", x.Dtype())
+	}
+	return out, nil
+}
+
+func sqrt[T float32 | float64](out, x []T) {
+	parallel((len(x)+chunk-1)/chunk, func(_, lo, hi int) {
+		for i := lo * chunk; i < min(hi*chunk, len(x)); i++ {
+			out[i] = T(math.Sqrt(float64(x[i])))
+		}
+	})
+}
+
 // KernelBias adds to θ's graph a node computing, for kernels θ (K,…), log
 // mixing weights logPrior (K) and an inverse temperature β (1),
 //

@@ -270,24 +270,30 @@ func (op channelAffineOp) Do(vals ...G.Value) (G.Value, error) {
 // A Transform says what the next layer of a stack sees of a layer's log
 // joint L (N,K,Uh,Uw): L itself, or the posterior over kernels at each
 // position (KernelPosterior); then, with Pool > 1, that pooled over
-// windows of Pool×Pool with stride Pool by Reduce (LocalPool); then each
-// channel standardised by a scale and a shift measured on the training
-// maps (ChannelAffine), since the next layer's Gaussian model takes inputs
-// of about unit variance.
+// windows of Pool×Pool with stride Pool by Reduce (LocalPool); with Root,
+// the square root of the pooled posterior (Sqrt; as a feature, the square
+// root of a pooled posterior encodes one layer best); then each channel
+// standardised by a scale and a shift measured on the training maps
+// (ChannelAffine), since the next layer's Gaussian model takes inputs of
+// about unit variance.
 type Transform struct {
 	Posterior bool
+	Root      bool // only with Posterior
 	Pool      int
 	Reduce    Reduction
 }
 
 // String returns t's name, the one the -layers flag and every file use:
-// "joint" or "post" (the log joint or the posterior over kernels), then,
-// with Pool > 1, "+" and the reduction's name and the window: "post+max2",
-// "joint+lse2".
+// "joint", "post" or "post-root" (the log joint, the posterior over
+// kernels, its square root), then, with Pool > 1, "+" and the reduction's
+// name and the window: "post+max2", "joint+lse2", "post-root+mean2".
 func (t Transform) String() string {
 	s := "joint"
 	if t.Posterior {
 		s = "post"
+	}
+	if t.Root {
+		s += "-root"
 	}
 	if t.Pool > 1 {
 		s += fmt.Sprintf("+%s%d", t.Reduce, t.Pool)
@@ -297,12 +303,14 @@ func (t Transform) String() string {
 
 // ParseTransform returns the transform of the given name (see String).
 func ParseTransform(name string) (Transform, error) {
-	bad := fmt.Errorf("graph: unknown transform %q (want post or joint, optionally followed by +lseN, +maxN or +meanN with N ≥ 2)", name)
+	bad := fmt.Errorf("graph: unknown transform %q (want post, post-root or joint, optionally followed by +lseN, +maxN or +meanN with N ≥ 2)", name)
 	what, pool, pooled := strings.Cut(name, "+")
 	var t Transform
 	switch what {
 	case "post":
 		t.Posterior = true
+	case "post-root":
+		t.Posterior, t.Root = true, true
 	case "joint":
 	default:
 		return Transform{}, bad
@@ -346,6 +354,9 @@ func (t Transform) Next(c Config, kernels, width, pad int) Config {
 // Apply adds to logJoint's graph the transform's nodes, without the
 // standardisation (ChannelAffine, which the stack graphs add after it).
 func (t Transform) Apply(logJoint *G.Node) (*G.Node, error) {
+	if t.Root && !t.Posterior {
+		return nil, fmt.Errorf("graph: transform %s: the square root takes the posterior", t)
+	}
 	x := logJoint
 	var err error
 	if t.Posterior {
@@ -357,6 +368,9 @@ func (t Transform) Apply(logJoint *G.Node) (*G.Node, error) {
 		if x, err = LocalPool(x, t.Pool, t.Reduce); err != nil {
 			return nil, err
 		}
+	}
+	if t.Root {
+		return Sqrt(x)
 	}
 	return x, nil
 }

@@ -144,6 +144,46 @@ func TestLocalPool(t *testing.T) {
 	}
 }
 
+// TestSqrt compares the square root with float64's on random values,
+// zeros and a negative one (NaN).
+func TestSqrt(t *testing.T) {
+	const n, k, h, w = 3, 4, 5, 6
+	step := mapStep(t, k, h, w, n, graph.Sqrt)
+	defer step.Close()
+	rng := rand.New(rand.NewPCG(3, 3))
+	v := make([]float32, n*k*h*w)
+	for i := range v {
+		v[i] = float32(rng.ExpFloat64())
+	}
+	v[0], v[1], v[2] = 0, -1, 1e-30
+	out, err := step.Run(tensor.New(tensor.WithShape(n, k, h, w), tensor.WithBacking(v)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := out[0].Data().([]float32)
+	if !math.IsNaN(float64(got[1])) {
+		t.Errorf("√-1 = %v, want NaN", got[1])
+	}
+	got[1], v[1] = 0, 0
+	want := make([]float64, len(v))
+	for i, x := range v {
+		want[i] = math.Sqrt(float64(x))
+	}
+	if msg := graphtest.CloseTo(got, want, 1e-7); msg != "" {
+		t.Errorf("sqrt%s", msg)
+	}
+}
+
+// TestTransformRootNeedsPosterior checks that a root of the log joint is
+// refused (only a posterior has one).
+func TestTransformRootNeedsPosterior(t *testing.T) {
+	g := G.NewGraph()
+	x := G.NewTensor(g, tensor.Float32, 4, G.WithShape(1, 2, 3, 3), G.WithName("x"))
+	if _, err := (graph.Transform{Root: true, Pool: 2, Reduce: graph.MaxCells}).Apply(x); err == nil {
+		t.Error("a root of the log joint: no error")
+	}
+}
+
 // TestChannelAffine maps each channel by its own scale and shift.
 func TestChannelAffine(t *testing.T) {
 	const n, c, h, w = 2, 3, 4, 5
@@ -186,6 +226,10 @@ func TestParseTransform(t *testing.T) {
 		{"post+max2", graph.Transform{Posterior: true, Pool: 2, Reduce: graph.MaxCells}, true},
 		{"joint+lse3", graph.Transform{Pool: 3, Reduce: graph.LogSumExpCells}, true},
 		{"post+mean2", graph.Transform{Posterior: true, Pool: 2, Reduce: graph.MeanCells}, true},
+		{"post-root", graph.Transform{Posterior: true, Root: true}, true},
+		{"post-root+max2", graph.Transform{Posterior: true, Root: true, Pool: 2, Reduce: graph.MaxCells}, true},
+		{"joint-root", graph.Transform{}, false},
+		{"post-root-mean2", graph.Transform{}, false},
 		{"post+max1", graph.Transform{}, false}, // named post
 		{"post+max02", graph.Transform{}, false},
 		{"post+sum2", graph.Transform{}, false},

@@ -24,17 +24,18 @@ var layerRE = regexp.MustCompile(`^(\d+)x(\d+)(?:p(\d+))?(?:e(\d+))?(?::(\S+))?$
 // KxW (K kernels of W×W), then optionally pP (padding P, default 0), then
 // optionally eE (E epochs of EM for this layer, instead of -epochs), then
 // optionally ":" and what the next layer sees of it: "post" (the posterior
-// over kernels at each position) or "joint" (the log joint), optionally
-// pooled over windows of N×N with stride N by "+meanN", "+maxN" or
-// "+lseN" (log-sum-exp): graph.ParseTransform's names. Every layer but the last needs a transform; the
-// last may not have one. Example: 48x5p2:post+mean2,64x5e3.
+// over kernels at each position), "post-root" (its square root, after the
+// pooling) or "joint" (the log joint), optionally pooled over windows of
+// N×N with stride N by "+meanN", "+maxN" or "+lseN" (log-sum-exp):
+// graph.ParseTransform's names. Every layer but the last needs a
+// transform; the last may not have one. Example: 48x5p2:post+mean2,64x5e3.
 func ParseLayers(spec string) ([]LayerSpec, error) {
 	var out []LayerSpec
 	parts := strings.Split(spec, ",")
 	for i, p := range parts {
 		m := layerRE.FindStringSubmatch(strings.TrimSpace(p))
 		if m == nil {
-			return nil, fmt.Errorf("-layers: layer %d %q: want KxW, then optionally pP and eE, then optionally :post or :joint and +meanN, +maxN or +lseN", i+1, p)
+			return nil, fmt.Errorf("-layers: layer %d %q: want KxW, then optionally pP and eE, then optionally :post, :post-root or :joint and +meanN, +maxN or +lseN", i+1, p)
 		}
 		atoi := func(s string) int { n, _ := strconv.Atoi(s); return n }
 		l := LayerSpec{Kernels: atoi(m[1]), Width: atoi(m[2]), Pad: atoi(m[3]), Epochs: -1}
