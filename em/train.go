@@ -95,9 +95,7 @@ func (l Layer) eStep(e *estep.Graph, x *tensor.Dense, anneal float32) (*estep.Re
 		return nil, fmt.Errorf("em: annealing kernels of a variance each")
 	}
 	precision := make([]float32, len(l.Variances))
-	for k, v := range l.Variances {
-		precision[k] = estep.InverseTemperature(v)
-	}
+	estep.InverseTemperatures(precision, l.Variances)
 	return e.RunPrecise(x, l.Theta, l.LogPrior, precision)
 }
 

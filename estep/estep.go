@@ -143,6 +143,14 @@ func InverseTemperature(variance float64) float32 {
 	return float32(1 / variance)
 }
 
+// InverseTemperatures writes into beta the inverse temperature of each of
+// variances, one per kernel (InverseTemperature), for RunPrecise.
+func InverseTemperatures(beta []float32, variances []float64) {
+	for k, v := range variances {
+		beta[k] = InverseTemperature(v)
+	}
+}
+
 // Step returns the compiled step, to inspect its graph.
 func (g *Graph) Step() *graph.Step { return g.step }
 

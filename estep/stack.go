@@ -44,9 +44,7 @@ func (p StageParams) inverseTemperatures(beta []float32) error {
 	if len(p.Variances) != len(beta) {
 		return fmt.Errorf("%d variances for a stage of %d inverse temperatures", len(p.Variances), len(beta))
 	}
-	for k, v := range p.Variances {
-		beta[k] = InverseTemperature(v)
-	}
+	InverseTemperatures(beta, p.Variances)
 	return nil
 }
 
