@@ -201,6 +201,8 @@ func TestPresets(t *testing.T) {
 			"init_from": "normal", "model": "image", "mixing": false, "pools": []any{"image"}}},
 		{[]string{"-preset", "deep"}, map[string]any{"kernels": 64.0, "width": 5.0, "pad": 2.0, "batch": 500.0, "max_epochs": 1.0,
 			"init_from": "kmeans++", "model": "patch", "layer_pools": []any{[]any{"post-root-mean-pyramid3", "lse-pyramid3"}}}},
+		{[]string{"-preset", "deep-wide"}, map[string]any{"kernels": 256.0, "width": 9.0, "pad": 0.0, "batch": 500.0, "max_epochs": 1.0,
+			"init_from": "kmeans++", "model": "patch", "whiten": 9.0, "layer_pools": []any{[]any{"post-root-mean-pyramid3", "lse-pyramid3"}}}},
 		{[]string{"-preset", "wide"}, map[string]any{"kernels": 256.0, "width": 9.0, "pad": 0.0, "max_epochs": 3.0, "init_from": "kmeans++", "model": "patch",
 			"whiten": 9.0, "pools": []any{"post-root-mean-pyramid3", "lse3", "image"}}},
 		{[]string{"-preset", "paper", "-kernels", "8", "-epochs", "1"}, map[string]any{"kernels": 8.0, "max_epochs": 1.0, "init_from": "normal"}},
