@@ -363,6 +363,9 @@ func TestRunStack(t *testing.T) {
 	if got, _, err := experiment.Features(out, d.Test, sets[0], nil); err != nil || !slices.Equal(got, want) {
 		t.Errorf("Features %s of the trained model: %v; want the run's features", sets[0].Name, err)
 	}
+	if _, _, err := experiment.Features(out, d.Test, experiment.FeatureSet{Name: "lse2 of layer 3", Layers: estep.Pooled(pool, 2)}, nil); err == nil {
+		t.Error("Features of layer 3 of a two-layer model: no error")
+	}
 	// The top layer's features are cut from those of both layers: they
 	// must be the top layer's alone, computed directly.
 	for _, layers := range [][]int{{1}, {0, 1}} {
