@@ -17,6 +17,13 @@ var DefaultCGrid = []float64{1, 0.3, 0.1, 0.03, 0.01}
 // modified; no other row is looked at, so a test set kept out of both
 // cannot leak into the choice.
 func ChooseC(xFit []float32, yFit []byte, xVal []float32, yVal []byte, d, classes int, grid []float64, s Settings) (best float64, accuracy []float64, err error) {
+	return ChooseCReporting(xFit, yFit, xVal, yVal, d, classes, grid, s, nil)
+}
+
+// ChooseCReporting is ChooseC that calls report, when it is not nil, after
+// each fit with its C and validation accuracy: progress for searches whose
+// fits take minutes each.
+func ChooseCReporting(xFit []float32, yFit []byte, xVal []float32, yVal []byte, d, classes int, grid []float64, s Settings, report func(c, accuracy float64)) (best float64, accuracy []float64, err error) {
 	if d < 1 || len(xFit) != len(yFit)*d || len(xVal) != len(yVal)*d || len(yFit) == 0 || len(yVal) == 0 || len(grid) == 0 {
 		return 0, nil, fmt.Errorf("classify: choose C: %d fitting values for %d rows and %d validation values for %d rows of %d, %d values of C",
 			len(xFit), len(yFit), len(xVal), len(yVal), d, len(grid))
@@ -34,6 +41,9 @@ func ChooseC(xFit []float32, yFit []byte, xVal []float32, yVal []byte, d, classe
 		}
 		acc, _ := Score(m.Predict(xVal), yVal, classes)
 		accuracy = append(accuracy, acc)
+		if report != nil {
+			report(c, acc)
+		}
 		if acc > bestAcc || acc == bestAcc && c > best {
 			best, bestAcc = c, acc
 		}

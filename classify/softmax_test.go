@@ -131,8 +131,8 @@ func TestTrainInPlace(t *testing.T) {
 // TestChooseC plants data where a penalty pays: few rows, five features
 // that tell the classes apart and many of noise. Each C's validation
 // accuracy must be that of a fit made directly on the fitting rows and
-// scored on the validation rows, the choice must be the best of them, and
-// a penalty must beat almost none.
+// scored on the validation rows, and reported after its fit; the choice
+// must be the best of them, and a penalty must beat almost none.
 func TestChooseC(t *testing.T) {
 	rng := rand.New(rand.NewPCG(12, 12))
 	const n, d, k = 300, 400, 2
@@ -152,11 +152,20 @@ func TestChooseC(t *testing.T) {
 	xf, yf, xv, yv := x[:cut*d], y[:cut], x[cut*d:], y[cut:]
 	raw := slices.Clone(x)
 	grid := []float64{1000, 1, 0.01}
-	c, accs, err := classify.ChooseC(xf, yf, xv, yv, d, k, grid, classify.Settings{})
+	var reported, reportedAccs []float64
+	c, accs, err := classify.ChooseCReporting(xf, yf, xv, yv, d, k, grid, classify.Settings{}, func(c, acc float64) {
+		reported, reportedAccs = append(reported, c), append(reportedAccs, acc)
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Logf("C = %v, validation accuracies %v", c, accs)
+	if !slices.Equal(reported, grid) || !slices.Equal(reportedAccs, accs) {
+		t.Errorf("reported C %v with accuracies %v; want each of %v once, in order, with %v", reported, reportedAccs, grid, accs)
+	}
+	if c2, accs2, err := classify.ChooseC(xf, yf, xv, yv, d, k, grid, classify.Settings{}); err != nil || c2 != c || !slices.Equal(accs2, accs) {
+		t.Errorf("ChooseC: C = %v, accuracies %v, %v; want ChooseCReporting's %v, %v", c2, accs2, err, c, accs)
+	}
 	if !slices.Equal(x, raw) {
 		t.Error("ChooseC changed its input")
 	}

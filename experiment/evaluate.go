@@ -122,7 +122,16 @@ func (e *evaluator) validate(x []float32, d int) (c, acc float64, accs []float64
 		xf, yf = classify.Rows(x, e.d.Labels, d, e.fitRows)
 		xv, yv = classify.Rows(x, e.d.Labels, d, e.valRows)
 	}
-	c, accs, err = classify.ChooseC(xf, yf, xv, yv, d, e.d.Classes, e.grid(), classify.Settings{})
+	// Each fit takes minutes on large feature sets: say how each went.
+	start := time.Now()
+	report := func(c, acc float64) {
+		e.logf("  C = %v: validation %.2f %% (%.1f s)\n", c, 100*acc, time.Since(start).Seconds())
+		start = time.Now()
+	}
+	if len(e.grid()) == 1 {
+		report = nil
+	}
+	c, accs, err = classify.ChooseCReporting(xf, yf, xv, yv, d, e.d.Classes, e.grid(), classify.Settings{}, report)
 	if err != nil {
 		return 0, 0, nil, err
 	}
