@@ -37,7 +37,7 @@ var Presets = []cli.Preset{
 		"layers": "64x5p2:post+max2,128x5", "epochs": "1", "batch": "500", "init-from": "kmeans++", "model": "patch", "whiten": "5",
 		"pool": "post-root-mean-pyramid3+lse-pyramid3", "C": "auto", "labels": "100,300,1000,3000,10000",
 	}},
-	{Name: "deep-wide", Doc: "a research preset, the stack that validates best (about 15 minutes and 5 GiB a seed): the wide preset's layer (256 k-means++ kernels of 9×9 on 9×9-whitened images, one epoch of EM) under 256 kernels of 3×3 that see its posterior mean-pooled 2×2, one epoch; features as the deep preset's; no label study (README, Deep CALM)", Flags: map[string]string{
+	{Name: "deep-wide", Doc: "a research preset, the stack that validates best (about 11 minutes and 5 GiB a seed): the wide preset's layer (256 k-means++ kernels of 9×9 on 9×9-whitened images, one epoch of EM) under 256 kernels of 3×3 that see its posterior mean-pooled 2×2, one epoch; features as the deep preset's; no label study (README, Deep CALM)", Flags: map[string]string{
 		"layers": "256x9:post+mean2,256x3p1", "epochs": "1", "batch": "500", "init-from": "kmeans++", "model": "patch", "whiten": "9",
 		"pool": "post-root-mean-pyramid3+lse-pyramid3", "C": "auto", "labels": "",
 	}},
