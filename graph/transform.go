@@ -271,8 +271,9 @@ func (op channelAffineOp) Do(vals ...G.Value) (G.Value, error) {
 // joint L (N,K,Uh,Uw): L itself, or the posterior over kernels at each
 // position (KernelPosterior); then, with Pool > 1, that pooled over
 // windows of Pool×Pool with stride Pool by Reduce (LocalPool); with Root,
-// the square root of the pooled posterior (Sqrt; as a feature, the square
-// root of a pooled posterior encodes one layer best); then each channel
+// the square root of the pooled posterior (Sqrt: the encoding that makes
+// one layer's best features, offered to the layer above; README, Deep
+// CALM, measures it there); then each channel
 // standardised by a scale and a shift measured on the training maps
 // (ChannelAffine), since the next layer's Gaussian model takes inputs of
 // about unit variance.
