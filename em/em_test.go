@@ -1,6 +1,7 @@
 package em_test
 
 import (
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"path/filepath"
@@ -88,16 +89,21 @@ func match(t *testing.T, planted [][]float64, got []float32, maxRel float64) []i
 }
 
 // monotone fails the test if the LL decreases from one epoch to the next,
-// beyond float32 rounding, except right after a repair.
+// or from the last epoch to the trained kernels, beyond float32 rounding,
+// except right after a repair.
 func monotone(t *testing.T, r *em.Result) {
 	t.Helper()
-	for e := 1; e < len(r.LogLik); e++ {
+	if r.FinalLogLik == nil {
+		t.Fatalf("no LL of the trained kernels after %d epochs", len(r.LogLik))
+	}
+	ll := append(slices.Clone(r.LogLik), *r.FinalLogLik)
+	for e := 1; e < len(ll); e++ {
 		if slices.ContainsFunc(r.Reseeded, func(rs em.Reseed) bool { return rs.Epoch == e }) {
 			continue
 		}
 		// float32 sums of log marginals of size ~1e2 over the images.
-		if r.LogLik[e] < r.LogLik[e-1]-1e-6*math.Abs(r.LogLik[e-1]) {
-			t.Errorf("LL decreased from epoch %d to %d: %v → %v", e, e+1, r.LogLik[e-1], r.LogLik[e])
+		if ll[e] < ll[e-1]-1e-6*math.Abs(ll[e-1]) {
+			t.Errorf("LL decreased from epoch %d to %d (%d: the trained kernels): %v → %v", e, e+1, len(ll), ll[e-1], ll[e])
 		}
 	}
 }
@@ -250,20 +256,44 @@ func TestPatchModel(t *testing.T) {
 		post[i] = float32(math.Exp(v))
 	}
 	wantTheta, _ := naive.Update(l.Filter(pix, post), e.LogCounts)
-	var wantLL float64
+	var wantLL, wantFinal float64
 	for _, v := range e.LogMarginal {
 		wantLL += v
+	}
+	// The LL of the kernels after the epoch: the next epoch's E-step.
+	theta1 := make([]float32, len(wantTheta))
+	for i, v := range wantTheta {
+		theta1[i] = float32(v)
+	}
+	for _, v := range l.EPatch(pix, theta1, nil).LogMarginal {
+		wantFinal += v
 	}
 	for _, ops := range graph.OpSets() {
 		t.Run(ops.Name(), func(t *testing.T) {
 			s := em.Settings{Kernels: k, Width: size, Batch: 64, MaxEpochs: 1, Model: graph.PatchModel, Ops: ops,
 				Init: tensor.New(tensor.WithShape(k, 1, size, size), tensor.WithBacking(slices.Clone(init)))}
+			var reported []float64 // the LLs of the final pass's end events
+			s.Recorder = recordFunc(func(e em.Event) error {
+				if e.Final && e.Batch == 0 {
+					reported = append(reported, e.LogLik)
+				}
+				return nil
+			})
 			one, err := em.Train(src, s)
 			if err != nil {
 				t.Fatal(err)
 			}
+			s.Recorder = nil
 			if math.Abs(one.LogLik[0]-wantLL) > 1e-5*math.Abs(wantLL) {
 				t.Errorf("LL of epoch 1 %v, float64 loops %v", one.LogLik[0], wantLL)
+			}
+			if one.FinalLogLik == nil || math.Abs(*one.FinalLogLik-wantFinal) > 1e-5*math.Abs(wantFinal) {
+				t.Errorf("LL of the kernels after epoch 1 %s, float64 loops %v", orNone(one.FinalLogLik), wantFinal)
+			} else if len(reported) != 1 || reported[0] != *one.FinalLogLik {
+				t.Errorf("the recorder saw the LL of the trained kernels as %v, want [%v]", reported, *one.FinalLogLik)
+			}
+			if wantFinal <= wantLL {
+				t.Errorf("float64 loops: LL %v after an epoch of EM, %v before: the planted data should let it rise", wantFinal, wantLL)
 			}
 			// θ: float32 sums of 150·16 posterior-weighted pixels.
 			if msg := graphtest.CloseTo(one.Theta.Data().([]float32), wantTheta, 1e-4); msg != "" {
@@ -397,6 +427,23 @@ func checkLogLik(t *testing.T, got, want []float64) {
 	}
 }
 
+// checkFinal reports a LL of the trained kernels that is not within a
+// relative 1e-5 of the float64 loops' want.
+func checkFinal(t *testing.T, got *em.Result, want float64) {
+	t.Helper()
+	if got.FinalLogLik == nil || math.Abs(*got.FinalLogLik-want) > 1e-5*math.Abs(want) {
+		t.Errorf("LL of the trained kernels %s, float64 loops %v", orNone(got.FinalLogLik), want)
+	}
+}
+
+// orNone formats an optional LL.
+func orNone(ll *float64) string {
+	if ll == nil {
+		return "none"
+	}
+	return fmt.Sprint(*ll)
+}
+
 // matchLoops trains len(wantLL) epochs on src from init with s, for every
 // op set, and compares each epoch's LL and the last θ with those of float64
 // loops; then more, if not nil, checks the rest of the result.
@@ -510,10 +557,12 @@ func TestLearnVariance(t *testing.T) {
 	pix, src, init := smallPlanted(t, 12, n, k)
 	wantLL, theta, variances := varianceLoops(pix, init, n, k, 2, true)
 	variance := variances[0]
+	three, _, _ := varianceLoops(pix, init, n, k, 3, true) // three[2]: the LL of the kernels after 2 epochs
 	matchLoops(t, src, em.Settings{Pad: 1, Batch: 25, Model: graph.PatchModel, LearnVariance: true}, init, wantLL, theta, func(t *testing.T, got *em.Result) {
 		if math.Abs(got.Variance-variance) > 1e-5*variance {
 			t.Errorf("σ² after 2 epochs %v, float64 loops %v", got.Variance, variance)
 		}
+		checkFinal(t, got, three[2])
 	})
 	rng := rand.New(rand.NewPCG(13, 13))
 	noise := make([]float32, 200*smallSide*smallSide)
@@ -544,7 +593,9 @@ func TestKernelVariances(t *testing.T) {
 	const n, k = 60, 4
 	pix, src, init := smallPlanted(t, 14, n, k)
 	wantLL, theta, variances := varianceLoops(pix, init, n, k, 2, false)
+	three, _, _ := varianceLoops(pix, init, n, k, 3, false)
 	matchLoops(t, src, em.Settings{Pad: 1, Batch: 25, Model: graph.PatchModel, KernelVariances: true}, init, wantLL, theta, func(t *testing.T, got *em.Result) {
+		checkFinal(t, got, three[2])
 		for kk, v := range variances {
 			if math.Abs(got.Variances[kk]-v) > 1e-5*v {
 				t.Errorf("σ² of kernel %d after 2 epochs %v, float64 loops %v", kk, got.Variances[kk], v)

@@ -44,6 +44,7 @@ type LayerRecord struct {
 	Scale        []float32 `json:"scale,omitempty"`     // the standardisation of the transformed maps
 	Shift        []float32 `json:"shift,omitempty"`
 	LogLik       []float64 `json:"loglik,omitempty"`
+	FinalLogLik  *float64  `json:"final_loglik,omitempty"` // under the kernels of the last epoch
 	EpochSeconds []float64 `json:"epoch_seconds,omitempty"`
 	Reseeded     []Reseed  `json:"reseeded,omitempty"`
 	Status       string    `json:"status,omitempty"`
@@ -86,7 +87,7 @@ func (t *Trained) Record(top bool) LayerRecord {
 	}
 	r.LogPrior, r.Variance, r.Variances = float32s(t.LogPrior), t.Variance, t.Variances
 	r.Scale, r.Shift = t.Scale, t.Shift
-	r.LogLik, r.EpochSeconds, r.Reseeded, r.Status = t.LogLik, t.EpochSeconds, t.Reseeded, t.Status.String()
+	r.LogLik, r.FinalLogLik, r.EpochSeconds, r.Reseeded, r.Status = t.LogLik, t.FinalLogLik, t.EpochSeconds, t.Reseeded, t.Status.String()
 	return r
 }
 
@@ -221,7 +222,7 @@ func LoadStack(dir string) (*Stack, error) {
 		if err := rec.checkVariance(); err != nil {
 			return nil, fmt.Errorf("em: %s: layer %d: %w", path, l+1, err)
 		}
-		res := &Result{Layer: Layer{Theta: theta, LogPrior: logPrior, Pad: rec.Pad, Variance: rec.Variance, Variances: rec.Variances}, LogLik: rec.LogLik, EpochSeconds: rec.EpochSeconds, Reseeded: rec.Reseeded, Config: cfg}
+		res := &Result{Layer: Layer{Theta: theta, LogPrior: logPrior, Pad: rec.Pad, Variance: rec.Variance, Variances: rec.Variances}, LogLik: rec.LogLik, FinalLogLik: rec.FinalLogLik, EpochSeconds: rec.EpochSeconds, Reseeded: rec.Reseeded, Config: cfg}
 		if rec.Status == Converged.String() {
 			res.Status = Converged
 		}

@@ -157,6 +157,9 @@ func TestNoEpochs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if res.FinalLogLik != nil {
+		t.Errorf("no epochs: the LL of the trained kernels measured, %v", *res.FinalLogLik)
+	}
 	if len(res.LogLik) != 0 || !slices.Equal(res.Theta.Data().([]float32), want.Data().([]float32)) {
 		t.Errorf("no epochs: LL %v, θ changed: %v", res.LogLik, !slices.Equal(res.Theta.Data().([]float32), want.Data().([]float32)))
 	}

@@ -140,6 +140,10 @@ func TestParityFloat64(t *testing.T) {
 		wantLL = append(wantLL, ll)
 		wantTheta = append(wantTheta, theta)
 	}
+	var wantFinal float64 // the LL of the kernels after the last epoch
+	for _, v := range l.E(pix, theta, nil).LogMarginal {
+		wantFinal += v
+	}
 	src, err := em.NewImages(pix, n, 1, train.Rows, train.Cols)
 	if err != nil {
 		t.Fatal(err)
@@ -159,6 +163,9 @@ func TestParityFloat64(t *testing.T) {
 				if math.Abs(got-want) > 1e-5*math.Abs(want) {
 					t.Errorf("epoch %d: LL %v, float64 %v", e+1, got, want)
 				}
+			}
+			if res.FinalLogLik == nil || math.Abs(*res.FinalLogLik-wantFinal) > 1e-5*math.Abs(wantFinal) {
+				t.Errorf("LL of the trained kernels %s, float64 %v", orNone(res.FinalLogLik), wantFinal)
 			}
 			if len(rec.thetas) != epochs {
 				t.Fatalf("%d θ recorded, want %d", len(rec.thetas), epochs)

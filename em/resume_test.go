@@ -107,6 +107,9 @@ func testResume(t *testing.T, src em.Source, s em.Settings) {
 		if !slices.Equal(got.LogLik, full.LogLik) {
 			t.Errorf("resumed after epoch %d: LL %v, uninterrupted %v", cp.Epoch, got.LogLik, full.LogLik)
 		}
+		if got.FinalLogLik == nil || full.FinalLogLik == nil || *got.FinalLogLik != *full.FinalLogLik {
+			t.Errorf("resumed after epoch %d: LL of the trained kernels %s, uninterrupted %s", cp.Epoch, orNone(got.FinalLogLik), orNone(full.FinalLogLik))
+		}
 		if !slices.Equal(got.Theta.Data().([]float32), full.Theta.Data().([]float32)) ||
 			!slices.Equal(got.LogPrior.Data().([]float32), full.LogPrior.Data().([]float32)) {
 			t.Errorf("resumed after epoch %d: θ or π differs from the uninterrupted run", cp.Epoch)

@@ -35,6 +35,13 @@ type Event struct {
 	// Theta, the running statistics and the history with the loop: copy
 	// what you keep past Record.
 	State *Checkpoint
+
+	// Final marks the events of the E-step pass after the last epoch that
+	// measures the LL of the trained kernels (Result.FinalLogLik): Epoch
+	// is the one after the last (the pass is its E-step, without its
+	// M-step), Batch counts the pass's batches, and its end (Batch 0)
+	// carries LogLik and nothing else.
+	Final bool
 }
 
 // Recorder observes training. An error from Record stops training and is
@@ -102,7 +109,11 @@ func (l Layer) eStep(e *estep.Graph, x *tensor.Dense, anneal float32) (*estep.Re
 // Result is the outcome of Train.
 type Result struct {
 	Layer
-	LogLik       []float64 // LogLik[e] = Σ_n ℓ_n in epoch e+1, under the θ before its update
+	LogLik []float64 // LogLik[e] = Σ_n ℓ_n in epoch e+1, under the θ before its update
+	// FinalLogLik is Σ_n ℓ_n under the θ of the last epoch, measured by
+	// one more E-step pass: the end of the curve LogLik starts, so that
+	// one epoch shows what it gained. Nil when no epoch ran.
+	FinalLogLik  *float64
 	EpochSeconds []float64
 	Reseeded     []Reseed // the repairs, by epoch
 	Status       Status
@@ -142,7 +153,7 @@ func Train(src Source, s Settings) (*Result, error) {
 		res.Theta, res.LogPrior = theta, logPrior
 		if converged(res, s.Tol) {
 			res.Status = Converged
-			return res, nil
+			first = s.epochs() + 1 // no epoch left to run
 		}
 	} else if theta, err = initialTheta(src, s, cfg); err != nil {
 		return nil, err
@@ -214,14 +225,7 @@ func Train(src Source, s Settings) (*Result, error) {
 				return nil, fmt.Errorf("em: epoch %d, batch %d: log-likelihood is %v (NaN or Inf in the data or θ)", epoch, b+1, er.LogLik)
 			}
 			if s.LearnVariance {
-				// The LL of kernels of variance σ² = 1/β, less the terms the
-				// paper's LL (σ² = 1) leaves out: −½(β−1)‖x_u‖² and
-				// (D/2)·log β for every patch.
-				energy := stats.AddPatchEnergy(cfg, xv)
-				uh, uw := cfg.Positions()
-				patches := float64(size * uh * uw)
-				beta := float64(estep.InverseTemperature(res.Variance))
-				er.LogLik += -(beta-1)*energy/2 + patches*float64(cfg.KernelLen())/2*math.Log(beta)
+				er.LogLik += varianceLogLik(cfg, stats.AddPatchEnergy(cfg, xv), size, res.Variance)
 			}
 			numer, kernelEnergy, err := m.RunWithEnergy(x, er.Posterior)
 			if err != nil {
@@ -318,7 +322,73 @@ func Train(src Source, s Settings) (*Result, error) {
 	if res.Theta == nil { // no epoch ran
 		res.Theta, res.LogPrior = theta, logPrior
 	}
+	if len(res.LogLik) > 0 {
+		ll, err := finalLogLik(res, s, e, images, n)
+		if err != nil {
+			return nil, err
+		}
+		res.FinalLogLik = &ll
+	}
 	return res, nil
+}
+
+// varianceLogLik is what the LL of a batch of size images with patch
+// energy Σ‖x_u‖² gains over the paper's (σ² = 1) for kernels of variance
+// σ² = 1/β: the terms the paper's LL leaves out, −½(β−1)‖x_u‖² and
+// (D/2)·log β for every patch.
+func varianceLogLik(cfg graph.Config, energy float64, size int, variance float64) float64 {
+	uh, uw := cfg.Positions()
+	patches := float64(size * uh * uw)
+	beta := float64(estep.InverseTemperature(variance))
+	return -(beta-1)*energy/2 + patches*float64(cfg.KernelLen())/2*math.Log(beta)
+}
+
+// finalLogLik returns Σ_n ℓ_n of the n images under the trained layer of
+// res: the E-step of every batch once more, summed as an epoch sums them,
+// at β = 1 (annealing ends there).
+func finalLogLik(res *Result, s Settings, e *estep.Graph, images *batchReader, n int) (float64, error) {
+	cfg := res.Config
+	batches := (n + cfg.Batch - 1) / cfg.Batch
+	epoch := len(res.LogLik) + 1
+	energy := mstep.NewStats(cfg) // the patch energy a learned variance needs
+	start := time.Now()
+	var sum float64
+	for b := 0; b < batches; b++ {
+		if err := s.Context.Err(); err != nil {
+			return 0, fmt.Errorf("em: stopped measuring the LL of the trained kernels: %w", context.Cause(s.Context))
+		}
+		lo := b * cfg.Batch
+		size := min(cfg.Batch, n-lo)
+		x, err := images.read(lo, size)
+		if err != nil {
+			return 0, fmt.Errorf("em: the LL of the trained kernels: %w", err)
+		}
+		er, err := res.Layer.eStep(e, x, 1)
+		if err != nil {
+			return 0, fmt.Errorf("em: the LL of the trained kernels, batch %d: %w", b+1, err)
+		}
+		ll := er.LogLik
+		if s.LearnVariance {
+			ll += varianceLogLik(cfg, energy.AddPatchEnergy(cfg, x.Data().([]float32)), size, res.Variance)
+		}
+		if math.IsNaN(ll) || math.IsInf(ll, 0) {
+			return 0, fmt.Errorf("em: the LL of the trained kernels, batch %d: %v (NaN or Inf in the data or θ)", b+1, ll)
+		}
+		sum += ll
+		if s.Recorder != nil {
+			ev := Event{Final: true, Epoch: epoch, Batch: b + 1, Batches: batches, Images: lo + size, Elapsed: time.Since(start)}
+			if err := s.Recorder.Record(ev); err != nil {
+				return 0, err
+			}
+		}
+	}
+	if s.Recorder != nil {
+		ev := Event{Final: true, Epoch: epoch, Batches: batches, Images: n, Elapsed: time.Since(start), LogLik: sum}
+		if err := s.Recorder.Record(ev); err != nil {
+			return 0, err
+		}
+	}
+	return sum, nil
 }
 
 // update returns the M-step's θ and log mixing weights (nil unless mixing)

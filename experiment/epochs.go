@@ -17,13 +17,26 @@ import (
 )
 
 // EpochPoint is the validation accuracy of the top layer's kernels after
-// Epoch epochs of EM (0: as seeded), with the C validation chose for them
-// and their distinct kernels.
+// Epoch epochs of EM (0: as seeded), with the C validation chose for them,
+// their distinct kernels and their log-likelihood on the training images.
 type EpochPoint struct {
 	Epoch              int     `json:"epoch"`
 	ValidationAccuracy float64 `json:"validation_accuracy"`
 	C                  float64 `json:"c"`
 	DistinctKernels    int     `json:"distinct_kernels"`
+	LogLik             float64 `json:"loglik,omitempty"` // 0 where not measured (a layer trained before calm measured it)
+}
+
+// kernelLogLik returns the LL of the layer's kernels after each epoch,
+// from the seeding (0) on: each epoch's LL, which is under the kernels
+// before its update, then the LL of the trained kernels when it was
+// measured (em.Result.FinalLogLik; else the list ends an epoch short).
+func kernelLogLik(r *em.Result) []float64 {
+	ll := slices.Clone(r.LogLik)
+	if r.FinalLogLik != nil {
+		ll = append(ll, *r.FinalLogLik)
+	}
+	return ll
 }
 
 // epochSaver is an em.Recorder that keeps the kernels of every epoch,
@@ -83,6 +96,9 @@ func epochCurve(ctx context.Context, d Data, opt Options, st *em.Stack, ops grap
 		}
 		k := trained.Config.Kernels
 		p := EpochPoint{Epoch: epoch, ValidationAccuracy: acc, C: c, DistinctKernels: em.Distinct(cp.Theta.Data().([]float32), k, 0.99)}
+		if lls := kernelLogLik(trained.Result); epoch < len(lls) {
+			p.LogLik = lls[epoch]
+		}
 		m.Epochs = append(m.Epochs, p)
 		logf("epoch curve: layer %d after epoch %d (%d of %d kernels distinct): %s validation accuracy %.2f %% (C = %v), %.1f s\n",
 			top+1, epoch, p.DistinctKernels, k, pool.Name(), 100*acc, c, time.Since(start).Seconds())
@@ -90,7 +106,7 @@ func epochCurve(ctx context.Context, d Data, opt Options, st *em.Stack, ops grap
 	if len(m.Epochs) == 0 {
 		return nil
 	}
-	curve := viz.EpochCurve{Name: fmt.Sprintf("layer %d, %s", top+1, pool.Name()), LogLik: trained.LogLik}
+	curve := viz.EpochCurve{Name: fmt.Sprintf("layer %d, %s", top+1, pool.Name()), LogLik: kernelLogLik(trained.Result), Trained: trained.FinalLogLik != nil}
 	for _, p := range m.Epochs {
 		curve.Epochs = append(curve.Epochs, p.Epoch)
 		curve.Accuracy = append(curve.Accuracy, p.ValidationAccuracy)

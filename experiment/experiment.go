@@ -601,7 +601,7 @@ func writeOutputs(d Data, opt Options, st *em.Stack, ops graph.Ops) error {
 			}
 		}
 		if len(t.LogLik) > 0 {
-			curves = append(curves, viz.Curve{Name: fmt.Sprintf("layer %d", l+1), LogLik: t.LogLik})
+			curves = append(curves, viz.Curve{Name: fmt.Sprintf("layer %d", l+1), LogLik: kernelLogLik(t.Result), Trained: t.FinalLogLik != nil})
 		}
 	}
 	if len(curves) > 0 {

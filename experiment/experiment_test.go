@@ -182,6 +182,18 @@ func TestRun(t *testing.T) {
 			t.Errorf("theta-1.npy is not the θ of epoch %d", *m.ChosenEpoch)
 		}
 	}
+	if len(m.Layers) == 1 && len(m.Layers[0].LogLik) == 3 && len(m.Epochs) == 4 {
+		// The curve's LL after e epochs: epoch e+1's, under the kernels
+		// before its update, and after the last, the trained kernels'.
+		lay := m.Layers[0]
+		if lay.FinalLogLik == nil {
+			t.Errorf("no LL of the trained kernels after %v", lay.LogLik)
+		} else if *lay.FinalLogLik < lay.LogLik[2] {
+			t.Errorf("LL of the trained kernels %v after %v: below the last epoch's", *lay.FinalLogLik, lay.LogLik)
+		} else if want := append(slices.Clone(lay.LogLik), *lay.FinalLogLik); m.Epochs[0].LogLik != want[0] || m.Epochs[3].LogLik != want[3] {
+			t.Errorf("epoch curve %+v: want the LLs %v", m.Epochs, want)
+		}
+	}
 	if len(m.Layers) != 1 || len(m.Layers[0].LogLik) != 3 || m.Images != 200 || m.PeakRSSBytes <= 0 || m.Layers[0].DistinctKernels < 1 || m.TrainSeconds <= 0 || m.ClassifierSeconds <= 0 || m.FeaturesSeconds <= 0 {
 		t.Errorf("metrics %+v", m)
 	}
@@ -459,9 +471,13 @@ func TestRunStackPatchModel(t *testing.T) {
 		if layer.Config.Model != graph.PatchModel {
 			t.Errorf("layer %d: model %v, want patch", l+1, layer.Config.Model)
 		}
-		for e := 1; e < len(layer.LogLik); e++ {
-			if layer.LogLik[e] < layer.LogLik[e-1]-1e-6*math.Abs(layer.LogLik[e-1]) {
-				t.Errorf("layer %d: LL %v decreases", l+1, layer.LogLik)
+		if layer.FinalLogLik == nil {
+			t.Fatalf("layer %d: model.json has no LL of the trained kernels", l+1)
+		}
+		ll := append(slices.Clone(layer.LogLik), *layer.FinalLogLik)
+		for e := 1; e < len(ll); e++ {
+			if ll[e] < ll[e-1]-1e-6*math.Abs(ll[e-1]) {
+				t.Errorf("layer %d: LL %v (the last: the trained kernels') decreases", l+1, ll)
 			}
 		}
 	}

@@ -11,17 +11,22 @@ import (
 
 // An EpochCurve is what EM does to one layer, epoch by epoch: the
 // validation accuracy of its features after Epochs[i] epochs (0: the
-// seeded kernels) and its log-likelihood LogLik[e] in epoch e+1.
+// seeded kernels) and its log-likelihood LogLik[e] in epoch e+1, under the
+// kernels before its update. With Trained, the last value of LogLik is
+// the LL of the kernels after the last epoch (em's FinalLogLik), so that
+// LogLik[e] is the LL of the kernels after e epochs, as Accuracy's are.
 type EpochCurve struct {
 	Name     string
 	Epochs   []int
 	Accuracy []float64 // in [0, 1]
 	LogLik   []float64
+	Trained  bool
 }
 
 // SaveEpochs writes the epoch curve as a PNG of two panels side by side:
 // validation accuracy (%) against EM epoch, from the seeding (epoch 0) on,
-// and the log-likelihood of each epoch.
+// and the log-likelihood of each epoch (with Trained, of the kernels after
+// each epoch, on the same axis as the accuracy).
 func SaveEpochs(path, title string, c EpochCurve) error {
 	if len(c.Epochs) == 0 || len(c.Epochs) != len(c.Accuracy) {
 		return fmt.Errorf("viz: %s: %d epochs for %d accuracies", c.Name, len(c.Epochs), len(c.Accuracy))
@@ -57,6 +62,12 @@ func SaveEpochs(path, title string, c EpochCurve) error {
 		ll := plot.New()
 		ll.Title.Text = "log-likelihood Σ ℓ per epoch"
 		ll.X.Label.Text = "EM epoch (its LL is under the kernels before it)"
+		first := 1 // the x of LogLik[0]
+		if c.Trained {
+			ll.Title.Text = "log-likelihood Σ ℓ of the kernels"
+			ll.X.Label.Text = "EM epochs (0: seeded)"
+			first = 0
+		}
 		ll.Y.Label.Text = "log-likelihood"
 		ll.Add(plotter.NewGrid())
 		pts := make(plotter.XYs, len(c.LogLik))
@@ -64,7 +75,7 @@ func SaveEpochs(path, title string, c EpochCurve) error {
 			if math.IsNaN(v) || math.IsInf(v, 0) {
 				return fmt.Errorf("viz: %s: log-likelihood of epoch %d is %v", c.Name, e+1, v)
 			}
-			pts[e] = plotter.XY{X: float64(e + 1), Y: v}
+			pts[e] = plotter.XY{X: float64(first + e), Y: v}
 		}
 		if maxAbs(c.LogLik) >= 1e6 {
 			for i := range pts {
@@ -78,9 +89,10 @@ func SaveEpochs(path, title string, c EpochCurve) error {
 		}
 		l2.Color, p2.Color = plotutil.Color(1), plotutil.Color(1)
 		ll.Add(l2, p2)
-		ll.X.Min, ll.X.Max = 0.5, float64(len(c.LogLik))+0.5
+		lastX := first + len(c.LogLik) - 1
+		ll.X.Min, ll.X.Max = float64(first)-0.5, float64(lastX)+0.5
 		if len(c.LogLik) <= 30 {
-			ll.X.Tick.Marker = epochTicks{1, len(c.LogLik)}
+			ll.X.Tick.Marker = epochTicks{first, lastX}
 		}
 		plots = append(plots, ll)
 	}

@@ -13,18 +13,23 @@ import (
 )
 
 // A Curve is the log-likelihood per epoch of one layer: LogLik[e] for
-// epoch e+1.
+// epoch e+1, under the kernels before its update. With Trained, the last
+// value is the LL of the kernels after the last epoch (em's FinalLogLik),
+// drawn at the epoch after it as a triangle: what that epoch's E-step would
+// measure.
 type Curve struct {
-	Name   string
-	LogLik []float64
+	Name    string
+	LogLik  []float64
+	Trained bool
 }
 
 // SaveLogLik writes the log-likelihood per epoch as a PNG: for each curve
-// a panel of its LL from the second epoch on (the first epoch's LL, under
-// the initial θ, is usually far below and would flatten the rest; the
-// panel's title gives it), and a last panel of every curve's relative gain
-// (LL_e − LL_{e−1})/|LL_{e−1}| on a log scale, where curves of different
-// sizes compare (gains ≤ 0, after a repair, are left out).
+// a panel of its LL, from the second epoch on when there are three points
+// or more (the first epoch's LL, under the initial θ, is usually far below
+// and would flatten the rest; the panel's title gives it), and a last
+// panel of every curve's relative gain (LL_e − LL_{e−1})/|LL_{e−1}| on a
+// log scale, where curves of different sizes compare (gains ≤ 0, after a
+// repair, are left out).
 func SaveLogLik(path, title string, curves ...Curve) error {
 	if len(curves) == 0 {
 		return fmt.Errorf("viz: no log-likelihood to plot")
@@ -53,9 +58,15 @@ func SaveLogLik(path, title string, curves ...Curve) error {
 		}
 		p := plot.New()
 		p.Title.Text = fmt.Sprintf("%s (epoch 1: %.6g)", c.Name, c.LogLik[0])
-		p.X.Label.Text = "epoch"
+		p.X.Label.Text = "epoch (its LL is under the kernels before it)"
+		if c.Trained {
+			p.X.Label.Text = "epoch (under the kernels before it; ▲ the trained kernels)"
+		}
 		p.Y.Label.Text = "log-likelihood Σ ℓ"
-		from := min(1, len(c.LogLik)-1) // from epoch 2 when there is one
+		from := 0
+		if len(c.LogLik) >= 3 {
+			from = 1
+		}
 		xy := make(plotter.XYs, 0, len(c.LogLik)-from)
 		for e := from; e < len(c.LogLik); e++ {
 			xy = append(xy, plotter.XY{X: float64(e + 1), Y: c.LogLik[e]})
@@ -73,6 +84,14 @@ func SaveLogLik(path, title string, curves ...Curve) error {
 		}
 		line.Color, points.Color = plotutil.Color(ci), plotutil.Color(ci)
 		p.Add(line, points)
+		if c.Trained {
+			star, err := plotter.NewScatter(xy[len(xy)-1:])
+			if err != nil {
+				return fmt.Errorf("viz: %w", err)
+			}
+			star.Color, star.Shape, star.Radius = plotutil.Color(ci), draw.PyramidGlyph{}, vg.Points(5)
+			p.Add(star)
+		}
 		p.X.Min, p.X.Max = float64(from)+0.5, float64(len(c.LogLik))+0.5
 		if len(c.LogLik) <= 30 {
 			p.X.Tick.Marker = epochTicks{from + 1, len(c.LogLik)}

@@ -100,6 +100,14 @@ func TestSave(t *testing.T) {
 		"two-epochs.png": func(p string) error {
 			return viz.SaveLogLik(p, "LL", viz.Curve{Name: "layer 1", LogLik: []float64{-10, 5}})
 		},
+		"trained.png": func(p string) error {
+			return viz.SaveLogLik(p, "LL", viz.Curve{Name: "layer 1", LogLik: []float64{-10, 5}, Trained: true},
+				viz.Curve{Name: "layer 2", LogLik: []float64{8, 9, 9.5}, Trained: true})
+		},
+		"epochs.png": func(p string) error {
+			return viz.SaveEpochs(p, "epochs", viz.EpochCurve{Name: "layer 1", Epochs: []int{0, 1, 2}, Accuracy: []float64{0.98, 0.99, 0.985},
+				LogLik: []float64{1e6, 2e6, 2.1e6}, Trained: true})
+		},
 		"labels.png": func(p string) error {
 			return viz.SaveLabels(p, "labels", viz.Series{Name: "lse3", Labels: []int{100, 1000, 60000}, Accuracy: []float64{0.7, 0.9, 0.98}},
 				viz.Series{Name: "pixels", Labels: []int{100, 1000, 60000}, Accuracy: []float64{0.6, 0.85, 0.92}})

@@ -119,6 +119,8 @@ func TestRunSmall(t *testing.T) {
 	}
 	if ll := layer["loglik"].([]any); len(ll) != 2 || ll[1].(float64) < ll[0].(float64) {
 		t.Errorf("loglik %v: want 2 epochs, not decreasing", ll)
+	} else if final, ok := layer["final_loglik"].(float64); !ok || final < ll[1].(float64) {
+		t.Errorf("final_loglik %v after loglik %v: want the trained kernels' LL, not below the last epoch's", layer["final_loglik"], ll)
 	}
 	if acc := metrics["test_accuracy"].(float64); acc < 0.5 {
 		t.Errorf("test accuracy %v from 600 images and 16 kernels: want well above chance", acc)
@@ -263,11 +265,20 @@ func TestDeepPreset(t *testing.T) {
 		if len(ll) < 1 {
 			t.Errorf("layer %d trained no EM epoch", l+1)
 		}
+		// The curve of loglik.png: each epoch's LL, then the trained kernels'.
+		final, ok := layer.(map[string]any)["final_loglik"].(float64)
+		if !ok {
+			t.Errorf("layer %d: no LL of the trained kernels in metrics.json", l+1)
+		}
+		ll = append(ll, final)
 		for e := 1; e < len(ll); e++ {
 			if ll[e].(float64) < ll[e-1].(float64) {
-				t.Errorf("layer %d: LL %v decreases", l+1, ll)
+				t.Errorf("layer %d: LL %v (the last: the trained kernels') decreases", l+1, ll)
 			}
 		}
+	}
+	if n := strings.Count(log.String(), "trained    LL"); n != 2 {
+		t.Errorf("the progress shows the LL of the trained kernels %d times, want once per layer:\n%s", n, log.String())
 	}
 	best, main := -1.0, ""
 	var names []string

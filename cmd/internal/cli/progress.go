@@ -39,6 +39,9 @@ func (p *Progress) Record(e em.Event) error {
 	if e.Seeded != nil {
 		return nil
 	}
+	if e.Final {
+		return p.final(e)
+	}
 	if e.Batch == 0 { // end of an epoch
 		if p.tty {
 			fmt.Fprint(p.w, "\r\033[K")
@@ -58,5 +61,20 @@ func (p *Progress) Record(e em.Event) error {
 	left := perEpoch*float64(p.epochs-e.Epoch) + perEpoch - e.Elapsed.Seconds()
 	fmt.Fprintf(p.w, "\r\033[K%sepoch %2d/%d  batch %d/%d  %.0f images/s  ETA %s",
 		p.prefix, e.Epoch, p.epochs, e.Batch, e.Batches, rate, (time.Duration(left) * time.Second).Round(time.Second))
+	return nil
+}
+
+// final shows the pass that measures the LL of the trained kernels.
+func (p *Progress) final(e em.Event) error {
+	if e.Batch == 0 {
+		if p.tty {
+			fmt.Fprint(p.w, "\r\033[K")
+		}
+		fmt.Fprintf(p.w, "%strained    LL %.6g  %.1f s (one E-step pass)\n", p.prefix, e.LogLik, e.Elapsed.Seconds())
+		return nil
+	}
+	if p.tty {
+		fmt.Fprintf(p.w, "\r\033[K%sLL of the trained kernels  batch %d/%d", p.prefix, e.Batch, e.Batches)
+	}
 	return nil
 }
