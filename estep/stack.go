@@ -1,6 +1,7 @@
 package estep
 
 import (
+	"errors"
 	"fmt"
 
 	"calm/graph"
@@ -78,7 +79,7 @@ func NewMaps(stages []Stage, ops graph.Ops, standardise bool) (*StackGraph, erro
 	affine := standardised(len(stages), last)
 	affine[last] = standardise
 	next := stages[last].Transform.Next(stages[last].Config, 1, 1, 0)
-	return newStack(stages, ops, len(stages), affine, []int{next.ImageLen()}, func(_ []*G.Node, xs []*G.Node) ([]*G.Node, error) {
+	return newStack(stages, ops, len(stages), affine, nil, []int{next.ImageLen()}, func(_ stageMaps, xs []*G.Node) ([]*G.Node, error) {
 		return []*G.Node{xs[len(stages)]}, nil
 	})
 }
@@ -116,15 +117,16 @@ func NewStackFeatures(stages []Stage, ops graph.Ops, features []LayerFeatures) (
 		outs = append(outs, f.Pooling.Features(stages[f.Layer].Config.Kernels))
 	}
 	stages = stages[:top+1]
-	return newStack(stages, ops, top, standardised(len(stages), top), outs, func(logJoints, _ []*G.Node) ([]*G.Node, error) {
+	needs := make([]need, len(stages))
+	for _, f := range features {
+		needs[f.Layer].add(f.Pooling.Posterior)
+	}
+	return newStack(stages, ops, top, standardised(len(stages), top), needs, outs, func(maps stageMaps, _ []*G.Node) ([]*G.Node, error) {
 		var out []*G.Node
 		for _, lf := range features {
-			m := logJoints[lf.Layer]
+			m := maps.logJoint[lf.Layer]
 			if lf.Pooling.Posterior {
-				var err error
-				if m, err = graph.KernelPosterior(m); err != nil {
-					return nil, fmt.Errorf("estep: features of layer %d: %w", lf.Layer+1, err)
-				}
+				m = maps.posterior[lf.Layer]
 			}
 			f, err := ops.Pool(m, lf.Pooling)
 			if err != nil {
@@ -143,8 +145,10 @@ func NewStackLogJoint(stages []Stage, ops graph.Ops) (*StackGraph, error) {
 		return nil, fmt.Errorf("estep: a stack of no stages")
 	}
 	top := len(stages) - 1
-	return newStack(stages, ops, top, standardised(len(stages), top), []int{stages[top].Config.MapLen()}, func(logJoints, _ []*G.Node) ([]*G.Node, error) {
-		return []*G.Node{logJoints[top]}, nil
+	needs := make([]need, len(stages))
+	needs[top].add(false)
+	return newStack(stages, ops, top, standardised(len(stages), top), needs, []int{stages[top].Config.MapLen()}, func(maps stageMaps, _ []*G.Node) ([]*G.Node, error) {
+		return []*G.Node{maps.logJoint[top]}, nil
 	})
 }
 
@@ -158,11 +162,36 @@ func standardised(n, below int) []bool {
 	return affine
 }
 
+// A need says which maps of a stage the outputs read: its log joint, its
+// posterior over kernels at each position, or both.
+type need struct{ logJoint, posterior bool }
+
+// add records a read of the posterior (posterior) or of the log joint.
+func (n *need) add(posterior bool) {
+	if posterior {
+		n.posterior = true
+	} else {
+		n.logJoint = true
+	}
+}
+
+// stageMaps are the maps of each stage that some output or transform
+// reads (nil for the others).
+type stageMaps struct{ logJoint, posterior []*G.Node }
+
 // newStack builds the chain of stages: the first transformed stages have
 // their log joints transformed, and standardised where affine is set;
-// outputs picks the outputs from the log joints L_j and the inputs x_j (x_0
-// the images, x_{j+1} stage j's transformed maps).
-func newStack(stages []Stage, ops graph.Ops, transformed int, affine []bool, outs []int, outputs func(logJoints, xs []*G.Node) ([]*G.Node, error)) (*StackGraph, error) {
+// outputs picks the outputs from the stages' maps (needs[j] says which of
+// stage j's it reads; needs may be nil or short) and the inputs x_j (x_0
+// the images, x_{j+1} stage j's transformed maps). A stage's posterior
+// comes from the op set's fused convolution when it has one
+// (graph.JointPosterior, see stageNodes); a posterior read twice (by the
+// transform and a feature) is computed once.
+func newStack(stages []Stage, ops graph.Ops, transformed int, affine []bool, needs []need, outs []int, outputs func(maps stageMaps, xs []*G.Node) ([]*G.Node, error)) (*StackGraph, error) {
+	needs = append(needs, make([]need, max(0, len(stages)-len(needs)))...)
+	for j := 0; j < transformed; j++ {
+		needs[j].add(stages[j].Transform.Posterior)
+	}
 	for j := 1; j < len(stages); j++ {
 		prev, cfg := stages[j-1], stages[j].Config
 		want := prev.Transform.Next(prev.Config, cfg.Kernels, cfg.Width, cfg.Pad)
@@ -185,19 +214,24 @@ func newStack(stages []Stage, ops graph.Ops, transformed int, affine []bool, out
 	}
 	step, err := graph.NewStep(stages[0].Config, inputs, func(_ *G.ExprGraph, in []*G.Node) ([]*G.Node, error) {
 		xs := []*G.Node{in[0]}
-		var logJoints []*G.Node
+		maps := stageMaps{logJoint: make([]*G.Node, len(stages)), posterior: make([]*G.Node, len(stages))}
 		at := 1
 		for j, st := range stages {
-			l, err := LogJoint(ops, st.Config, xs[j], in[at], in[at+1], in[at+2])
+			l, p, err := stageNodes(ops, st.Config, needs[j], xs[j], in[at], in[at+1], in[at+2])
 			if err != nil {
 				return nil, fmt.Errorf("estep: layer %d: %w", j+1, err)
 			}
 			at += 3
-			logJoints = append(logJoints, l)
+			maps.logJoint[j], maps.posterior[j] = l, p
 			if j >= transformed {
 				continue
 			}
-			t, err := st.Transform.Apply(l)
+			var t *G.Node
+			if st.Transform.Posterior {
+				t, err = st.Transform.FromPosterior(p)
+			} else {
+				t, err = st.Transform.Apply(l)
+			}
 			if err != nil {
 				return nil, fmt.Errorf("estep: layer %d: %w", j+1, err)
 			}
@@ -209,13 +243,50 @@ func newStack(stages []Stage, ops graph.Ops, transformed int, affine []bool, out
 			}
 			xs = append(xs, t)
 		}
-		return outputs(logJoints, xs)
+		return outputs(maps, xs)
 	})
 	if err != nil {
 		return nil, fmt.Errorf("estep: %w", err)
 	}
 	s.step = step
 	return s, nil
+}
+
+// stageNodes adds a stage's log joint and its posterior over kernels at
+// each position, each only if n asks for it (else nil). The posterior
+// comes from the op set's fused convolution when it has one (the patch
+// model's per-position posterior, whatever the stage's own model), so
+// that the log joint is not written for it; else it is KernelPosterior
+// of the log joint. Either way it does not depend on whether the log joint
+// is asked for too: a stage's maps, and so every stage above it, are the
+// same bits whichever features a graph computes.
+func stageNodes(ops graph.Ops, cfg graph.Config, n need, x, theta, logPrior, beta *G.Node) (logJoint, post *G.Node, err error) {
+	if n.posterior {
+		if jp, ok := ops.(graph.JointPosterior); ok {
+			xx, w, bias, err := convTerms(cfg, x, theta, logPrior, beta)
+			if err != nil {
+				return nil, nil, err
+			}
+			_, post, _, err = jp.LogJointPosterior(xx, w, bias, cfg.Pad, graph.PatchModel)
+			if err != nil && !errors.Is(err, graph.ErrNotFused) {
+				return nil, nil, err
+			}
+		}
+	}
+	if n.logJoint || n.posterior && post == nil {
+		if logJoint, err = LogJoint(ops, cfg, x, theta, logPrior, beta); err != nil {
+			return nil, nil, err
+		}
+	}
+	if n.posterior && post == nil {
+		if post, err = graph.KernelPosterior(logJoint); err != nil {
+			return nil, nil, err
+		}
+	}
+	if !n.logJoint {
+		logJoint = nil
+	}
+	return logJoint, post, nil
 }
 
 // Len is the number of output values per image.

@@ -158,6 +158,12 @@ func (op localPoolOp) Do(vals ...G.Value) (G.Value, error) {
 				r := res[oy*ow : (oy+1)*ow]
 				switch op.reduce {
 				case MaxCells:
+					if s == 2 && y1 == y0+2 {
+						// The stacks' 2×2 windows, two input rows at a
+						// time (the general loop below slices each window).
+						maxPairs(r, in[y0*w:(y0+1)*w], in[(y0+1)*w:(y0+2)*w])
+						continue
+					}
 					// Row by row, each output column the max of its window.
 					for ox := range r {
 						r[ox] = float32(math.Inf(-1))
@@ -192,6 +198,21 @@ func (op localPoolOp) Do(vals ...G.Value) (G.Value, error) {
 		}
 	})
 	return out, nil
+}
+
+// maxPairs sets each r[ox] to the maximum of columns 2·ox and 2·ox+1 of
+// rows a and b (one column where a row ends short), NaN if any is NaN, as
+// max gives it.
+func maxPairs(r, a, b []float32) {
+	w := len(a)
+	b = b[:w]
+	full := w / 2
+	for ox := 0; ox < full; ox++ {
+		r[ox] = max(a[2*ox], a[2*ox+1], b[2*ox], b[2*ox+1])
+	}
+	if full < len(r) {
+		r[full] = max(a[w-1], b[w-1])
+	}
 }
 
 // windowLSE returns log Σ exp over rows [y0, y1) and columns [x0, x1) of a
@@ -358,13 +379,29 @@ func (t Transform) Apply(logJoint *G.Node) (*G.Node, error) {
 	if t.Root && !t.Posterior {
 		return nil, fmt.Errorf("graph: transform %s: the square root takes the posterior", t)
 	}
-	x := logJoint
-	var err error
 	if t.Posterior {
-		if x, err = KernelPosterior(x); err != nil {
+		post, err := KernelPosterior(logJoint)
+		if err != nil {
 			return nil, err
 		}
+		return t.FromPosterior(post)
 	}
+	return t.pool(logJoint)
+}
+
+// FromPosterior is Apply for a transform of the posterior, given the
+// posterior over kernels at each position (KernelPosterior of the log
+// joint, or an op set's fused one) instead of the log joint.
+func (t Transform) FromPosterior(post *G.Node) (*G.Node, error) {
+	if !t.Posterior {
+		return nil, fmt.Errorf("graph: transform %s takes the log joint, not the posterior", t)
+	}
+	return t.pool(post)
+}
+
+// pool adds the transform's pooling and square root to x.
+func (t Transform) pool(x *G.Node) (*G.Node, error) {
+	var err error
 	if t.Pool > 1 {
 		if x, err = LocalPool(x, t.Pool, t.Reduce); err != nil {
 			return nil, err

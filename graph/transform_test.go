@@ -139,6 +139,16 @@ func TestLocalPool(t *testing.T) {
 				if msg := graphtest.CloseTo(out[0].Data().([]float32), naive.LocalPool(to64(v), h, w, size, graphtest.ReduceName(reduce)), 1e-6); msg != "" {
 					t.Errorf("local pool%s", msg)
 				}
+				// A NaN anywhere in a window, here its last pixel, makes its
+				// cell NaN (and no other).
+				v[(size-1)*w+size-1] = float32(math.NaN())
+				out, err = step.Run(tensor.New(tensor.WithShape(n, k, h, w), tensor.WithBacking(v)))
+				if err != nil {
+					t.Fatal(err)
+				}
+				if got := out[0].Data().([]float32); got[0] == got[0] || got[1] != got[1] {
+					t.Errorf("a NaN in the first window: cells %v, %v; want NaN, then a number", got[0], got[1])
+				}
 			})
 		}
 	}
