@@ -85,12 +85,12 @@ func SaveLogLik(path, title string, curves ...Curve) error {
 		line.Color, points.Color = plotutil.Color(ci), plotutil.Color(ci)
 		p.Add(line, points)
 		if c.Trained {
-			star, err := plotter.NewScatter(xy[len(xy)-1:])
+			last, err := plotter.NewScatter(xy[len(xy)-1:])
 			if err != nil {
 				return fmt.Errorf("viz: %w", err)
 			}
-			star.Color, star.Shape, star.Radius = plotutil.Color(ci), draw.PyramidGlyph{}, vg.Points(5)
-			p.Add(star)
+			last.Color, last.Shape, last.Radius = plotutil.Color(ci), draw.PyramidGlyph{}, vg.Points(5)
+			p.Add(last)
 		}
 		p.X.Min, p.X.Max = float64(from)+0.5, float64(len(c.LogLik))+0.5
 		if len(c.LogLik) <= 30 {
