@@ -16,7 +16,9 @@ import (
 )
 
 // Event is what the loop reports to a Recorder: the start of a run (Epoch
-// 0, Seeded set), each batch, and each epoch's end (Batch 0, State set).
+// 0, Seeded set), each batch, each epoch's end (Batch 0, State set), and
+// after the last epoch the batches and the end of the pass that measures
+// the trained kernels' LL (Final set).
 type Event struct {
 	Epoch   int           // 1-based; 0 for the start
 	Seeded  *Checkpoint   // at the start of a run that does not resume: the initial θ and log mixing weights (do not modify)
