@@ -325,7 +325,7 @@ func Train(src Source, s Settings) (*Result, error) {
 		res.Theta, res.LogPrior = theta, logPrior
 	}
 	if len(res.LogLik) > 0 {
-		ll, err := finalLogLik(res, s, e, images, n)
+		ll, err := finalLogLik(res, s, e, src, n)
 		if err != nil {
 			return nil, err
 		}
@@ -345,44 +345,40 @@ func varianceLogLik(cfg graph.Config, energy float64, size int, variance float64
 	return -(beta-1)*energy/2 + patches*float64(cfg.KernelLen())/2*math.Log(beta)
 }
 
-// finalLogLik returns Σ_n ℓ_n of the n images under the trained layer of
-// res: the E-step of every batch once more, summed as an epoch sums them,
-// at β = 1 (annealing ends there).
-func finalLogLik(res *Result, s Settings, e *estep.Graph, images *batchReader, n int) (float64, error) {
+// finalLogLik returns Σ_n ℓ_n of the n images of src under the trained
+// layer of res: the E-step of every batch once more, summed as an epoch
+// sums them, at β = 1 (annealing ends there).
+func finalLogLik(res *Result, s Settings, e *estep.Graph, src Source, n int) (float64, error) {
 	cfg := res.Config
 	batches := (n + cfg.Batch - 1) / cfg.Batch
 	epoch := len(res.LogLik) + 1
 	energy := mstep.NewStats(cfg) // the patch energy a learned variance needs
 	start := time.Now()
 	var sum float64
-	for b := 0; b < batches; b++ {
+	err := forEachBatch(src, cfg, n, func(first int, x *tensor.Dense) error {
 		if err := s.Context.Err(); err != nil {
-			return 0, fmt.Errorf("em: stopped measuring the LL of the trained kernels: %w", context.Cause(s.Context))
+			return fmt.Errorf("stopped: %w", context.Cause(s.Context))
 		}
-		lo := b * cfg.Batch
-		size := min(cfg.Batch, n-lo)
-		x, err := images.read(lo, size)
-		if err != nil {
-			return 0, fmt.Errorf("em: the LL of the trained kernels: %w", err)
-		}
+		b, size := first/cfg.Batch+1, x.Shape()[0]
 		er, err := res.Layer.eStep(e, x, 1)
 		if err != nil {
-			return 0, fmt.Errorf("em: the LL of the trained kernels, batch %d: %w", b+1, err)
+			return fmt.Errorf("batch %d: %w", b, err)
 		}
 		ll := er.LogLik
 		if s.LearnVariance {
 			ll += varianceLogLik(cfg, energy.AddPatchEnergy(cfg, x.Data().([]float32)), size, res.Variance)
 		}
 		if math.IsNaN(ll) || math.IsInf(ll, 0) {
-			return 0, fmt.Errorf("em: the LL of the trained kernels, batch %d: %v (NaN or Inf in the data or θ)", b+1, ll)
+			return fmt.Errorf("batch %d: %v (NaN or Inf in the data or θ)", b, ll)
 		}
 		sum += ll
-		if s.Recorder != nil {
-			ev := Event{Final: true, Epoch: epoch, Batch: b + 1, Batches: batches, Images: lo + size, Elapsed: time.Since(start)}
-			if err := s.Recorder.Record(ev); err != nil {
-				return 0, err
-			}
+		if s.Recorder == nil {
+			return nil
 		}
+		return s.Recorder.Record(Event{Final: true, Epoch: epoch, Batch: b, Batches: batches, Images: first + size, Elapsed: time.Since(start)})
+	})
+	if err != nil {
+		return 0, fmt.Errorf("em: the LL of the trained kernels: %w", err)
 	}
 	if s.Recorder != nil {
 		ev := Event{Final: true, Epoch: epoch, Batches: batches, Images: n, Elapsed: time.Since(start), LogLik: sum}
