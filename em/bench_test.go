@@ -109,6 +109,12 @@ var (
 	// the images' energy channel too, twice the multiply-adds for C = 1
 	// (GFLOP/s counts the model's, C·w·w a position and kernel).
 	defaultVariancesCfg = graph.Config{Kernels: 128, Width: 9, Pad: 0, Channels: 1, Rows: 28, Cols: 28, Batch: 1000, Model: graph.PatchModel, KernelVariances: true}
+	// CIFAR-10's size of layer (Coates, Lee & Ng's): 1 600 kernels of
+	// 6×6×3 on 32×32 colour images at stride 1, the patch model; and the
+	// same on whitened patches (em.Whitening.Patches), 1×1 kernels on the
+	// 108 channels of 27×27 positions.
+	cifarConvCfg    = graph.Config{Kernels: 1600, Width: 6, Pad: 0, Channels: 3, Rows: 32, Cols: 32, Batch: 100, Model: graph.PatchModel}
+	cifarPatchesCfg = graph.Config{Kernels: 1600, Width: 1, Pad: 0, Channels: 108, Rows: 27, Cols: 27, Batch: 100, Model: graph.PatchModel}
 )
 
 // BenchmarkPeak reports the peak the %peak of the other benchmarks is
@@ -127,7 +133,7 @@ func BenchmarkStep(b *testing.B) {
 	for _, tc := range []struct {
 		name string
 		cfg  graph.Config
-	}{{"MNIST", mnistCfg}, {"STL10", stl10Cfg}, {"MNIST-C3", mnist3Cfg}, {"Layer2", layer2Cfg}, {"MNIST-patch", mnistPatchCfg}, {"Default", defaultLayerCfg}, {"Default-image", defaultImageCfg}, {"Default-variances", defaultVariancesCfg}} {
+	}{{"MNIST", mnistCfg}, {"STL10", stl10Cfg}, {"MNIST-C3", mnist3Cfg}, {"Layer2", layer2Cfg}, {"MNIST-patch", mnistPatchCfg}, {"Default", defaultLayerCfg}, {"Default-image", defaultImageCfg}, {"Default-variances", defaultVariancesCfg}, {"CIFAR-6x6", cifarConvCfg}, {"CIFAR-patches", cifarPatchesCfg}} {
 		for _, ops := range graph.OpSets() {
 			for _, step := range []string{"E", "M"} {
 				b.Run(fmt.Sprintf("%s/%s/%s", tc.name, ops.Name(), step), func(b *testing.B) { benchStep(b, ops, tc.cfg, step) })

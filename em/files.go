@@ -130,9 +130,11 @@ type manifest struct {
 }
 
 type whiteningRecord struct {
-	Filter  string    `json:"filter"` // file name in the same directory, float32 (C,C,f,f)
-	Epsilon float64   `json:"epsilon"`
-	Bias    []float32 `json:"bias"`
+	Filter   string    `json:"filter"` // file name in the same directory, float32 (C,C,f,f), or (C·f·f,C,f,f) for patches
+	Epsilon  float64   `json:"epsilon"`
+	Bias     []float32 `json:"bias"`
+	Patches  bool      `json:"patches,omitempty"`  // Whitening.Patches
+	Contrast float64   `json:"contrast,omitempty"` // Whitening.Contrast
 }
 
 // whiteningFile is the name of the whitening filter beside model.json.
@@ -146,7 +148,7 @@ func SaveStack(dir string, s *Stack) error {
 		if err := saveTheta(filepath.Join(dir, whiteningFile), wh.Filter); err != nil {
 			return fmt.Errorf("em: save whitening: %w", err)
 		}
-		m.Whitening = &whiteningRecord{Filter: whiteningFile, Epsilon: wh.Epsilon, Bias: wh.Bias}
+		m.Whitening = &whiteningRecord{Filter: whiteningFile, Epsilon: wh.Epsilon, Bias: wh.Bias, Patches: wh.Patches, Contrast: wh.Contrast}
 	}
 	for l, t := range s.Layers {
 		name := fmt.Sprintf("theta-%d.npy", l+1)
@@ -188,10 +190,14 @@ func LoadStack(dir string) (*Stack, error) {
 			return nil, fmt.Errorf("em: whitening: %w", err)
 		}
 		fs := f.Shape()
-		if fs[0] != fs[1] || fs[2] != fs[3] || fs[2]%2 == 0 || len(r.Bias) != fs[0] {
-			return nil, fmt.Errorf("em: %s: whitening filter of shape %v with %d biases", path, fs, len(r.Bias))
+		outs := fs[1] // a whitening of images maps C channels to C
+		if r.Patches {
+			outs = fs[1] * fs[2] * fs[3]
 		}
-		s.Whitening = &Whitening{Width: fs[2], Epsilon: r.Epsilon, Filter: f, Bias: r.Bias}
+		if fs[0] != outs || fs[2] != fs[3] || !r.Patches && fs[2]%2 == 0 || len(r.Bias) != fs[0] || r.Patches && !(r.Contrast > 0) {
+			return nil, fmt.Errorf("em: %s: whitening filter of shape %v with %d biases (patches %v, contrast %v)", path, fs, len(r.Bias), r.Patches, r.Contrast)
+		}
+		s.Whitening = &Whitening{Width: fs[2], Epsilon: r.Epsilon, Filter: f, Bias: r.Bias, Patches: r.Patches, Contrast: r.Contrast}
 	}
 	for l, rec := range m.Layers {
 		if rec.Theta != filepath.Base(rec.Theta) {

@@ -103,3 +103,48 @@ func (f first) Read(dst []float32, start int) error {
 	}
 	return f.Source.Read(dst, start)
 }
+
+// Subset is the Source of the images of src at the given indices, in that
+// order; runs of consecutive indices are read in one call.
+func Subset(src Source, index []int) (Source, error) {
+	n, _, _, _ := src.Shape()
+	for _, i := range index {
+		if i < 0 || i >= n {
+			return nil, fmt.Errorf("em: subset index %d of %d images", i, n)
+		}
+	}
+	if len(index) == 0 {
+		return nil, fmt.Errorf("em: an empty subset")
+	}
+	return &subset{src, index}, nil
+}
+
+type subset struct {
+	Source
+	index []int
+}
+
+func (s *subset) Shape() (n, c, h, w int) {
+	_, c, h, w = s.Source.Shape()
+	return len(s.index), c, h, w
+}
+
+func (s *subset) Read(dst []float32, start int) error {
+	_, c, h, w := s.Source.Shape()
+	size := c * h * w
+	k := len(dst) / size
+	if len(dst)%size != 0 || start < 0 || start+k > len(s.index) {
+		return fmt.Errorf("em: read of %d values at image %d of a subset of %d", len(dst), start, len(s.index))
+	}
+	for i := 0; i < k; {
+		run := 1
+		for i+run < k && s.index[start+i+run] == s.index[start+i]+run {
+			run++
+		}
+		if err := s.Source.Read(dst[i*size:(i+run)*size], s.index[start+i]); err != nil {
+			return err
+		}
+		i += run
+	}
+	return nil
+}

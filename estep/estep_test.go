@@ -61,7 +61,8 @@ func TestEStep(t *testing.T) {
 		{name: "C1/pad2", cfg: graph.Config{Kernels: 6, Width: 5, Pad: 2, Channels: 1, Rows: 9, Cols: 7, Batch: 4}, tail: 3},
 		{name: "C3/pad1", cfg: graph.Config{Kernels: 5, Width: 4, Pad: 1, Channels: 3, Rows: 7, Cols: 9, Batch: 3}, tail: 1},
 	}
-	pools := []string{"image", "lse2", "lse3", "max", "max3", "mean2", "lse-pyramid2", "post-mean2", "post-max", "post-root-mean-pyramid2"}
+	pools := []string{"image", "lse2", "lse3", "max", "max3", "mean2", "lse-pyramid2", "post-mean2", "post-max", "post-root-mean-pyramid2",
+		"post-t4-root-mean2", "post-t0.5-max", "tri-mean2", "tri-mean-pyramid2"}
 	for _, ops := range append(graph.OpSets(), unfused{}) {
 		for _, tc := range cases {
 			for _, model := range []graph.Model{graph.ImageModel, graph.PatchModel} {
@@ -141,8 +142,17 @@ func TestEStep(t *testing.T) {
 								t.Fatal(err)
 							}
 							maps := tempered
-							if p.Posterior {
+							switch {
+							case p.Posterior && p.Tempered():
+								scaled := slices.Clone(maps)
+								for i := range scaled {
+									scaled[i] /= p.Temperature
+								}
+								maps = naive.KernelSoftmax(scaled, n, c.Kernels, uh*uw)
+							case p.Posterior:
 								maps = naive.KernelSoftmax(maps, n, c.Kernels, uh*uw)
+							case p.Triangle:
+								maps = triangle(l, xv, maps)
 							}
 							if msg := graphtest.CloseTo(got, graphtest.Pooled(maps, uh, uw, p), 1e-5); msg != "" {
 								t.Errorf("n=%d: features %s%s", n, name, msg)
@@ -291,4 +301,30 @@ func TestKernelVariances(t *testing.T) {
 	if _, err := shared.RunPrecise(nil, nil, nil, []float32{1, 2}); err == nil {
 		t.Error("RunPrecise on kernels of one shared variance: no error")
 	}
+}
+
+// triangle returns the triangle encoding of the log joint lj of images x
+// under layer l (z² = ‖x_u‖² − 2L, f = max(0, mean z − z)), each patch's
+// energy its distance to a kernel of zeros.
+func triangle(l naive.Layer, x []float32, lj []float64) []float64 {
+	zero := l
+	zero.K = 1
+	energy := zero.Distances(x, make([]float32, l.C*l.Width*l.Width))
+	uh, uw := l.Positions()
+	u := uh * uw
+	out := make([]float64, len(lj))
+	for n := 0; n < l.N; n++ {
+		for p := 0; p < u; p++ {
+			z := make([]float64, l.K)
+			var mean float64
+			for k := range z {
+				z[k] = math.Sqrt(max(energy[n*u+p]-2*lj[(n*l.K+k)*u+p], 0))
+				mean += z[k] / float64(l.K)
+			}
+			for k, v := range z {
+				out[(n*l.K+k)*u+p] = max(0, mean-v)
+			}
+		}
+	}
+	return out
 }

@@ -119,14 +119,15 @@ func NewStackFeatures(stages []Stage, ops graph.Ops, features []LayerFeatures) (
 	stages = stages[:top+1]
 	needs := make([]need, len(stages))
 	for _, f := range features {
-		needs[f.Layer].add(f.Pooling.Posterior)
+		// A tempered posterior is computed from the log joint.
+		needs[f.Layer].add(f.Pooling.Posterior && !f.Pooling.Tempered())
 	}
-	return newStack(stages, ops, top, standardised(len(stages), top), needs, outs, func(maps stageMaps, _ []*G.Node) ([]*G.Node, error) {
+	return newStack(stages, ops, top, standardised(len(stages), top), needs, outs, func(maps stageMaps, xs []*G.Node) ([]*G.Node, error) {
 		var out []*G.Node
-		for _, lf := range features {
-			m := maps.logJoint[lf.Layer]
-			if lf.Pooling.Posterior {
-				m = maps.posterior[lf.Layer]
+		for i, lf := range features {
+			m, err := encoded(maps, xs, stages[lf.Layer].Config, lf, i)
+			if err != nil {
+				return nil, fmt.Errorf("estep: features of layer %d: %w", lf.Layer+1, err)
 			}
 			f, err := ops.Pool(m, lf.Pooling)
 			if err != nil {
@@ -136,6 +137,28 @@ func NewStackFeatures(stages []Stage, ops graph.Ops, features []LayerFeatures) (
 		}
 		return out, nil
 	})
+}
+
+// encoded returns the maps the i-th feature set lf pools: the stage's log
+// joint, its posterior (at the pooling's temperature), or the triangle
+// encoding of its log joint (from the stage's input xs[lf.Layer]).
+func encoded(maps stageMaps, xs []*G.Node, cfg graph.Config, lf LayerFeatures, i int) (*G.Node, error) {
+	l, p := maps.logJoint[lf.Layer], lf.Pooling
+	switch {
+	case p.Triangle:
+		return graph.Triangle(l, xs[lf.Layer], cfg.Width, cfg.Pad)
+	case p.Posterior && p.Tempered():
+		beta := G.NewConstant(tensor.New(tensor.WithShape(1), tensor.WithBacking([]float32{float32(1 / p.Temperature)})),
+			G.WithName(fmt.Sprintf("feature-beta-%d", i)))
+		scaled, err := graph.Scale(l, beta)
+		if err != nil {
+			return nil, err
+		}
+		return graph.KernelPosterior(scaled)
+	case p.Posterior:
+		return maps.posterior[lf.Layer], nil
+	}
+	return l, nil
 }
 
 // NewStackLogJoint returns the graph whose output is the log joint of the

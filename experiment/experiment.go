@@ -55,6 +55,11 @@ type Options struct {
 	// (default DefaultWhitenEpsilon).
 	Whiten        int
 	WhitenEpsilon float64
+	// WhitenPatches, when above 0, whitens the patches of this width
+	// instead (em.Whitening.Patches): each one, normalised for brightness
+	// and contrast and ZCA-whitened, becomes the channels of one position
+	// of the first layer's input, whose kernels are then usually 1×1.
+	WhitenPatches int
 
 	// Pools are the poolings whose features are evaluated; default, with
 	// no LayerPools either, the paper's image-wide pooling alone. The main
@@ -333,13 +338,18 @@ func Run(d Data, opt Options) (*Metrics, error) {
 	}
 	raw := d // the pixels' classifier sees the images as they are
 	var wh *em.Whitening
-	if opt.Whiten > 0 {
+	if opt.Whiten > 0 || opt.WhitenPatches > 0 {
 		var closeAll func()
 		if d, wh, closeAll, err = whiten(d, opt, layers[0].Settings); err != nil {
 			return nil, err
 		}
 		defer closeAll()
-		logf("whitening the images by a %d×%d ZCA filter (ε = %v) in front of layer 1\n", wh.Width, wh.Width, wh.Epsilon)
+		if wh.Patches {
+			logf("whitening the %d×%d patches, normalised, in front of layer 1 (ε = %v): %d channels at each of %d×%d positions\n",
+				wh.Width, wh.Width, wh.Epsilon, cfgs[0].Channels, cfgs[0].Rows, cfgs[0].Cols)
+		} else {
+			logf("whitening the images by a %d×%d ZCA filter (ε = %v) in front of layer 1\n", wh.Width, wh.Width, wh.Epsilon)
+		}
 	}
 	st, err := em.TrainStack(d.Train, layers, done, 0, func(st *em.Stack) error {
 		st.Whitening = wh
@@ -424,6 +434,15 @@ func normalize(opt Options, n, c, h, w int) ([]em.StackLayer, []graph.Config, er
 	if opt.Whiten < 0 || opt.Whiten > 0 && (opt.Whiten%2 == 0 || opt.Whiten > min(h, w)) || opt.WhitenEpsilon < 0 {
 		return nil, nil, fmt.Errorf("%w: whitening by a filter of width %d (ε %v) for %d×%d images: want an odd width that fits, ε ≥ 0", ErrConfig, opt.Whiten, opt.WhitenEpsilon, h, w)
 	}
+	switch f := opt.WhitenPatches; {
+	case f < 0 || f > min(h, w):
+		return nil, nil, fmt.Errorf("%w: whitening patches of width %d for %d×%d images: want a width that fits", ErrConfig, f, h, w)
+	case f > 0 && opt.Whiten > 0:
+		return nil, nil, fmt.Errorf("%w: whitening both the images (width %d) and their patches (width %d): choose one", ErrConfig, opt.Whiten, f)
+	case f > 0:
+		// Layer 1 sees each patch as the channels of one position.
+		c, h, w = c*f*f, h-f+1, w-f+1
+	}
 	layers := append([]em.StackLayer(nil), opt.Layers...)
 	if _, err := FeatureSets(opt.Pools, opt.LayerPools, len(layers)); err != nil {
 		return nil, nil, fmt.Errorf("%w: %w", ErrConfig, err)
@@ -475,15 +494,16 @@ type RunConfig struct {
 	Description map[string]any   `json:"description,omitempty"`
 	Layers      []em.LayerRecord `json:"layers"`
 	TrainingRecord
-	Whiten     int               `json:"whiten,omitempty"` // the ZCA filter's width, 0 for none
-	WhitenEps  float64           `json:"whiten_epsilon,omitempty"`
-	Pools      []graph.Pooling   `json:"pools,omitempty"`
-	LayerPools [][]graph.Pooling `json:"layer_pools,omitempty"`
-	Validation int               `json:"validation"`
-	C          float64           `json:"c,omitempty"`        // the classifier's inverse L2 strength, unless chosen
-	ChooseC    bool              `json:"choose_c,omitempty"` // C chosen by validation
-	Command    []string          `json:"command,omitempty"`
-	GoVersion  string            `json:"go_version"`
+	Whiten        int               `json:"whiten,omitempty"`         // the ZCA filter's width, 0 for none
+	WhitenPatches int               `json:"whiten_patches,omitempty"` // the whitened patches' width, 0 for none
+	WhitenEps     float64           `json:"whiten_epsilon,omitempty"`
+	Pools         []graph.Pooling   `json:"pools,omitempty"`
+	LayerPools    [][]graph.Pooling `json:"layer_pools,omitempty"`
+	Validation    int               `json:"validation"`
+	C             float64           `json:"c,omitempty"`        // the classifier's inverse L2 strength, unless chosen
+	ChooseC       bool              `json:"choose_c,omitempty"` // C chosen by validation
+	Command       []string          `json:"command,omitempty"`
+	GoVersion     string            `json:"go_version"`
 }
 
 // TrainingRecord is how config.json and metrics.json record the training
@@ -516,8 +536,8 @@ func newTrainingRecord(s em.Settings, batch int) TrainingRecord {
 func config(d Data, opt Options, layers []em.StackLayer, cfgs []graph.Config, n int) RunConfig {
 	s := layers[0].Settings
 	c := RunConfig{Dataset: d.Name, Images: n, Description: d.Description, TrainingRecord: newTrainingRecord(s, cfgs[0].Batch),
-		Whiten: opt.Whiten, Pools: opt.Pools, LayerPools: opt.LayerPools, Validation: opt.Validation, C: opt.C, ChooseC: opt.ChooseC, Command: opt.Command, GoVersion: runtime.Version()}
-	if opt.Whiten > 0 {
+		Whiten: opt.Whiten, WhitenPatches: opt.WhitenPatches, Pools: opt.Pools, LayerPools: opt.LayerPools, Validation: opt.Validation, C: opt.C, ChooseC: opt.ChooseC, Command: opt.Command, GoVersion: runtime.Version()}
+	if opt.Whiten > 0 || opt.WhitenPatches > 0 {
 		c.WhitenEps = cmp.Or(opt.WhitenEpsilon, DefaultWhitenEpsilon)
 	}
 	for l, cfg := range cfgs {
@@ -579,6 +599,20 @@ func writeOutputs(d Data, opt Options, st *em.Stack, ops graph.Ops) error {
 		theta := t.Theta.Data().([]float32)
 		distinct := em.Distinct(theta, cfg.Kernels, 0.99)
 		switch {
+		case l == 0 && st.Whitening != nil:
+			// Kernels of whitened images, drawn as the filters they apply
+			// to the images.
+			shown := min(64, cfg.Kernels)
+			filters, side, err := st.Whitening.ImageFilters(theta[:shown*cfg.KernelLen()], shown, cfg.Width)
+			if err != nil {
+				return fmt.Errorf("experiment: %w", err)
+			}
+			if c := st.Whitening.Filter.Shape()[1]; c == 1 || c == 3 {
+				title := fmt.Sprintf("%s: layer 1, first %d of %d kernels (%d distinct) as filters on the images", d.Name, shown, cfg.Kernels, distinct)
+				if err := viz.SaveKernels(path, title, filters, shown, c, side, 64, 8); err != nil {
+					return err
+				}
+			}
 		case l == 0 && (cfg.Channels == 1 || cfg.Channels == 3):
 			title := fmt.Sprintf("%s: layer 1, first %d of %d kernels (%d distinct)", d.Name, min(64, cfg.Kernels), cfg.Kernels, distinct)
 			if err := viz.SaveKernels(path, title, theta, cfg.Kernels, cfg.Channels, cfg.Width, 64, 8); err != nil {
@@ -666,6 +700,10 @@ func sum(v []float64) float64 {
 	return s
 }
 
+// patchWhiteningSample is the number of patches a whitening of patches
+// is estimated from.
+const patchWhiteningSample = 100000
+
 // whiten returns d with its images whitened (Options.Whiten), the
 // whitening, estimated from d.Train with the first layer's seed, and a
 // function that releases the whitened sources.
@@ -674,7 +712,14 @@ func whiten(d Data, opt Options, s em.Settings) (Data, *em.Whitening, func(), er
 	if eps == 0 {
 		eps = DefaultWhitenEpsilon
 	}
-	wh, err := em.NewWhitening(d.Train, opt.Whiten, eps, em.DefaultInitSample, s.Seed)
+	var wh *em.Whitening
+	var err error
+	if opt.WhitenPatches > 0 {
+		// A patch of C·f·f values has as many directions to estimate.
+		wh, err = em.NewPatchWhitening(d.Train, opt.WhitenPatches, eps, em.DefaultContrast, patchWhiteningSample, s.Seed)
+	} else {
+		wh, err = em.NewWhitening(d.Train, opt.Whiten, eps, em.DefaultInitSample, s.Seed)
+	}
 	if err != nil {
 		return d, nil, nil, fmt.Errorf("experiment: %w", err)
 	}

@@ -225,41 +225,60 @@ func (op fastConvOp) Do(vals ...G.Value) (G.Value, error) {
 	if op.post != nil {
 		op.post.prepare(n, k)
 	}
+	// The image model normalises over an image's every position at once;
+	// else an image's positions go through in blocks of rows that stay in
+	// cache from the product to the transpose (each element's sum does not
+	// depend on the rows beside it: the same bits for any block).
+	rows := u
+	if op.post == nil || op.model == PatchModel {
+		rows = max(posteriorBlock, min(u, blockValues/k/posteriorBlock*posteriorBlock))
+	}
 	parallel(n, func(worker, lo, hi int) {
-		b := sc.worker(worker, c*ix.hp*ix.wp, u*k)
+		b := sc.worker(worker, c*ix.hp*ix.wp, rows*k)
 		maxes := make([]float32, k)
 		var counts []float64
 		switch {
 		case op.post == nil:
 		case op.model == PatchModel:
 			counts = make([]float64, k)
-			b.post = resize(b.post, u*k)
+			b.post = resize(b.post, rows*k)
 		default:
 			b.joint = resize(b.joint, k*u)
 		}
 		// Positions × kernels, each row starting from the bias: one copy
-		// of this block per image instead of one per position.
-		biasRows := make([]float32, u*k)
-		for p := 0; p < u; p++ {
+		// of this block per block of positions instead of one per position.
+		biasRows := make([]float32, rows*k)
+		for p := 0; p < rows; p++ {
 			copy(biasRows[p*k:(p+1)*k], bias)
 		}
+		var run positionRun
 		for i := lo; i < hi; i++ {
 			ix.padImage(b.img, x[i*c*h*wd:(i+1)*c*h*wd])
-			copy(b.out, biasRows)
-			gemm.MulGather(gemm.Gather{Src: b.img, Rows: ix.pos, Cols: ix.elem}, &sc.theta, b.out, k, &b.ws)
 			oi := o[i*k*u : (i+1)*k*u]
-			switch {
-			case op.post == nil:
-				gemm.Transpose(oi, u, b.out, k, u, k)
-			case op.model == PatchModel:
-				// The posterior over kernels of each position is a row of
-				// the positions × kernels block, normalised while it is
-				// in cache, then transposed into the output.
-				op.post.positions(i, b.out, b.post, k, u, maxes, counts)
-				gemm.Transpose(oi, u, b.post, k, u, k)
-			default:
-				gemm.Transpose(b.joint, u, b.out, k, u, k)
-				op.post.image(i, b.joint, oi, k, u, maxes)
+			if op.post != nil && op.model == PatchModel {
+				run.start(maxes, counts)
+			}
+			for p0 := 0; p0 < u; p0 += rows {
+				r := min(rows, u-p0)
+				blk := b.out[:r*k]
+				copy(blk, biasRows)
+				gemm.MulGather(gemm.Gather{Src: b.img, Rows: ix.pos[p0 : p0+r], Cols: ix.elem}, &sc.theta, blk, k, &b.ws)
+				switch {
+				case op.post == nil:
+					gemm.Transpose(oi[p0:], u, blk, k, r, k)
+				case op.model == PatchModel:
+					// The posterior over kernels of each position is a row
+					// of the block, normalised while it is in cache, then
+					// transposed into the output.
+					run.add(blk, b.post, k, r, u)
+					gemm.Transpose(oi[p0:], u, b.post, k, r, k)
+				default:
+					gemm.Transpose(b.joint, u, blk, k, u, k)
+					op.post.image(i, b.joint, oi, k, u, maxes)
+				}
+			}
+			if op.post != nil && op.model == PatchModel {
+				run.finish(op.post, i, k)
 			}
 		}
 	})
@@ -268,6 +287,10 @@ func (op fastConvOp) Do(vals ...G.Value) (G.Value, error) {
 	}
 	return out, nil
 }
+
+// blockValues is about how many values of a positions × kernels block
+// the convolution keeps in cache at once (256 KiB of float32).
+const blockValues = 1 << 16
 
 type fastFilterOp struct {
 	opBase

@@ -41,12 +41,23 @@ import (
 // (the dot product of two such cells is the Bhattacharyya coefficient of
 // their shares), which damps the kernels that dominate a cell: the power
 // normalisation of histogram features (Perronnin, Sánchez & Mensink 2010).
+//
+// A posterior pooling may set a Temperature T: it then pools the posterior
+// ∝ exp(L/T), softer than the layer's own for T > 1 (the posterior of
+// Gaussians of variance T instead of 1), an encoding of its own.
+//
+// A Triangle pooling pools Coates, Lee & Ng's triangle encoding of the
+// log joint (Triangle, from the layer's input), max(0, mean_j z_j − z_k)
+// with z_k the distance of the patch to kernel k: the in-project k-means
+// baseline's encoding, with MeanCells.
 type Pooling struct {
-	Reduce    Reduction
-	Grid      int  // cells per side, at least 1 (of the finest level of a pyramid)
-	Pyramid   bool // grids 1…Grid side by side
-	Posterior bool // pool the posterior over kernels, not the log joint
-	Root      bool // √ of each feature; only with Posterior and MeanCells
+	Reduce      Reduction
+	Grid        int     // cells per side, at least 1 (of the finest level of a pyramid)
+	Pyramid     bool    // grids 1…Grid side by side
+	Posterior   bool    // pool the posterior over kernels, not the log joint
+	Root        bool    // √ of each feature; only with Posterior and MeanCells
+	Temperature float64 // with Posterior: of the posterior pooled, ∝ exp(L/T); 0 or 1 for the layer's own
+	Triangle    bool    // pool the triangle encoding of the log joint; only with MeanCells
 }
 
 // A Reduction is how a Pooling, or a Transform's local pooling, reduces a
@@ -90,13 +101,22 @@ var ImageWide = Pooling{Reduce: LogSumExpCells, Grid: 1}
 // these after "post-" for the pooled posterior, and "post-root-" before
 // a mean pooling for its square root.
 func (p Pooling) Name() string {
+	if p.Triangle {
+		q := p
+		q.Triangle = false
+		return "tri-" + q.Name()
+	}
 	if p.Posterior {
 		q := p
-		q.Posterior, q.Root = false, false
-		if p.Root {
-			return "post-root-" + q.Name()
+		q.Posterior, q.Root, q.Temperature = false, false, 0
+		prefix := "post-"
+		if p.Tempered() {
+			prefix += "t" + strconv.FormatFloat(p.Temperature, 'g', -1, 64) + "-"
 		}
-		return "post-" + q.Name()
+		if p.Root {
+			return prefix + "root-" + q.Name()
+		}
+		return prefix + q.Name()
 	}
 	switch {
 	case p.Pyramid:
@@ -120,6 +140,10 @@ func (p *Pooling) UnmarshalText(b []byte) error {
 	*p = v
 	return err
 }
+
+// Tempered reports whether a posterior pooling has a temperature of its
+// own (not 0 or 1).
+func (p Pooling) Tempered() bool { return p.Temperature != 0 && p.Temperature != 1 }
 
 // Features is the number of features per image for K kernels: K·G·G, or
 // K·P for a pyramid.
@@ -147,14 +171,33 @@ func (p Pooling) levels() []int {
 
 // ParsePooling returns the pooling of the given name (see Pooling.Name).
 func ParsePooling(name string) (Pooling, error) {
-	bad := fmt.Errorf("graph: unknown pooling %q (want image, max, mean, lseG, maxG, meanG, lse-pyramidG, max-pyramidG or mean-pyramidG with G ≥ 1, each optionally after post-; mean, meanG or mean-pyramidG after post-root-)", name)
-	if rest, ok := strings.CutPrefix(name, "post-"); ok {
-		rest, root := strings.CutPrefix(rest, "root-")
+	bad := fmt.Errorf("graph: unknown pooling %q (want image, max, mean, lseG, maxG, meanG, lse-pyramidG, max-pyramidG or mean-pyramidG with G ≥ 1, each optionally after post- or post-tT-; mean, meanG or mean-pyramidG after post-root-, post-tT-root- or tri-)", name)
+	if rest, ok := strings.CutPrefix(name, "tri-"); ok {
 		p, err := ParsePooling(rest)
-		if err != nil || p.Posterior || root && p.Reduce != MeanCells {
+		if err != nil || p.Posterior || p.Triangle || p.Reduce != MeanCells {
 			return Pooling{}, bad
 		}
-		p.Posterior, p.Root = true, root
+		p.Triangle = true
+		return p, nil
+	}
+	if rest, ok := strings.CutPrefix(name, "post-"); ok {
+		var temp float64
+		if t, after, ok := strings.Cut(rest, "-"); ok && strings.HasPrefix(t, "t") {
+			v, err := strconv.ParseFloat(t[1:], 64)
+			if err != nil || !(v > 0) || math.IsInf(v, 0) {
+				return Pooling{}, bad
+			}
+			temp, rest = v, after
+		}
+		rest, root := strings.CutPrefix(rest, "root-")
+		p, err := ParsePooling(rest)
+		if err != nil || p.Posterior || p.Triangle || root && p.Reduce != MeanCells {
+			return Pooling{}, bad
+		}
+		p.Posterior, p.Root, p.Temperature = true, root, temp
+		if p.Name() != name {
+			return Pooling{}, fmt.Errorf("graph: pooling %q is named %s", name, p.Name())
+		}
 		return p, nil
 	}
 	if name == "image" {
@@ -201,6 +244,9 @@ func Pool(x *G.Node, p Pooling) (*G.Node, error) {
 		// The square root is defined for the shares of a posterior, not
 		// for a log joint or a cell's maximum.
 		return nil, fmt.Errorf("graph: pool: Root on %s: the square root takes a posterior's mean pooling", p.Name())
+	}
+	if p.Triangle && (p.Posterior || p.Reduce != MeanCells) {
+		return nil, fmt.Errorf("graph: pool: %s: the triangle encoding takes a mean pooling of its own", p.Name())
 	}
 	return apply("pool", poolOp{opBase: newBase(sig(4, 4), "Pool/%s", p.Name()), p: p}, x)
 }

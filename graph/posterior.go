@@ -134,36 +134,66 @@ func (st *posteriorState) image(i int, l, g []float32, k, u int, maxes []float32
 // counts are scratch of k values). A position whose log joint is −Inf
 // throughout has no mass: its posterior is zero and ℓ_i is −Inf.
 func (st *posteriorState) positions(i int, l, g []float32, k, u int, acc []float32, counts []float64) {
-	const block = 16 // positions summed in float32
+	var run positionRun
+	run.start(acc, counts)
+	run.add(l, g, k, u, u)
+	run.finish(st, i, k)
+}
+
+// A positionRun computes the patch model's posterior of one image's
+// positions block by block, in the order and with the sums of positions:
+// the same bits however the positions are split into blocks.
+type positionRun struct {
+	acc    []float32
+	counts []float64
+	ell    float64
+	prod   float64
+	done   int // positions done
+}
+
+// posteriorBlock is the number of positions whose posterior is summed in
+// float32 before it is added into the float64 counts.
+const posteriorBlock = 16
+
+func (r *positionRun) start(acc []float32, counts []float64) {
 	clear(acc)
 	clear(counts)
+	*r = positionRun{acc: acc, counts: counts, prod: 1}
+}
+
+// add computes the posterior of the next rows of l (positions × k) into g,
+// of an image of u positions in all.
+func (r *positionRun) add(l, g []float32, k, rows, u int) {
 	// ℓ_i = Σ_u m_u + log Π_u s_u, the product taken over a block (each
 	// s_u is in [1, k]) so that one log serves the block.
-	var ell float64
-	prod := 1.0
-	for p := 0; p < u; p++ {
-		row, dst := l[p*k:(p+1)*k], g[p*k:(p+1)*k]
+	for q := 0; q < rows; q++ {
+		row, dst := l[q*k:(q+1)*k], g[q*k:(q+1)*k]
 		m := vecmath.Max(row)
 		if math.IsInf(float64(m), -1) {
 			clear(dst)
-			ell = math.Inf(-1)
+			r.ell = math.Inf(-1)
 		} else {
 			s := vecmath.ExpSum(dst, row, m)
-			vecmath.ScaleAdd(dst, float32(1/s), acc)
-			ell += float64(m)
-			prod *= s
+			vecmath.ScaleAdd(dst, float32(1/s), r.acc)
+			r.ell += float64(m)
+			r.prod *= s
 		}
-		if (p+1)%block == 0 || p == u-1 {
-			for kk, v := range acc {
-				counts[kk] += float64(v)
+		r.done++
+		if r.done%posteriorBlock == 0 || r.done == u {
+			for kk, v := range r.acc {
+				r.counts[kk] += float64(v)
 			}
-			clear(acc)
-			ell += math.Log(prod)
-			prod = 1
+			clear(r.acc)
+			r.ell += math.Log(r.prod)
+			r.prod = 1
 		}
 	}
-	st.logMarg.Data().([]float32)[i] = float32(ell)
-	for kk, c := range counts {
+}
+
+// finish records image i's log marginal and log counts.
+func (r *positionRun) finish(st *posteriorState, i, k int) {
+	st.logMarg.Data().([]float32)[i] = float32(r.ell)
+	for kk, c := range r.counts {
 		st.rowLSE[i*k+kk] = math.Log(c)
 	}
 }

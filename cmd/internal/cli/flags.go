@@ -50,16 +50,28 @@ func WidePreset() Preset {
 	return p
 }
 
+// ColourPresets returns the presets of colour image sets (cmd/cifar10),
+// the first the default: one layer on whitened colour patches, chosen on
+// CIFAR-10's validation split (docs/results-cifar10.md).
+func ColourPresets() []Preset {
+	return []Preset{
+		{Name: "default", Doc: "one layer learned by EM: 1 600 k-means++ kernels on 6×6 colour patches, each normalised and ZCA-whitened, one epoch of the patch model, the square root of its posterior pooled over quadrants; C by validation", Flags: map[string]string{
+			"whiten-patches": "6", "whiten-eps": "0.1", "kernels": "1600", "width": "1", "pad": "0", "batch": "100", "epochs": "1", "model": "patch",
+			"init-from": "kmeans++", "pool": "post-root-mean2", "epoch-curve": "true", "pick-epoch": "true", "C": "auto", "labels": "", "pixels": "false",
+		}},
+	}
+}
+
 // Flags are the flags the experiment commands share (their names are the
 // commands' interface). A command may add its own to FlagSet before Parse.
 type Flags struct {
 	FlagSet *flag.FlagSet
 
-	Preset, Data, Out, Init, InitFrom, Ops, Pool, Labels, Graph, Resume, Layers, C, Model        string
-	Epochs, Limit, Kernels, Width, Pad, Batch, InitSample, Validation, Seeds, Whiten             int
-	Seed                                                                                         uint64
-	Tol, RepairCount, RepairCosine, WhitenEpsilon, Stepwise, Anneal                              float64
-	Mixing, LearnVariance, KernelVariances, Eval, Pixels, Features, Quiet, EpochCurve, PickEpoch bool
+	Preset, Data, Out, Init, InitFrom, Ops, Pool, Labels, Graph, Resume, Layers, C, Model           string
+	Epochs, Limit, Kernels, Width, Pad, Batch, InitSample, Validation, Seeds, Whiten, WhitenPatches int
+	Seed                                                                                            uint64
+	Tol, RepairCount, RepairCosine, WhitenEpsilon, Stepwise, Anneal                                 float64
+	Mixing, LearnVariance, KernelVariances, Eval, Pixels, Features, Quiet, EpochCurve, PickEpoch    bool
 
 	presets []Preset
 	generic map[string]string // each flag's default outside any preset
@@ -94,6 +106,7 @@ func NewFlags(name string, presets ...Preset) *Flags {
 	fs.IntVar(&f.InitSample, "init-sample", em.DefaultInitSample, "patches sampled for -init-from patches or kmeans++")
 	fs.StringVar(&f.Model, "model", graph.ImageModel.String(), "what EM assumes about the patches: image (the paper's: one patch per image) or patch (every patch a draw of the mixture)")
 	fs.IntVar(&f.Whiten, "whiten", 0, "whiten the images in front of layer 1 by a ZCA filter of this odd width (0: off)")
+	fs.IntVar(&f.WhitenPatches, "whiten-patches", 0, "whiten each patch of this width instead, normalised for brightness and contrast first: layer 1 sees it as the C·W·W channels of one position, so give it 1×1 kernels (0: off)")
 	fs.Float64Var(&f.WhitenEpsilon, "whiten-eps", experiment.DefaultWhitenEpsilon, "ε of the whitening: variance added to every eigenvalue of the patch covariance")
 	fs.BoolVar(&f.Mixing, "mixing", false, "learn the mixing weights π_k (the paper's are uniform)")
 	fs.BoolVar(&f.LearnVariance, "learn-variance", false, "learn the variance σ² the patch model's Gaussians share (the paper fixes it to 1); the features use it too")
@@ -391,7 +404,7 @@ func (f *Flags) Options(ctx context.Context, s em.Settings, stderr io.Writer) (e
 		c = v
 	}
 	o := experiment.Options{Out: f.Out, Layers: layers, Pools: pools, LayerPools: layerPools, C: c, ChooseC: choose, Validation: f.Validation, EpochCurve: f.EpochCurve, PickEpoch: f.PickEpoch && f.EpochCurve,
-		Whiten: f.Whiten, WhitenEpsilon: f.WhitenEpsilon,
+		Whiten: f.Whiten, WhitenEpsilon: f.WhitenEpsilon, WhitenPatches: f.WhitenPatches,
 		Eval: f.Eval, Pixels: f.Pixels, LabelCounts: labels,
 		Features: f.Features, GraphDir: f.Graph, Log: stderr, Command: f.Command(),
 		Context: ctx, Resume: f.Resume != ""}
@@ -405,10 +418,30 @@ func (f *Flags) Options(ctx context.Context, s em.Settings, stderr io.Writer) (e
 
 // limit returns d with -limit applied, the same way for every command: the
 // kernels learn from the first N training images and the classifier is
-// fitted on the first N labelled ones.
-func (f *Flags) limit(d experiment.Data) experiment.Data {
+// fitted on the first N labelled ones. Labelled images that come class by
+// class (byClass) are cut class by class instead, each class's first
+// images in proportion to its size, and so are the training images when
+// they are the labelled ones.
+func (f *Flags) limit(d experiment.Data, byClass bool) (experiment.Data, error) {
 	if f.Limit == 0 {
-		return d
+		return d, nil
+	}
+	if byClass && d.Labelled != nil && f.Limit < len(d.Labels) {
+		index := firstOfEachClass(d.Labels, d.Classes, f.Limit)
+		same := d.Train == d.Labelled
+		labelled, err := em.Subset(d.Labelled, index)
+		if err != nil {
+			return d, err
+		}
+		labels := make([]byte, len(index))
+		for i, j := range index {
+			labels[i] = d.Labels[j]
+		}
+		d.Labelled, d.Labels = labelled, labels
+		if same {
+			d.Train = labelled
+			return d, nil
+		}
 	}
 	d.Train = em.First(d.Train, f.Limit)
 	if d.Labelled != nil {
@@ -416,7 +449,42 @@ func (f *Flags) limit(d experiment.Data) experiment.Data {
 		n, _, _, _ := d.Labelled.Shape()
 		d.Labels = d.Labels[:n]
 	}
-	return d
+	return d, nil
+}
+
+// firstOfEachClass returns, in row order, the rows of the first images of
+// each class, n in all, each class's share of n in proportion to its
+// images (largest remainders first, the lower class on a tie).
+func firstOfEachClass(labels []byte, classes, n int) []int {
+	count := make([]int, classes)
+	for _, l := range labels {
+		count[l]++
+	}
+	take := make([]int, classes)
+	rem := make([]int, classes)
+	left := n
+	for c, k := range count {
+		take[c], rem[c] = k*n/len(labels), k*n%len(labels)
+		left -= take[c]
+	}
+	for ; left > 0; left-- {
+		best := -1
+		for c := range rem {
+			if take[c] < count[c] && (best < 0 || rem[c] > rem[best]) {
+				best = c
+			}
+		}
+		take[best]++
+		rem[best] = -1
+	}
+	var index []int
+	for i, l := range labels {
+		if take[l] > 0 {
+			index = append(index, i)
+			take[l]--
+		}
+	}
+	return index
 }
 
 // Run runs the experiment on d with opt, once, or with -seeds N once for
@@ -426,7 +494,10 @@ func (f *Flags) limit(d experiment.Data) experiment.Data {
 // given, the validation split is a sixth of the labelled images when they
 // are fewer than six times DefaultValidation.
 func (f *Flags) Run(d experiment.Data, opt experiment.Options) error {
-	d = f.limit(d)
+	d, err := f.limit(d, opt.StratifiedValidation)
+	if err != nil {
+		return err
+	}
 	if n := len(d.Labels); !f.set["validation"] && f.Resume == "" && n < 6*DefaultValidation {
 		opt.Validation = n / 6
 		opt.Command = withArg(opt.Command, "validation", strconv.Itoa(opt.Validation))

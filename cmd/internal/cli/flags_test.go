@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"fmt"
 	"io"
 	"slices"
 	"testing"
@@ -42,7 +43,10 @@ func TestLimit(t *testing.T) {
 		if err := f.Parse(tc.args, io.Discard); err != nil {
 			t.Fatal(err)
 		}
-		got := f.limit(d)
+		got, err := f.limit(d, false)
+		if err != nil {
+			t.Fatal(err)
+		}
 		n, _, _, _ := got.Train.Shape()
 		nl, _, _, _ := got.Labelled.Shape()
 		if n != tc.train || nl != tc.labelled || len(got.Labels) != tc.n || !slices.Equal(got.Labels, labels[:tc.n]) {
@@ -51,6 +55,56 @@ func TestLimit(t *testing.T) {
 		last := make([]float32, 4)
 		if err := got.Labelled.Read(last, nl-1); err != nil || last[0] != float32(nl-1) {
 			t.Errorf("%v: last labelled image holds %v (%v), want image %d", tc.args, last[0], err, nl-1)
+		}
+	}
+}
+
+// TestLimitByClass: on images that come class by class, -limit keeps the
+// first images of each class in proportion, with their labels, for the
+// kernels too when they learn from the labelled images.
+func TestLimitByClass(t *testing.T) {
+	labels := []byte{0, 0, 0, 0, 1, 1, 1, 1, 2, 2}
+	pix := make([]float32, len(labels)*4)
+	for i := range pix {
+		pix[i] = float32(i / 4)
+	}
+	src, err := em.NewImages(pix, len(labels), 1, 2, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		limit int
+		rows  []int
+	}{
+		{limit: 5, rows: []int{0, 1, 4, 5, 8}},
+		{limit: 3, rows: []int{0, 4, 8}}, // 1.2, 1.2, 0.6: each class's remainder in class order
+		{limit: 9, rows: []int{0, 1, 2, 3, 4, 5, 6, 8, 9}},
+	} {
+		f := NewFlags("test", DefaultPreset())
+		if err := f.Parse([]string{"-limit", fmt.Sprint(tc.limit)}, io.Discard); err != nil {
+			t.Fatal(err)
+		}
+		got, err := f.limit(experiment.Data{Train: src, Labelled: src, Labels: labels, Classes: 3}, true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.Train != got.Labelled {
+			t.Errorf("-limit %d: the kernels learn from other images than the classifier's", tc.limit)
+		}
+		n, _, _, _ := got.Labelled.Shape()
+		read := make([]float32, n*4)
+		if err := got.Labelled.Read(read, 0); err != nil {
+			t.Fatal(err)
+		}
+		var rows []int
+		for i := 0; i < n; i++ {
+			rows = append(rows, int(read[i*4]))
+			if got.Labels[i] != labels[rows[i]] {
+				t.Errorf("-limit %d: label %d of row %d, want %d", tc.limit, got.Labels[i], rows[i], labels[rows[i]])
+			}
+		}
+		if !slices.Equal(rows, tc.rows) {
+			t.Errorf("-limit %d: rows %v, want %v", tc.limit, rows, tc.rows)
 		}
 	}
 }
