@@ -1,6 +1,7 @@
 package classify
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"math"
@@ -20,6 +21,10 @@ type Settings struct {
 	C       float64 // inverse L2 strength, as scikit-learn's C; default 1
 	GradTol float64 // stop when max |gradient| < GradTol; default 1e-4 (1e-8 with Exact)
 	MaxIter int     // L-BFGS iterations at most; default 10000
+
+	// Context, when cancelled, stops a fit within an iteration: Train then
+	// returns its error. Nil means never.
+	Context context.Context
 
 	// Exact computes the products in float64 (gonum's Dgemm) instead of
 	// float32 GEMMs: many times slower, for small problems whose optimum
@@ -104,7 +109,13 @@ func TrainInPlace(x []float32, labels []byte, d, classes int, s Settings) (*Mode
 		MajorIterations:   s.MaxIter,
 		Converger:         optimize.NeverTerminate{}, // stop on the gradient, not on a stalled objective
 	}
+	if s.Context != nil {
+		settings.Recorder = stopper{s.Context}
+	}
 	res, err := optimize.Minimize(p, make([]float64, classes*(d+1)), settings, &optimize.LBFGS{})
+	if s.Context != nil && s.Context.Err() != nil {
+		return nil, nil, fmt.Errorf("classify: %w", context.Cause(s.Context))
+	}
 	if res == nil {
 		return nil, nil, fmt.Errorf("classify: %w", err)
 	}
@@ -123,6 +134,16 @@ func TrainInPlace(x []float32, labels []byte, d, classes int, s Settings) (*Mode
 	m.W = res.X[:classes*d]
 	m.B = res.X[classes*d:]
 	return m, fit, nil
+}
+
+// stopper is an optimize.Recorder that stops the fit once its context is
+// cancelled.
+type stopper struct{ ctx context.Context }
+
+func (stopper) Init() error { return nil }
+
+func (r stopper) Record(*optimize.Location, optimize.Operation, *optimize.Stats) error {
+	return r.ctx.Err()
 }
 
 // moments returns each column's mean and standard deviation (1 for a

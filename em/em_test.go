@@ -638,11 +638,3 @@ func TestKernelVariances(t *testing.T) {
 		t.Errorf("σ_k² %v on pixels of variances 0.04 and 1, want 0.034–0.046 and 0.9–1.1", got.Variances)
 	}
 }
-
-func float64s(v []float32) []float64 {
-	out := make([]float64, len(v))
-	for i, x := range v {
-		out[i] = float64(x)
-	}
-	return out
-}

@@ -2,6 +2,7 @@ package em
 
 import (
 	"fmt"
+	"io"
 	"math"
 
 	"calm/estep"
@@ -63,6 +64,7 @@ func TrainStack(src Source, layers []StackLayer, done []Trained, normSample int,
 	st := &Stack{Layers: append([]Trained(nil), done...)}
 	for l := len(done); l < len(layers); l++ {
 		in := src
+		var input io.Closer // the maps of the layers below, when l > 0
 		if l > 0 {
 			below := &st.Layers[l-1]
 			if below.Scale == nil {
@@ -79,10 +81,16 @@ func TrainStack(src Source, layers []StackLayer, done []Trained, normSample int,
 			if err != nil {
 				return nil, err
 			}
-			defer maps.Close()
-			in = maps
+			in, input = maps, maps
 		}
 		res, err := Train(in, layers[l].Settings)
+		if input != nil {
+			// The maps of the layers below are for this layer alone:
+			// release their graph before the next one is built.
+			if cerr := input.Close(); err == nil && cerr != nil {
+				err = cerr
+			}
+		}
 		if err != nil {
 			return nil, fmt.Errorf("layer %d: %w", l+1, err)
 		}

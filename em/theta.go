@@ -85,7 +85,7 @@ func ReadTheta(data []byte) (theta *tensor.Dense, err error) {
 		return nil, fmt.Errorf("dtype %s, want float32 (<f4)", dt)
 	}
 	if r.Header.Descr.Fortran {
-		return nil, errors.New("Fortran order is not supported")
+		return nil, errors.New("a column-major (Fortran order) array: want row-major")
 	}
 	if len(shape) != 4 || shape[2] != shape[3] {
 		return nil, fmt.Errorf("shape %v, want (K,C,w,w)", shape)

@@ -16,7 +16,7 @@
 // fit of the label study sees the labels of its own subset alone.
 // [Summarise] gives the mean and standard deviation of runs over seeds.
 //
-// It is its own package because cmd/mnist and cmd/stl10 share all of it
-// and a main package should only parse flags; none of estep, mstep, em or
+// It is its own package because cmd/mnist, cmd/cifar10, cmd/calm and
+// cmd/stl10 share all of it and a main package should only parse flags; none of estep, mstep, em or
 // viz should know about the others' outputs.
 package experiment

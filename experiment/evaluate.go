@@ -131,7 +131,7 @@ func (e *evaluator) validate(x []float32, d int) (c, acc float64, accs []float64
 	if len(e.grid()) == 1 {
 		report = nil
 	}
-	c, accs, err = classify.ChooseCReporting(xf, yf, xv, yv, d, e.d.Classes, e.grid(), classify.Settings{}, report)
+	c, accs, err = classify.ChooseCReporting(xf, yf, xv, yv, d, e.d.Classes, e.grid(), classify.Settings{Context: e.opt.Context}, report)
 	if err != nil {
 		return 0, 0, nil, err
 	}
@@ -153,7 +153,7 @@ func (e *evaluator) fit(fs featureSet) (*Evaluation, *classify.Model, []float32,
 		train = slices.Clone(train)
 	}
 	// The features are standardised in place: one copy of them in memory.
-	model, f, err := classify.TrainInPlace(train, e.d.Labels, fs.d, e.d.Classes, classify.Settings{C: c})
+	model, f, err := classify.TrainInPlace(train, e.d.Labels, fs.d, e.d.Classes, classify.Settings{C: c, Context: e.opt.Context})
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("experiment: %s: %w", fs.name, err)
 	}
@@ -394,12 +394,12 @@ func (e *evaluator) labelStudy(ctx context.Context, train, test []float32, dim i
 			fit, val := holdOut(sub, 5)
 			xf, yf := classify.Rows(train, e.d.Labels, dim, fit)
 			xv, yv := classify.Rows(train, e.d.Labels, dim, val)
-			if c, _, err = classify.ChooseC(xf, yf, xv, yv, dim, e.d.Classes, e.grid(), classify.Settings{}); err != nil {
+			if c, _, err = classify.ChooseC(xf, yf, xv, yv, dim, e.d.Classes, e.grid(), classify.Settings{Context: e.opt.Context}); err != nil {
 				return nil, nil, fmt.Errorf("on %d labels: %w", len(sub), err)
 			}
 		}
 		x, y := classify.Rows(train, e.d.Labels, dim, sub)
-		m, _, err := classify.TrainInPlace(x, y, dim, e.d.Classes, classify.Settings{C: c})
+		m, _, err := classify.TrainInPlace(x, y, dim, e.d.Classes, classify.Settings{C: c, Context: e.opt.Context})
 		if err != nil {
 			return nil, nil, fmt.Errorf("on %d labels: %w", len(sub), err)
 		}

@@ -233,16 +233,45 @@ const DefaultWhitenEpsilon = 0.1
 // not fit in memory): the commands exit with status 2 for them.
 var ErrConfig = errors.New("invalid configuration")
 
+// stoppable returns d with every source's reads failing once ctx is
+// cancelled.
+func (d Data) stoppable(ctx context.Context) Data {
+	for _, src := range []*em.Source{&d.Train, &d.Labelled, &d.Test} {
+		if *src != nil {
+			*src = stoppableSource{*src, ctx}
+		}
+	}
+	return d
+}
+
+// stoppableSource is a Source whose reads fail once its context is
+// cancelled.
+type stoppableSource struct {
+	em.Source
+	ctx context.Context
+}
+
+func (s stoppableSource) Read(dst []float32, start int) error {
+	if err := s.ctx.Err(); err != nil {
+		return fmt.Errorf("experiment: %w", context.Cause(s.ctx))
+	}
+	return s.Source.Read(dst, start)
+}
+
 // InterruptedError says that a run was stopped (its context cancelled) and
 // which whole epoch of which layer its checkpoint holds.
 type InterruptedError struct {
-	Dir   string
-	Layer int // 1-based
-	Epoch int // the last complete epoch of Layer, 0 if none
-	Err   error
+	Dir     string
+	Layer   int  // 1-based
+	Epoch   int  // the last complete epoch of Layer, 0 if none
+	Trained bool // every layer was trained: the run stopped in its evaluation
+	Err     error
 }
 
 func (e *InterruptedError) Error() string {
+	if e.Trained {
+		return fmt.Sprintf("interrupted after training; %s holds the trained layers (model.json; -trained %s gives their features)", e.Dir, e.Dir)
+	}
 	return fmt.Sprintf("interrupted; %s holds the checkpoint of layer %d, epoch %d", e.Dir, e.Layer, e.Epoch)
 }
 
@@ -372,8 +401,11 @@ func Run(d Data, opt Options) (*Metrics, error) {
 		GoVersion: runtime.Version(), GOMAXPROCS: runtime.GOMAXPROCS(0)}
 	// Stopped once training is done: the checkpoint is the top layer's last.
 	stopped := func() error {
-		return &InterruptedError{Dir: opt.Out, Layer: len(layers), Epoch: ckpts[len(layers)-1].Epoch, Err: ctx.Err()}
+		return &InterruptedError{Dir: opt.Out, Layer: len(layers), Epoch: ckpts[len(layers)-1].Epoch, Trained: true, Err: ctx.Err()}
 	}
+	// From here on a cancelled run stops within a batch of features or an
+	// iteration of a fit.
+	d = d.stoppable(ctx)
 	if opt.Eval && opt.EpochCurve {
 		if err := epochCurve(ctx, d, opt, st, s0.Ops, cfgs[0].Batch, m, logf); err != nil {
 			if ctx.Err() != nil {
@@ -401,6 +433,9 @@ func Run(d Data, opt Options) (*Metrics, error) {
 		logf("\n")
 	}
 	if err := writeOutputs(d, opt, st, s0.Ops); err != nil {
+		if ctx.Err() != nil {
+			return nil, stopped()
+		}
 		return nil, err
 	}
 	if ctx.Err() != nil {

@@ -232,6 +232,60 @@ func TestRunCancelled(t *testing.T) {
 	}
 }
 
+// cancelOn is a log that cancels when a line starting with prefix is
+// written, and counts the lines written after that.
+type cancelOn struct {
+	prefix string
+	cancel context.CancelFunc
+	after  int
+	seen   bool
+}
+
+func (c *cancelOn) Write(p []byte) (int, error) {
+	if c.seen && strings.TrimSpace(string(p)) != "" {
+		c.after++
+	}
+	if !c.seen && strings.HasPrefix(string(p), c.prefix) {
+		c.seen = true
+		c.cancel()
+	}
+	return len(p), nil
+}
+
+// TestCancelledAfterTraining cancels once training is done, in the
+// features and in the search for C: the run stops at once with an
+// *InterruptedError that says the layers are trained, and writes no
+// metrics.
+func TestCancelledAfterTraining(t *testing.T) {
+	for _, prefix := range []string{"layer 1:", "  C = 1:"} {
+		t.Run(prefix, func(t *testing.T) {
+			out := t.TempDir()
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			log := &cancelOn{prefix: prefix, cancel: cancel}
+			_, err := experiment.Run(data(t), experiment.Options{Out: out, Context: ctx, Log: log, Eval: true, ChooseC: true, Validation: 50,
+				Pools:  []graph.Pooling{{Reduce: graph.MeanCells, Grid: 2}, {Reduce: graph.MaxCells, Grid: 2}},
+				Layers: one(em.Settings{Kernels: 2, Width: 5, Batch: 64, MaxEpochs: 1})})
+			var ie *experiment.InterruptedError
+			if !errors.As(err, &ie) || !ie.Trained || !strings.Contains(err.Error(), "trained layers") {
+				t.Fatalf("error %v, want an *InterruptedError after training", err)
+			}
+			if !log.seen {
+				t.Fatalf("the run never logged %q", prefix)
+			}
+			if log.after > 0 {
+				t.Errorf("the run logged %d lines after the cancellation", log.after)
+			}
+			if _, err := os.Stat(filepath.Join(out, "metrics.json")); !os.IsNotExist(err) {
+				t.Error("a cancelled run wrote metrics.json")
+			}
+			if _, err := os.Stat(filepath.Join(out, em.ModelFile)); err != nil {
+				t.Errorf("the trained layers were not saved: %v", err)
+			}
+		})
+	}
+}
+
 // TestBusy starts a run in a directory another run holds: it must fail
 // at once with ErrBusy, naming the other run, and write nothing.
 func TestBusy(t *testing.T) {

@@ -8,6 +8,7 @@ import (
 	_ "image/gif" // decoders registered with image.Decode
 	_ "image/jpeg"
 	_ "image/png"
+	"io"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -28,7 +29,20 @@ type Options struct {
 	Size     int  // resize the shorter side to Size and cut out the centre Size×Size; 0: keep the size, which all images must share
 	SkipBad  bool // skip files that do not decode instead of failing
 	Workers  int  // images decoded at once; default GOMAXPROCS
+	// MaxPixels refuses, from its header alone, a file that declares more
+	// pixels than this, before anything is allocated for it; default
+	// DefaultMaxPixels.
+	MaxPixels int
 }
+
+// DefaultMaxPixels is Options.MaxPixels' default, Pillow's guard against
+// decompression bombs: 89 478 485 pixels (a quarter of a gigabyte of
+// 24-bit RGB), far above any image this project trains on.
+const DefaultMaxPixels = 89478485
+
+// ErrTooLarge is wrapped by the error of a file whose header declares more
+// pixels than Options.MaxPixels.
+var ErrTooLarge = errors.New("more pixels than allowed")
 
 // Extensions are the file name extensions read as images (lower case).
 var Extensions = []string{".png", ".jpg", ".jpeg", ".gif", ".bmp", ".tif", ".tiff", ".webp"}
@@ -61,6 +75,12 @@ func Open(dir string, opt Options) (*Set, error) {
 	}
 	if opt.Size < 0 {
 		return nil, fmt.Errorf("imagefolder: size %d: want 0 (keep) or more", opt.Size)
+	}
+	if opt.MaxPixels == 0 {
+		opt.MaxPixels = DefaultMaxPixels
+	}
+	if opt.MaxPixels < 1 {
+		return nil, fmt.Errorf("imagefolder: at most %d pixels an image: want 1 or more", opt.MaxPixels)
 	}
 	entries, err := os.ReadDir(dir)
 	if err != nil {
@@ -125,7 +145,7 @@ func (s *Set) check() error {
 	errs := make([]error, len(s.Paths))
 	sizes := make([]image.Point, len(s.Paths))
 	s.parallel(len(s.Paths), func(i int) {
-		img, err := decode(s.Paths[i])
+		img, err := s.decode(s.Paths[i])
 		if err != nil {
 			errs[i] = err
 			return
@@ -167,12 +187,28 @@ func (s *Set) check() error {
 	return nil
 }
 
-func decode(path string) (image.Image, error) {
+// decode decodes the image file at path, having read its header first:
+// a file that declares more than MaxPixels pixels is refused before any
+// pixel is allocated.
+func (s *Set) decode(path string) (image.Image, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("imagefolder: %w", err)
 	}
 	defer f.Close()
+	cfg, _, err := image.DecodeConfig(f)
+	if err != nil {
+		return nil, fmt.Errorf("imagefolder: %s: %w", path, err)
+	}
+	if cfg.Width < 1 || cfg.Height < 1 {
+		return nil, fmt.Errorf("imagefolder: %s declares %d×%d pixels: an empty image", path, cfg.Width, cfg.Height)
+	}
+	if int64(cfg.Width)*int64(cfg.Height) > int64(s.opt.MaxPixels) {
+		return nil, fmt.Errorf("imagefolder: %s declares %d×%d pixels: %w (%d)", path, cfg.Width, cfg.Height, ErrTooLarge, s.opt.MaxPixels)
+	}
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		return nil, fmt.Errorf("imagefolder: %w", err)
+	}
 	img, _, err := image.Decode(f)
 	if err != nil {
 		return nil, fmt.Errorf("imagefolder: %s: %w", path, err)
@@ -213,7 +249,7 @@ func (s *Set) Read(dst []float32, start int) error {
 	}
 	errs := make([]error, k)
 	s.parallel(k, func(i int) {
-		img, err := decode(s.Paths[start+i])
+		img, err := s.decode(s.Paths[start+i])
 		if err == nil {
 			err = s.pixels(dst[i*size:(i+1)*size], img, s.Paths[start+i])
 		}

@@ -1,7 +1,9 @@
 package imagefolder_test
 
 import (
+	"encoding/binary"
 	"errors"
+	"hash/crc32"
 	"image"
 	"image/color"
 	"image/jpeg"
@@ -9,6 +11,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -188,4 +191,167 @@ func TestResize(t *testing.T) {
 			t.Errorf("wide.png row %d: %v, want a bright middle", y, px[9+y*3:9+y*3+3])
 		}
 	}
+}
+
+// TestFormats reads images in the formats a folder may hold that are not
+// 8-bit RGB: 16-bit PNG (grey and colour), paletted PNG, grey with alpha
+// (composited over black, each value times its alpha), CMYK JPEG and
+// progressive JPEG, each to the values its pixels stand for.
+func TestFormats(t *testing.T) {
+	dir := t.TempDir()
+	g16 := image.NewGray16(image.Rect(0, 0, 8, 8))
+	rgb16 := image.NewRGBA64(image.Rect(0, 0, 8, 8))
+	pal := image.NewPaletted(image.Rect(0, 0, 8, 8), color.Palette{color.RGBA{10, 20, 30, 255}, color.RGBA{250, 128, 0, 255}})
+	for y := 0; y < 8; y++ {
+		for x := 0; x < 8; x++ {
+			g16.SetGray16(x, y, color.Gray16{Y: uint16(1000*x + 7*y + 1)})
+			rgb16.SetRGBA64(x, y, color.RGBA64{R: uint16(8000 * x), G: uint16(300 * y), B: 65535, A: 65535})
+			pal.SetColorIndex(x, y, uint8((x+y)%2))
+		}
+	}
+	write(t, filepath.Join(dir, "grey16", "a.png"), g16)
+	write(t, filepath.Join(dir, "rgb16", "a.png"), rgb16)
+	write(t, filepath.Join(dir, "paletted", "a.png"), pal)
+	// quadrant returns the value of a file of testdata's four flat
+	// quadrants (testdata/README.md) at (x, y).
+	quadrant := func(v [4]float64) func(x, y int) float64 {
+		return func(x, y int) float64 {
+			q := 0
+			if x >= 4 {
+				q++
+			}
+			if y >= 4 {
+				q += 2
+			}
+			return v[q]
+		}
+	}
+	for _, c := range []struct {
+		name     string
+		path     string
+		channels int
+		want     [3]func(x, y int) float64 // each plane at (x, y)
+		tol      float64
+	}{
+		{name: "16-bit grey", path: filepath.Join(dir, "grey16", "a.png"), channels: 1, tol: 0,
+			want: [3]func(x, y int) float64{func(x, y int) float64 { return float64(1000*x+7*y+1) / 65535 }}},
+		{name: "16-bit colour", path: filepath.Join(dir, "rgb16", "a.png"), channels: 3, tol: 0, want: [3]func(x, y int) float64{
+			func(x, y int) float64 { return float64(8000*x) / 65535 },
+			func(x, y int) float64 { return float64(300*y) / 65535 },
+			func(x, y int) float64 { return 1 }}},
+		{name: "paletted", path: filepath.Join(dir, "paletted", "a.png"), channels: 3, tol: 0, want: [3]func(x, y int) float64{
+			func(x, y int) float64 { return []float64{10, 250}[(x+y)%2] / 255 },
+			func(x, y int) float64 { return []float64{20, 128}[(x+y)%2] / 255 },
+			func(x, y int) float64 { return []float64{30, 0}[(x+y)%2] / 255 }}},
+		// Premultiplied in 16 bits: within a 16-bit level of g·a.
+		{name: "grey with alpha", path: "testdata/grey-alpha.png", channels: 1, tol: 1.0 / 65535, want: [3]func(x, y int) float64{
+			quadrant([4]float64{200.0 / 255, 200.0 / 255 * 128 / 255, 60.0 / 255, 0})}},
+		// CMYK (C,M,Y,K) stands for R = (1−C)(1−K), …; JPEG keeps flat
+		// quadrants within a few levels.
+		{name: "CMYK JPEG", path: "testdata/cmyk.jpg", channels: 3, tol: 4.0 / 255, want: [3]func(x, y int) float64{
+			quadrant([4]float64{1, 0, 1, 127.0 / 255}),
+			quadrant([4]float64{1, 1, 127.0 / 255, 127.0 / 255}),
+			quadrant([4]float64{1, 1, 0, 127.0 / 255})}},
+		// Saturated colours lose more to the halved chroma resolution;
+		// the baseline file's pixels are checked exactly below.
+		{name: "progressive JPEG", path: "testdata/progressive.jpg", channels: 3, tol: 16.0 / 255, want: [3]func(x, y int) float64{
+			quadrant([4]float64{250.0 / 255, 10.0 / 255, 10.0 / 255, 128.0 / 255}),
+			quadrant([4]float64{10.0 / 255, 250.0 / 255, 10.0 / 255, 128.0 / 255}),
+			quadrant([4]float64{10.0 / 255, 10.0 / 255, 250.0 / 255, 128.0 / 255})}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			got := readOne(t, c.path, c.channels)
+			for ch := 0; ch < c.channels; ch++ {
+				for y := 0; y < 8; y++ {
+					for x := 0; x < 8; x++ {
+						// 16-bit values come through float32: one rounding.
+						g, w := float64(got[(ch*8+y)*8+x]), c.want[ch](x, y)
+						if math.Abs(g-w) > c.tol+1e-7 {
+							t.Fatalf("channel %d (%d,%d) = %v, want %v", ch, x, y, g, w)
+						}
+					}
+				}
+			}
+		})
+	}
+	// The progressive file holds the baseline file's coefficients: the
+	// same pixels exactly.
+	prog, base := readOne(t, "testdata/progressive.jpg", 3), readOne(t, "testdata/baseline.jpg", 3)
+	if !slices.Equal(prog, base) {
+		t.Error("the progressive JPEG decodes to other pixels than the baseline one of the same image")
+	}
+}
+
+// readOne returns the pixels of the one image file at path, read through
+// a Set of its own folder.
+func readOne(t *testing.T, path string, channels int) []float32 {
+	t.Helper()
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, filepath.Base(path)), raw, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s, err := imagefolder.Open(dir, imagefolder.Options{Channels: channels})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, c, h, w := s.Shape()
+	got := make([]float32, n*c*h*w)
+	if err := s.Read(got, 0); err != nil {
+		t.Fatal(err)
+	}
+	return got
+}
+
+// TestTooLarge: a PNG whose header declares 30 000 × 30 000 RGBA pixels
+// (3.6 GB decoded) is refused from its header, naming the file and its
+// size, with next to nothing allocated; a lower MaxPixels refuses a small
+// image the same way.
+func TestTooLarge(t *testing.T) {
+	dir := t.TempDir()
+	bomb := filepath.Join(dir, "cats", "bomb.png")
+	if err := os.MkdirAll(filepath.Dir(bomb), 0o777); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(bomb, pngHeader(30000, 30000), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	_, err := imagefolder.Open(dir, imagefolder.Options{})
+	runtime.ReadMemStats(&after)
+	if !errors.Is(err, imagefolder.ErrTooLarge) || !strings.Contains(err.Error(), bomb) || !strings.Contains(err.Error(), "30000×30000") {
+		t.Errorf("got %v, want ErrTooLarge naming %s and its 30000×30000 pixels", err, bomb)
+	}
+	if alloc := after.TotalAlloc - before.TotalAlloc; alloc > 16<<20 {
+		t.Errorf("refusing the image allocated %d bytes", alloc)
+	}
+	small := filepath.Join(t.TempDir(), "a.png")
+	write(t, small, grey(20, 10, func(x, y int) uint8 { return 1 }))
+	if _, err := imagefolder.Open(filepath.Dir(small), imagefolder.Options{MaxPixels: 199}); !errors.Is(err, imagefolder.ErrTooLarge) {
+		t.Errorf("a 20×10 image under a limit of 199 pixels: %v, want ErrTooLarge", err)
+	}
+}
+
+// pngHeader returns a PNG file that declares a w×h RGBA image: the
+// signature and the IHDR chunk, then a few bytes of image data and the
+// end, as a decompression bomb's first bytes would be.
+func pngHeader(w, h uint32) []byte {
+	chunk := func(kind string, data []byte) []byte {
+		var b []byte
+		b = binary.BigEndian.AppendUint32(b, uint32(len(data)))
+		b = append(b, kind...)
+		b = append(b, data...)
+		return binary.BigEndian.AppendUint32(b, crc32.ChecksumIEEE(append([]byte(kind), data...)))
+	}
+	ihdr := binary.BigEndian.AppendUint32(nil, w)
+	ihdr = binary.BigEndian.AppendUint32(ihdr, h)
+	ihdr = append(ihdr, 8, 6, 0, 0, 0) // 8 bits, RGBA, deflate, no filter, no interlace
+	out := []byte("\x89PNG\r\n\x1a\n")
+	out = append(out, chunk("IHDR", ihdr)...)
+	out = append(out, chunk("IDAT", []byte{0x78, 0x9c, 0x03, 0x00})...)
+	return append(out, chunk("IEND", nil)...)
 }

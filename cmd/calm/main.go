@@ -8,7 +8,8 @@
 // DIR holds train/ and, optionally, test/ and unlabeled/, each with one
 // subfolder of images per class or the images themselves (package
 // imagefolder). Every flag of cmd/mnist works the same (presets, -resume,
-// -seeds, …); -channels, -size and -skip-bad say how files become images.
+// -seeds, …); -channels, -size, -skip-bad and -max-pixels say how files
+// become images.
 // Exit status 2 means bad flags or configuration, 130 an interrupted run,
 // 1 bad data or a failed run.
 package main
@@ -45,13 +46,17 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 	size := f.FlagSet.Int("size", 0, "resize each image's shorter side to this and cut out the centre square (0: all images must share a size)")
 	skipBad := f.FlagSet.Bool("skip-bad", false, "skip image files that do not decode (counted in the log and metrics.json) instead of failing")
 	trained := f.FlagSet.String("trained", "", "write the features of -data's images under the model trained into this directory, and train nothing")
+	maxPixels := f.FlagSet.Int("max-pixels", imagefolder.DefaultMaxPixels, "refuse, from its header, an image file that declares more pixels than this")
 	if err := f.Parse(args, stderr); err != nil {
 		return err
 	}
 	if f.Data == "" {
 		return cli.UsageError{Err: errors.New("-data DIR is required: a folder with train/ (and test/, unlabeled/)")}
 	}
-	d, err := imagefolder.Load(f.Data, imagefolder.Options{Channels: *channels, Size: *size, SkipBad: *skipBad})
+	if *maxPixels < 1 {
+		return cli.UsageError{Err: fmt.Errorf("-max-pixels %d: want 1 or more", *maxPixels)}
+	}
+	d, err := imagefolder.Load(f.Data, imagefolder.Options{Channels: *channels, Size: *size, SkipBad: *skipBad, MaxPixels: *maxPixels})
 	if err != nil {
 		return err
 	}

@@ -133,13 +133,53 @@ func NewFlags(name string, presets ...Preset) *Flags {
 	// preset sets keeps its own.
 	f.generic = map[string]string{}
 	fs.VisitAll(func(fl *flag.Flag) { f.generic[fl.Name] = fl.DefValue })
-	for name, v := range presets[0].Flags {
-		if fl := fs.Lookup(name); fl != nil {
-			fl.DefValue = v
-			fl.Value.Set(v)
+	for _, p := range presets {
+		if err := p.check(fs); err != nil {
+			panic(err) // the command's own presets: a programmer's error
 		}
 	}
+	for name, v := range presets[0].Flags {
+		fl := fs.Lookup(name)
+		fl.DefValue = v
+		fl.Value.Set(v) // checked above
+	}
 	return f
+}
+
+// check reports a key of p that names no flag of fs, or a value its flag
+// refuses, each on a scratch copy of the flag.
+func (p Preset) check(fs *flag.FlagSet) error {
+	for name, v := range p.Flags {
+		fl := fs.Lookup(name)
+		if fl == nil {
+			return fmt.Errorf("cli: preset %s sets -%s, which is no flag", p.Name, name)
+		}
+		scratch := flag.NewFlagSet("check", flag.ContinueOnError)
+		scratch.SetOutput(io.Discard)
+		var s string
+		var i int
+		var u uint64
+		var fv float64
+		var b bool
+		switch fl.Value.(flag.Getter).Get().(type) {
+		case string:
+			scratch.StringVar(&s, name, "", "")
+		case int:
+			scratch.IntVar(&i, name, 0, "")
+		case uint64:
+			scratch.Uint64Var(&u, name, 0, "")
+		case float64:
+			scratch.Float64Var(&fv, name, 0, "")
+		case bool:
+			scratch.BoolVar(&b, name, false, "")
+		default:
+			return fmt.Errorf("cli: preset %s sets -%s, a flag of type %T", p.Name, name, fl.Value)
+		}
+		if err := scratch.Set(name, v); err != nil {
+			return fmt.Errorf("cli: preset %s: -%s=%s: %w", p.Name, name, v, err)
+		}
+	}
+	return nil
 }
 
 func opSetNames() []string {

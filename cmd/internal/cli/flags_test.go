@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"strings"
 	"testing"
 
 	"calm/em"
@@ -106,5 +107,34 @@ func TestLimitByClass(t *testing.T) {
 		if !slices.Equal(rows, tc.rows) {
 			t.Errorf("-limit %d: rows %v, want %v", tc.limit, rows, tc.rows)
 		}
+	}
+}
+
+// TestPresetCheck: a preset with a key that names no flag, or a value its
+// flag refuses, stops NewFlags (every command's tests build its flags, so
+// a misspelled preset fails them); every preset of this package passes.
+func TestPresetCheck(t *testing.T) {
+	for _, p := range append([]Preset{DefaultPreset(), WidePreset()}, ColourPresets()...) {
+		NewFlags("test", p) // panics on a bad preset
+	}
+	for _, c := range []struct {
+		name  string
+		flags map[string]string
+		want  string
+	}{
+		{name: "misspelled", flags: map[string]string{"kernel": "8"}, want: "-kernel, which is no flag"},
+		{name: "bad value", flags: map[string]string{"kernels": "many"}, want: "-kernels=many"},
+		{name: "bad bool", flags: map[string]string{"pixels": "maybe"}, want: "-pixels=maybe"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			defer func() {
+				r := recover()
+				err, ok := r.(error)
+				if !ok || !strings.Contains(err.Error(), c.want) {
+					t.Errorf("NewFlags panicked with %v, want an error naming %q", r, c.want)
+				}
+			}()
+			NewFlags("test", DefaultPreset(), Preset{Name: "bad", Flags: c.flags})
+		})
 	}
 }
