@@ -3,52 +3,100 @@ package classify
 import (
 	"fmt"
 	"slices"
+	"strconv"
 )
 
 // DefaultCGrid is the grid ChooseC searches by default: the inverse L2
 // strengths from scikit-learn's default C = 1 down to 0.01.
 var DefaultCGrid = []float64{1, 0.3, 0.1, 0.03, 0.01}
 
-// ChooseC picks the inverse L2 strength C from grid by validation: it fits
-// on the rows xFit (labels yFit) with each C of grid (the other settings
-// from s) and returns the C whose fit classifies the validation rows xVal
-// (labels yVal) best, on a tie the larger C (the weaker penalty), with the
-// validation accuracy of each C of grid. Neither xFit nor xVal is
-// modified; no other row is looked at, so a test set kept out of both
-// cannot leak into the choice.
-func ChooseC(xFit []float32, yFit []byte, xVal []float32, yVal []byte, d, classes int, grid []float64, s Settings) (best float64, accuracy []float64, err error) {
+// A Choice is what ChooseC did: each C it fitted, in order, with the
+// validation accuracy of its fit, and the C that validated best.
+type Choice struct {
+	C        float64
+	Grid     []float64 // the grid, then any C past its edge
+	Accuracy []float64 // of each C of Grid
+}
+
+// Best returns the validation accuracy of the chosen C.
+func (ch Choice) Best() float64 {
+	if i := slices.Index(ch.Grid, ch.C); i >= 0 {
+		return ch.Accuracy[i]
+	}
+	return -1
+}
+
+// maxExtend is how many values of C ChooseC tries past an edge of its grid.
+const maxExtend = 4
+
+// ChooseC picks the inverse L2 strength C from grid (decreasing) by
+// validation: it fits on the rows xFit (labels yFit) with each C of grid
+// (the other settings from s) and chooses the C whose fit classifies the
+// validation rows xVal (labels yVal) best, on a tie the larger C (the
+// weaker penalty). While the best C is the grid's smallest (or largest)
+// and validates strictly better than the one beside it, it goes on past
+// that edge as the grid went, up to four more values, until a C validates
+// no better: a choice at the grid's edge is no choice. Neither xFit nor xVal is modified; no other row is looked
+// at, so a test set kept out of both cannot leak into the choice.
+func ChooseC(xFit []float32, yFit []byte, xVal []float32, yVal []byte, d, classes int, grid []float64, s Settings) (Choice, error) {
 	return ChooseCReporting(xFit, yFit, xVal, yVal, d, classes, grid, s, nil)
 }
 
 // ChooseCReporting is ChooseC that calls report, when it is not nil, after
 // each fit with its C and validation accuracy: progress for searches whose
 // fits take minutes each.
-func ChooseCReporting(xFit []float32, yFit []byte, xVal []float32, yVal []byte, d, classes int, grid []float64, s Settings, report func(c, accuracy float64)) (best float64, accuracy []float64, err error) {
+func ChooseCReporting(xFit []float32, yFit []byte, xVal []float32, yVal []byte, d, classes int, grid []float64, s Settings, report func(c, accuracy float64)) (Choice, error) {
 	if d < 1 || len(xFit) != len(yFit)*d || len(xVal) != len(yVal)*d || len(yFit) == 0 || len(yVal) == 0 || len(grid) == 0 {
-		return 0, nil, fmt.Errorf("classify: choose C: %d fitting values for %d rows and %d validation values for %d rows of %d, %d values of C",
+		return Choice{}, fmt.Errorf("classify: choose C: %d fitting values for %d rows and %d validation values for %d rows of %d, %d values of C",
 			len(xFit), len(yFit), len(xVal), len(yVal), d, len(grid))
 	}
 	var buf []float32
+	var ch Choice
 	bestAcc := -1.0
-	for _, c := range grid {
+	try := func(c float64) error {
 		// A fresh copy of the fitting rows for each C (the fit
 		// standardises them), in the same buffer.
 		buf = append(buf[:0], xFit...)
 		s.C = c
 		m, _, err := TrainInPlace(buf, yFit, d, classes, s)
 		if err != nil {
-			return 0, nil, fmt.Errorf("classify: choose C: C = %v: %w", c, err)
+			return fmt.Errorf("classify: choose C: C = %v: %w", c, err)
 		}
 		acc, _ := Score(m.Predict(xVal), yVal, classes)
-		accuracy = append(accuracy, acc)
+		ch.Grid, ch.Accuracy = append(ch.Grid, c), append(ch.Accuracy, acc)
 		if report != nil {
 			report(c, acc)
 		}
-		if acc > bestAcc || acc == bestAcc && c > best {
-			best, bestAcc = c, acc
+		if acc > bestAcc || acc == bestAcc && c > ch.C {
+			ch.C, bestAcc = c, acc
+		}
+		return nil
+	}
+	for _, c := range grid {
+		if err := try(c); err != nil {
+			return Choice{}, err
 		}
 	}
-	return best, accuracy, nil
+	// Past an edge that validates strictly better than the C beside it, the
+	// grid goes on as it went: each value the one a step (or, with three
+	// values or more, two steps) back times the grid's ratio over that
+	// step, to two significant digits (0.003, 0.001, … after 0.03, 0.01).
+	accuracy := func(c float64) float64 { return ch.Accuracy[slices.Index(ch.Grid, c)] }
+	reversed := slices.Clone(grid)
+	slices.Reverse(reversed)
+	for _, g := range [][]float64{slices.Clone(grid), reversed} {
+		step := min(2, len(g)-1)
+		for n := 0; step > 0 && ch.C == g[len(g)-1] && accuracy(g[len(g)-1]) > accuracy(g[len(g)-2]) && n < maxExtend; n++ {
+			at := len(g) - 1
+			c := g[at-step+1] * g[at] / g[at-step]
+			c, _ = strconv.ParseFloat(strconv.FormatFloat(c, 'g', 2, 64), 64)
+			g = append(g, c)
+			if err := try(c); err != nil {
+				return Choice{}, err
+			}
+		}
+	}
+	return ch, nil
 }
 
 // Rows returns the rows idx of x (rows of d values) and their labels, in
@@ -61,13 +109,4 @@ func Rows(x []float32, labels []byte, d int, idx []int) ([]float32, []byte) {
 		ys[j] = labels[i]
 	}
 	return xs, ys
-}
-
-// Accuracy returns the entry of accuracy (ChooseC's) that belongs to c in
-// grid, or −1 if c is not in grid.
-func Accuracy(grid, accuracy []float64, c float64) float64 {
-	if i := slices.Index(grid, c); i >= 0 && i < len(accuracy) {
-		return accuracy[i]
-	}
-	return -1
 }

@@ -88,3 +88,89 @@ func naiveObjective(x []float32, y []byte, w []float64, n, d, k int, lambda floa
 	}
 	return want/float64(n) + lambda*reg/2, wantGrad
 }
+
+// TestHingeObjective compares the squared hinge objective and its gradient
+// at random parameters with float64 loops, and a fit's gradient at its
+// optimum, recomputed by them, with zero.
+func TestHingeObjective(t *testing.T) {
+	rng := rand.New(rand.NewPCG(6, 6))
+	const n, d, k = 1037, 23, 4
+	x := make([]float32, n*d)
+	for i := range x {
+		x[i] = float32(rng.NormFloat64())
+	}
+	y := make([]byte, n)
+	for i := range y {
+		y[i] = byte(rng.IntN(k))
+		x[i*d+int(y[i])] += 1.5 // a signal, so the margins vary
+	}
+	w := make([]float64, k*(d+1))
+	for i := range w {
+		w[i] = 0.3 * rng.NormFloat64()
+	}
+	const lambda = 0.01
+	for _, exact := range []bool{false, true} {
+		obj := newObjective(x, y, n, d, k, lambda, exact)
+		obj.hinge = true
+		grad := make([]float64, len(w))
+		got := obj.eval(w, grad)
+		want, wantGrad := naiveHinge(x, y, w, n, d, k, lambda)
+		tol := 1e-5
+		if exact {
+			tol = 1e-12
+		}
+		if math.Abs(got-want) > tol*math.Abs(want) {
+			t.Errorf("exact %v: objective %v, want %v", exact, got, want)
+		}
+		for i := range grad {
+			if math.Abs(grad[i]-wantGrad[i]) > tol*(1+math.Abs(wantGrad[i])) {
+				t.Fatalf("exact %v: gradient[%d] = %v, want %v", exact, i, grad[i], wantGrad[i])
+			}
+		}
+	}
+	// A fit, by the float32 path, must stop where the float64 loops find
+	// no slope: the optimum of this objective on the standardised rows.
+	m, fit, err := Train(x, y, d, k, Settings{Loss: SquaredHinge, C: 1 / (lambda * n)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	xs := make([]float32, len(x))
+	m.Standardise(xs, x)
+	_, g := naiveHinge(xs, y, append(append([]float64(nil), m.W...), m.B...), n, d, k, lambda)
+	for i, v := range g {
+		if math.Abs(v) > 1e-4 {
+			t.Fatalf("at the fit's optimum (%s), gradient[%d] = %v by float64 loops", fit.Status, i, v)
+		}
+	}
+}
+
+// naiveHinge is the squared hinge objective and its gradient in float64
+// loops: (1/n) Σ_i Σ_c max(0, 1 − t_ic·s_ic)² + λ‖W‖²/2.
+func naiveHinge(x []float32, y []byte, w []float64, n, d, k int, lambda float64) (float64, []float64) {
+	var f float64
+	g := make([]float64, len(w))
+	for i := 0; i < n; i++ {
+		for c := 0; c < k; c++ {
+			s := w[k*d+c]
+			for j := 0; j < d; j++ {
+				s += w[c*d+j] * float64(x[i*d+j])
+			}
+			t := -1.0
+			if int(y[i]) == c {
+				t = 1
+			}
+			if m := 1 - t*s; m > 0 {
+				f += m * m / float64(n)
+				for j := 0; j < d; j++ {
+					g[c*d+j] += -2 * t * m * float64(x[i*d+j]) / float64(n)
+				}
+				g[k*d+c] += -2 * t * m / float64(n)
+			}
+		}
+	}
+	for i := 0; i < k*d; i++ {
+		f += lambda * w[i] * w[i] / 2
+		g[i] += lambda * w[i]
+	}
+	return f, g
+}

@@ -16,8 +16,50 @@ import (
 	"gonum.org/v1/gonum/optimize"
 )
 
+// A Loss is what a fit minimises for each row, besides the L2 penalty.
+type Loss int
+
+const (
+	// Softmax is the multinomial logistic loss, −log softmax(W·x + b)[y]:
+	// the CALM paper's classifier.
+	Softmax Loss = iota
+	// SquaredHinge is the one-vs-rest L2-SVM's loss, Σ_c max(0, 1 −
+	// t_c·(W·x + b)_c)² with t_c = +1 for the row's class and −1 for the
+	// others: the classifier of Coates, Lee & Ng and the other anchors.
+	SquaredHinge
+)
+
+var lossNames = []string{Softmax: "softmax", SquaredHinge: "svm"}
+
+// String returns the loss's name: "softmax" or "svm".
+func (l Loss) String() string {
+	if int(l) < len(lossNames) {
+		return lossNames[l]
+	}
+	return fmt.Sprintf("Loss(%d)", int(l))
+}
+
+// ParseLoss returns the loss of the given name (see String).
+func ParseLoss(name string) (Loss, error) {
+	if i := slices.Index(lossNames, name); i >= 0 {
+		return Loss(i), nil
+	}
+	return 0, fmt.Errorf("classify: unknown classifier %q: want %v", name, lossNames)
+}
+
+// MarshalText writes the loss's name.
+func (l Loss) MarshalText() ([]byte, error) { return []byte(l.String()), nil }
+
+// UnmarshalText reads a loss's name.
+func (l *Loss) UnmarshalText(b []byte) error {
+	v, err := ParseLoss(string(b))
+	*l = v
+	return err
+}
+
 // Settings configure Train. The zero value of each field means its default.
 type Settings struct {
+	Loss    Loss    // default Softmax
 	C       float64 // inverse L2 strength, as scikit-learn's C; default 1
 	GradTol float64 // stop when max |gradient| < GradTol; default 1e-4 (1e-8 with Exact)
 	MaxIter int     // L-BFGS iterations at most; default 10000
@@ -94,12 +136,16 @@ func TrainInPlace(x []float32, labels []byte, d, classes int, s Settings) (*Mode
 	if s.C < 0 || s.GradTol < 0 || s.MaxIter < 0 {
 		return nil, nil, errors.New("classify: C, GradTol and MaxIter must be positive")
 	}
+	if s.Loss != Softmax && s.Loss != SquaredHinge {
+		return nil, nil, fmt.Errorf("classify: unknown loss %v", s.Loss)
+	}
 	m := &Model{Classes: classes, Features: d}
 	m.Mean, m.Scale = moments(x, n, d)
 	// Standardised rows in float32; the products are float32 GEMMs, the
 	// sums over rows float64.
 	m.Standardise(x, x)
 	obj := newObjective(x, labels, n, d, classes, 1/(s.C*float64(n)), s.Exact)
+	obj.hinge = s.Loss == SquaredHinge
 	p := optimize.Problem{
 		Func: func(w []float64) float64 { return obj.eval(w, nil) },
 		Grad: func(g, w []float64) { obj.eval(w, g) },
@@ -201,6 +247,7 @@ type objective struct {
 	k      int
 	lambda float64
 	exact  bool
+	hinge  bool // the squared hinge loss, not the softmax's
 	rows   int // rows of a block
 	parts  []part
 }
@@ -295,10 +342,31 @@ func (o *objective) eval(w, grad []float64) float64 {
 	return f
 }
 
-// softmax adds row i's loss to p.loss given its logits p.z (without the
-// intercept b) and, if grad, turns p.z into P − Y and adds it to p.bsum.
-func (o *objective) softmax(p *part, i int, b []float64, grad bool) {
+// rowLoss adds row i's loss to p.loss given its logits p.z (without the
+// intercept b) and, if grad, turns p.z into P − Y and adds it to p.bsum:
+// for the squared hinge loss, its gradient with respect to the scores.
+func (o *objective) rowLoss(p *part, i int, b []float64, grad bool) {
 	z := p.z
+	if o.hinge {
+		y := int(o.y[i])
+		for c := range z {
+			t := -1.0
+			if c == y {
+				t = 1
+			}
+			m := 1 - t*(z[c]+b[c])
+			r := 0.0
+			if m > 0 {
+				p.loss += m * m
+				r = -2 * t * m
+			}
+			if grad {
+				z[c] = r
+				p.bsum[c] += r
+			}
+		}
+		return
+	}
 	zmax := math.Inf(-1)
 	for c := range z {
 		z[c] += b[c]
@@ -345,7 +413,7 @@ func (o *objective) pass32(p *part, w []float64, grad bool) {
 			for c, v := range zi {
 				p.z[c] = float64(v)
 			}
-			o.softmax(p, lo+i, w[k*d:], grad)
+			o.rowLoss(p, lo+i, w[k*d:], grad)
 			for c, v := range p.z {
 				zi[c] = float32(v)
 			}
@@ -374,7 +442,7 @@ func (o *objective) pass64(p *part, w []float64, grad bool) {
 		impl.Dgemm(blas.NoTrans, blas.Trans, rows, k, d, 1, xb, d, w[:k*d], d, 0, zb, k)
 		for i := 0; i < rows; i++ {
 			copy(p.z, zb[i*k:(i+1)*k])
-			o.softmax(p, lo+i, w[k*d:], grad)
+			o.rowLoss(p, lo+i, w[k*d:], grad)
 			copy(zb[i*k:(i+1)*k], p.z)
 		}
 		if grad {

@@ -153,24 +153,24 @@ func TestChooseC(t *testing.T) {
 	raw := slices.Clone(x)
 	grid := []float64{1000, 1, 0.01}
 	var reported, reportedAccs []float64
-	c, accs, err := classify.ChooseCReporting(xf, yf, xv, yv, d, k, grid, classify.Settings{}, func(c, acc float64) {
+	ch, err := classify.ChooseCReporting(xf, yf, xv, yv, d, k, grid, classify.Settings{}, func(c, acc float64) {
 		reported, reportedAccs = append(reported, c), append(reportedAccs, acc)
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("C = %v, validation accuracies %v", c, accs)
-	if !slices.Equal(reported, grid) || !slices.Equal(reportedAccs, accs) {
-		t.Errorf("reported C %v with accuracies %v; want each of %v once, in order, with %v", reported, reportedAccs, grid, accs)
+	t.Logf("C = %v, validation accuracies %v of %v", ch.C, ch.Accuracy, ch.Grid)
+	if !slices.Equal(reported, ch.Grid) || !slices.Equal(reportedAccs, ch.Accuracy) || !slices.Equal(ch.Grid[:len(grid)], grid) {
+		t.Errorf("reported C %v with accuracies %v; want the grid %v and what followed, %v, once each, in order, with %v", reported, reportedAccs, grid, ch.Grid, ch.Accuracy)
 	}
-	if c2, accs2, err := classify.ChooseC(xf, yf, xv, yv, d, k, grid, classify.Settings{}); err != nil || c2 != c || !slices.Equal(accs2, accs) {
-		t.Errorf("ChooseC: C = %v, accuracies %v, %v; want ChooseCReporting's %v, %v", c2, accs2, err, c, accs)
+	if ch2, err := classify.ChooseC(xf, yf, xv, yv, d, k, grid, classify.Settings{}); err != nil || ch2.C != ch.C || !slices.Equal(ch2.Accuracy, ch.Accuracy) {
+		t.Errorf("ChooseC: %+v, %v; want ChooseCReporting's %+v", ch2, err, ch)
 	}
 	if !slices.Equal(x, raw) {
 		t.Error("ChooseC changed its input")
 	}
 	var want []float64
-	for _, ci := range grid {
+	for _, ci := range ch.Grid {
 		m, _, err := classify.Train(xf, yf, d, k, classify.Settings{C: ci})
 		if err != nil {
 			t.Fatal(err)
@@ -178,16 +178,31 @@ func TestChooseC(t *testing.T) {
 		acc, _ := classify.Score(m.Predict(xv), yv, k)
 		want = append(want, acc)
 	}
-	if !slices.Equal(accs, want) {
-		t.Errorf("validation accuracies %v, direct fits %v", accs, want)
+	if !slices.Equal(ch.Accuracy, want) {
+		t.Errorf("validation accuracies %v, direct fits %v", ch.Accuracy, want)
 	}
-	if got := classify.Accuracy(grid, accs, c); got != slices.Max(want) {
-		t.Errorf("chose C = %v with accuracy %v; the best of %v is %v", c, got, want, slices.Max(want))
+	if got := ch.Best(); got != slices.Max(want) {
+		t.Errorf("chose C = %v with accuracy %v; the best of %v is %v", ch.C, got, want, slices.Max(want))
 	}
-	if accs[2] <= accs[0] {
-		t.Errorf("validation accuracies %v: C = 0.01 should beat C = 1000 on noise features", accs)
+	if ch.Accuracy[2] <= ch.Accuracy[0] {
+		t.Errorf("validation accuracies %v: C = 0.01 should beat C = 1000 on noise features", ch.Accuracy)
 	}
-	if _, _, err := classify.ChooseC(xf, yf, nil, nil, d, k, grid, classify.Settings{}); err == nil {
+	// Past the edge: C = 0.01 validates above C = 1 (above), so the grid
+	// goes on as it went (×0.01 a step: 0.0001, …) and stops at a C that
+	// validates no better, or after four.
+	edge := []float64{1, 0.01}
+	ech, err := classify.ChooseC(xf, yf, xv, yv, d, k, edge, classify.Settings{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ech.Grid) < 3 || ech.Grid[2] != 0.0001 {
+		t.Fatalf("grid %v with accuracies %v: want it extended past C = 0.01 to 0.0001", ech.Grid, ech.Accuracy)
+	}
+	last := len(ech.Grid) - 1
+	if ech.C == ech.Grid[last] && last < len(edge)+4 || ech.C != ech.Grid[last] && ech.Accuracy[last] > ech.Best() {
+		t.Errorf("grid %v, accuracies %v, chose %v: want it extended until a C validated no better (or four more)", ech.Grid, ech.Accuracy, ech.C)
+	}
+	if _, err := classify.ChooseC(xf, yf, nil, nil, d, k, grid, classify.Settings{}); err == nil {
 		t.Error("no validation rows: want an error")
 	}
 }

@@ -1,11 +1,9 @@
 package em
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"math"
-	"slices"
 	"time"
 
 	"calm/estep"
@@ -131,207 +129,27 @@ type Result struct {
 // epoch that follows a repair may dip, and such an epoch never counts as
 // converged. With Settings.Stepwise it updates θ after every batch instead
 // (stepwise EM), and with Settings.Anneal its E-step is tempered; either
-// way the LL is no longer bound to rise.
+// way the LL is no longer bound to rise. After the last epoch one more
+// E-step pass measures the LL of the trained kernels.
 func Train(src Source, s Settings) (*Result, error) {
-	n, c, h, w := src.Shape()
-	s, cfg, err := s.Normalize(n, c, h, w)
+	t, err := newTrainer(src, s)
 	if err != nil {
 		return nil, err
 	}
-	res := &Result{Config: cfg, Settings: s}
-	res.Pad = cfg.Pad
-	var theta, logPrior *tensor.Dense
-	var running *mstep.Running // stepwise EM's statistics; nil for batch EM
-	first := 1
-	if r := s.Resume; r != nil {
-		theta, logPrior, first = r.Theta, r.LogPrior, r.Epoch+1
-		res.Variance, res.Variances = r.Variance, slices.Clone(r.Variances)
-		if r.Running != nil {
-			running = r.Running.Clone()
-		}
-		res.LogLik = slices.Clone(r.LogLik)
-		res.EpochSeconds = slices.Clone(r.EpochSeconds)
-		res.Reseeded = slices.Clone(r.Reseeded)
-		res.Theta, res.LogPrior = theta, logPrior
-		if converged(res, s.Tol) {
-			res.Status = Converged
-			first = s.epochs() + 1 // no epoch left to run
-		}
-	} else if theta, err = initialTheta(src, s, cfg); err != nil {
+	defer t.close()
+	if err := t.seeded(); err != nil {
 		return nil, err
-	} else {
-		if s.LearnVariance {
-			res.Variance = 1 // the paper's, from which EM learns it
-		}
-		if s.KernelVariances {
-			res.Variances = make([]float64, cfg.Kernels)
-			for k := range res.Variances {
-				res.Variances[k] = 1
-			}
-		}
-		if s.Mixing {
-			// Uniform weights, normalised, so that the LL of every epoch is
-			// the mixture's and EM's guarantee holds from the first.
-			lp := make([]float32, cfg.Kernels)
-			for k := range lp {
-				lp[k] = float32(-math.Log(float64(cfg.Kernels)))
-			}
-			logPrior = tensor.New(tensor.WithShape(cfg.Kernels), tensor.WithBacking(lp))
-		}
 	}
-	e, err := estep.New(cfg, s.Ops)
-	if err != nil {
-		return nil, fmt.Errorf("em: %w", err)
-	}
-	defer e.Close()
-	m, err := mstep.New(cfg, s.Ops)
-	if err != nil {
-		return nil, fmt.Errorf("em: %w", err)
-	}
-	defer m.Close()
-	if s.Stepwise > 0 && running == nil {
-		running = mstep.NewRunning(cfg.Kernels, cfg.KernelLen())
-	}
-	images := &batchReader{src: src, cfg: cfg}
-	batches := (n + cfg.Batch - 1) / cfg.Batch
-	if s.Recorder != nil && s.Resume == nil {
-		ev := Event{Batches: batches, Seeded: &Checkpoint{Theta: theta, LogPrior: logPrior, Images: n, Config: withBatch(cfg, 0)}}
-		if err := s.Recorder.Record(ev); err != nil {
-			return nil, err
-		}
-	}
-	for epoch := first; epoch <= s.epochs(); epoch++ {
-		start := time.Now()
-		stats := mstep.NewStats(cfg)
-		worst := &worstImages{cap: cfg.Kernels}
-		for b := 0; b < batches; b++ {
-			if err := s.Context.Err(); err != nil {
-				return nil, fmt.Errorf("em: stopped in epoch %d: %w", epoch, context.Cause(s.Context))
-			}
-			lo := b * cfg.Batch
-			size := min(cfg.Batch, n-lo)
-			x, err := images.read(lo, size)
-			if err != nil {
-				return nil, fmt.Errorf("em: epoch %d: %w", epoch, err)
-			}
-			xv := x.Data().([]float32)
-			if i := nonFinite(xv); i >= 0 {
-				return nil, fmt.Errorf("em: image %d holds %v: the data must be finite", lo+i/cfg.ImageLen(), xv[i])
-			}
-			now := Layer{Theta: theta, LogPrior: logPrior, Variance: res.Variance, Variances: res.Variances}
-			er, err := now.eStep(e, x, s.beta(epoch))
-			if err != nil {
-				return nil, fmt.Errorf("em: epoch %d, batch %d: %w", epoch, b+1, err)
-			}
-			if math.IsNaN(er.LogLik) || math.IsInf(er.LogLik, 0) {
-				return nil, fmt.Errorf("em: epoch %d, batch %d: log-likelihood is %v (NaN or Inf in the data or θ)", epoch, b+1, er.LogLik)
-			}
-			if s.LearnVariance {
-				er.LogLik += varianceLogLik(cfg, stats.AddPatchEnergy(cfg, xv), size, res.Variance)
-			}
-			numer, kernelEnergy, err := m.RunWithEnergy(x, er.Posterior)
-			if err != nil {
-				return nil, fmt.Errorf("em: epoch %d, batch %d: %w", epoch, b+1, err)
-			}
-			if s.KernelVariances {
-				if err := stats.AddKernelEnergy(kernelEnergy); err != nil {
-					return nil, fmt.Errorf("em: %w", err)
-				}
-			}
-			if err := stats.Add(numer.Data().([]float32), er.LogCounts, er.LogLik, size); err != nil {
-				return nil, fmt.Errorf("em: %w", err)
-			}
-			if running != nil {
-				if err := running.Step(numer.Data().([]float32), er.LogCounts, size, s.Stepwise); err != nil {
-					return nil, fmt.Errorf("em: %w", err)
-				}
-				if theta, logPrior, err = update(cfg, running.Stats(n), epoch, s.Mixing); err != nil {
-					return nil, err
-				}
-			}
-			if s.Repair.On() {
-				for i, l := range er.LogMarginal {
-					worst.add(lo+i, float64(l))
-				}
-			}
-			if s.Recorder != nil {
-				ev := Event{Epoch: epoch, Batch: b + 1, Batches: batches, Images: lo + size, Elapsed: time.Since(start)}
-				if err := s.Recorder.Record(ev); err != nil {
-					return nil, err
-				}
-			}
-		}
-		newTheta, newPrior := theta, logPrior // stepwise EM has updated them
-		if running == nil {
-			if newTheta, newPrior, err = update(cfg, stats, epoch, s.Mixing); err != nil {
-				return nil, err
-			}
-		}
-		variance, variances := res.Variance, res.Variances
-		if s.LearnVariance {
-			if variance, err = mstep.Variance(cfg, stats, newTheta); err != nil {
-				return nil, inEpoch(err, epoch)
-			}
-		}
-		if s.KernelVariances {
-			if variances, err = mstep.KernelVariances(cfg, stats, newTheta); err != nil {
-				return nil, inEpoch(err, epoch)
-			}
-		}
-		var reseeded []int
-		if s.Repair.On() && epoch < s.epochs() {
-			counts := make([]float64, cfg.Kernels)
-			for k, b := range stats.LogCounts {
-				counts[k] = math.Exp(b)
-			}
-			th := newTheta.Data().([]float32)
-			reseeded = collapsed(th, counts, s.Repair)
-			var lp []float32
-			if newPrior != nil {
-				lp = newPrior.Data().([]float32)
-			}
-			if err := reseed(th, lp, reseeded, worst.index, src, cfg); err != nil {
-				return nil, err
-			}
-			if running != nil {
-				d := cfg.KernelLen()
-				for _, k := range reseeded {
-					running.Reseed(k, th[k*d:(k+1)*d], n)
-				}
-			}
-			if len(reseeded) > 0 {
-				res.Reseeded = append(res.Reseeded, Reseed{Epoch: epoch, Kernels: reseeded})
-			}
-		}
-		theta, logPrior = newTheta, newPrior
-		res.Theta, res.LogPrior, res.Variance, res.Variances = theta, logPrior, variance, variances
-		res.LogLik = append(res.LogLik, stats.LogLik)
-		res.EpochSeconds = append(res.EpochSeconds, time.Since(start).Seconds())
-		if s.Recorder != nil {
-			ev := Event{Epoch: epoch, Batches: batches, Images: n, Elapsed: time.Since(start), LogLik: stats.LogLik,
-				Theta: theta, Reseeded: reseeded,
-				State: &Checkpoint{Epoch: epoch, LogLik: res.LogLik, EpochSeconds: res.EpochSeconds, Reseeded: res.Reseeded,
-					Theta: theta, LogPrior: logPrior, Variance: variance, Variances: variances, Images: n, Config: withBatch(cfg, 0), Running: running}}
-			if err := s.Recorder.Record(ev); err != nil {
-				return nil, err
-			}
-		}
-		if converged(res, s.Tol) {
-			res.Status = Converged
-			break
-		}
-	}
-	if res.Theta == nil { // no epoch ran
-		res.Theta, res.LogPrior = theta, logPrior
-	}
-	if len(res.LogLik) > 0 {
-		ll, err := finalLogLik(res, s, e, src, n)
+	for epoch := t.first; epoch <= t.s.epochs() && t.res.Status != Converged; epoch++ {
+		stats, worst, err := t.expectations(epoch)
 		if err != nil {
 			return nil, err
 		}
-		res.FinalLogLik = &ll
+		if err := t.maximise(epoch, stats, worst); err != nil {
+			return nil, err
+		}
 	}
-	return res, nil
+	return t.result()
 }
 
 // varianceLogLik is what the LL of a batch of size images with patch
@@ -343,63 +161,6 @@ func varianceLogLik(cfg graph.Config, energy float64, size int, variance float64
 	patches := float64(size * uh * uw)
 	beta := float64(estep.InverseTemperature(variance))
 	return -(beta-1)*energy/2 + patches*float64(cfg.KernelLen())/2*math.Log(beta)
-}
-
-// finalLogLik returns Σ_n ℓ_n of the n images of src under the trained
-// layer of res: the E-step of every batch once more, summed as an epoch
-// sums them, at β = 1 (annealing ends there).
-func finalLogLik(res *Result, s Settings, e *estep.Graph, src Source, n int) (float64, error) {
-	cfg := res.Config
-	batches := (n + cfg.Batch - 1) / cfg.Batch
-	epoch := len(res.LogLik) + 1
-	energy := mstep.NewStats(cfg) // the patch energy a learned variance needs
-	start := time.Now()
-	var sum float64
-	err := forEachBatch(src, cfg, n, func(first int, x *tensor.Dense) error {
-		if err := s.Context.Err(); err != nil {
-			return fmt.Errorf("stopped: %w", context.Cause(s.Context))
-		}
-		b, size := first/cfg.Batch+1, x.Shape()[0]
-		er, err := res.Layer.eStep(e, x, 1)
-		if err != nil {
-			return fmt.Errorf("batch %d: %w", b, err)
-		}
-		ll := er.LogLik
-		if s.LearnVariance {
-			ll += varianceLogLik(cfg, energy.AddPatchEnergy(cfg, x.Data().([]float32)), size, res.Variance)
-		}
-		if math.IsNaN(ll) || math.IsInf(ll, 0) {
-			return fmt.Errorf("batch %d: %v (NaN or Inf in the data or θ)", b, ll)
-		}
-		sum += ll
-		if s.Recorder == nil {
-			return nil
-		}
-		return s.Recorder.Record(Event{Final: true, Epoch: epoch, Batch: b, Batches: batches, Images: first + size, Elapsed: time.Since(start)})
-	})
-	if err != nil {
-		return 0, fmt.Errorf("em: the LL of the trained kernels: %w", err)
-	}
-	if s.Recorder != nil {
-		ev := Event{Final: true, Epoch: epoch, Batches: batches, Images: n, Elapsed: time.Since(start), LogLik: sum}
-		if err := s.Recorder.Record(ev); err != nil {
-			return 0, err
-		}
-	}
-	return sum, nil
-}
-
-// update returns the M-step's θ and log mixing weights (nil unless mixing)
-// from the statistics s, naming the epoch in a *mstep.NonFiniteError.
-func update(cfg graph.Config, s *mstep.Stats, epoch int, mixing bool) (theta, logPrior *tensor.Dense, err error) {
-	theta, logPrior, err = mstep.Update(cfg, s)
-	if err != nil {
-		return nil, nil, inEpoch(err, epoch)
-	}
-	if !mixing {
-		logPrior = nil
-	}
-	return theta, logPrior, nil
 }
 
 // inEpoch wraps an error of the M-step, naming the epoch in a

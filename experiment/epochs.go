@@ -1,6 +1,7 @@
 package experiment
 
 import (
+	"calm/classify"
 	"context"
 	"errors"
 	"fmt"
@@ -20,11 +21,12 @@ import (
 // Epoch epochs of EM (0: as seeded), with the C validation chose for them,
 // their distinct kernels and their log-likelihood on the training images.
 type EpochPoint struct {
-	Epoch              int     `json:"epoch"`
-	ValidationAccuracy float64 `json:"validation_accuracy"`
-	C                  float64 `json:"c"`
-	DistinctKernels    int     `json:"distinct_kernels"`
-	LogLik             float64 `json:"loglik,omitempty"` // 0 where not measured (a layer trained before calm measured it)
+	Epoch              int           `json:"epoch"`
+	ValidationAccuracy float64       `json:"validation_accuracy"`
+	Loss               classify.Loss `json:"loss"`
+	C                  float64       `json:"c"`
+	DistinctKernels    int           `json:"distinct_kernels"`
+	LogLik             float64       `json:"loglik,omitempty"` // 0 where not measured (a layer trained before calm measured it)
 }
 
 // kernelLogLik returns the LL of the layer's kernels after each epoch,
@@ -90,12 +92,13 @@ func epochCurve(ctx context.Context, d Data, opt Options, st *em.Stack, ops grap
 		if err != nil {
 			return fmt.Errorf("experiment: epoch curve: %w", err)
 		}
-		c, acc, _, err := e.validate(x, len(x)/len(d.Labels))
+		v, err := e.validate(x, len(x)/len(d.Labels))
 		if err != nil {
 			return fmt.Errorf("experiment: epoch curve, epoch %d: %w", epoch, err)
 		}
+		c, acc := v.c, v.acc
 		k := trained.Config.Kernels
-		p := EpochPoint{Epoch: epoch, ValidationAccuracy: acc, C: c, DistinctKernels: em.Distinct(cp.Theta.Data().([]float32), k, 0.99)}
+		p := EpochPoint{Epoch: epoch, ValidationAccuracy: acc, Loss: v.loss, C: c, DistinctKernels: em.Distinct(cp.Theta.Data().([]float32), k, 0.99)}
 		if lls := kernelLogLik(trained.Result); epoch < len(lls) {
 			p.LogLik = lls[epoch]
 		}

@@ -108,14 +108,52 @@ func (e *evaluator) cFixed() float64 {
 	return 1
 }
 
-// validate fits on the fitting rows of x (all labelled rows, d values each)
-// with each C of the grid and returns the C that validates best, its
-// validation accuracy and the accuracy of each C; without a validation
-// split, the one C given and accuracy −1.
-func (e *evaluator) validate(x []float32, d int) (c, acc float64, accs []float64, err error) {
-	if e.opt.Validation == 0 {
-		return e.cFixed(), -1, nil, nil
+// losses returns the classifiers validation chooses from.
+func (e *evaluator) losses() []classify.Loss {
+	if len(e.opt.Classifiers) == 0 {
+		return []classify.Loss{classify.Softmax}
 	}
+	return e.opt.Classifiers
+}
+
+// validation is what validate chose: the loss and C that validate best, the
+// accuracy of each C with that loss, and the best of each loss.
+type validation struct {
+	loss       classify.Loss
+	c, acc     float64
+	grid, accs []float64 // each C tried with loss, and its accuracy
+	byLoss     []float64
+}
+
+// validate fits on the fitting rows of x (all labelled rows, d values each)
+// with each loss and each C of the grid and returns the pair that
+// validates best (the earlier loss and the larger C on a tie); without a
+// validation split, the first loss, the one C given and accuracy −1.
+func (e *evaluator) validate(x []float32, d int) (validation, error) {
+	if e.opt.Validation == 0 {
+		return validation{loss: e.losses()[0], c: e.cFixed(), acc: -1}, nil
+	}
+	best := validation{acc: -1}
+	for _, loss := range e.losses() {
+		ch, err := e.validateC(x, d, loss)
+		if err != nil {
+			return validation{}, err
+		}
+		acc := ch.Best()
+		best.byLoss = append(best.byLoss, acc)
+		if acc > best.acc {
+			best = validation{loss: loss, c: ch.C, acc: acc, grid: ch.Grid, accs: ch.Accuracy, byLoss: best.byLoss}
+		}
+	}
+	if len(e.losses()) == 1 {
+		best.byLoss = nil
+	}
+	return best, nil
+}
+
+// validateC fits on the fitting rows of x with loss and each C of the
+// grid (and past its edge, classify.ChooseC) and returns the choice.
+func (e *evaluator) validateC(x []float32, d int, loss classify.Loss) (classify.Choice, error) {
 	cut := e.fitN * d
 	xf, yf, xv, yv := x[:cut], e.d.Labels[:e.fitN], x[cut:], e.d.Labels[e.fitN:]
 	if e.valRows != nil {
@@ -125,17 +163,13 @@ func (e *evaluator) validate(x []float32, d int) (c, acc float64, accs []float64
 	// Each fit takes minutes on large feature sets: say how each went.
 	start := time.Now()
 	report := func(c, acc float64) {
-		e.logf("  C = %v: validation %.2f %% (%.1f s)\n", c, 100*acc, time.Since(start).Seconds())
+		e.logf("  %s, C = %v: validation %.2f %% (%.1f s)\n", loss, c, 100*acc, time.Since(start).Seconds())
 		start = time.Now()
 	}
-	if len(e.grid()) == 1 {
+	if len(e.grid()) == 1 && len(e.losses()) == 1 {
 		report = nil
 	}
-	c, accs, err = classify.ChooseCReporting(xf, yf, xv, yv, d, e.d.Classes, e.grid(), classify.Settings{Context: e.opt.Context}, report)
-	if err != nil {
-		return 0, 0, nil, err
-	}
-	return c, classify.Accuracy(e.grid(), accs, c), accs, nil
+	return classify.ChooseCReporting(xf, yf, xv, yv, d, e.d.Classes, e.grid(), classify.Settings{Loss: loss, Context: e.opt.Context}, report)
 }
 
 // fit evaluates one feature set: C by validation, then the fit on every
@@ -144,32 +178,34 @@ func (e *evaluator) validate(x []float32, d int) (c, acc float64, accs []float64
 // standardised training rows for the label study.
 func (e *evaluator) fit(fs featureSet) (*Evaluation, *classify.Model, []float32, error) {
 	start := time.Now()
-	c, valAcc, accs, err := e.validate(fs.train, fs.d)
+	v, err := e.validate(fs.train, fs.d)
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("experiment: %s: %w", fs.name, err)
 	}
+	c, valAcc := v.c, v.acc
 	train := fs.train
 	if !fs.owned {
 		train = slices.Clone(train)
 	}
 	// The features are standardised in place: one copy of them in memory.
-	model, f, err := classify.TrainInPlace(train, e.d.Labels, fs.d, e.d.Classes, classify.Settings{C: c, Context: e.opt.Context})
+	model, f, err := classify.TrainInPlace(train, e.d.Labels, fs.d, e.d.Classes, classify.Settings{Loss: v.loss, C: c, Context: e.opt.Context})
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("experiment: %s: %w", fs.name, err)
 	}
 	trainAcc, _ := classify.Score(model.PredictStandardised(train), e.d.Labels, e.d.Classes)
 	testAcc, conf := classify.Score(model.Predict(fs.test), e.d.TestLabels, e.d.Classes)
-	ev := &Evaluation{Pooling: fs.name, Features: fs.d, C: c, TrainAccuracy: trainAcc, TestAccuracy: testAcc, Confusion: conf, Classifier: f}
+	ev := &Evaluation{Pooling: fs.name, Features: fs.d, Loss: v.loss, C: c, TrainAccuracy: trainAcc, TestAccuracy: testAcc, Confusion: conf, Classifier: f,
+		ValidationByLoss: v.byLoss}
 	if valAcc >= 0 {
 		ev.ValidationAccuracy = &valAcc
 		if e.opt.ChooseC {
-			ev.CGrid, ev.ValidationByC = e.grid(), accs
+			ev.CGrid, ev.ValidationByC = v.grid, v.accs
 		}
-		e.logf("softmax on %d %s features: validation %.2f %% (C = %v, fitted on %d, validated on %d); refitted on all %d: train %.2f %%, test %.2f %% (%d iterations, %s, %.1f s)\n",
-			fs.d, fs.name, 100*valAcc, c, e.fitN, e.opt.Validation, len(e.d.Labels), 100*trainAcc, 100*testAcc, f.Iterations, f.Status, time.Since(start).Seconds())
+		e.logf("%s on %d %s features: validation %.2f %% (C = %v, fitted on %d, validated on %d); refitted on all %d: train %.2f %%, test %.2f %% (%d iterations, %s, %.1f s)\n",
+			v.loss, fs.d, fs.name, 100*valAcc, c, e.fitN, e.opt.Validation, len(e.d.Labels), 100*trainAcc, 100*testAcc, f.Iterations, f.Status, time.Since(start).Seconds())
 	} else {
-		e.logf("softmax on %d %s features (C = %v, no validation split): train %.2f %%, test %.2f %% (%d iterations, %s, %.1f s)\n",
-			fs.d, fs.name, c, 100*trainAcc, 100*testAcc, f.Iterations, f.Status, time.Since(start).Seconds())
+		e.logf("%s on %d %s features (C = %v, no validation split): train %.2f %%, test %.2f %% (%d iterations, %s, %.1f s)\n",
+			v.loss, fs.d, fs.name, c, 100*trainAcc, 100*testAcc, f.Iterations, f.Status, time.Since(start).Seconds())
 	}
 	return ev, model, train, nil
 }
@@ -300,7 +336,7 @@ func (e *evaluation) fitAndStudy(ctx context.Context, fs featureSet) (*Evaluatio
 	if len(e.subsets) == 0 {
 		return ev, nil
 	}
-	accs, cs, err := e.labelStudy(ctx, train, fs.test, fs.d, model, e.subsets)
+	accs, cs, err := e.labelStudy(ctx, train, fs.test, fs.d, model, ev.Loss, e.subsets)
 	if err != nil {
 		return nil, fmt.Errorf("experiment: %s: %w", fs.name, err)
 	}
@@ -381,7 +417,7 @@ func lastColumns(x []float32, d, k int) []float32 {
 // by validation on a fifth of the subset, else it is the C given. train
 // holds the rows as model standardised them (TrainInPlace: no label enters
 // the standardisation), so the test rows are standardised the same way.
-func (e *evaluator) labelStudy(ctx context.Context, train, test []float32, dim int, model *classify.Model, subsets [][]int) (accs, cs []float64, err error) {
+func (e *evaluator) labelStudy(ctx context.Context, train, test []float32, dim int, model *classify.Model, loss classify.Loss, subsets [][]int) (accs, cs []float64, err error) {
 	testStd := make([]float32, len(test))
 	model.Standardise(testStd, test)
 	accs, cs = make([]float64, len(subsets)), make([]float64, len(subsets))
@@ -394,12 +430,14 @@ func (e *evaluator) labelStudy(ctx context.Context, train, test []float32, dim i
 			fit, val := holdOut(sub, 5)
 			xf, yf := classify.Rows(train, e.d.Labels, dim, fit)
 			xv, yv := classify.Rows(train, e.d.Labels, dim, val)
-			if c, _, err = classify.ChooseC(xf, yf, xv, yv, dim, e.d.Classes, e.grid(), classify.Settings{Context: e.opt.Context}); err != nil {
+			ch, err := classify.ChooseC(xf, yf, xv, yv, dim, e.d.Classes, e.grid(), classify.Settings{Loss: loss, Context: e.opt.Context})
+			if err != nil {
 				return nil, nil, fmt.Errorf("on %d labels: %w", len(sub), err)
 			}
+			c = ch.C
 		}
 		x, y := classify.Rows(train, e.d.Labels, dim, sub)
-		m, _, err := classify.TrainInPlace(x, y, dim, e.d.Classes, classify.Settings{C: c, Context: e.opt.Context})
+		m, _, err := classify.TrainInPlace(x, y, dim, e.d.Classes, classify.Settings{Loss: loss, C: c, Context: e.opt.Context})
 		if err != nil {
 			return nil, nil, fmt.Errorf("on %d labels: %w", len(sub), err)
 		}

@@ -79,7 +79,7 @@ func TestLabelStudy(t *testing.T) {
 		t.Fatal(err)
 	}
 	e := newEvaluator(data, Options{Validation: 100}, func(string, ...any) {})
-	accs, cs, err := e.labelStudy(context.Background(), std, test, d, model, subs)
+	accs, cs, err := e.labelStudy(context.Background(), std, test, d, model, classify.Softmax, subs)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -100,7 +100,7 @@ func TestLabelStudy(t *testing.T) {
 	// C by validation inside each subset: relabel every image outside the
 	// 90-image subset at random; the study of both subsets stays the same.
 	e.opt.ChooseC = true
-	accs, cs, err = e.labelStudy(context.Background(), std, test, d, model, subs)
+	accs, cs, err = e.labelStudy(context.Background(), std, test, d, model, classify.Softmax, subs)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -112,7 +112,7 @@ func TestLabelStudy(t *testing.T) {
 			changed++
 		}
 	}
-	accs2, cs2, err := e.labelStudy(context.Background(), std, test, d, model, subs)
+	accs2, cs2, err := e.labelStudy(context.Background(), std, test, d, model, classify.Softmax, subs)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -90,6 +90,10 @@ type Options struct {
 	// classify.DefaultCGrid by validation.
 	C       float64
 	ChooseC bool
+	// Classifiers are the losses validation chooses the classifier from,
+	// for each feature set with its C (classify.Loss); default the
+	// softmax alone. The label study fits its feature set's choice.
+	Classifiers []classify.Loss
 	// EpochCurve evaluates, on the validation images, the main pooling of
 	// the top layer's kernels after every epoch of EM (epoch 0: as seeded,
 	// before any), the layers below as trained: metrics.json's epochs and
@@ -188,9 +192,11 @@ type LayerMetrics struct {
 type Evaluation struct {
 	Pooling            string        `json:"pooling"`
 	Features           int           `json:"features"`
+	Loss               classify.Loss `json:"loss"` // the classifier's, chosen by validation among Options.Classifiers
 	C                  float64       `json:"c"`
 	CGrid              []float64     `json:"c_grid,omitempty"`              // the values of C chosen from, when chosen
-	ValidationByC      []float64     `json:"validation_by_c,omitempty"`     // the validation accuracy of each
+	ValidationByC      []float64     `json:"validation_by_c,omitempty"`     // the validation accuracy of each, with the loss chosen
+	ValidationByLoss   []float64     `json:"validation_by_loss,omitempty"`  // the best validation accuracy of each of Options.Classifiers, when more than one
 	ValidationAccuracy *float64      `json:"validation_accuracy,omitempty"` // nil without a validation split
 	TrainAccuracy      float64       `json:"train_accuracy"`
 	TestAccuracy       float64       `json:"test_accuracy"`
@@ -535,8 +541,9 @@ type RunConfig struct {
 	Pools         []graph.Pooling   `json:"pools,omitempty"`
 	LayerPools    [][]graph.Pooling `json:"layer_pools,omitempty"`
 	Validation    int               `json:"validation"`
-	C             float64           `json:"c,omitempty"`        // the classifier's inverse L2 strength, unless chosen
-	ChooseC       bool              `json:"choose_c,omitempty"` // C chosen by validation
+	C             float64           `json:"c,omitempty"`           // the classifier's inverse L2 strength, unless chosen
+	ChooseC       bool              `json:"choose_c,omitempty"`    // C chosen by validation
+	Classifiers   []classify.Loss   `json:"classifiers,omitempty"` // the classifiers validation chooses from
 	Command       []string          `json:"command,omitempty"`
 	GoVersion     string            `json:"go_version"`
 }
@@ -571,7 +578,7 @@ func newTrainingRecord(s em.Settings, batch int) TrainingRecord {
 func config(d Data, opt Options, layers []em.StackLayer, cfgs []graph.Config, n int) RunConfig {
 	s := layers[0].Settings
 	c := RunConfig{Dataset: d.Name, Images: n, Description: d.Description, TrainingRecord: newTrainingRecord(s, cfgs[0].Batch),
-		Whiten: opt.Whiten, WhitenPatches: opt.WhitenPatches, Pools: opt.Pools, LayerPools: opt.LayerPools, Validation: opt.Validation, C: opt.C, ChooseC: opt.ChooseC, Command: opt.Command, GoVersion: runtime.Version()}
+		Whiten: opt.Whiten, WhitenPatches: opt.WhitenPatches, Pools: opt.Pools, LayerPools: opt.LayerPools, Validation: opt.Validation, C: opt.C, ChooseC: opt.ChooseC, Classifiers: opt.Classifiers, Command: opt.Command, GoVersion: runtime.Version()}
 	if opt.Whiten > 0 || opt.WhitenPatches > 0 {
 		c.WhitenEps = cmp.Or(opt.WhitenEpsilon, DefaultWhitenEpsilon)
 	}

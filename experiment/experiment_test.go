@@ -257,7 +257,7 @@ func (c *cancelOn) Write(p []byte) (int, error) {
 // *InterruptedError that says the layers are trained, and writes no
 // metrics.
 func TestCancelledAfterTraining(t *testing.T) {
-	for _, prefix := range []string{"layer 1:", "  C = 1:"} {
+	for _, prefix := range []string{"layer 1:", "  softmax, C = 1:"} {
 		t.Run(prefix, func(t *testing.T) {
 			out := t.TempDir()
 			ctx, cancel := context.WithCancel(context.Background())
@@ -449,8 +449,10 @@ func TestRunStack(t *testing.T) {
 		}
 	}
 	for _, ev := range m.Evaluations {
-		if ev.ValidationAccuracy == nil || len(ev.ValidationByC) != len(classify.DefaultCGrid) ||
-			classify.Accuracy(ev.CGrid, ev.ValidationByC, ev.C) != slices.Max(ev.ValidationByC) || *ev.ValidationAccuracy != slices.Max(ev.ValidationByC) {
+		i := slices.Index(ev.CGrid, ev.C)
+		if ev.ValidationAccuracy == nil || len(ev.ValidationByC) < len(classify.DefaultCGrid) || len(ev.ValidationByC) != len(ev.CGrid) ||
+			!slices.Equal(ev.CGrid[:len(classify.DefaultCGrid)], classify.DefaultCGrid) ||
+			i < 0 || ev.ValidationByC[i] != slices.Max(ev.ValidationByC) || *ev.ValidationAccuracy != slices.Max(ev.ValidationByC) {
 			t.Errorf("%s: C = %v, validation %v of %v: want the C of the grid that validates best", ev.Pooling, ev.C, ev.ValidationByC, ev.CGrid)
 		}
 	}
@@ -747,6 +749,32 @@ func TestFeatureSets(t *testing.T) {
 		}
 		if !slices.Equal(names, tc.order) {
 			t.Errorf("%d layers: sets %v, want %v", tc.layers, names, tc.order)
+		}
+	}
+}
+
+// TestClassifierChoice lets validation choose between the softmax and the
+// L2-SVM: each feature set records both losses' best validation accuracy
+// and takes the loss (and C) of the higher, the softmax on a tie.
+func TestClassifierChoice(t *testing.T) {
+	out := t.TempDir()
+	m, err := experiment.Run(data(t), experiment.Options{Out: out, Eval: true, ChooseC: true, Validation: 50,
+		Classifiers: []classify.Loss{classify.Softmax, classify.SquaredHinge},
+		Pools:       []graph.Pooling{{Reduce: graph.MeanCells, Grid: 2}, {Reduce: graph.MaxCells, Grid: 2}},
+		Layers:      one(em.Settings{Kernels: 2, Width: 5, Batch: 64, MaxEpochs: 1})})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, ev := range m.Evaluations {
+		if len(ev.ValidationByLoss) != 2 || ev.ValidationAccuracy == nil {
+			t.Fatalf("%s: validation by loss %v", ev.Pooling, ev.ValidationByLoss)
+		}
+		want := classify.Softmax
+		if ev.ValidationByLoss[1] > ev.ValidationByLoss[0] {
+			want = classify.SquaredHinge
+		}
+		if ev.Loss != want || *ev.ValidationAccuracy != slices.Max(ev.ValidationByLoss) {
+			t.Errorf("%s: chose %v (validation %v) from %v, want %v", ev.Pooling, ev.Loss, *ev.ValidationAccuracy, ev.ValidationByLoss, want)
 		}
 	}
 }

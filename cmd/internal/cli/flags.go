@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 
+	"calm/classify"
 	"calm/em"
 	"calm/experiment"
 	"calm/experiment/rundir"
@@ -67,11 +68,11 @@ func ColourPresets() []Preset {
 type Flags struct {
 	FlagSet *flag.FlagSet
 
-	Preset, Data, Out, Init, InitFrom, Ops, Pool, Labels, Graph, Resume, Layers, C, Model           string
-	Epochs, Limit, Kernels, Width, Pad, Batch, InitSample, Validation, Seeds, Whiten, WhitenPatches int
-	Seed                                                                                            uint64
-	Tol, RepairCount, RepairCosine, WhitenEpsilon, Stepwise, Anneal                                 float64
-	Mixing, LearnVariance, KernelVariances, Eval, Pixels, Features, Quiet, EpochCurve, PickEpoch    bool
+	Preset, Data, Out, Init, InitFrom, Ops, Pool, Labels, Graph, Resume, Layers, C, Model, Classifier string
+	Epochs, Limit, Kernels, Width, Pad, Batch, InitSample, Validation, Seeds, Whiten, WhitenPatches   int
+	Seed                                                                                              uint64
+	Tol, RepairCount, RepairCosine, WhitenEpsilon, Stepwise, Anneal                                   float64
+	Mixing, LearnVariance, KernelVariances, Eval, Pixels, Features, Quiet, EpochCurve, PickEpoch      bool
 
 	presets []Preset
 	generic map[string]string // each flag's default outside any preset
@@ -119,6 +120,7 @@ func NewFlags(name string, presets ...Preset) *Flags {
 	fs.StringVar(&f.Pool, "pool", graph.ImageWide.Name(), "poolings evaluated, comma-separated (validation picks the main one): image, lseG, lse-pyramidG (grids 1…G side by side), max, maxG, max-pyramidG, mean, meanG, mean-pyramidG; post-NAME pools the posterior over kernels instead of the log joint, post-root-NAME the square root of a posterior's mean, meanG or mean-pyramidG; in a stack, A+B+… pools layer 1 by A, layer 2 by B, …, side by side")
 	fs.BoolVar(&f.Eval, "eval", true, "extract features and fit the classifiers")
 	fs.StringVar(&f.C, "C", "1", "the classifier's inverse L2 strength, or auto: chosen by validation")
+	fs.StringVar(&f.Classifier, "classifier", classify.Softmax.String(), "the linear classifier: softmax (the paper's), svm (one-vs-rest L2-SVM, the anchors'), or auto: chosen by validation")
 	fs.IntVar(&f.Validation, "validation", DefaultValidation, "labelled training images, the last ones, held out to make every choice on (0: none); with fewer than 6 times as many labelled images, a sixth of them unless given")
 	fs.BoolVar(&f.EpochCurve, "epoch-curve", false, "evaluate the top layer after every EM epoch on the validation images (epochs.png)")
 	fs.BoolVar(&f.PickEpoch, "pick-epoch", false, "with -epoch-curve: keep the top layer's kernels of the epoch that validates best (the number of epochs chosen by validation)")
@@ -434,6 +436,16 @@ func (f *Flags) Options(ctx context.Context, s em.Settings, stderr io.Writer) (e
 			labels = append(labels, n)
 		}
 	}
+	var classifiers []classify.Loss
+	if f.Classifier == "auto" {
+		classifiers = []classify.Loss{classify.Softmax, classify.SquaredHinge}
+	} else {
+		loss, err := classify.ParseLoss(f.Classifier)
+		if err != nil {
+			return experiment.Options{}, UsageError{fmt.Errorf("-classifier: %w (or auto)", err)}
+		}
+		classifiers = []classify.Loss{loss}
+	}
 	var c float64
 	choose := f.C == "auto"
 	if !choose {
@@ -443,7 +455,7 @@ func (f *Flags) Options(ctx context.Context, s em.Settings, stderr io.Writer) (e
 		}
 		c = v
 	}
-	o := experiment.Options{Out: f.Out, Layers: layers, Pools: pools, LayerPools: layerPools, C: c, ChooseC: choose, Validation: f.Validation, EpochCurve: f.EpochCurve, PickEpoch: f.PickEpoch && f.EpochCurve,
+	o := experiment.Options{Out: f.Out, Layers: layers, Pools: pools, LayerPools: layerPools, C: c, ChooseC: choose, Classifiers: classifiers, Validation: f.Validation, EpochCurve: f.EpochCurve, PickEpoch: f.PickEpoch && f.EpochCurve,
 		Whiten: f.Whiten, WhitenEpsilon: f.WhitenEpsilon, WhitenPatches: f.WhitenPatches,
 		Eval: f.Eval, Pixels: f.Pixels, LabelCounts: labels,
 		Features: f.Features, GraphDir: f.Graph, Log: stderr, Command: f.Command(),
