@@ -248,7 +248,7 @@ type objective struct {
 	lambda float64
 	exact  bool
 	hinge  bool // the squared hinge loss, not the softmax's
-	rows   int // rows of a block
+	rows   int  // rows of a block
 	parts  []part
 }
 

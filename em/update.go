@@ -42,7 +42,7 @@ func (u batchEM) afterEpoch(stats *mstep.Stats, epoch int, _, _ *tensor.Dense) (
 }
 
 func (batchEM) reseeded([]int, []float32) {}
-func (batchEM) running() *mstep.Running  { return nil }
+func (batchEM) running() *mstep.Running   { return nil }
 
 // stepwiseEM updates θ after every batch from running statistics with step
 // size (t+1)^−alpha (Settings.Stepwise, mstep.Running).
