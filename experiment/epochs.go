@@ -67,17 +67,22 @@ func (dir epochSaver) Record(e em.Event) error {
 // epochCurve evaluates the main pooling of the top layer under its kernels
 // after each epoch (metrics' Epochs, epochs.png): features of the labelled
 // images, the classifier fitted before the validation images and scored on
-// them, C by validation with ChooseC. The test set is not looked at.
-func epochCurve(ctx context.Context, d Data, opt Options, st *em.Stack, ops graph.Ops, batch int, m *Metrics, logf func(string, ...any)) error {
+// them, C by validation with ChooseC. The test set is not looked at. It
+// returns the features and validation of the epoch whose kernels the run
+// keeps (the last, or with PickEpoch the one pickEpoch picks), for the
+// evaluation.
+func epochCurve(ctx context.Context, d Data, opt Options, st *em.Stack, ops graph.Ops, batch int, m *Metrics, logf func(string, ...any)) (*curveFeatures, error) {
+	var kept *curveFeatures
+	var keptAcc float64
 	e := newEvaluator(d, opt, logf)
 	top := len(st.Layers) - 1
 	trained := st.Layers[top]
 	dir := rundir.LayerDir(opt.Out, top)
 	pool := curvePooling(opt)
-	batch = max(1, min(batch, featureBatch))
+	batch = featureBatchFor(st, batch)
 	for epoch := 0; epoch <= len(trained.LogLik); epoch++ {
 		if ctx.Err() != nil {
-			return ctx.Err()
+			return nil, ctx.Err()
 		}
 		start := time.Now()
 		cp, err := em.LoadCheckpoint(rundir.EpochDir(dir, epoch))
@@ -86,15 +91,21 @@ func epochCurve(ctx context.Context, d Data, opt Options, st *em.Stack, ops grap
 			continue
 		}
 		if err != nil {
-			return fmt.Errorf("experiment: epoch curve: %w", err)
+			return nil, fmt.Errorf("experiment: epoch curve: %w", err)
 		}
-		x, err := em.StackFeatures(d.Labelled, withTopKernels(st, cp), estep.Pooled(pool, top), ops, batch)
+		layers := estep.Pooled(pool, top)
+		x, err := em.StackFeatures(d.Labelled, withTopKernels(st, cp), layers, ops, batch)
 		if err != nil {
-			return fmt.Errorf("experiment: epoch curve: %w", err)
+			return nil, fmt.Errorf("experiment: epoch curve: %w", err)
 		}
 		v, err := e.validate(x, len(x)/len(d.Labels))
 		if err != nil {
-			return fmt.Errorf("experiment: epoch curve, epoch %d: %w", epoch, err)
+			return nil, fmt.Errorf("experiment: epoch curve, epoch %d: %w", epoch, err)
+		}
+		// The kernels kept: the last epoch's, or the first that validates
+		// best (pickEpoch's rule).
+		if last := epoch == len(trained.LogLik); opt.PickEpoch && (kept == nil || v.acc > keptAcc) || !opt.PickEpoch && last {
+			kept, keptAcc = &curveFeatures{layers: layers, train: x, v: v}, v.acc
 		}
 		c, acc := v.c, v.acc
 		k := trained.Config.Kernels
@@ -107,14 +118,17 @@ func epochCurve(ctx context.Context, d Data, opt Options, st *em.Stack, ops grap
 			top+1, epoch, p.DistinctKernels, k, pool.Name(), 100*acc, c, time.Since(start).Seconds())
 	}
 	if len(m.Epochs) == 0 {
-		return nil
+		return nil, nil
 	}
 	curve := viz.EpochCurve{Name: fmt.Sprintf("layer %d, %s", top+1, pool.Name()), LogLik: kernelLogLik(trained.Result), Trained: trained.FinalLogLik != nil}
 	for _, p := range m.Epochs {
 		curve.Epochs = append(curve.Epochs, p.Epoch)
 		curve.Accuracy = append(curve.Accuracy, p.ValidationAccuracy)
 	}
-	return viz.SaveEpochs(filepath.Join(opt.Out, "epochs.png"), d.Name+": what EM does to the features", curve)
+	if err := viz.SaveEpochs(filepath.Join(opt.Out, "epochs.png"), d.Name+": what EM does to the features", curve); err != nil {
+		return nil, err
+	}
+	return kept, nil
 }
 
 // pickEpoch keeps the top layer's kernels of the epoch of the curve that

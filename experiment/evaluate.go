@@ -24,13 +24,38 @@ type featureSet struct {
 	name        string
 	train, test []float32
 	d           int
-	owned       bool // train may be standardised in place
+	owned       bool        // train may be standardised in place
+	validated   *validation // the validation of train, when the epoch curve made it; else nil
+}
+
+// curveFeatures are the training features of the epoch curve's pooling
+// under the kernels the run keeps, and their validation: the evaluation
+// takes them instead of computing them again.
+type curveFeatures struct {
+	layers []estep.LayerFeatures
+	train  []float32
+	v      validation
 }
 
 // featureBatch is the most images whose features are computed at once: a
 // batch's log joints are the largest buffer of a run, and features gain
-// nothing from larger batches.
-const featureBatch = 250
+// nothing from larger batches (nor change with them: each image's are its
+// own). featureMapBytes bounds a batch's maps of one layer.
+const (
+	featureBatch    = 250
+	featureMapBytes = 256 << 20
+)
+
+// featureBatchFor returns the images whose features st computes at once,
+// at most batch: as many as keep each layer's maps (K·Uh·Uw float32 an
+// image) of a batch within featureMapBytes.
+func featureBatchFor(st *em.Stack, batch int) int {
+	n := min(batch, featureBatch)
+	for _, l := range st.Layers {
+		n = min(n, featureMapBytes/(4*l.Config.MapLen()))
+	}
+	return max(1, n)
+}
 
 // evaluator fits the classifiers of a run the way a reviewer expects: every
 // choice (C, the main feature set, the epoch curve) on the validation rows
@@ -178,9 +203,14 @@ func (e *evaluator) validateC(x []float32, d int, loss classify.Loss) (classify.
 // standardised training rows for the label study.
 func (e *evaluator) fit(fs featureSet) (*Evaluation, *classify.Model, []float32, error) {
 	start := time.Now()
-	v, err := e.validate(fs.train, fs.d)
-	if err != nil {
-		return nil, nil, nil, fmt.Errorf("experiment: %s: %w", fs.name, err)
+	var v validation
+	if fs.validated != nil {
+		v = *fs.validated
+	} else {
+		var err error
+		if v, err = e.validate(fs.train, fs.d); err != nil {
+			return nil, nil, nil, fmt.Errorf("experiment: %s: %w", fs.name, err)
+		}
 	}
 	c, valAcc := v.c, v.acc
 	train := fs.train
@@ -226,7 +256,7 @@ type evaluation struct {
 // pixels), runs the label-efficiency study and writes what was asked into
 // m and opt.Out. The main feature set is the one that validates best. raw
 // is d with its images as they are, for the pixels' classifier.
-func evaluate(ctx context.Context, d, raw Data, opt Options, st *em.Stack, ops graph.Ops, batch int, m *Metrics, logf func(string, ...any)) error {
+func evaluate(ctx context.Context, d, raw Data, opt Options, st *em.Stack, ops graph.Ops, batch int, curve *curveFeatures, m *Metrics, logf func(string, ...any)) error {
 	e := &evaluation{evaluator: newEvaluator(d, opt, logf), m: m}
 	e.counts = labelCounts(opt.LabelCounts, len(d.Labels))
 	e.subsets = balancedSubsets(d.Labels, d.Classes, e.counts)
@@ -238,7 +268,7 @@ func evaluate(ctx context.Context, d, raw Data, opt Options, st *em.Stack, ops g
 			return err
 		}
 	}
-	if err := e.evaluateFeatureSets(ctx, st, ops, max(1, min(batch, featureBatch))); err != nil {
+	if err := e.evaluateFeatureSets(ctx, st, ops, featureBatchFor(st, batch), curve); err != nil {
 		return err
 	}
 	e.chooseMain()
@@ -265,7 +295,7 @@ func evaluate(ctx context.Context, d, raw Data, opt Options, st *em.Stack, ops g
 // (in a stack, the top layer's under a pooling, and the same pooling over
 // every layer) is cut from that set's, computed once and kept until it is
 // fitted.
-func (e *evaluation) evaluateFeatureSets(ctx context.Context, st *em.Stack, ops graph.Ops, batch int) error {
+func (e *evaluation) evaluateFeatureSets(ctx context.Context, st *em.Stack, ops graph.Ops, batch int, curve *curveFeatures) error {
 	sets, err := FeatureSets(e.opt.Pools, e.opt.LayerPools, len(st.Layers))
 	if err != nil {
 		return fmt.Errorf("experiment: %w", err)
@@ -283,8 +313,12 @@ func (e *evaluation) evaluateFeatureSets(ctx context.Context, st *em.Stack, ops 
 			if j := slices.IndexFunc(sets[i+1:], func(later FeatureSet) bool { return isTail(set.Layers, later.Layers) }); j >= 0 {
 				whole = sets[i+1+j]
 			}
-			train, err := em.StackFeatures(e.d.Labelled, st, whole.Layers, ops, batch)
-			if err != nil {
+			var train []float32
+			var validated *validation
+			if curve != nil && slices.Equal(curve.layers, whole.Layers) {
+				// The epoch curve computed and validated these.
+				train, validated, curve = curve.train, &curve.v, nil
+			} else if train, err = em.StackFeatures(e.d.Labelled, st, whole.Layers, ops, batch); err != nil {
 				return fmt.Errorf("experiment: %w", err)
 			}
 			test, err := em.StackFeatures(e.d.Test, st, whole.Layers, ops, batch)
@@ -293,6 +327,9 @@ func (e *evaluation) evaluateFeatureSets(ctx context.Context, st *em.Stack, ops 
 			}
 			d := len(test) / len(e.d.TestLabels)
 			fs = featureSet{name: set.Name, train: train, test: test, d: d, owned: true}
+			if whole.Name == set.Name {
+				fs.validated = validated
+			}
 			if whole.Name != set.Name {
 				computed[whole.Name] = featureSet{name: whole.Name, train: train, test: test, d: d, owned: true}
 				var tail int

@@ -412,8 +412,9 @@ func Run(d Data, opt Options) (*Metrics, error) {
 	// From here on a cancelled run stops within a batch of features or an
 	// iteration of a fit.
 	d = d.stoppable(ctx)
+	var curve *curveFeatures
 	if opt.Eval && opt.EpochCurve {
-		if err := epochCurve(ctx, d, opt, st, s0.Ops, cfgs[0].Batch, m, logf); err != nil {
+		if curve, err = epochCurve(ctx, d, opt, st, s0.Ops, cfgs[0].Batch, m, logf); err != nil {
 			if ctx.Err() != nil {
 				return nil, stopped()
 			}
@@ -448,7 +449,7 @@ func Run(d Data, opt Options) (*Metrics, error) {
 		return nil, stopped()
 	}
 	if opt.Eval {
-		if err := evaluate(ctx, d, raw, opt, st, s0.Ops, cfgs[0].Batch, m, logf); err != nil {
+		if err := evaluate(ctx, d, raw, opt, st, s0.Ops, cfgs[0].Batch, curve, m, logf); err != nil {
 			if ctx.Err() != nil {
 				return nil, stopped()
 			}

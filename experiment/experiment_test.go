@@ -778,3 +778,40 @@ func TestClassifierChoice(t *testing.T) {
 		}
 	}
 }
+
+// TestCurveFeaturesReused: the evaluation takes the epoch curve's features
+// of the kept epoch instead of computing them again; they must be, bit for
+// bit, the features of the saved model, and their validation the same as
+// a run without the curve on the same kernels.
+func TestCurveFeaturesReused(t *testing.T) {
+	for _, pick := range []bool{true, false} {
+		out := t.TempDir()
+		pool := graph.Pooling{Reduce: graph.MeanCells, Grid: 2, Posterior: true, Root: true}
+		d := data(t)
+		m, err := experiment.Run(d, experiment.Options{Out: out, Eval: true, ChooseC: true, Validation: 50, EpochCurve: true, PickEpoch: pick,
+			Features: true, Pools: []graph.Pooling{pool},
+			Layers: one(em.Settings{Kernels: 3, Width: 5, Batch: 64, MaxEpochs: 2, Model: graph.PatchModel, InitFrom: em.InitKMeansPP})})
+		if err != nil {
+			t.Fatal(err)
+		}
+		sets, err := experiment.FeatureSets([]graph.Pooling{pool}, nil, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, _, err := experiment.Features(out, d.Labelled, sets[0], nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := readNpy(t, filepath.Join(out, "features-"+pool.Name()+"-train.npy")); !slices.Equal(got, want) {
+			t.Errorf("pick %v: the evaluation's training features differ from the saved model's", pick)
+		}
+		// The epoch the run kept validates as its evaluation says.
+		kept := m.Epochs[len(m.Epochs)-1]
+		if pick {
+			kept = m.Epochs[*m.ChosenEpoch]
+		}
+		if ev := m.Evaluations[0]; *ev.ValidationAccuracy != kept.ValidationAccuracy || ev.C != kept.C {
+			t.Errorf("pick %v: evaluation validates at %v (C = %v), the curve's kept epoch at %v (C = %v)", pick, *ev.ValidationAccuracy, ev.C, kept.ValidationAccuracy, kept.C)
+		}
+	}
+}

@@ -92,7 +92,7 @@ func Features(dir string, src em.Source, set FeatureSet, ops graph.Ops) (rows []
 		defer ws.Close()
 		src = ws
 	}
-	if rows, err = em.StackFeatures(src, st, set.Layers, ops, featureBatch); err != nil {
+	if rows, err = em.StackFeatures(src, st, set.Layers, ops, featureBatchFor(st, featureBatch)); err != nil {
 		return nil, 0, fmt.Errorf("experiment: %w", err)
 	}
 	n, _, _, _ := src.Shape()
