@@ -261,9 +261,12 @@ type part struct {
 
 	// float32 products
 	w  []float32 // the parameters W (k×d)
-	zb []float32 // blockRows × k logits, then P − Y
-	gt []float32 // Σ rowsᵀ·(P − Y), d×k
-	ws gemm.Workspace
+	wt gemm.PackedB
+	// where each row of a block, and each feature of a row, starts
+	rowAt, cols []int32
+	zb          []float32 // blockRows × k logits, then P − Y
+	gt          []float32 // Σ rowsᵀ·(P − Y), d×k
+	ws          gemm.Workspace
 
 	// float64 products (exact)
 	xb64, zb64, gt64 []float64
@@ -402,12 +405,25 @@ func (o *objective) pass32(p *part, w []float64, grad bool) {
 	p.loss = 0
 	clear(p.gt)
 	clear(p.bsum)
-	wt := gemm.Matrix{Data: p.w, Stride: d, T: true} // Wᵀ (d×k)
+	// Wᵀ (d×k) packed once for every block of rows, which is read as a
+	// gathered matrix: the same products, bit for bit, as gemm.Mul's.
+	p.wt.Pack(p.ws.MicroKernel, d, k, 1, gemm.Matrix{Data: p.w, Stride: d, T: true})
+	if len(p.cols) != d {
+		p.cols = make([]int32, d)
+		for j := range p.cols {
+			p.cols[j] = int32(j)
+		}
+		p.rowAt = make([]int32, o.rows)
+		for i := range p.rowAt {
+			p.rowAt[i] = int32(i * d)
+		}
+	}
 	for lo := p.first; lo < p.last; lo += o.rows {
 		rows := min(o.rows, p.last-lo)
 		xb := o.x[lo*d : (lo+rows)*d]
 		zb := p.zb[:rows*k]
-		gemm.Mul(rows, k, d, 1, gemm.Matrix{Data: xb, Stride: d}, wt, 0, zb, k, &p.ws)
+		clear(zb)
+		gemm.MulGather(gemm.Gather{Src: xb, Rows: p.rowAt[:rows], Cols: p.cols}, &p.wt, zb, k, &p.ws)
 		for i := 0; i < rows; i++ {
 			zi := zb[i*k : (i+1)*k]
 			for c, v := range zi {
