@@ -94,7 +94,7 @@ func epochCurve(ctx context.Context, d Data, opt Options, st *em.Stack, ops grap
 			return nil, fmt.Errorf("experiment: epoch curve: %w", err)
 		}
 		layers := estep.Pooled(pool, top)
-		x, err := em.StackFeatures(d.Labelled, withTopKernels(st, cp), layers, ops, batch)
+		x, err := em.StackFeatures(watched(d.Labelled, opt, fmt.Sprintf("epoch curve: features (%s) after epoch %d", pool.Name(), epoch)), withTopKernels(st, cp), layers, ops, batch)
 		if err != nil {
 			return nil, fmt.Errorf("experiment: epoch curve: %w", err)
 		}

@@ -318,10 +318,10 @@ func (e *evaluation) evaluateFeatureSets(ctx context.Context, st *em.Stack, ops 
 			if curve != nil && slices.Equal(curve.layers, whole.Layers) {
 				// The epoch curve computed and validated these.
 				train, validated, curve = curve.train, &curve.v, nil
-			} else if train, err = em.StackFeatures(e.d.Labelled, st, whole.Layers, ops, batch); err != nil {
+			} else if train, err = em.StackFeatures(watched(e.d.Labelled, e.opt, "features ("+whole.Name+") of the training images"), st, whole.Layers, ops, batch); err != nil {
 				return fmt.Errorf("experiment: %w", err)
 			}
-			test, err := em.StackFeatures(e.d.Test, st, whole.Layers, ops, batch)
+			test, err := em.StackFeatures(watched(e.d.Test, e.opt, "features ("+whole.Name+") of the test images"), st, whole.Layers, ops, batch)
 			if err != nil {
 				return fmt.Errorf("experiment: %w", err)
 			}

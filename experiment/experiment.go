@@ -113,6 +113,10 @@ type Options struct {
 	// Progress returns the recorder told of every batch and epoch of layer
 	// l (0-based) of layers; optional.
 	Progress func(l, layers int) em.Recorder
+	// Working, when set, is told as a long pass over images goes on (the
+	// features of a split): what it computes, the images done of total,
+	// and the time since it began. Each pass ends with done = total.
+	Working func(what string, done, total int, elapsed time.Duration)
 	// Command is the command line that made the run, every flag as
 	// -name=value; config.json records it (-resume reads it back).
 	Command []string
@@ -262,6 +266,39 @@ func (s stoppableSource) Read(dst []float32, start int) error {
 		return fmt.Errorf("experiment: %w", context.Cause(s.ctx))
 	}
 	return s.Source.Read(dst, start)
+}
+
+// watched returns src, whose reads tell opt.Working how a pass called
+// what goes on (src itself without opt.Working).
+func watched(src em.Source, opt Options, what string) em.Source {
+	if opt.Working == nil {
+		return src
+	}
+	n, _, _, _ := src.Shape()
+	return &watchedSource{Source: src, working: opt.Working, what: what, total: n}
+}
+
+// watchedSource is a Source that reports the images read so far.
+type watchedSource struct {
+	em.Source
+	working func(string, int, int, time.Duration)
+	what    string
+	total   int
+	done    int
+	start   time.Time
+}
+
+func (s *watchedSource) Read(dst []float32, start int) error {
+	if s.done == 0 {
+		s.start = time.Now()
+	}
+	if err := s.Source.Read(dst, start); err != nil {
+		return err
+	}
+	_, c, h, w := s.Source.Shape()
+	s.done = min(s.total, s.done+len(dst)/(c*h*w))
+	s.working(s.what, s.done, s.total, time.Since(s.start))
+	return nil
 }
 
 // InterruptedError says that a run was stopped (its context cancelled) and

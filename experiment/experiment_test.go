@@ -815,3 +815,41 @@ func TestCurveFeaturesReused(t *testing.T) {
 		}
 	}
 }
+
+// TestWorking: every pass over images that computes features (the epoch
+// curve's and the evaluation's) tells Options.Working how far it is, from
+// its first batch to its end, counting every image.
+func TestWorking(t *testing.T) {
+	type pass struct{ done, total, calls int }
+	passes := map[string]*pass{}
+	var order []string
+	_, err := experiment.Run(data(t), experiment.Options{Out: t.TempDir(), Eval: true, Validation: 50, EpochCurve: true,
+		Pools:  []graph.Pooling{{Reduce: graph.MeanCells, Grid: 2}},
+		Layers: one(em.Settings{Kernels: 2, Width: 5, Batch: 64, MaxEpochs: 1}),
+		Working: func(what string, done, total int, _ time.Duration) {
+			p, ok := passes[what]
+			if !ok {
+				p = &pass{}
+				passes[what] = p
+				order = append(order, what)
+			}
+			if done < p.done {
+				t.Errorf("%s: %d images done after %d", what, done, p.done)
+			}
+			p.done, p.total = done, total
+			p.calls++
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"epoch curve: features (mean2) after epoch 0", "epoch curve: features (mean2) after epoch 1",
+		"features (mean2) of the test images"} // the training features come from the curve
+	if !slices.Equal(order, want) {
+		t.Errorf("passes %q, want %q", order, want)
+	}
+	for what, p := range passes {
+		if p.done != p.total || p.calls < 2 {
+			t.Errorf("%s: ended at %d of %d after %d reports", what, p.done, p.total, p.calls)
+		}
+	}
+}

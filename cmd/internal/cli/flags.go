@@ -464,6 +464,7 @@ func (f *Flags) Options(ctx context.Context, s em.Settings, stderr io.Writer) (e
 		o.Log = nil
 	} else {
 		o.Progress = func(l, n int) em.Recorder { return NewProgress(stderr, layers[l].Settings.MaxEpochs, l, n) }
+		o.Working = NewWorking(stderr)
 	}
 	return o, nil
 }

@@ -26,11 +26,7 @@ func NewProgress(w io.Writer, epochs, l, layers int) *Progress {
 	if layers > 1 {
 		p.prefix = fmt.Sprintf("layer %d/%d  ", l+1, layers)
 	}
-	if f, ok := w.(*os.File); ok {
-		if st, err := f.Stat(); err == nil && st.Mode()&os.ModeCharDevice != 0 {
-			p.tty = true
-		}
-	}
+	p.tty = isTerminal(w)
 	return p
 }
 
@@ -77,4 +73,31 @@ func (p *Progress) final(e em.Event) error {
 		fmt.Fprintf(p.w, "\r\033[K%sLL of the trained kernels  batch %d/%d", p.prefix, e.Batch, e.Batches)
 	}
 	return nil
+}
+
+// NewWorking returns what experiment.Options.Working calls: on a terminal,
+// a line redrawn with the pass, the images done and the time left; elsewhere
+// nothing (the run logs each pass when it ends).
+func NewWorking(w io.Writer) func(what string, done, total int, elapsed time.Duration) {
+	if !isTerminal(w) {
+		return nil
+	}
+	return func(what string, done, total int, elapsed time.Duration) {
+		if done >= total {
+			fmt.Fprint(w, "\r\033[K")
+			return
+		}
+		left := time.Duration(float64(elapsed) * float64(total-done) / float64(max(done, 1)))
+		fmt.Fprintf(w, "\r\033[K%s: %d of %d images, %s left", what, done, total, left.Round(time.Second))
+	}
+}
+
+// isTerminal reports whether w is a terminal.
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	st, err := f.Stat()
+	return err == nil && st.Mode()&os.ModeCharDevice != 0
 }
