@@ -120,6 +120,9 @@ func validationRows(labels []byte, classes, n int) (fit, val []int) {
 // grid is the values of C the validation chooses from: the grid with
 // ChooseC, else the one C given.
 func (e *evaluator) grid() []float64 {
+	if e.opt.ChooseC && len(e.opt.CGrid) > 0 {
+		return e.opt.CGrid
+	}
 	if e.opt.ChooseC {
 		return classify.DefaultCGrid
 	}

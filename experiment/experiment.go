@@ -90,6 +90,10 @@ type Options struct {
 	// classify.DefaultCGrid by validation.
 	C       float64
 	ChooseC bool
+	// CGrid, with ChooseC, is the values of C validation chooses from,
+	// decreasing (and past its edges, classify.ChooseC); default
+	// classify.DefaultCGrid.
+	CGrid []float64
 	// Classifiers are the losses validation chooses the classifier from,
 	// for each feature set with its C (classify.Loss); default the
 	// softmax alone. The label study fits its feature set's choice.
@@ -582,6 +586,7 @@ type RunConfig struct {
 	C             float64           `json:"c,omitempty"`           // the classifier's inverse L2 strength, unless chosen
 	ChooseC       bool              `json:"choose_c,omitempty"`    // C chosen by validation
 	Classifiers   []classify.Loss   `json:"classifiers,omitempty"` // the classifiers validation chooses from
+	CGrid         []float64         `json:"c_grid,omitempty"`      // the values of C validation chooses from, when not the default
 	Command       []string          `json:"command,omitempty"`
 	GoVersion     string            `json:"go_version"`
 }
@@ -616,7 +621,7 @@ func newTrainingRecord(s em.Settings, batch int) TrainingRecord {
 func config(d Data, opt Options, layers []em.StackLayer, cfgs []graph.Config, n int) RunConfig {
 	s := layers[0].Settings
 	c := RunConfig{Dataset: d.Name, Images: n, Description: d.Description, TrainingRecord: newTrainingRecord(s, cfgs[0].Batch),
-		Whiten: opt.Whiten, WhitenPatches: opt.WhitenPatches, Pools: opt.Pools, LayerPools: opt.LayerPools, Validation: opt.Validation, C: opt.C, ChooseC: opt.ChooseC, Classifiers: opt.Classifiers, Command: opt.Command, GoVersion: runtime.Version()}
+		Whiten: opt.Whiten, WhitenPatches: opt.WhitenPatches, Pools: opt.Pools, LayerPools: opt.LayerPools, Validation: opt.Validation, C: opt.C, ChooseC: opt.ChooseC, CGrid: opt.CGrid, Classifiers: opt.Classifiers, Command: opt.Command, GoVersion: runtime.Version()}
 	if opt.Whiten > 0 || opt.WhitenPatches > 0 {
 		c.WhitenEps = cmp.Or(opt.WhitenEpsilon, DefaultWhitenEpsilon)
 	}

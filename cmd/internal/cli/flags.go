@@ -119,7 +119,7 @@ func NewFlags(name string, presets ...Preset) *Flags {
 	fs.StringVar(&f.Ops, "ops", graph.OpSets()[0].Name(), fmt.Sprintf("op set of the graphs: %s", strings.Join(opSetNames(), ", ")))
 	fs.StringVar(&f.Pool, "pool", graph.ImageWide.Name(), "poolings evaluated, comma-separated (validation picks the main one): image, lseG, lse-pyramidG (grids 1…G side by side), max, maxG, max-pyramidG, mean, meanG, mean-pyramidG; post-NAME pools the posterior over kernels instead of the log joint, post-root-NAME the square root of a posterior's mean, meanG or mean-pyramidG; in a stack, A+B+… pools layer 1 by A, layer 2 by B, …, side by side")
 	fs.BoolVar(&f.Eval, "eval", true, "extract features and fit the classifiers")
-	fs.StringVar(&f.C, "C", "1", "the classifier's inverse L2 strength, or auto: chosen by validation")
+	fs.StringVar(&f.C, "C", "1", "the classifier's inverse L2 strength; several, comma-separated and decreasing, for validation to choose from; or auto: 1, 0.3, 0.1, 0.03, 0.01")
 	fs.StringVar(&f.Classifier, "classifier", classify.Softmax.String(), "the linear classifier: softmax (the paper's), svm (one-vs-rest L2-SVM, the anchors'), or auto: chosen by validation")
 	fs.IntVar(&f.Validation, "validation", DefaultValidation, "labelled training images, the last ones, held out to make every choice on (0: none); with fewer than 6 times as many labelled images, a sixth of them unless given")
 	fs.BoolVar(&f.EpochCurve, "epoch-curve", false, "evaluate the top layer after every EM epoch on the validation images (epochs.png)")
@@ -447,7 +447,17 @@ func (f *Flags) Options(ctx context.Context, s em.Settings, stderr io.Writer) (e
 		classifiers = []classify.Loss{loss}
 	}
 	var c float64
-	choose := f.C == "auto"
+	choose := f.C == "auto" || strings.Contains(f.C, ",")
+	var grid []float64
+	if strings.Contains(f.C, ",") {
+		for _, item := range strings.Split(f.C, ",") {
+			v, err := strconv.ParseFloat(strings.TrimSpace(item), 64)
+			if err != nil || !(v > 0) || len(grid) > 0 && v >= grid[len(grid)-1] {
+				return experiment.Options{}, UsageError{fmt.Errorf("-C %q: want positive numbers, decreasing, comma-separated", f.C)}
+			}
+			grid = append(grid, v)
+		}
+	}
 	if !choose {
 		v, err := strconv.ParseFloat(f.C, 64)
 		if err != nil || !(v > 0) {
@@ -455,7 +465,7 @@ func (f *Flags) Options(ctx context.Context, s em.Settings, stderr io.Writer) (e
 		}
 		c = v
 	}
-	o := experiment.Options{Out: f.Out, Layers: layers, Pools: pools, LayerPools: layerPools, C: c, ChooseC: choose, Classifiers: classifiers, Validation: f.Validation, EpochCurve: f.EpochCurve, PickEpoch: f.PickEpoch && f.EpochCurve,
+	o := experiment.Options{Out: f.Out, Layers: layers, Pools: pools, LayerPools: layerPools, C: c, ChooseC: choose, CGrid: grid, Classifiers: classifiers, Validation: f.Validation, EpochCurve: f.EpochCurve, PickEpoch: f.PickEpoch && f.EpochCurve,
 		Whiten: f.Whiten, WhitenEpsilon: f.WhitenEpsilon, WhitenPatches: f.WhitenPatches,
 		Eval: f.Eval, Pixels: f.Pixels, LabelCounts: labels,
 		Features: f.Features, GraphDir: f.Graph, Log: stderr, Command: f.Command(),

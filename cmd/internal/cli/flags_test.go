@@ -1,6 +1,8 @@
 package cli
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"io"
 	"slices"
@@ -136,5 +138,44 @@ func TestPresetCheck(t *testing.T) {
 			}()
 			NewFlags("test", DefaultPreset(), Preset{Name: "bad", Flags: c.flags})
 		})
+	}
+}
+
+// TestCFlag: -C takes one value, a decreasing list for validation to
+// choose from, or auto; anything else is a usage error.
+func TestCFlag(t *testing.T) {
+	for _, c := range []struct {
+		arg    string
+		choose bool
+		c      float64
+		grid   []float64
+		bad    bool
+	}{
+		{arg: "0.5", c: 0.5},
+		{arg: "auto", choose: true},
+		{arg: "0.1,0.03,0.01", choose: true, grid: []float64{0.1, 0.03, 0.01}},
+		{arg: "0.1,0.3", bad: true},
+		{arg: "0.1,x", bad: true},
+		{arg: "-1", bad: true},
+	} {
+		f := NewFlags("test", DefaultPreset())
+		if err := f.Parse([]string{"-C", c.arg}, io.Discard); err != nil {
+			t.Fatal(err)
+		}
+		s, err := f.Settings(1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		o, err := f.Options(context.Background(), s, io.Discard)
+		var ue UsageError
+		if c.bad {
+			if !errors.As(err, &ue) {
+				t.Errorf("-C %s: %v, want a usage error", c.arg, err)
+			}
+			continue
+		}
+		if err != nil || o.ChooseC != c.choose || !slices.Equal(o.CGrid, c.grid) || !c.choose && o.C != c.c {
+			t.Errorf("-C %s: choose %v, C %v, grid %v, %v; want %v, %v, %v", c.arg, o.ChooseC, o.C, o.CGrid, err, c.choose, c.c, c.grid)
+		}
 	}
 }
