@@ -208,6 +208,68 @@ func (unfused) LogJointPosterior(_, _, _ *G.Node, _ int, m graph.Model) (_, _, _
 	return nil, nil, nil, fmt.Errorf("unfused: %w: %v", graph.ErrNotFused, m)
 }
 
+func (unfused) ConvPools(graph.Pooling) bool { return false }
+
+// notPooled is the fast op set that pools nothing in place: it writes the
+// maps (the fused posterior, the log joint) and pools them apart.
+type notPooled struct{ graph.Fast }
+
+func (notPooled) ConvPools(graph.Pooling) bool { return false }
+
+// TestConvPool: features pooled inside the convolution (graph.Fast's
+// ConvPool) are, bit for bit, the maps pooled apart (the same op set
+// pooling nothing in place), for the posterior's and the triangle
+// encoding's mean poolings; a tempered posterior's, up to its
+// exponentials' rounding. With padding, a tail batch, and kernels beyond
+// one block of positions.
+func TestConvPool(t *testing.T) {
+	// 700 kernels: an image's 110 positions go through in two blocks (80 and 30).
+	cfg := graph.Config{Kernels: 700, Width: 3, Pad: 1, Channels: 2, Rows: 11, Cols: 10, Batch: 5, Model: graph.PatchModel}
+	rng := rand.New(rand.NewPCG(21, 22))
+	x := graphtest.Randn(rng, cfg.Batch*cfg.ImageLen(), 1)
+	theta := graphtest.Randn(rng, cfg.Kernels*cfg.KernelLen(), 0.5)
+	for _, name := range []string{"post-root-mean2", "post-mean-pyramid3", "post-root-mean", "tri-mean2", "tri-mean-pyramid2", "post-t4-root-mean2"} {
+		p, err := graph.ParsePooling(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		run := func(ops graph.Ops, n int) []float32 {
+			f, err := estep.NewStackFeatures([]estep.Stage{{Config: cfg}}, ops, estep.Pooled(p, 0))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer f.Close()
+			got := make([]float32, n*f.Len())
+			xt := tensor.New(tensor.WithShape(cfg.ImageShape(n)...), tensor.WithBacking(x[:n*cfg.ImageLen()]))
+			tt := tensor.New(tensor.WithShape(cfg.KernelShape()...), tensor.WithBacking(theta))
+			if err := f.RunInto(got, xt, []estep.StageParams{{Theta: tt}}); err != nil {
+				t.Fatal(err)
+			}
+			return got
+		}
+		for _, n := range []int{cfg.Batch, 3} {
+			inPlace, apart := run(graph.Fast{}, n), run(notPooled{}, n)
+			if p.Tempered() {
+				if msg := graphtest.CloseTo(inPlace, to64(apart), 1e-6); msg != "" {
+					t.Errorf("%s, %d images: in place%s", name, n, msg)
+				}
+				continue
+			}
+			if !slices.Equal(inPlace, apart) {
+				t.Errorf("%s, %d images: pooled in place, the features differ from the maps pooled apart", name, n)
+			}
+		}
+	}
+}
+
+func to64(v []float32) []float64 {
+	out := make([]float64, len(v))
+	for i, x := range v {
+		out[i] = float64(x)
+	}
+	return out
+}
+
 // TestKernelVariances compares the E-step of kernels of a variance each
 // (graph.Config.KernelVariances) with float64 loops written from the
 // density, log N(x_u; θ_k, σ_k²I) + log π_k by squared distances (not from

@@ -118,13 +118,33 @@ func NewStackFeatures(stages []Stage, ops graph.Ops, features []LayerFeatures) (
 	}
 	stages = stages[:top+1]
 	needs := make([]need, len(stages))
+	pooler, _ := ops.(graph.ConvPooler)
+	inPlace := func(lf LayerFeatures) bool {
+		return pooler != nil && pooler.ConvPools(lf.Pooling) && !stages[lf.Layer].Config.KernelVariances
+	}
 	for _, f := range features {
-		// A tempered posterior is computed from the log joint.
-		needs[f.Layer].add(f.Pooling.Posterior && !f.Pooling.Tempered())
+		if !inPlace(f) {
+			// A tempered posterior is computed from the log joint.
+			needs[f.Layer].add(f.Pooling.Posterior && !f.Pooling.Tempered())
+		}
 	}
 	return newStack(stages, ops, top, standardised(len(stages), top), needs, outs, func(maps stageMaps, xs []*G.Node) ([]*G.Node, error) {
 		var out []*G.Node
 		for i, lf := range features {
+			if inPlace(lf) {
+				// Pooled inside the convolution: the maps are never written.
+				cfg, pr := stages[lf.Layer].Config, maps.params[lf.Layer]
+				xx, w, bias, err := convTerms(cfg, xs[lf.Layer], pr[0], pr[1], pr[2])
+				if err != nil {
+					return nil, fmt.Errorf("estep: features of layer %d: %w", lf.Layer+1, err)
+				}
+				f, err := pooler.ConvPool(xx, w, bias, cfg.Pad, lf.Pooling)
+				if err != nil {
+					return nil, fmt.Errorf("estep: features of layer %d: %w", lf.Layer+1, err)
+				}
+				out = append(out, f)
+				continue
+			}
 			m, err := encoded(maps, xs, stages[lf.Layer].Config, lf, i)
 			if err != nil {
 				return nil, fmt.Errorf("estep: features of layer %d: %w", lf.Layer+1, err)
@@ -200,7 +220,10 @@ func (n *need) add(posterior bool) {
 
 // stageMaps are the maps of each stage that some output or transform
 // reads (nil for the others).
-type stageMaps struct{ logJoint, posterior []*G.Node }
+type stageMaps struct {
+	logJoint, posterior []*G.Node
+	params              [][3]*G.Node // each stage's kernels, log mixing weights and inverse temperature
+}
 
 // newStack builds the chain of stages: the first transformed stages have
 // their log joints transformed, and standardised where affine is set;
@@ -240,6 +263,7 @@ func newStack(stages []Stage, ops graph.Ops, transformed int, affine []bool, nee
 		maps := stageMaps{logJoint: make([]*G.Node, len(stages)), posterior: make([]*G.Node, len(stages))}
 		at := 1
 		for j, st := range stages {
+			maps.params = append(maps.params, [3]*G.Node{in[at], in[at+1], in[at+2]})
 			l, p, err := stageNodes(ops, st.Config, needs[j], xs[j], in[at], in[at+1], in[at+2])
 			if err != nil {
 				return nil, fmt.Errorf("estep: layer %d: %w", j+1, err)

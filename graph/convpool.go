@@ -1,0 +1,232 @@
+package graph
+
+import (
+	"fmt"
+	"math"
+
+	"calm/gemm"
+	"calm/internal/vecmath"
+
+	G "gorgonia.org/gorgonia"
+	"gorgonia.org/tensor"
+)
+
+// A ConvPooler is an op set that pools features inside its convolution:
+// for images x (N,C,H,W), kernels w (K,C,kh,kw) and bias (K) under
+// padding pad, ConvPool gives what Pool gives of the maps p encodes —
+// the posterior over kernels at each position (at p's temperature) of the
+// log joint conv2d(x, w) + bias, or its triangle encoding — without the
+// maps ever being written out: a batch holds its features, not its
+// N·K·Uh·Uw maps. ConvPools says which poolings it pools in place; it
+// answers another with an error wrapping ErrNotFused. An optional
+// capability: the feature graphs build the maps and Pool them otherwise.
+type ConvPooler interface {
+	ConvPools(p Pooling) bool
+	ConvPool(x, w, bias *G.Node, pad int, p Pooling) (*G.Node, error)
+}
+
+// ConvPools implements ConvPooler: the posterior's and the triangle
+// encoding's mean poolings.
+func (Fast) ConvPools(p Pooling) bool {
+	return p.Reduce == MeanCells && (p.Posterior || p.Triangle)
+}
+
+// ConvPool implements ConvPooler. Each image's positions go through in
+// blocks of rows, as in the fused convolution: the log joint of a block,
+// each row encoded while it is in cache, then added into float64 sums of
+// each cell, in the order Pool sums them (the same features, bit for bit,
+// as the maps pooled apart; for a tempered posterior, up to the rounding of
+// the exponentials).
+func (f Fast) ConvPool(x, w, bias *G.Node, pad int, p Pooling) (*G.Node, error) {
+	if !f.ConvPools(p) {
+		return nil, fmt.Errorf("graph: fast conv pool: %w: %s", ErrNotFused, p.Name())
+	}
+	if err := checkConv(x, w, bias); err != nil {
+		return nil, err
+	}
+	op := convPoolOp{opBase: newBase(sig(4, 4, 4, 1), "FastConvPool/p%d/%s/%s", pad, p.Name(), f.kernel()), pad: pad, kern: f.kernel(), p: p}
+	return apply("fast conv pool", op, x, w, bias)
+}
+
+type convPoolOp struct {
+	opBase
+	pad  int
+	kern *gemm.MicroKernel
+	p    Pooling
+}
+
+func (op convPoolOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) {
+	s, err := op.shapes(in)
+	if err != nil {
+		return nil, err
+	}
+	xs, ws := s[0], s[1]
+	uh, uw := xs[2]+2*op.pad-ws[2]+1, xs[3]+2*op.pad-ws[3]+1
+	if op.p.Grid < 1 || op.p.Grid > uh || op.p.Grid > uw {
+		return nil, fmt.Errorf("graph: fast conv pool: a %d×%d grid over %d×%d positions leaves cells empty", op.p.Grid, op.p.Grid, uh, uw)
+	}
+	if op.p.Pyramid {
+		return tensor.Shape{xs[0], ws[0], 1, op.p.cellsPerMap()}, nil
+	}
+	return tensor.Shape{xs[0], ws[0], op.p.Grid, op.p.Grid}, nil
+}
+
+func (op convPoolOp) Do(vals ...G.Value) (G.Value, error) {
+	in, shapes, out, err := op.prepare(vals, op.InferShape)
+	if err != nil {
+		return nil, err
+	}
+	x, w, bias, xs, ws := in[0], in[1], in[2], shapes[0], shapes[1]
+	n, c, h, wd := xs[0], xs[1], xs[2], xs[3]
+	k, kh, kw := ws[0], ws[2], ws[3]
+	uh, uw := h+2*op.pad-kh+1, wd+2*op.pad-kw+1
+	if ws[1] != c || len(bias) != k {
+		return nil, fmt.Errorf("graph: fast conv pool: shapes %v, %v, (%d)", xs, ws, len(bias))
+	}
+	o := out.Data().([]float32)
+	d, u := c*kh*kw, uh*uw
+	sc := op.out.scratch()
+	sc.theta.Pack(op.kern, d, k, 1, gemm.Matrix{Data: w, Stride: d, T: true})
+	ix := sc.index(c, h, wd, kh, kw, op.pad)
+	// Each position's cell at each level, and each cell's offset and size.
+	per := op.p.cellsPerMap()
+	cellOf := make([]int32, 0, u*len(op.p.levels()))
+	var size []float64
+	for _, g := range op.p.levels() {
+		cl := newCells(uh, uw, g)
+		first := len(size)
+		for y := 0; y < uh; y++ {
+			for xx := 0; xx < uw; xx++ {
+				cellOf = append(cellOf, int32(first+cl.row[y]*g+cl.col[xx]))
+			}
+		}
+		for cy := 0; cy < g; cy++ {
+			for cx := 0; cx < g; cx++ {
+				size = append(size, float64((cl.rowStarts[cy+1]-cl.rowStarts[cy])*(cl.colStarts[cx+1]-cl.colStarts[cx])))
+			}
+		}
+	}
+	levels := len(op.p.levels())
+	rows := max(posteriorBlock, min(u, blockValues/k/posteriorBlock*posteriorBlock))
+	beta := float32(1)
+	if op.p.Tempered() {
+		beta = float32(1 / op.p.Temperature)
+	}
+	parallel(n, func(worker, lo, hi int) {
+		b := sc.worker(worker, c*ix.hp*ix.wp, rows*k)
+		b.post = resize(b.post, rows*k)
+		enc := make([]float32, k)
+		z := make([]float64, k)
+		sums := make([]float64, k*per)
+		biasRows := make([]float32, rows*k)
+		for p := 0; p < rows; p++ {
+			copy(biasRows[p*k:(p+1)*k], bias)
+		}
+		var energy []float64
+		if op.p.Triangle {
+			energy = make([]float64, u)
+		}
+		for i := lo; i < hi; i++ {
+			img := x[i*c*h*wd : (i+1)*c*h*wd]
+			ix.padImage(b.img, img)
+			if op.p.Triangle {
+				patchEnergy(energy, img, c, h, wd, kh, op.pad, uh, uw)
+			}
+			clear(sums)
+			for p0 := 0; p0 < u; p0 += rows {
+				r := min(rows, u-p0)
+				blk := b.out[:r*k]
+				copy(blk, biasRows)
+				gemm.MulGather(gemm.Gather{Src: b.img, Rows: ix.pos[p0 : p0+r], Cols: ix.elem}, &sc.theta, blk, k, &b.ws)
+				for q := 0; q < r; q++ {
+					row := blk[q*k : (q+1)*k]
+					switch {
+					case op.p.Triangle:
+						triangleRow(enc, z, row, energy[p0+q])
+					case op.p.Tempered():
+						for j, v := range row {
+							enc[j] = v * beta
+						}
+						posteriorRow(enc, enc)
+					default:
+						posteriorRow(enc, row)
+					}
+					// Cell by cell, the kernels side by side: a
+					// contiguous add, the sums' order Pool's.
+					cells := cellOf[p0+q:]
+					for l := 0; l < levels; l++ {
+						acc := sums[int(cells[l*u])*k:][:k]
+						for j, v := range enc {
+							acc[j] += float64(v)
+						}
+					}
+				}
+			}
+			oi := o[i*k*per : (i+1)*k*per]
+			for j := range oi {
+				kk, cell := j/per, j%per
+				v := float32(sums[cell*k+kk] / size[cell])
+				if op.p.Root {
+					v = float32(math.Sqrt(float64(v)))
+				}
+				oi[j] = v
+			}
+		}
+	})
+	return out, nil
+}
+
+// posteriorRow sets dst to the softmax of one position's log joint row
+// (its posterior over kernels), as the fused posterior computes it; a row
+// of −Inf has no mass, and gets zeros.
+func posteriorRow(dst, row []float32) {
+	m := vecmath.Max(row)
+	if math.IsInf(float64(m), -1) {
+		clear(dst)
+		return
+	}
+	s := vecmath.ExpSum(dst, row, m)
+	vecmath.Scale(dst, float32(1/s))
+}
+
+// triangleRow sets dst to the triangle encoding of one position's log
+// joint row, whose patch has energy e, as Triangle computes it (z is
+// scratch of the row's length).
+func triangleRow(dst []float32, z []float64, row []float32, e float64) {
+	var mean float64
+	for j, v := range row {
+		z[j] = math.Sqrt(max(e-2*float64(v), 0))
+		dst[j] = float32(z[j])
+		mean += z[j]
+	}
+	mean /= float64(len(row))
+	for j, v := range dst {
+		dst[j] = float32(max(mean-float64(v), 0))
+	}
+}
+
+// patchEnergy sets e[u] to the energy Σ x² of the patch of width kw at each
+// of the uh×uw positions of image img (c,h,w) under zero padding pad,
+// summed in float64 from an integral image, as Triangle does.
+func patchEnergy(e []float64, img []float32, c, h, w, kw, pad, uh, uw int) {
+	hp, wp := h+2*pad, w+2*pad
+	integral := make([]float64, (hp+1)*(wp+1))
+	for r := 0; r < hp; r++ {
+		var row float64
+		for col := 0; col < wp; col++ {
+			if y, xx := r-pad, col-pad; y >= 0 && y < h && xx >= 0 && xx < w {
+				for ch := 0; ch < c; ch++ {
+					v := float64(img[(ch*h+y)*w+xx])
+					row += v * v
+				}
+			}
+			integral[(r+1)*(wp+1)+col+1] = integral[r*(wp+1)+col+1] + row
+		}
+	}
+	for r := 0; r < uh; r++ {
+		for col := 0; col < uw; col++ {
+			s := kw
+			e[r*uw+col] = integral[(r+s)*(wp+1)+col+s] - integral[r*(wp+1)+col+s] - integral[(r+s)*(wp+1)+col] + integral[r*(wp+1)+col]
+		}
+	}
+}
