@@ -58,21 +58,17 @@ func (wh *Whitening) Shape(c, h, w int) (int, int, int) {
 // NewWhitening estimates the whitening of the images of src from sample
 // patches of f×f drawn with seed (SamplePatches).
 func NewWhitening(src Source, f int, eps float64, sample int, seed uint64) (*Whitening, error) {
-	n, c, h, w := src.Shape()
+	_, c, h, w := src.Shape()
 	switch {
 	case f < 1 || f%2 == 0 || f > h || f > w:
 		return nil, fmt.Errorf("em: whitening filter of width %d for %d×%d images: want an odd width that fits", f, h, w)
 	case !(eps > 0):
 		return nil, fmt.Errorf("em: whitening with ε = %v: want ε > 0", eps)
-	case sample < 2:
-		return nil, fmt.Errorf("em: whitening from %d patches: want at least 2", sample)
 	}
-	cfg := graph.Config{Kernels: 1, Width: f, Channels: c, Rows: h, Cols: w, Batch: min(n, 1)}
-	patches, err := SamplePatches(src, cfg, sample, seed)
+	patches, d, err := whiteningSample(src, f, sample, seed)
 	if err != nil {
-		return nil, fmt.Errorf("em: whitening: %w", err)
+		return nil, err
 	}
-	d := cfg.KernelLen()
 	zca, mean, err := zcaOf(patches, d, eps)
 	if err != nil {
 		return nil, err
@@ -96,21 +92,17 @@ func NewWhitening(src Source, f int, eps float64, sample int, seed uint64) (*Whi
 // images of src (Whitening.Patches) from sample patches drawn with seed
 // (SamplePatches), each normalised with contrast ε c.
 func NewPatchWhitening(src Source, f int, eps, contrast float64, sample int, seed uint64) (*Whitening, error) {
-	n, c, h, w := src.Shape()
+	_, c, h, w := src.Shape()
 	switch {
 	case f < 1 || f > h || f > w:
 		return nil, fmt.Errorf("em: whitening patches of width %d for %d×%d images: want a width that fits", f, h, w)
 	case !(eps > 0) || !(contrast > 0):
 		return nil, fmt.Errorf("em: whitening with ε = %v, contrast ε = %v: want both > 0", eps, contrast)
-	case sample < 2:
-		return nil, fmt.Errorf("em: whitening from %d patches: want at least 2", sample)
 	}
-	cfg := graph.Config{Kernels: 1, Width: f, Channels: c, Rows: h, Cols: w, Batch: min(n, 1)}
-	patches, err := SamplePatches(src, cfg, sample, seed)
+	patches, d, err := whiteningSample(src, f, sample, seed)
 	if err != nil {
-		return nil, fmt.Errorf("em: whitening: %w", err)
+		return nil, err
 	}
-	d := cfg.KernelLen()
 	for p := 0; p < sample; p++ {
 		normalizePatch(patches[p*d:(p+1)*d], contrast)
 	}
@@ -133,6 +125,20 @@ func NewPatchWhitening(src Source, f int, eps, contrast float64, sample int, see
 	}
 	return &Whitening{Width: f, Epsilon: eps, Filter: tensor.New(tensor.WithShape(d, c, f, f), tensor.WithBacking(filter)), Bias: bias,
 		Patches: true, Contrast: contrast}, nil
+}
+
+// whiteningSample returns sample patches of width f (d values each) of
+// the images of src, drawn with seed (SamplePatches).
+func whiteningSample(src Source, f, sample int, seed uint64) (patches []float32, d int, err error) {
+	if sample < 2 {
+		return nil, 0, fmt.Errorf("em: whitening from %d patches: want at least 2", sample)
+	}
+	n, c, h, w := src.Shape()
+	cfg := graph.Config{Kernels: 1, Width: f, Channels: c, Rows: h, Cols: w, Batch: min(n, 1)}
+	if patches, err = SamplePatches(src, cfg, sample, seed); err != nil {
+		return nil, 0, fmt.Errorf("em: whitening: %w", err)
+	}
+	return patches, cfg.KernelLen(), nil
 }
 
 // normalizePatch sets p to (p − mean)/√(var + contrast), its mean and

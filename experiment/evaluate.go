@@ -80,9 +80,31 @@ func newEvaluator(d Data, opt Options, logf func(string, ...any)) *evaluator {
 }
 
 // validationRows splits the rows of labels class by class: from each class
-// its last images, as many as its share of n (largest remainders first),
-// are validation rows; the others fit rows. Both lists are in row order.
+// its last images, as many as its share of n (ClassShares), are validation
+// rows; the others fit rows. Both lists are in row order.
 func validationRows(labels []byte, classes, n int) (fit, val []int) {
+	count := make([]int, classes)
+	for _, l := range labels {
+		count[l]++
+	}
+	take := ClassShares(labels, classes, n)
+	seen := make([]int, classes)
+	for i, l := range labels {
+		if seen[l] >= count[l]-take[l] {
+			val = append(val, i)
+		} else {
+			fit = append(fit, i)
+		}
+		seen[l]++
+	}
+	return fit, val
+}
+
+// ClassShares returns how many of n images each class of labels takes in
+// proportion to its images, the largest remainders rounded up (the lower
+// class on a tie): how a validation split, or -limit, cuts data that comes
+// class by class.
+func ClassShares(labels []byte, classes, n int) []int {
 	count := make([]int, classes)
 	for _, l := range labels {
 		count[l]++
@@ -91,8 +113,7 @@ func validationRows(labels []byte, classes, n int) (fit, val []int) {
 	rem := make([]int, classes)
 	left := n
 	for c, k := range count {
-		take[c] = k * n / len(labels)
-		rem[c] = k * n % len(labels)
+		take[c], rem[c] = k*n/len(labels), k*n%len(labels)
 		left -= take[c]
 	}
 	for ; left > 0; left-- {
@@ -105,16 +126,7 @@ func validationRows(labels []byte, classes, n int) (fit, val []int) {
 		take[best]++
 		rem[best] = -1
 	}
-	seen := make([]int, classes)
-	for i, l := range labels {
-		if seen[l] >= count[l]-take[l] {
-			val = append(val, i)
-		} else {
-			fit = append(fit, i)
-		}
-		seen[l]++
-	}
-	return fit, val
+	return take
 }
 
 // grid is the values of C the validation chooses from: the grid with

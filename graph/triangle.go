@@ -47,33 +47,11 @@ func (op triangleOp) Do(vals ...G.Value) (G.Value, error) {
 	c, h, w := xs[1], xs[2], xs[3]
 	u := uh * uw
 	o := out.Data().([]float32)
-	hp, wp := h+2*op.pad, w+2*op.pad
 	parallel(n, func(_, lo, hi int) {
-		integral := make([]float64, (hp+1)*(wp+1))
 		energy := make([]float64, u)
 		mean := make([]float64, u)
 		for i := lo; i < hi; i++ {
-			// The integral image of Σ_c x² over the zero-padded image.
-			clear(integral)
-			img := x[i*c*h*w : (i+1)*c*h*w]
-			for r := 0; r < hp; r++ {
-				var row float64
-				for col := 0; col < wp; col++ {
-					if y, xx := r-op.pad, col-op.pad; y >= 0 && y < h && xx >= 0 && xx < w {
-						for ch := 0; ch < c; ch++ {
-							v := float64(img[(ch*h+y)*w+xx])
-							row += v * v
-						}
-					}
-					integral[(r+1)*(wp+1)+col+1] = integral[r*(wp+1)+col+1] + row
-				}
-			}
-			for r := 0; r < uh; r++ {
-				for col := 0; col < uw; col++ {
-					s := op.width
-					energy[r*uw+col] = integral[(r+s)*(wp+1)+col+s] - integral[r*(wp+1)+col+s] - integral[(r+s)*(wp+1)+col] + integral[r*(wp+1)+col]
-				}
-			}
+			patchEnergy(energy, x[i*c*h*w:(i+1)*c*h*w], c, h, w, op.width, op.pad, uh, uw)
 			// The distances, kernel by kernel, and their mean per position.
 			clear(mean)
 			li, oi := l[i*k*u:(i+1)*k*u], o[i*k*u:(i+1)*k*u]

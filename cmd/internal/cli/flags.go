@@ -517,29 +517,9 @@ func (f *Flags) limit(d experiment.Data, byClass bool) (experiment.Data, error) 
 
 // firstOfEachClass returns, in row order, the rows of the first images of
 // each class, n in all, each class's share of n in proportion to its
-// images (largest remainders first, the lower class on a tie).
+// images (experiment.ClassShares).
 func firstOfEachClass(labels []byte, classes, n int) []int {
-	count := make([]int, classes)
-	for _, l := range labels {
-		count[l]++
-	}
-	take := make([]int, classes)
-	rem := make([]int, classes)
-	left := n
-	for c, k := range count {
-		take[c], rem[c] = k*n/len(labels), k*n%len(labels)
-		left -= take[c]
-	}
-	for ; left > 0; left-- {
-		best := -1
-		for c := range rem {
-			if take[c] < count[c] && (best < 0 || rem[c] > rem[best]) {
-				best = c
-			}
-		}
-		take[best]++
-		rem[best] = -1
-	}
+	take := experiment.ClassShares(labels, classes, n)
 	var index []int
 	for i, l := range labels {
 		if take[l] > 0 {
