@@ -285,8 +285,9 @@ func TestDeepPreset(t *testing.T) {
 	for _, ev := range m["evaluations"].([]any) {
 		e := ev.(map[string]any)
 		names = append(names, e["pooling"].(string))
-		if len(e["validation_by_c"].([]any)) != 5 {
-			t.Errorf("%s: C chosen from %v, want the grid of 5", e["pooling"], e["c_grid"])
+		// The grid of 5, and past its edge while the edge validates best.
+		if grid := e["c_grid"].([]any); len(e["validation_by_c"].([]any)) != len(grid) || len(grid) < 5 || grid[0].(float64) != 1 || grid[4].(float64) != 0.01 {
+			t.Errorf("%s: C chosen from %v, want the grid of 5 first", e["pooling"], e["c_grid"])
 		}
 		if v := e["validation_accuracy"].(float64); v > best {
 			best, main = v, e["pooling"].(string)
