@@ -123,26 +123,19 @@ func (st *posteriorState) image(i int, l, g []float32, k, u int, maxes []float32
 	}
 }
 
-// positions computes the patch model's posterior of image i from its log
-// joint l laid out positions × kernels (u rows of k), into g in the same
-// layout: for each position's row r,
+// A positionRun computes the patch model's posterior of image i from its
+// log joint laid out positions × kernels, into the same layout: for each
+// position's row r,
 //
 //	m = max r,  g = exp(r − m) / Σ exp(r − m),  λ = m + log Σ exp(r − m)
 //
 // with ℓ_i = Σ_u λ_u (float64) and the log counts log Σ_u g[u,k], summed
-// in float32 over blocks of positions and in float64 across them (acc and
-// counts are scratch of k values). A position whose log joint is −Inf
-// throughout has no mass: its posterior is zero and ℓ_i is −Inf.
-func (st *posteriorState) positions(i int, l, g []float32, k, u int, acc []float32, counts []float64) {
-	var run positionRun
-	run.start(acc, counts)
-	run.add(l, g, k, u, u)
-	run.finish(st, i, k)
-}
-
-// A positionRun computes the patch model's posterior of one image's
-// positions block by block, in the order and with the sums of positions:
-// the same bits however the positions are split into blocks.
+// in float32 over blocks of positions and in float64 across them. A
+// position whose log joint is −Inf throughout has no mass: its posterior
+// is zero and ℓ_i is −Inf.
+//
+// It takes the positions block by block (add), in order: the same bits
+// however they are split into blocks.
 type positionRun struct {
 	acc    []float32
 	counts []float64
