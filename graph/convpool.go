@@ -60,15 +60,11 @@ func (op convPoolOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) {
 	if err != nil {
 		return nil, err
 	}
-	xs, ws := s[0], s[1]
-	uh, uw := xs[2]+2*op.pad-ws[2]+1, xs[3]+2*op.pad-ws[3]+1
-	if op.p.Grid < 1 || op.p.Grid > uh || op.p.Grid > uw {
-		return nil, fmt.Errorf("graph: fast conv pool: a %d×%d grid over %d×%d positions leaves cells empty", op.p.Grid, op.p.Grid, uh, uw)
+	maps := convShape(s[0], s[1], op.pad)
+	if g := op.p.Grid; g < 1 || g > maps[2] || g > maps[3] {
+		return nil, fmt.Errorf("graph: fast conv pool: a %d×%d grid over %d×%d positions leaves cells empty", g, g, maps[2], maps[3])
 	}
-	if op.p.Pyramid {
-		return tensor.Shape{xs[0], ws[0], 1, op.p.cellsPerMap()}, nil
-	}
-	return tensor.Shape{xs[0], ws[0], op.p.Grid, op.p.Grid}, nil
+	return op.p.shape(maps[0], maps[1]), nil
 }
 
 func (op convPoolOp) Do(vals ...G.Value) (G.Value, error) {

@@ -200,8 +200,13 @@ func (op fastConvOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) {
 	if err != nil {
 		return nil, err
 	}
-	xs, ws := s[0], s[1]
-	return tensor.Shape{xs[0], ws[0], xs[2] + 2*op.pad - ws[2] + 1, xs[3] + 2*op.pad - ws[3] + 1}, nil
+	return convShape(s[0], s[1], op.pad), nil
+}
+
+// convShape is the shape (N,K,Uh,Uw) of the convolution of images of shape
+// xs (N,C,H,W) with kernels of shape ws (K,C,kh,kw) at padding pad.
+func convShape(xs, ws tensor.Shape, pad int) tensor.Shape {
+	return tensor.Shape{xs[0], ws[0], xs[2] + 2*pad - ws[2] + 1, xs[3] + 2*pad - ws[3] + 1}
 }
 
 func (op fastConvOp) Do(vals ...G.Value) (G.Value, error) {

@@ -261,11 +261,16 @@ func (op poolOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := shapes[0]
-	if op.p.Pyramid {
-		return tensor.Shape{s[0], s[1], 1, op.p.cellsPerMap()}, nil
+	return op.p.shape(shapes[0][0], shapes[0][1]), nil
+}
+
+// shape is the shape of the features of n images' maps of k kernels:
+// (N,K,G,G), or (N,K,1,P) for a pyramid.
+func (p Pooling) shape(n, k int) tensor.Shape {
+	if p.Pyramid {
+		return tensor.Shape{n, k, 1, p.cellsPerMap()}
 	}
-	return tensor.Shape{s[0], s[1], op.p.Grid, op.p.Grid}, nil
+	return tensor.Shape{n, k, p.Grid, p.Grid}
 }
 
 func (op poolOp) Do(vals ...G.Value) (G.Value, error) {
