@@ -72,16 +72,6 @@ func cutPatch(dst, img []float32, cfg graph.Config, y, x int) {
 	}
 }
 
-// InitialTheta returns the kernels Train starts from with settings s on
-// src: s.Init if set, else a draw by s.InitFrom.
-func InitialTheta(src Source, s Settings) (*tensor.Dense, error) {
-	s, cfg, err := s.Normalize(src.Shape())
-	if err != nil {
-		return nil, err
-	}
-	return initialTheta(src, s, cfg)
-}
-
 // initialTheta draws the initial kernels of s (normalised) for cfg.
 func initialTheta(src Source, s Settings, cfg graph.Config) (*tensor.Dense, error) {
 	if s.Init != nil {

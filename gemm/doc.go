@@ -20,7 +20,5 @@
 // on the machine that runs it: benchmarks report their fraction of it.
 //
 // It is its own package because both the fast convolution ops (package
-// graph) and the classifier use it. [Implementation] is a gonum
-// blas.Float32 whose Sgemm is this one; calm itself calls the micro-kernels
-// directly and installs it nowhere.
+// graph) and the classifier use it.
 package gemm

@@ -3,7 +3,6 @@ package gemm
 import (
 	"fmt"
 	"math"
-	"sync"
 )
 
 // kc is the number of k steps of one micro-kernel call: a 64-column B
@@ -227,34 +226,4 @@ func grow[T any](s []T, n int) []T {
 		return make([]T, n)
 	}
 	return s[:n]
-}
-
-// parallelMul splits the columns of C over at most workers goroutines.
-func parallelMul(workers int, kern *MicroKernel, m, n, k int, alpha float32, a, b Matrix, beta float32, c []float32, ldc int) {
-	if kern == nil {
-		kern = Default()
-	}
-	panels := (n + kern.nr - 1) / kern.nr
-	workers = min(workers, panels)
-	if workers <= 1 || m*n*k < 1<<21 {
-		Mul(m, n, k, alpha, a, b, beta, c, ldc, &Workspace{MicroKernel: kern})
-		return
-	}
-	// Split on whole panels so no tile is cut.
-	var wg sync.WaitGroup
-	for w := 0; w < workers; w++ {
-		lo, hi := w*panels/workers*kern.nr, min(n, (w+1)*panels/workers*kern.nr)
-		bs := b
-		if bs.T {
-			bs.Data = b.Data[lo*b.Stride:]
-		} else {
-			bs.Data = b.Data[lo:]
-		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			Mul(m, hi-lo, k, alpha, a, bs, beta, c[lo:], ldc, &Workspace{MicroKernel: kern})
-		}()
-	}
-	wg.Wait()
 }

@@ -7,9 +7,6 @@ import (
 	"runtime"
 	"slices"
 	"testing"
-
-	"gonum.org/v1/gonum/blas"
-	"gonum.org/v1/gonum/blas/gonum"
 )
 
 func randn(rng *rand.Rand, n int) []float32 {
@@ -204,25 +201,6 @@ func TestMulGatherOutOfRange(t *testing.T) {
 }
 
 // TestParallelMul splits the columns over three goroutines, whatever
-// GOMAXPROCS is, with each kernel.
-func TestParallelMul(t *testing.T) {
-	rng := rand.New(rand.NewPCG(3, 4))
-	m, n, k := 70, 300, 200
-	a := Matrix{Data: randn(rng, m*k), Stride: k}
-	b := Matrix{Data: randn(rng, n*k), Stride: k, T: true}
-	for _, kern := range MicroKernels() {
-		c := make([]float32, m*n)
-		want := naive(m, n, k, 1, a, b, 0, c, n)
-		parallelMul(3, kern, m, n, k, 1, a, b, 0, c, n)
-		for i, w := range want {
-			if math.Abs(float64(c[i])-w) > tol(k, w) {
-				t.Fatalf("%s: C[%d] = %v, want %v", kern, i, c[i], w)
-			}
-		}
-	}
-}
-
-// TestPackedBReset fills B's panels by hand through the layout Reset
 // documents: Pack must give the same bytes.
 func TestPackedBReset(t *testing.T) {
 	rng := rand.New(rand.NewPCG(7, 8))
@@ -245,24 +223,6 @@ func TestPackedBReset(t *testing.T) {
 			packed.Pack(kern, s.k, s.n, 1, b)
 			if !slices.Equal(packed.data, byHand.data) {
 				t.Fatalf("%s %v: Pack differs from the layout Reset documents", kern, s)
-			}
-		}
-	}
-}
-
-// TestImplementation checks the blas.Float32 Sgemm against gonum's own.
-func TestImplementation(t *testing.T) {
-	rng := rand.New(rand.NewPCG(8, 9))
-	m, n, k := 37, 91, 130
-	a, b := randn(rng, k*m), randn(rng, n*k)
-	for _, kern := range MicroKernels() {
-		c1 := randn(rng, m*n)
-		c2 := slices.Clone(c1)
-		Implementation{MicroKernel: kern}.Sgemm(blas.Trans, blas.Trans, m, n, k, 1.5, a, m, b, k, 0.5, c1, n)
-		gonum.Implementation{}.Sgemm(blas.Trans, blas.Trans, m, n, k, 1.5, a, m, b, k, 0.5, c2, n)
-		for i := range c1 {
-			if math.Abs(float64(c1[i]-c2[i])) > tol(k, float64(c2[i])) {
-				t.Fatalf("%s: C[%d] = %v, gonum %v", kern, i, c1[i], c2[i])
 			}
 		}
 	}
