@@ -522,7 +522,7 @@ func TestExitStatus(t *testing.T) {
 		t.Fatal(err)
 	}
 	f64 := filepath.Join(tmp, "f64.npy")
-	if err := os.WriteFile(f64, []byte("\x93NUMPY\x01\x00v\x00{'descr': '<f8', 'fortran_order': False, 'shape': (1, 1, 1, 1), }"+strings.Repeat(" ", 45)+"\n"+"\x00\x00\x00\x00\x00\x00\xf0?"), 0o644); err != nil {
+	if err := os.WriteFile(f64, []byte("\x93NUMPY\x01\x00o\x00{'descr': '<f8', 'fortran_order': False, 'shape': (1, 1, 1, 1), }"+strings.Repeat(" ", 45)+"\n"+"\x00\x00\x00\x00\x00\x00\xf0?"), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	small := []string{"-epochs", "1", "-eval=false"}
