@@ -317,7 +317,7 @@ type InterruptedError struct {
 
 func (e *InterruptedError) Error() string {
 	if e.Trained {
-		return fmt.Sprintf("interrupted after training; %s holds the trained layers (model.json; -trained %s gives their features)", e.Dir, e.Dir)
+		return fmt.Sprintf("interrupted after training; %s holds the trained layers (model.json: cmd/calm -trained %s -data DIR -features writes their features)", e.Dir, e.Dir)
 	}
 	return fmt.Sprintf("interrupted; %s holds the checkpoint of layer %d, epoch %d", e.Dir, e.Layer, e.Epoch)
 }
