@@ -693,7 +693,7 @@ func writeOutputs(d Data, opt Options, st *em.Stack, ops graph.Ops) error {
 				return fmt.Errorf("experiment: %w", err)
 			}
 			if c := st.Whitening.Filter.Shape()[1]; c == 1 || c == 3 {
-				title := fmt.Sprintf("%s: layer 1, first %d of %d kernels (%d distinct) as filters on the images", d.Name, shown, cfg.Kernels, distinct)
+				title := fmt.Sprintf("%s: %d of %d kernels as image filters (%d distinct)", d.Name, shown, cfg.Kernels, distinct)
 				if err := viz.SaveKernels(path, title, filters, shown, c, side, 64, 8); err != nil {
 					return err
 				}
