@@ -72,18 +72,14 @@ func (op convPoolOp) Do(vals ...G.Value) (G.Value, error) {
 	if err != nil {
 		return nil, err
 	}
-	x, w, bias, xs, ws := in[0], in[1], in[2], shapes[0], shapes[1]
-	n, c, h, wd := xs[0], xs[1], xs[2], xs[3]
-	k, kh, kw := ws[0], ws[2], ws[3]
-	uh, uw := h+2*op.pad-kh+1, wd+2*op.pad-kw+1
-	if ws[1] != c || len(bias) != k {
-		return nil, fmt.Errorf("graph: fast conv pool: shapes %v, %v, (%d)", xs, ws, len(bias))
-	}
-	o := out.Data().([]float32)
-	d, u := c*kh*kw, uh*uw
 	sc := op.out.scratch()
-	sc.theta.Pack(op.kern, d, k, 1, gemm.Matrix{Data: w, Stride: d, T: true})
-	ix := sc.index(c, h, wd, kh, kw, op.pad)
+	cv, err := sc.conv("fast conv pool", op.kern, op.pad, in, shapes)
+	if err != nil {
+		return nil, err
+	}
+	x, bias, ix := cv.x, cv.bias, cv.ix
+	n, c, h, wd, k, kh, uh, uw, u := cv.n, cv.c, cv.h, cv.w, cv.k, cv.kh, cv.uh, cv.uw, cv.u
+	o := out.Data().([]float32)
 	// Each position's cell at each level, and each cell's offset and size.
 	per := op.p.cellsPerMap()
 	cellOf := make([]int32, 0, u*len(op.p.levels()))

@@ -177,6 +177,31 @@ func resize[T any](s []T, n int) []T {
 	return s[:n]
 }
 
+// A convolution is what both fast convolution ops start a run from: the
+// images, the bias, the sizes, and θᵀ packed into the scratch's theta.
+type convolution struct {
+	x, bias               []float32
+	n, c, h, w, k, kh, kw int
+	uh, uw, d, u          int // positions, kernel elements, positions in all
+	ix                    *patchIndex
+}
+
+// conv checks the inputs (images, kernels, bias) of a fast convolution op
+// at padding pad, packs θᵀ (elements × kernels) once for the batch and
+// returns the run's sizes and patch index.
+func (s *scratch) conv(what string, kern *gemm.MicroKernel, pad int, in [][]float32, shapes []tensor.Shape) (convolution, error) {
+	xs, ws := shapes[0], shapes[1]
+	cv := convolution{x: in[0], bias: in[2], n: xs[0], c: xs[1], h: xs[2], w: xs[3], k: ws[0], kh: ws[2], kw: ws[3]}
+	if ws[1] != cv.c || len(cv.bias) != cv.k {
+		return cv, fmt.Errorf("graph: %s: shapes %v, %v, (%d)", what, xs, ws, len(cv.bias))
+	}
+	cv.uh, cv.uw = cv.h+2*pad-cv.kh+1, cv.w+2*pad-cv.kw+1
+	cv.d, cv.u = cv.c*cv.kh*cv.kw, cv.uh*cv.uw
+	s.theta.Pack(kern, cv.d, cv.k, 1, gemm.Matrix{Data: in[1], Stride: cv.d, T: true})
+	cv.ix = s.index(cv.c, cv.h, cv.w, cv.kh, cv.kw, pad)
+	return cv, nil
+}
+
 // index returns the patch index of the shape, built on first use.
 func (s *scratch) index(c, h, w, kh, kw, pad int) *patchIndex {
 	s.mu.Lock()
@@ -214,19 +239,14 @@ func (op fastConvOp) Do(vals ...G.Value) (G.Value, error) {
 	if err != nil {
 		return nil, err
 	}
-	x, w, bias, xs, ws, outShape := in[0], in[1], in[2], shapes[0], shapes[1], out.Shape()
-	n, c, h, wd := xs[0], xs[1], xs[2], xs[3]
-	k, kh, kw := ws[0], ws[2], ws[3]
-	uh, uw := outShape[2], outShape[3]
-	if ws[1] != c || len(bias) != k {
-		return nil, fmt.Errorf("graph: fast conv2d: shapes %v, %v, (%d)", xs, ws, len(bias))
-	}
-	o := out.Data().([]float32)
-	d, u := c*kh*kw, uh*uw
 	sc := op.out.scratch()
-	// θᵀ (elements × kernels) is packed once per batch and shared.
-	sc.theta.Pack(op.kern, d, k, 1, gemm.Matrix{Data: w, Stride: d, T: true})
-	ix := sc.index(c, h, wd, kh, kw, op.pad)
+	cv, err := sc.conv("fast conv2d", op.kern, op.pad, in, shapes)
+	if err != nil {
+		return nil, err
+	}
+	x, bias, ix := cv.x, cv.bias, cv.ix
+	n, c, h, wd, k, u := cv.n, cv.c, cv.h, cv.w, cv.k, cv.u
+	o := out.Data().([]float32)
 	if op.post != nil {
 		op.post.prepare(n, k)
 	}
