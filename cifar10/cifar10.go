@@ -44,7 +44,7 @@ func (e *FormatError) Error() string {
 }
 
 // A Set is a split of CIFAR-10: labels and pixel bytes, image i's
-// 3 072 bytes at Pix[i·ImageSize:]. It implements em.Source, giving each
+// 3 072 bytes at Pix[i·ImageSize:]. It implements dataset.Source, giving each
 // image as float32 (3,32,32) in [0, 1].
 type Set struct {
 	Labels []byte
@@ -54,10 +54,10 @@ type Set struct {
 // Len returns the number of images.
 func (s *Set) Len() int { return len(s.Labels) }
 
-// Shape implements em.Source.
+// Shape implements dataset.Source.
 func (s *Set) Shape() (n, c, h, w int) { return len(s.Labels), Channels, Side, Side }
 
-// Read implements em.Source: images [start, start+len(dst)/ImageSize), each
+// Read implements dataset.Source: images [start, start+len(dst)/ImageSize), each
 // value a byte over 255.
 func (s *Set) Read(dst []float32, start int) error {
 	k := len(dst) / ImageSize

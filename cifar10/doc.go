@@ -7,7 +7,7 @@
 //
 // A Set holds a split as bytes (153 MB for the training images, not the
 // 614 MB of float32) and converts each batch to float32 in [0, 1] as it is
-// read: it is an em.Source. Load orders each split class by class, keeping
+// read: it is an dataset.Source. Load orders each split class by class, keeping
 // the files' order within a class: the order of an image folder whose
 // class folders hold the images numbered in that order, such as the JPEG
 // copy beside this project, so the two give the same validation split and,

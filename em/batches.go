@@ -1,6 +1,7 @@
 package em
 
 import (
+	"calm/dataset"
 	"calm/graph"
 
 	"gorgonia.org/tensor"
@@ -11,7 +12,7 @@ import (
 // over a source's images (training, features, maps, statistics) reads
 // through one.
 type batchReader struct {
-	src Source
+	src dataset.Source
 	cfg graph.Config // the layer the images enter; its Batch bounds a batch
 	buf []float32
 }
@@ -32,7 +33,7 @@ func (r *batchReader) read(first, size int) (*tensor.Dense, error) {
 
 // forEachBatch calls fn with the images [0, n) of src, cfg.Batch at a time
 // (the last batch may be shorter), in order, stopping at an error.
-func forEachBatch(src Source, cfg graph.Config, n int, fn func(first int, x *tensor.Dense) error) error {
+func forEachBatch(src dataset.Source, cfg graph.Config, n int, fn func(first int, x *tensor.Dense) error) error {
 	r := &batchReader{src: src, cfg: cfg}
 	for first := 0; first < n; first += cfg.Batch {
 		x, err := r.read(first, min(cfg.Batch, n-first))

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"calm/dataset"
 	"calm/em"
 	"calm/estep"
 	"calm/gemm"
@@ -144,7 +145,7 @@ func BenchmarkStep(b *testing.B) {
 
 // strokeLikeImages returns n random 28×28 images, a fifth of their pixels
 // lit (uniform in [0,1)) and the rest 0, as in MNIST, drawn from seed.
-func strokeLikeImages(b *testing.B, n int, seed uint64) *em.Images {
+func strokeLikeImages(b *testing.B, n int, seed uint64) *dataset.Images {
 	rng := rand.New(rand.NewPCG(seed, seed+1))
 	pix := make([]float32, n*784)
 	for i := range pix {
@@ -152,7 +153,7 @@ func strokeLikeImages(b *testing.B, n int, seed uint64) *em.Images {
 			pix[i] = rng.Float32()
 		}
 	}
-	src, err := em.NewImages(pix, n, 1, 28, 28)
+	src, err := dataset.NewImages(pix, n, 1, 28, 28)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -246,7 +247,7 @@ func BenchmarkFeatures(b *testing.B) {
 	for i := range pix {
 		pix[i] = float32(rng.NormFloat64())
 	}
-	src, err := em.NewImages(pix, n, cfg.Channels, cfg.Rows, cfg.Cols)
+	src, err := dataset.NewImages(pix, n, cfg.Channels, cfg.Rows, cfg.Cols)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -7,7 +7,7 @@
 // composes both: neither step should know about the other, about epochs, or
 // about where the images come from.
 //
-//	src, err := em.NewImages(pixels, n, 1, 28, 28) // n images of 1×28×28
+//	src, err := dataset.NewImages(pixels, n, 1, 28, 28) // n images of 1×28×28
 //	res, err := em.Train(src, em.Settings{Kernels: 64, Width: 20, Pad: 2})
 //	feats, err := em.Features(src, res.Layer, graph.ImageWide, nil, 1000) // n×64 features
 //
@@ -25,7 +25,9 @@
 //
 // The loop reports the start of a run (its seeded kernels), every batch and
 // every epoch through a [Recorder], so commands can attach progress output
-// and checkpoints ([Checkpointer]) without the loop importing them. Kernels are read and written as NumPy .npy files
-// (float32, shape K,C,w,w) with [LoadTheta] and [SaveTheta]; a run's state
-// after each epoch with [SaveCheckpoint] and [LoadCheckpoint].
+// and checkpoints ([Checkpointer]) without the loop importing them.
+// Trained layers are written as NumPy .npy files (float32, shape K,C,w,w)
+// beside a model.json ([SaveStack], [LoadStack]); [LoadTheta] reads one
+// such file, and a run's state after each epoch is kept with
+// [SaveCheckpoint] and [LoadCheckpoint].
 package em

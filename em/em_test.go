@@ -8,6 +8,7 @@ import (
 	"slices"
 	"testing"
 
+	"calm/dataset"
 	"calm/em"
 	"calm/graph"
 	"calm/graph/graphtest"
@@ -128,7 +129,7 @@ func TestPlanted(t *testing.T) {
 			truth = append(truth, float32(x))
 		}
 	}
-	src, err := em.NewImages(pix, n, 1, side, side)
+	src, err := dataset.NewImages(pix, n, 1, side, side)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -178,7 +179,7 @@ func TestMixing(t *testing.T) {
 	rng := rand.New(rand.NewPCG(8, 8))
 	kernels := randomKernels(rng, k, size, 2)
 	pix, count := planted(rng, kernels, freq, n, size, side)
-	src, err := em.NewImages(pix, n, 1, side, side)
+	src, err := dataset.NewImages(pix, n, 1, side, side)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -241,7 +242,7 @@ func TestPatchModel(t *testing.T) {
 	const size, side, n, k = 5, 8, 150, 4
 	rng := rand.New(rand.NewPCG(9, 9))
 	pix, _ := planted(rng, randomKernels(rng, 3, size, 1.5), nil, n, size, side)
-	src, err := em.NewImages(pix, n, 1, side, side)
+	src, err := dataset.NewImages(pix, n, 1, side, side)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -401,11 +402,11 @@ const smallSize, smallSide = 5, 8
 
 // smallPlanted returns n images holding three planted kernels, as pixels
 // and as a source, and an initial θ of k random kernels.
-func smallPlanted(t *testing.T, seed uint64, n, k int) (pix []float32, src em.Source, init []float32) {
+func smallPlanted(t *testing.T, seed uint64, n, k int) (pix []float32, src dataset.Source, init []float32) {
 	t.Helper()
 	rng := rand.New(rand.NewPCG(seed, seed))
 	pix, _ = planted(rng, randomKernels(rng, 3, smallSize, 1.5), nil, n, smallSize, smallSide)
-	src, err := em.NewImages(pix, n, 1, smallSide, smallSide)
+	src, err := dataset.NewImages(pix, n, 1, smallSide, smallSide)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -447,7 +448,7 @@ func orNone(ll *float64) string {
 // matchLoops trains len(wantLL) epochs on src from init with s, for every
 // op set, and compares each epoch's LL and the last θ with those of float64
 // loops; then more, if not nil, checks the rest of the result.
-func matchLoops(t *testing.T, src em.Source, s em.Settings, init []float32, wantLL []float64, wantTheta []float32, more func(*testing.T, *em.Result)) {
+func matchLoops(t *testing.T, src dataset.Source, s em.Settings, init []float32, wantLL []float64, wantTheta []float32, more func(*testing.T, *em.Result)) {
 	t.Helper()
 	s.Kernels, s.Width, s.MaxEpochs = len(init)/(smallSize*smallSize), smallSize, len(wantLL)
 	for _, ops := range graph.OpSets() {
@@ -569,7 +570,7 @@ func TestLearnVariance(t *testing.T) {
 	for i := range noise {
 		noise[i] = float32(0.5 * rng.NormFloat64())
 	}
-	nsrc, err := em.NewImages(noise, 200, 1, smallSide, smallSide)
+	nsrc, err := dataset.NewImages(noise, 200, 1, smallSide, smallSide)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -611,7 +612,7 @@ func TestKernelVariances(t *testing.T) {
 			two[i] = float32(2 + rng.NormFloat64())
 		}
 	}
-	tsrc, err := em.NewImages(two, 200, 1, smallSide, smallSide)
+	tsrc, err := dataset.NewImages(two, 200, 1, smallSide, smallSide)
 	if err != nil {
 		t.Fatal(err)
 	}

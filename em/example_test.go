@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 
+	"calm/dataset"
 	"calm/em"
 	"calm/graph"
 )
@@ -25,7 +26,7 @@ func ExampleTrain() {
 			}
 		}
 	}
-	src, err := em.NewImages(pix, n, 1, 8, 8)
+	src, err := dataset.NewImages(pix, n, 1, 8, 8)
 	if err != nil {
 		fmt.Println(err)
 		return

@@ -140,6 +140,13 @@ type whiteningRecord struct {
 // whiteningFile is the name of the whitening filter beside model.json.
 const whiteningFile = "whitening.npy"
 
+// ThetaFile is the name SaveStack gives layer l's (0-based) θ in a
+// model's directory; ThetaFiles is the glob that matches every one.
+func ThetaFile(l int) string { return fmt.Sprintf("theta-%d.npy", l+1) }
+
+// ThetaFiles matches every ThetaFile.
+const ThetaFiles = "theta-*.npy"
+
 // SaveStack writes the layers of s into dir: theta-<l>.npy for each, then
 // model.json naming them, each written whole or not at all.
 func SaveStack(dir string, s *Stack) error {
@@ -151,7 +158,7 @@ func SaveStack(dir string, s *Stack) error {
 		m.Whitening = &whiteningRecord{Filter: whiteningFile, Epsilon: wh.Epsilon, Bias: wh.Bias, Patches: wh.Patches, Contrast: wh.Contrast}
 	}
 	for l, t := range s.Layers {
-		name := fmt.Sprintf("theta-%d.npy", l+1)
+		name := ThetaFile(l)
 		if err := saveTheta(filepath.Join(dir, name), t.Theta); err != nil {
 			return fmt.Errorf("em: save layer %d: %w", l+1, err)
 		}
@@ -185,7 +192,7 @@ func LoadStack(dir string) (*Stack, error) {
 		if r.Filter != filepath.Base(r.Filter) {
 			return nil, fmt.Errorf("em: %s: whitening names file %q, want a file beside it", path, r.Filter)
 		}
-		f, err := LoadTheta(filepath.Join(dir, r.Filter))
+		f, err := loadTheta(filepath.Join(dir, r.Filter))
 		if err != nil {
 			return nil, fmt.Errorf("em: whitening: %w", err)
 		}
@@ -203,7 +210,7 @@ func LoadStack(dir string) (*Stack, error) {
 		if rec.Theta != filepath.Base(rec.Theta) {
 			return nil, fmt.Errorf("em: %s: layer %d names θ file %q, want a file beside it", path, l+1, rec.Theta)
 		}
-		theta, err := LoadTheta(filepath.Join(dir, rec.Theta))
+		theta, err := loadTheta(filepath.Join(dir, rec.Theta))
 		if err != nil {
 			return nil, fmt.Errorf("em: layer %d: %w", l+1, err)
 		}
@@ -289,7 +296,7 @@ func LoadCheckpoint(dir string) (*Checkpoint, error) {
 	if rec.Theta == "" || rec.Theta != filepath.Base(rec.Theta) {
 		return nil, fmt.Errorf("em: %s names θ file %q, want a file beside it", filepath.Join(dir, CheckpointFile), rec.Theta)
 	}
-	theta, err := LoadTheta(filepath.Join(dir, rec.Theta))
+	theta, err := loadTheta(filepath.Join(dir, rec.Theta))
 	if err != nil {
 		return nil, fmt.Errorf("em: checkpoint: %w", err)
 	}

@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"slices"
 
+	"calm/dataset"
 	"calm/graph"
 
 	"gorgonia.org/tensor"
@@ -32,7 +33,7 @@ const patchesPerImage = 4
 // cut from the zero-padded images of src at uniformly drawn positions: the
 // images are drawn without replacement (as many as count/4 of them), the
 // draws seeded by seed.
-func SamplePatches(src Source, cfg graph.Config, count int, seed uint64) ([]float32, error) {
+func SamplePatches(src dataset.Source, cfg graph.Config, count int, seed uint64) ([]float32, error) {
 	n, _, _, _ := src.Shape()
 	rng := rand.New(rand.NewPCG(seed, 0x7061746368)) // "patch"
 	images := min(n, (count+patchesPerImage-1)/patchesPerImage)
@@ -73,7 +74,7 @@ func cutPatch(dst, img []float32, cfg graph.Config, y, x int) {
 }
 
 // initialTheta draws the initial kernels of s (normalised) for cfg.
-func initialTheta(src Source, s Settings, cfg graph.Config) (*tensor.Dense, error) {
+func initialTheta(src dataset.Source, s Settings, cfg graph.Config) (*tensor.Dense, error) {
 	if s.Init != nil {
 		return s.Init, nil
 	}

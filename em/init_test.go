@@ -5,13 +5,14 @@ import (
 	"slices"
 	"testing"
 
+	"calm/dataset"
 	"calm/em"
 	"calm/graph"
 )
 
 // groups returns n images of c channels, 9×9, each blank or holding one of
 // four 3×3 patterns at the centre (in turn): five distinct images.
-func groups(t *testing.T, n, c int) em.Source {
+func groups(t *testing.T, n, c int) dataset.Source {
 	t.Helper()
 	pix := make([]float32, n*c*81)
 	for i := 0; i < n; i++ {
@@ -31,7 +32,7 @@ func groups(t *testing.T, n, c int) em.Source {
 			}
 		}
 	}
-	src, err := em.NewImages(pix, n, c, 9, 9)
+	src, err := dataset.NewImages(pix, n, c, 9, 9)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -40,7 +41,7 @@ func groups(t *testing.T, n, c int) em.Source {
 
 // isPatch reports whether v (C·w·w) is a patch of some image of src at
 // some position of the padded image.
-func isPatch(t *testing.T, v []float32, src em.Source, cfg graph.Config) bool {
+func isPatch(t *testing.T, v []float32, src dataset.Source, cfg graph.Config) bool {
 	t.Helper()
 	n, c, h, w := src.Shape()
 	img := make([]float32, c*h*w)

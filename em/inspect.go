@@ -3,6 +3,7 @@ package em
 import (
 	"fmt"
 
+	"calm/dataset"
 	"calm/estep"
 	"calm/graph"
 
@@ -25,7 +26,7 @@ type Responsibility struct {
 // images of src (fewer if src has fewer) and returns, for each, its most
 // probable kernel and that kernel's posterior over positions, with the
 // images read.
-func Responsibilities(src Source, res *Result, ops graph.Ops, count int) ([]Responsibility, []float32, error) {
+func Responsibilities(src dataset.Source, res *Result, ops graph.Ops, count int) ([]Responsibility, []float32, error) {
 	n, _, _, _ := src.Shape()
 	count = min(count, n)
 	cfg := res.Config
@@ -84,7 +85,7 @@ func (s *Stack) ReceptiveField(l, u int) (lo, hi int) {
 // the mean of the pixel patches (its receptive field, side×side) at the
 // best position of each of the top images its log joint is highest on.
 // The tiles are (shown, C, side, side).
-func (s *Stack) BestPatches(src Source, l, images, top, shown int, ops graph.Ops) (tiles []float32, side int, err error) {
+func (s *Stack) BestPatches(src dataset.Source, l, images, top, shown int, ops graph.Ops) (tiles []float32, side int, err error) {
 	n, c, h, w := src.Shape()
 	count := min(n, images)
 	cfg := s.Layers[l].Config

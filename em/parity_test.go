@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"calm/dataset"
 	"calm/em"
 	"calm/graph"
 	"calm/internal/naive"
@@ -60,7 +61,7 @@ func TestParityMNIST(t *testing.T) {
 		t.Fatal(err)
 	}
 	train, test := loadMNIST(t)
-	src, err := em.NewImages(train.Pixels, train.N, 1, train.Rows, train.Cols)
+	src, err := dataset.NewImages(train.Pixels, train.N, 1, train.Rows, train.Cols)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -144,7 +145,7 @@ func TestParityFloat64(t *testing.T) {
 	for _, v := range l.E(pix, theta, nil).LogMarginal {
 		wantFinal += v
 	}
-	src, err := em.NewImages(pix, n, 1, train.Rows, train.Cols)
+	src, err := dataset.NewImages(pix, n, 1, train.Rows, train.Cols)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -229,7 +230,7 @@ func checkFeatures(t *testing.T, test *mnist.Set, ours *tensor.Dense, ops graph.
 	if err != nil {
 		t.Fatal(err)
 	}
-	src, err := em.NewImages(test.Pixels[:10*test.Rows*test.Cols], 10, 1, test.Rows, test.Cols)
+	src, err := dataset.NewImages(test.Pixels[:10*test.Rows*test.Cols], 10, 1, test.Rows, test.Cols)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -5,6 +5,7 @@ import (
 	"math"
 	"slices"
 
+	"calm/dataset"
 	"calm/graph"
 )
 
@@ -85,7 +86,7 @@ func (w *worstImages) add(index int, ell float64) {
 // squared distance) from its nearest kernel, the kernels being the ones not
 // in bad and those already re-seeded. logPrior, when not nil, gives each
 // re-seeded kernel the weight 1/K, and is renormalised.
-func reseed(theta, logPrior []float32, bad []int, worst []int, src Source, cfg graph.Config) error {
+func reseed(theta, logPrior []float32, bad []int, worst []int, src dataset.Source, cfg graph.Config) error {
 	if len(bad) == 0 {
 		return nil
 	}

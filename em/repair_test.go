@@ -5,6 +5,7 @@ import (
 	"slices"
 	"testing"
 
+	"calm/dataset"
 	"calm/em"
 	"calm/graph"
 
@@ -22,7 +23,7 @@ func TestRepair(t *testing.T) {
 	rng := rand.New(rand.NewPCG(9, 9))
 	kernels := randomKernels(rng, 3, size, 1.5)
 	pix, _ := planted(rng, kernels, nil, n, size, side)
-	src, err := em.NewImages(pix, n, 1, side, side)
+	src, err := dataset.NewImages(pix, n, 1, side, side)
 	if err != nil {
 		t.Fatal(err)
 	}

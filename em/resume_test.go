@@ -14,6 +14,7 @@ import (
 	"strings"
 	"testing"
 
+	"calm/dataset"
 	"calm/em"
 	"calm/graph"
 	"calm/mstep"
@@ -21,14 +22,14 @@ import (
 	"gorgonia.org/tensor"
 )
 
-func smallSource(t *testing.T) em.Source {
+func smallSource(t *testing.T) dataset.Source {
 	t.Helper()
 	rng := rand.New(rand.NewPCG(21, 22))
 	pix := make([]float32, 250*2*9*9)
 	for i := range pix {
 		pix[i] = rng.Float32()
 	}
-	src, err := em.NewImages(pix, 250, 2, 9, 9)
+	src, err := dataset.NewImages(pix, 250, 2, 9, 9)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -81,7 +82,7 @@ func TestResume(t *testing.T) {
 	}
 }
 
-func testResume(t *testing.T, src em.Source, s em.Settings) {
+func testResume(t *testing.T, src dataset.Source, s em.Settings) {
 	rec := &keep{}
 	s.Recorder = rec
 	full, err := em.Train(src, s)
@@ -178,7 +179,7 @@ func TestContextStops(t *testing.T) {
 func TestNonFinite(t *testing.T) {
 	pix := make([]float32, 40*36)
 	pix[17*36+5] = float32(math.NaN())
-	src, err := em.NewImages(pix, 40, 1, 6, 6)
+	src, err := dataset.NewImages(pix, 40, 1, 6, 6)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -139,20 +139,14 @@ const (
 	InitKMeansPP
 )
 
-var initNames = enum.Names[InitMethod]{What: "initialisation", List: []string{"normal", "patches", "kmeans++"}}
+var initNames = enum.Names[InitMethod]{Package: "em", What: "initialisation", List: []string{"normal", "patches", "kmeans++"}}
 
 // String returns the method's name as -init-from and every file spell it.
 func (m InitMethod) String() string { return initNames.String(m) }
 
 // ParseInitMethod returns the method of the given name: normal, patches or
 // kmeans++.
-func ParseInitMethod(name string) (InitMethod, error) {
-	m, err := initNames.Parse(name)
-	if err != nil {
-		return 0, fmt.Errorf("em: %w", err)
-	}
-	return m, nil
-}
+func ParseInitMethod(name string) (InitMethod, error) { return initNames.Parse(name) }
 
 // MarshalText writes the method's name.
 func (m InitMethod) MarshalText() ([]byte, error) { return initNames.Marshal(m) }

@@ -5,6 +5,7 @@ import (
 	"io"
 	"math"
 
+	"calm/dataset"
 	"calm/estep"
 	"calm/graph"
 
@@ -51,7 +52,7 @@ const DefaultNormSample = 10000
 // (of a resumed run); their Scale and Shift are kept if set. afterLayer, if
 // not nil, is called with the stack so far after each layer is trained and
 // measured, so that it can be saved.
-func TrainStack(src Source, layers []StackLayer, done []Trained, normSample int, afterLayer func(*Stack) error) (*Stack, error) {
+func TrainStack(src dataset.Source, layers []StackLayer, done []Trained, normSample int, afterLayer func(*Stack) error) (*Stack, error) {
 	if len(layers) == 0 {
 		return nil, fmt.Errorf("em: a stack of no layers")
 	}
@@ -137,7 +138,7 @@ func vector(v []float32) *tensor.Dense {
 // deviation of each channel of its transformed maps over the first sample
 // images of src, batch at a time (a channel that does not vary gets scale
 // 1).
-func (s *Stack) measure(src Source, l, sample int, ops graph.Ops, batch int) error {
+func (s *Stack) measure(src dataset.Source, l, sample int, ops graph.Ops, batch int) error {
 	n, _, _, _ := src.Shape()
 	sample = min(sample, n)
 	if batch <= 0 {
@@ -187,11 +188,11 @@ func (s *Stack) measure(src Source, l, sample int, ops graph.Ops, batch int) err
 	return nil
 }
 
-// Input returns the Source of layer l's input (l ≥ 1): the images of src
+// Input returns the dataset.Source of layer l's input (l ≥ 1): the images of src
 // carried through layers 1…l as they are read, batch images at a time
 // (0: the layers' batch) with the op set ops (nil: the default). Close
 // releases its graphs.
-func (s *Stack) Input(src Source, l int, ops graph.Ops, batch int) (*Maps, error) {
+func (s *Stack) Input(src dataset.Source, l int, ops graph.Ops, batch int) (*Maps, error) {
 	if l < 1 || l > len(s.Layers) {
 		return nil, fmt.Errorf("em: the input of layer %d of a stack of %d", l+1, len(s.Layers))
 	}
@@ -215,7 +216,7 @@ func (s *Stack) Input(src Source, l int, ops graph.Ops, batch int) (*Maps, error
 		n: n, c: next.Channels, h: next.Rows, w: next.Cols}, nil
 }
 
-// Maps is the Source of the maps a stack's layers make of a source's
+// Maps is the dataset.Source of the maps a stack's layers make of a source's
 // images, computed as they are read (Stack.Input).
 type Maps struct {
 	images  *batchReader
@@ -226,13 +227,22 @@ type Maps struct {
 	c, h, w int
 }
 
-// Shape implements Source.
+// Shape implements dataset.Source.
 func (m *Maps) Shape() (n, c, h, w int) { return m.n, m.c, m.h, m.w }
 
 // Close releases the graphs.
-func (m *Maps) Close() error { return m.maps.Close() }
+func (m *Maps) Close() error {
+	if testHookMapsClosed != nil {
+		testHookMapsClosed()
+	}
+	return m.maps.Close()
+}
 
-// Read implements Source.
+// testHookMapsClosed, if set (by a test only, as in net/http), is called
+// whenever a Maps is closed.
+var testHookMapsClosed func()
+
+// Read implements dataset.Source.
 func (m *Maps) Read(dst []float32, start int) error {
 	per := m.c * m.h * m.w
 	if len(dst)%per != 0 {
@@ -256,7 +266,7 @@ func (m *Maps) Read(dst []float32, start int) error {
 // StackFeatures returns the features of every image of src under the
 // stack: each entry of features (a layer's pooled log joint or posterior),
 // one after the other, batch images at a time.
-func StackFeatures(src Source, s *Stack, features []estep.LayerFeatures, ops graph.Ops, batch int) ([]float32, error) {
+func StackFeatures(src dataset.Source, s *Stack, features []estep.LayerFeatures, ops graph.Ops, batch int) ([]float32, error) {
 	top := 0
 	for _, f := range features {
 		top = max(top, f.Layer)
@@ -275,7 +285,7 @@ func StackFeatures(src Source, s *Stack, features []estep.LayerFeatures, ops gra
 	err = forEachBatch(src, cfg, n, func(first int, x *tensor.Dense) error {
 		size := x.Shape()[0]
 		if err := f.RunInto(out[first*per:(first+size)*per], x, params); err != nil {
-			return fmt.Errorf("em: features of images %d–%d: %w", first, first+size-1, err)
+			return fmt.Errorf("images %d–%d: %w", first, first+size-1, err)
 		}
 		return nil
 	})

@@ -6,6 +6,7 @@ import (
 	"slices"
 	"testing"
 
+	"calm/dataset"
 	"calm/em"
 	"calm/graph"
 	"calm/graph/graphtest"
@@ -25,7 +26,7 @@ func TestStack(t *testing.T) {
 	rng := rand.New(rand.NewPCG(11, 11))
 	kernels := randomKernels(rng, 3, 3, 2)
 	pix, _ := planted(rng, kernels, nil, n, 3, side)
-	src, err := em.NewImages(pix, n, 1, side, side)
+	src, err := dataset.NewImages(pix, n, 1, side, side)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -144,5 +145,38 @@ func TestReceptiveField(t *testing.T) {
 		if lo, hi := st.ReceptiveField(tc.l, tc.u); lo != tc.lo || hi != tc.hi {
 			t.Errorf("layer %d, position %d: rows %d…%d, want %d…%d", tc.l+1, tc.u, lo, hi, tc.lo, tc.hi)
 		}
+	}
+}
+
+// TestStackReleasesMaps trains three layers and checks that the maps of
+// the layers below each layer (the graphs that make its input) are
+// released once that layer is trained, not kept until TrainStack returns.
+func TestStackReleasesMaps(t *testing.T) {
+	const n, side = 40, 8
+	rng := rand.New(rand.NewPCG(12, 12))
+	pix, _ := planted(rng, randomKernels(rng, 3, 3, 2), nil, n, 3, side)
+	src, err := dataset.NewImages(pix, n, 1, side, side)
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed := 0
+	defer em.OnMapsClosed(func() { closed++ })()
+	tr := graph.Transform{Posterior: true, Pool: 2, Reduce: graph.MeanCells}
+	layer := func(k, w, pad int) em.StackLayer {
+		return em.StackLayer{Settings: em.Settings{Kernels: k, Width: w, Pad: pad, Batch: 20, MaxEpochs: 1, InitFrom: em.InitKMeansPP, InitSample: 50}, Transform: tr}
+	}
+	var closedAfter []int // maps closed when each layer's training was done
+	layers := []em.StackLayer{layer(4, 3, 1), layer(3, 2, 1), layer(2, 2, 1)}
+	_, err = em.TrainStack(src, layers, nil, 20, func(st *em.Stack) error {
+		if len(st.Layers) > len(closedAfter) { // called again once a layer is measured
+			closedAfter = append(closedAfter, closed)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []int{0, 1, 2}; !slices.Equal(closedAfter, want) {
+		t.Errorf("maps closed by the end of each layer: %v, want %v", closedAfter, want)
 	}
 }

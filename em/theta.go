@@ -20,25 +20,34 @@ const maxThetaBytes = 256 << 20
 // LoadTheta reads kernels from a NumPy .npy file of float32 with shape
 // (K,C,w,w), C-ordered and finite.
 func LoadTheta(path string) (*tensor.Dense, error) {
-	f, err := os.Open(path)
+	theta, err := loadTheta(path)
 	if err != nil {
 		return nil, fmt.Errorf("em: %w", err)
+	}
+	return theta, nil
+}
+
+// loadTheta is LoadTheta, its errors naming the file but not the package.
+func loadTheta(path string) (*tensor.Dense, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
 	}
 	defer f.Close()
 	st, err := f.Stat()
 	if err != nil {
-		return nil, fmt.Errorf("em: %w", err)
+		return nil, err
 	}
 	if st.Size() > maxThetaBytes {
-		return nil, fmt.Errorf("em: %s: %d bytes is too large for kernels", path, st.Size())
+		return nil, fmt.Errorf("%s: %d bytes is too large for kernels", path, st.Size())
 	}
 	data, err := io.ReadAll(f)
 	if err != nil {
-		return nil, fmt.Errorf("em: %w", err)
+		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	theta, err := ReadTheta(data)
 	if err != nil {
-		return nil, fmt.Errorf("em: %s: %w", path, err)
+		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	return theta, nil
 }
@@ -60,16 +69,8 @@ func ReadTheta(data []byte) (*tensor.Dense, error) {
 	return tensor.New(tensor.WithShape(shape...), tensor.WithBacking(v)), nil
 }
 
-// SaveTheta writes float32 kernels (K,C,w,w) to path as a NumPy .npy file.
-// It writes a temporary file and renames it, so path is never left
-// half-written.
-func SaveTheta(path string, theta *tensor.Dense) error {
-	if err := saveTheta(path, theta); err != nil {
-		return fmt.Errorf("em: save θ: %w", err)
-	}
-	return nil
-}
-
+// saveTheta writes float32 kernels (K,C,w,w) to path as a NumPy .npy
+// file, whole or not at all.
 func saveTheta(path string, theta *tensor.Dense) error {
 	data, ok := theta.Data().([]float32)
 	if !ok || theta.Shape().Dims() != 4 {

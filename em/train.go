@@ -6,6 +6,7 @@ import (
 	"math"
 	"time"
 
+	"calm/dataset"
 	"calm/estep"
 	"calm/graph"
 	"calm/mstep"
@@ -131,7 +132,7 @@ type Result struct {
 // (stepwise EM), and with Settings.Anneal its E-step is tempered; either
 // way the LL is no longer bound to rise. After the last epoch one more
 // E-step pass measures the LL of the trained kernels.
-func Train(src Source, s Settings) (*Result, error) {
+func Train(src dataset.Source, s Settings) (*Result, error) {
 	t, err := newTrainer(src, s)
 	if err != nil {
 		return nil, err
@@ -201,7 +202,7 @@ func converged(res *Result, tol float64) bool {
 // pooled by p (N rows of p.Features(K) values, row-major), computed batch
 // images at a time with the op set ops (nil: the default): the features
 // of a stack of one layer (StackFeatures).
-func Features(src Source, l Layer, p graph.Pooling, ops graph.Ops, batch int) ([]float32, error) {
+func Features(src dataset.Source, l Layer, p graph.Pooling, ops graph.Ops, batch int) ([]float32, error) {
 	n, c, h, w := src.Shape()
 	ts := l.Theta.Shape()
 	if ts.Dims() != 4 || ts[1] != c || ts[2] != ts[3] {

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"time"
 
+	"calm/dataset"
 	"calm/estep"
 	"calm/graph"
 	"calm/mstep"
@@ -19,7 +20,7 @@ import (
 // runs under), the history so far (res), and the update that turns
 // statistics into kernels. Train drives it epoch by epoch.
 type trainer struct {
-	src     Source
+	src     dataset.Source
 	n       int // images
 	batches int // per epoch
 	s       Settings
@@ -35,7 +36,7 @@ type trainer struct {
 
 // newTrainer checks the settings, draws or resumes the initial layer and
 // compiles the graphs.
-func newTrainer(src Source, s Settings) (*trainer, error) {
+func newTrainer(src dataset.Source, s Settings) (*trainer, error) {
 	n, c, h, w := src.Shape()
 	s, cfg, err := s.Normalize(n, c, h, w)
 	if err != nil {

@@ -5,6 +5,7 @@ import (
 	"math"
 	"sync"
 
+	"calm/dataset"
 	"calm/graph"
 
 	"gonum.org/v1/gonum/mat"
@@ -57,7 +58,7 @@ func (wh *Whitening) Shape(c, h, w int) (int, int, int) {
 
 // NewWhitening estimates the whitening of the images of src from sample
 // patches of f×f drawn with seed (SamplePatches).
-func NewWhitening(src Source, f int, eps float64, sample int, seed uint64) (*Whitening, error) {
+func NewWhitening(src dataset.Source, f int, eps float64, sample int, seed uint64) (*Whitening, error) {
 	_, c, h, w := src.Shape()
 	switch {
 	case f < 1 || f%2 == 0 || f > h || f > w:
@@ -65,11 +66,7 @@ func NewWhitening(src Source, f int, eps float64, sample int, seed uint64) (*Whi
 	case !(eps > 0):
 		return nil, fmt.Errorf("em: whitening with ε = %v: want ε > 0", eps)
 	}
-	patches, d, err := whiteningSample(src, f, sample, seed)
-	if err != nil {
-		return nil, err
-	}
-	zca, mean, err := zcaOf(patches, d, eps)
+	zca, mean, d, err := sampleZCA(src, f, sample, seed, eps, 0)
 	if err != nil {
 		return nil, err
 	}
@@ -91,7 +88,7 @@ func NewWhitening(src Source, f int, eps float64, sample int, seed uint64) (*Whi
 // NewPatchWhitening estimates the whitening of the f×f patches of the
 // images of src (Whitening.Patches) from sample patches drawn with seed
 // (SamplePatches), each normalised with contrast ε c.
-func NewPatchWhitening(src Source, f int, eps, contrast float64, sample int, seed uint64) (*Whitening, error) {
+func NewPatchWhitening(src dataset.Source, f int, eps, contrast float64, sample int, seed uint64) (*Whitening, error) {
 	_, c, h, w := src.Shape()
 	switch {
 	case f < 1 || f > h || f > w:
@@ -99,14 +96,7 @@ func NewPatchWhitening(src Source, f int, eps, contrast float64, sample int, see
 	case !(eps > 0) || !(contrast > 0):
 		return nil, fmt.Errorf("em: whitening with ε = %v, contrast ε = %v: want both > 0", eps, contrast)
 	}
-	patches, d, err := whiteningSample(src, f, sample, seed)
-	if err != nil {
-		return nil, err
-	}
-	for p := 0; p < sample; p++ {
-		normalizePatch(patches[p*d:(p+1)*d], contrast)
-	}
-	zca, mean, err := zcaOf(patches, d, eps)
+	zca, mean, d, err := sampleZCA(src, f, sample, seed, eps, contrast)
 	if err != nil {
 		return nil, err
 	}
@@ -127,18 +117,27 @@ func NewPatchWhitening(src Source, f int, eps, contrast float64, sample int, see
 		Patches: true, Contrast: contrast}, nil
 }
 
-// whiteningSample returns sample patches of width f (d values each) of
-// the images of src, drawn with seed (SamplePatches).
-func whiteningSample(src Source, f, sample int, seed uint64) (patches []float32, d int, err error) {
+// sampleZCA returns the ZCA map (zcaOf) of sample patches of width f (d
+// values each) of the images of src, drawn with seed (SamplePatches), and
+// their mean; with contrast > 0 each patch is first normalised with it.
+func sampleZCA(src dataset.Source, f, sample int, seed uint64, eps, contrast float64) (zca *mat.Dense, mean []float64, d int, err error) {
 	if sample < 2 {
-		return nil, 0, fmt.Errorf("em: whitening from %d patches: want at least 2", sample)
+		return nil, nil, 0, fmt.Errorf("em: whitening from %d patches: want at least 2", sample)
 	}
 	n, c, h, w := src.Shape()
 	cfg := graph.Config{Kernels: 1, Width: f, Channels: c, Rows: h, Cols: w, Batch: min(n, 1)}
-	if patches, err = SamplePatches(src, cfg, sample, seed); err != nil {
-		return nil, 0, fmt.Errorf("em: whitening: %w", err)
+	patches, err := SamplePatches(src, cfg, sample, seed)
+	if err != nil {
+		return nil, nil, 0, fmt.Errorf("em: whitening: %w", err)
 	}
-	return patches, cfg.KernelLen(), nil
+	d = cfg.KernelLen()
+	if contrast > 0 {
+		for p := 0; p < sample; p++ {
+			normalizePatch(patches[p*d:(p+1)*d], contrast)
+		}
+	}
+	zca, mean, err = zcaOf(patches, d, eps)
+	return zca, mean, d, err
 }
 
 // normalizePatch sets p to (p − mean)/√(var + contrast), its mean and
@@ -202,7 +201,7 @@ func zcaOf(patches []float32, dim int, eps float64) (*mat.Dense, []float64, erro
 // Source returns the images of src whitened, batch images at a time by a
 // convolution graph of ops (nil: the default op set). It reads src on
 // demand and is safe for concurrent use; Close releases its graph.
-func (wh *Whitening) Source(src Source, ops graph.Ops, batch int) (*Whitened, error) {
+func (wh *Whitening) Source(src dataset.Source, ops graph.Ops, batch int) (*Whitened, error) {
 	n, c, h, w := src.Shape()
 	fs := wh.Filter.Shape()
 	out, _, _ := wh.Shape(c, h, w)
@@ -236,9 +235,9 @@ func (wh *Whitening) Source(src Source, ops graph.Ops, batch int) (*Whitened, er
 		in: c * h * w, out: oc * oh * ow, shape: [3]int{oc, oh, ow}}, nil
 }
 
-// Whitened is a Source of whitened images (Whitening.Source).
+// Whitened is a dataset.Source of whitened images (Whitening.Source).
 type Whitened struct {
-	src     Source
+	src     dataset.Source
 	wh      *Whitening
 	cfg     graph.Config
 	bias    *tensor.Dense
@@ -250,13 +249,13 @@ type Whitened struct {
 	buf  []float32
 }
 
-// Shape implements Source.
+// Shape implements dataset.Source.
 func (s *Whitened) Shape() (n, c, h, w int) {
 	n, _, _, _ = s.src.Shape()
 	return n, s.shape[0], s.shape[1], s.shape[2]
 }
 
-// Read implements Source.
+// Read implements dataset.Source.
 func (s *Whitened) Read(dst []float32, start int) error {
 	if len(dst)%s.out != 0 {
 		return fmt.Errorf("em: whitened read of %d values: not whole images of %d", len(dst), s.out)

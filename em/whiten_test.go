@@ -5,6 +5,7 @@ import (
 	"math/rand/v2"
 	"testing"
 
+	"calm/dataset"
 	"calm/em"
 	"calm/graph"
 )
@@ -19,7 +20,7 @@ func TestWhiteningPlanted(t *testing.T) {
 	for i := range pix {
 		pix[i] = float32(2 * rng.NormFloat64())
 	}
-	src, err := em.NewImages(pix, n, 1, side, side)
+	src, err := dataset.NewImages(pix, n, 1, side, side)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -79,7 +80,7 @@ func TestWhitenedSource(t *testing.T) {
 			pix[i] += 0.7 * pix[i-1] // correlated neighbours
 		}
 	}
-	src, err := em.NewImages(pix, n, c, h, w)
+	src, err := dataset.NewImages(pix, n, c, h, w)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -154,7 +155,7 @@ func TestPatchWhitening(t *testing.T) {
 		}
 		pix[i] += 0.5 // a brightness the normalisation removes
 	}
-	src, err := em.NewImages(pix, n, c, h, w)
+	src, err := dataset.NewImages(pix, n, c, h, w)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -248,7 +249,7 @@ func TestImageFilters(t *testing.T) {
 	for i := range pix {
 		pix[i] = float32(rng.NormFloat64())
 	}
-	src, err := em.NewImages(pix, n, c, h, w)
+	src, err := dataset.NewImages(pix, n, c, h, w)
 	if err != nil {
 		t.Fatal(err)
 	}

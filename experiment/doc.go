@@ -14,9 +14,10 @@
 // classifier is refitted on every labelled image and scored on the test
 // set once. The test labels enter that score and nothing else, and each
 // fit of the label study sees the labels of its own subset alone.
-// [Summarise] gives the mean and standard deviation of runs over seeds.
+// [RunSeeds] repeats a run for several seeds and [Summarise] gives the
+// mean and standard deviation of their accuracies.
 //
 // It is its own package because cmd/mnist, cmd/cifar10, cmd/calm and
-// cmd/stl10 share all of it and a main package should only parse flags; none of estep, mstep, em or
-// viz should know about the others' outputs.
+// cmd/stl10 share all of it and a main package should only parse flags;
+// none of estep, mstep, em or viz should know about the others' outputs.
 package experiment

@@ -59,7 +59,7 @@ func (dir epochSaver) Record(e em.Event) error {
 		return fmt.Errorf("experiment: %w", err)
 	}
 	if _, err := em.SaveCheckpoint(d, cp, ""); err != nil {
-		return fmt.Errorf("experiment: %w", err)
+		return err
 	}
 	return nil
 }
@@ -125,7 +125,7 @@ func epochCurve(ctx context.Context, d Data, opt Options, st *em.Stack, ops grap
 		curve.Epochs = append(curve.Epochs, p.Epoch)
 		curve.Accuracy = append(curve.Accuracy, p.ValidationAccuracy)
 	}
-	if err := viz.SaveEpochs(filepath.Join(opt.Out, "epochs.png"), d.Name+": what EM does to the features", curve); err != nil {
+	if err := viz.SaveEpochs(filepath.Join(opt.Out, rundir.EpochsFigure), d.Name+": what EM does to the features", curve); err != nil {
 		return nil, err
 	}
 	return kept, nil
@@ -157,7 +157,7 @@ func pickEpoch(opt Options, st *em.Stack, m *Metrics, logf func(string, ...any))
 	}
 	st.Layers = withTopKernels(st, cp).Layers
 	if err := em.SaveStack(opt.Out, st); err != nil {
-		return fmt.Errorf("experiment: %w", err)
+		return err
 	}
 	logf("epoch curve: layer %d keeps its kernels after epoch %d of %d, which validate best (%.2f %%)\n", top+1, best.Epoch, len(trained.LogLik), 100*best.ValidationAccuracy)
 	return nil

@@ -10,8 +10,10 @@ import (
 	"time"
 
 	"calm/classify"
+	"calm/dataset"
 	"calm/em"
 	"calm/estep"
+	"calm/experiment/rundir"
 	"calm/graph"
 	"calm/internal/atomicfile"
 	"calm/viz"
@@ -298,7 +300,7 @@ func evaluate(ctx context.Context, d, raw Data, opt Options, st *em.Stack, ops g
 		if opt.ChooseC {
 			how = "C by validation inside each subset"
 		}
-		if err := viz.SaveLabels(filepath.Join(opt.Out, "labels.png"), fmt.Sprintf("%s: test accuracy against labelled training images (%s)", d.Name, how), e.series...); err != nil {
+		if err := viz.SaveLabels(filepath.Join(opt.Out, rundir.LabelsFigure), fmt.Sprintf("%s: test accuracy against labelled training images (%s)", d.Name, how), e.series...); err != nil {
 			return err
 		}
 	}
@@ -334,11 +336,11 @@ func (e *evaluation) evaluateFeatureSets(ctx context.Context, st *em.Stack, ops 
 				// The epoch curve computed and validated these.
 				train, validated, curve = curve.train, &curve.v, nil
 			} else if train, err = em.StackFeatures(watched(e.d.Labelled, e.opt, "features ("+whole.Name+") of the training images"), st, whole.Layers, ops, batch); err != nil {
-				return fmt.Errorf("experiment: %w", err)
+				return err
 			}
 			test, err := em.StackFeatures(watched(e.d.Test, e.opt, "features ("+whole.Name+") of the test images"), st, whole.Layers, ops, batch)
 			if err != nil {
-				return fmt.Errorf("experiment: %w", err)
+				return err
 			}
 			d := len(test) / len(e.d.TestLabels)
 			fs = featureSet{name: set.Name, train: train, test: test, d: d, owned: true}
@@ -567,8 +569,8 @@ func balancedSubsets(labels []byte, classes int, counts []int) [][]int {
 }
 
 // pixels returns every image of src, without a copy when src is in memory.
-func pixels(src em.Source) ([]float32, error) {
-	if im, ok := src.(*em.Images); ok {
+func pixels(src dataset.Source) ([]float32, error) {
+	if im, ok := src.(*dataset.Images); ok {
 		return im.Pixels(), nil
 	}
 	n, c, h, w := src.Shape()
@@ -586,7 +588,7 @@ func saveFeatures(dir string, fs featureSet) error {
 		name string
 		data []float32
 	}{{"train", fs.train}, {"test", fs.test}} {
-		if err := em.SaveNpy(filepath.Join(dir, fmt.Sprintf("features-%s-%s.npy", fs.name, f.name)), f.data, len(f.data)/fs.d, fs.d); err != nil {
+		if err := em.SaveNpy(filepath.Join(dir, rundir.FeaturesFile(fs.name, f.name)), f.data, len(f.data)/fs.d, fs.d); err != nil {
 			return err
 		}
 	}
@@ -600,7 +602,7 @@ func saveLabels(dir string, d Data) error {
 		name   string
 		labels []byte
 	}{{"train", d.Labels}, {"test", d.TestLabels}} {
-		path := filepath.Join(dir, "labels-"+l.name+".npy")
+		path := filepath.Join(dir, rundir.LabelsFile(l.name))
 		if err := atomicfile.Write(path, func(w io.Writer) error { return npyio.Write(w, l.labels) }); err != nil {
 			return fmt.Errorf("experiment: %w", err)
 		}

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"calm/classify"
+	"calm/dataset"
 	"calm/em"
 	"calm/estep"
 	"calm/experiment/rundir"
@@ -28,10 +29,10 @@ import (
 // Data is what an experiment runs on.
 type Data struct {
 	Name        string
-	Train       em.Source // the images the kernels are learned from
-	Labelled    em.Source // the images the classifier is fitted on (often Train)
-	Labels      []byte    // labels of Labelled
-	Test        em.Source
+	Train       dataset.Source // the images the kernels are learned from
+	Labelled    dataset.Source // the images the classifier is fitted on (often Train)
+	Labels      []byte         // labels of Labelled
+	Test        dataset.Source
 	TestLabels  []byte
 	Classes     int
 	Description map[string]any // recorded in config.json (paths, versions)
@@ -250,7 +251,7 @@ var ErrConfig = errors.New("invalid configuration")
 // stoppable returns d with every source's reads failing once ctx is
 // cancelled.
 func (d Data) stoppable(ctx context.Context) Data {
-	for _, src := range []*em.Source{&d.Train, &d.Labelled, &d.Test} {
+	for _, src := range []*dataset.Source{&d.Train, &d.Labelled, &d.Test} {
 		if *src != nil {
 			*src = stoppableSource{*src, ctx}
 		}
@@ -261,7 +262,7 @@ func (d Data) stoppable(ctx context.Context) Data {
 // stoppableSource is a Source whose reads fail once its context is
 // cancelled.
 type stoppableSource struct {
-	em.Source
+	dataset.Source
 	ctx context.Context
 }
 
@@ -274,7 +275,7 @@ func (s stoppableSource) Read(dst []float32, start int) error {
 
 // watched returns src, whose reads tell opt.Working how a pass called
 // what goes on (src itself without opt.Working).
-func watched(src em.Source, opt Options, what string) em.Source {
+func watched(src dataset.Source, opt Options, what string) dataset.Source {
 	if opt.Working == nil {
 		return src
 	}
@@ -284,7 +285,7 @@ func watched(src em.Source, opt Options, what string) em.Source {
 
 // watchedSource is a Source that reports the images read so far.
 type watchedSource struct {
-	em.Source
+	dataset.Source
 	working func(string, int, int, time.Duration)
 	what    string
 	total   int
@@ -372,7 +373,11 @@ func Run(d Data, opt Options) (*Metrics, error) {
 		if done, resume, err = rundir.Load(opt.Out, layers, cfgs, n); err != nil {
 			return nil, err
 		}
-		logf("resuming layer %d after epoch %d\n", len(done)+1, epochOf(resume))
+		if len(done) == len(layers) {
+			logf("resuming after training: all %d layers are trained\n", len(done))
+		} else {
+			logf("resuming layer %d after epoch %d\n", len(done)+1, epochOf(resume))
+		}
 	} else {
 		if err := rundir.Clear(opt.Out); err != nil {
 			return nil, err
@@ -680,7 +685,7 @@ func writeOutputs(d Data, opt Options, st *em.Stack, ops graph.Ops) error {
 	var curves []viz.Curve
 	for l, t := range st.Layers {
 		cfg := t.Config
-		path := filepath.Join(opt.Out, fmt.Sprintf("kernels-%d.png", l+1))
+		path := filepath.Join(opt.Out, rundir.KernelsFigure(l))
 		theta := t.Theta.Data().([]float32)
 		distinct := em.Distinct(theta, cfg.Kernels, 0.99)
 		switch {
@@ -690,7 +695,7 @@ func writeOutputs(d Data, opt Options, st *em.Stack, ops graph.Ops) error {
 			shown := min(64, cfg.Kernels)
 			filters, side, err := st.Whitening.ImageFilters(theta[:shown*cfg.KernelLen()], shown, cfg.Width)
 			if err != nil {
-				return fmt.Errorf("experiment: %w", err)
+				return err
 			}
 			if c := st.Whitening.Filter.Shape()[1]; c == 1 || c == 3 {
 				title := fmt.Sprintf("%s: %d of %d kernels as image filters (%d distinct)", d.Name, shown, cfg.Kernels, distinct)
@@ -709,7 +714,7 @@ func writeOutputs(d Data, opt Options, st *em.Stack, ops graph.Ops) error {
 			const images, top, shown = 2000, 9, 64
 			tiles, side, err := st.BestPatches(d.Test, l, images, top, shown, ops)
 			if err != nil {
-				return fmt.Errorf("experiment: %w", err)
+				return err
 			}
 			_, c, _, _ := d.Test.Shape()
 			k := min(shown, st.Layers[l].Config.Kernels)
@@ -724,12 +729,12 @@ func writeOutputs(d Data, opt Options, st *em.Stack, ops graph.Ops) error {
 		}
 	}
 	if len(curves) > 0 {
-		if err := viz.SaveLogLik(filepath.Join(opt.Out, "loglik.png"), d.Name+": log-likelihood per epoch", curves...); err != nil {
+		if err := viz.SaveLogLik(filepath.Join(opt.Out, rundir.LogLikFigure), d.Name+": log-likelihood per epoch", curves...); err != nil {
 			return err
 		}
 	}
 	if first := st.Layers[0]; first.Config.Channels == 1 && d.Test != nil {
-		if err := savePosterior(filepath.Join(opt.Out, "posterior.png"), d.Test, first.Result, ops, 4); err != nil {
+		if err := savePosterior(filepath.Join(opt.Out, rundir.PosteriorFigure), d.Test, first.Result, ops, 4); err != nil {
 			return err
 		}
 	}
@@ -806,7 +811,7 @@ func whiten(d Data, opt Options, s em.Settings) (Data, *em.Whitening, func(), er
 		wh, err = em.NewWhitening(d.Train, opt.Whiten, eps, em.DefaultInitSample, s.Seed)
 	}
 	if err != nil {
-		return d, nil, nil, fmt.Errorf("experiment: %w", err)
+		return d, nil, nil, err
 	}
 	var made []*em.Whitened
 	closeAll := func() {
@@ -814,14 +819,14 @@ func whiten(d Data, opt Options, s em.Settings) (Data, *em.Whitening, func(), er
 			w.Close()
 		}
 	}
-	for _, src := range []*em.Source{&d.Train, &d.Labelled, &d.Test} {
+	for _, src := range []*dataset.Source{&d.Train, &d.Labelled, &d.Test} {
 		if *src == nil {
 			continue
 		}
 		w, err := wh.Source(*src, s.Ops, s.Batch)
 		if err != nil {
 			closeAll()
-			return d, nil, nil, fmt.Errorf("experiment: %w", err)
+			return d, nil, nil, err
 		}
 		made = append(made, w)
 		*src = w

@@ -20,6 +20,7 @@ import (
 	"codeberg.org/sbinet/npyio"
 
 	"calm/classify"
+	"calm/dataset"
 	"calm/em"
 	"calm/estep"
 	"calm/experiment"
@@ -56,11 +57,11 @@ func data(t *testing.T) experiment.Data {
 	rng := rand.New(rand.NewPCG(4, 4))
 	tp, tl := bars(rng, 200)
 	vp, vl := bars(rng, 100)
-	train, err := em.NewImages(tp, 200, 1, 12, 12)
+	train, err := dataset.NewImages(tp, 200, 1, 12, 12)
 	if err != nil {
 		t.Fatal(err)
 	}
-	test, err := em.NewImages(vp, 100, 1, 12, 12)
+	test, err := dataset.NewImages(vp, 100, 1, 12, 12)
 	if err != nil {
 		t.Fatal(err)
 	}

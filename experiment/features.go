@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"calm/dataset"
 	"calm/em"
 	"calm/estep"
 	"calm/graph"
@@ -66,10 +67,10 @@ func LayerPoolingsName(ps []graph.Pooling) string {
 // whitened images. It returns one row of d values per image. The rows
 // equal, bit for bit, those the training run wrote with -features for the
 // same images.
-func Features(dir string, src em.Source, set FeatureSet, ops graph.Ops) (rows []float32, d int, err error) {
+func Features(dir string, src dataset.Source, set FeatureSet, ops graph.Ops) (rows []float32, d int, err error) {
 	st, err := em.LoadStack(dir)
 	if err != nil {
-		return nil, 0, fmt.Errorf("experiment: %w", err)
+		return nil, 0, err
 	}
 	first := st.Layers[0].Config
 	if _, c, h, w := src.Shape(); c != first.Channels || h != first.Rows || w != first.Cols {
@@ -87,13 +88,13 @@ func Features(dir string, src em.Source, set FeatureSet, ops graph.Ops) (rows []
 	if wh := st.Whitening; wh != nil {
 		ws, err := wh.Source(src, ops, em.DefaultBatch)
 		if err != nil {
-			return nil, 0, fmt.Errorf("experiment: %w", err)
+			return nil, 0, err
 		}
 		defer ws.Close()
 		src = ws
 	}
 	if rows, err = em.StackFeatures(src, st, set.Layers, ops, featureBatchFor(st, featureBatch)); err != nil {
-		return nil, 0, fmt.Errorf("experiment: %w", err)
+		return nil, 0, err
 	}
 	n, _, _, _ := src.Shape()
 	return rows, len(rows) / n, nil

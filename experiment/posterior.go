@@ -1,6 +1,7 @@
 package experiment
 
 import (
+	"calm/dataset"
 	"calm/em"
 	"calm/graph"
 	"calm/viz"
@@ -8,7 +9,7 @@ import (
 
 // savePosterior draws, for the first count images of src, the image, its
 // most probable kernel and that kernel's posterior over positions.
-func savePosterior(path string, src em.Source, res *em.Result, ops graph.Ops, count int) error {
+func savePosterior(path string, src dataset.Source, res *em.Result, ops graph.Ops, count int) error {
 	rs, pix, err := em.Responsibilities(src, res, ops, count)
 	if err != nil {
 		return err

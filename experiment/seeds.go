@@ -5,6 +5,7 @@ import (
 	"io"
 	"math"
 	"path/filepath"
+	"slices"
 
 	"calm/experiment/rundir"
 )
@@ -89,6 +90,36 @@ func Summarise(runs []*Metrics) (*Seeds, error) {
 		s.Main = s.FeatureSets[0].Pooling
 	}
 	return s, nil
+}
+
+// RunSeeds runs the experiment once for each of count seeds from first
+// on, each into its own directory (rundir.SeedDir) with every layer seeded
+// by its seed and, if command is not nil, the command line it gives for
+// that seed and directory; then it writes the summary (SaveSeeds). Each
+// run's directory can be resumed on its own.
+func RunSeeds(d Data, opt Options, first uint64, count int, command func(seed uint64, out string) []string) (*Seeds, error) {
+	var runs []*Metrics
+	for i := range count {
+		seed := first + uint64(i)
+		o := opt
+		o.Out = rundir.SeedDir(opt.Out, seed)
+		o.Layers = slices.Clone(opt.Layers)
+		for l := range o.Layers {
+			o.Layers[l].Settings.Seed = seed
+		}
+		if command != nil {
+			o.Command = command(seed, o.Out)
+		}
+		if o.Log != nil {
+			fmt.Fprintf(o.Log, "seed %d (%d of %d) into %s\n", seed, i+1, count, o.Out)
+		}
+		m, err := Run(d, o)
+		if err != nil {
+			return nil, err
+		}
+		runs = append(runs, m)
+	}
+	return SaveSeeds(opt.Out, runs)
 }
 
 // SaveSeeds summarises runs and writes the summary to dir/seeds.json.

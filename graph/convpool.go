@@ -68,12 +68,7 @@ func (op convPoolOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) {
 }
 
 func (op convPoolOp) Do(vals ...G.Value) (G.Value, error) {
-	in, shapes, out, err := op.prepare(vals, op.InferShape)
-	if err != nil {
-		return nil, err
-	}
-	sc := op.out.scratch()
-	cv, err := sc.conv("fast conv pool", op.kern, op.pad, in, shapes)
+	cv, sc, out, err := op.startConv("fast conv pool", vals, op.InferShape, op.kern, op.pad)
 	if err != nil {
 		return nil, err
 	}

@@ -202,6 +202,20 @@ func (s *scratch) conv(what string, kern *gemm.MicroKernel, pad int, in [][]floa
 	return cv, nil
 }
 
+// startConv prepares a run of a fast convolution op: its inputs and
+// output (opBase.prepare), then its convolution (scratch.conv).
+func (op opBase) startConv(what string, vals []G.Value, infer func(...G.DimSizer) (tensor.Shape, error), kern *gemm.MicroKernel, pad int) (cv convolution, sc *scratch, out *tensor.Dense, err error) {
+	in, shapes, out, err := op.prepare(vals, infer)
+	if err != nil {
+		return cv, nil, nil, err
+	}
+	sc = op.out.scratch()
+	if cv, err = sc.conv(what, kern, pad, in, shapes); err != nil {
+		return cv, nil, nil, err
+	}
+	return cv, sc, out, nil
+}
+
 // index returns the patch index of the shape, built on first use.
 func (s *scratch) index(c, h, w, kh, kw, pad int) *patchIndex {
 	s.mu.Lock()
@@ -235,12 +249,7 @@ func convShape(xs, ws tensor.Shape, pad int) tensor.Shape {
 }
 
 func (op fastConvOp) Do(vals ...G.Value) (G.Value, error) {
-	in, shapes, out, err := op.prepare(vals, op.InferShape)
-	if err != nil {
-		return nil, err
-	}
-	sc := op.out.scratch()
-	cv, err := sc.conv("fast conv2d", op.kern, op.pad, in, shapes)
+	cv, sc, out, err := op.startConv("fast conv2d", vals, op.InferShape, op.kern, op.pad)
 	if err != nil {
 		return nil, err
 	}

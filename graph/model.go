@@ -1,8 +1,6 @@
 package graph
 
 import (
-	"fmt"
-
 	"calm/internal/enum"
 )
 
@@ -33,19 +31,13 @@ const (
 	PatchModel
 )
 
-var modelNames = enum.Names[Model]{What: "model", List: []string{"image", "patch"}}
+var modelNames = enum.Names[Model]{Package: "graph", What: "model", List: []string{"image", "patch"}}
 
 // String returns the model's name as -model and every file spell it.
 func (m Model) String() string { return modelNames.String(m) }
 
 // ParseModel returns the model of the given name: image or patch.
-func ParseModel(name string) (Model, error) {
-	m, err := modelNames.Parse(name)
-	if err != nil {
-		return 0, fmt.Errorf("graph: %w", err)
-	}
-	return m, nil
-}
+func ParseModel(name string) (Model, error) { return modelNames.Parse(name) }
 
 // MarshalText writes the model's name.
 func (m Model) MarshalText() ([]byte, error) { return modelNames.Marshal(m) }

@@ -70,20 +70,14 @@ const (
 	MeanCells                       // mean over the cell
 )
 
-var reductionNames = enum.Names[Reduction]{What: "reduction", List: []string{LogSumExpCells: "lse", MaxCells: "max", MeanCells: "mean"}}
+var reductionNames = enum.Names[Reduction]{Package: "graph", What: "reduction", List: []string{LogSumExpCells: "lse", MaxCells: "max", MeanCells: "mean"}}
 
 // String returns the reduction's name, the one every flag and file uses:
 // "lse", "max" or "mean".
 func (r Reduction) String() string { return reductionNames.String(r) }
 
 // ParseReduction returns the reduction of the given name (see String).
-func ParseReduction(name string) (Reduction, error) {
-	r, err := reductionNames.Parse(name)
-	if err != nil {
-		return 0, fmt.Errorf("graph: %w", err)
-	}
-	return r, nil
-}
+func ParseReduction(name string) (Reduction, error) { return reductionNames.Parse(name) }
 
 // MarshalText writes the reduction's name.
 func (r Reduction) MarshalText() ([]byte, error) { return reductionNames.Marshal(r) }

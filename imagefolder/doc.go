@@ -7,7 +7,7 @@
 // ([Load]); each is either class folders of images or images. PNG, JPEG
 // and GIF decode with the standard library, BMP, TIFF and WebP with
 // golang.org/x/image. Files are taken in sorted path order; class labels
-// number the class folders in sorted name order. A [Set] is an em.Source:
+// number the class folders in sorted name order. A [Set] is an dataset.Source:
 // its images are decoded when read, a batch in parallel, never all held in
 // memory.
 //

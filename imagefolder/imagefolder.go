@@ -48,7 +48,7 @@ var ErrTooLarge = errors.New("more pixels than allowed")
 var Extensions = []string{".png", ".jpg", ".jpeg", ".gif", ".bmp", ".tif", ".tiff", ".webp"}
 
 // A Set is one split of a data set: its image files and their labels. It
-// implements em.Source.
+// implements dataset.Source.
 type Set struct {
 	Paths   []string // the image files, in sorted order
 	Labels  []byte   // the class of each image; nil for an unlabelled set
@@ -236,10 +236,10 @@ func (s *Set) parallel(n int, f func(i int)) {
 	wg.Wait()
 }
 
-// Shape implements em.Source.
+// Shape implements dataset.Source.
 func (s *Set) Shape() (n, c, h, w int) { return len(s.Paths), s.opt.Channels, s.rows, s.cols }
 
-// Read implements em.Source: it decodes the images [start, start+k) into
+// Read implements dataset.Source: it decodes the images [start, start+k) into
 // dst, k at once on the set's workers.
 func (s *Set) Read(dst []float32, start int) error {
 	size := s.opt.Channels * s.rows * s.cols

@@ -26,6 +26,7 @@ import (
 	"strings"
 
 	"calm/classify"
+	"calm/dataset"
 	"calm/em"
 	"calm/estep"
 	"calm/graph"
@@ -51,11 +52,11 @@ func main() {
 	check(err)
 	train, test, err := mnist.Load(mdir)
 	check(err)
-	a, err := em.NewImages(train.Pixels, train.N, 1, train.Rows, train.Cols)
+	a, err := dataset.NewImages(train.Pixels, train.N, 1, train.Rows, train.Cols)
 	check(err)
-	b, err := em.NewImages(test.Pixels, test.N, 1, test.Rows, test.Cols)
+	b, err := dataset.NewImages(test.Pixels, test.N, 1, test.Rows, test.Cols)
 	check(err)
-	all, err := em.Concat(a, b)
+	all, err := dataset.Concat(a, b)
 	check(err)
 	n := train.N + test.N
 	st, err := em.LoadStack(*dir)
@@ -68,15 +69,15 @@ func main() {
 	layer1 := &em.Stack{Layers: st.Layers[:1]}
 	maps, err := layer1.Input(images, 1, nil, 500)
 	check(err)
-	var in em.Source = maps
+	var in dataset.Source = maps
 	if *f > 0 {
-		wh, err := em.NewWhitening(em.First(maps, train.N), *f, *eps, *sample, *seed)
+		wh, err := em.NewWhitening(dataset.First(maps, train.N), *f, *eps, *sample, *seed)
 		check(err)
 		in, err = wh.Source(maps, nil, 500)
 		check(err)
 	}
 	top := st.Layers[1].Config
-	res, err := em.Train(em.First(in, train.N), em.Settings{Kernels: top.Kernels, Width: top.Width, Pad: top.Pad, Batch: 500, MaxEpochs: 1,
+	res, err := em.Train(dataset.First(in, train.N), em.Settings{Kernels: top.Kernels, Width: top.Width, Pad: top.Pad, Batch: 500, MaxEpochs: 1,
 		InitFrom: em.InitKMeansPP, Seed: *seed, Model: graph.PatchModel})
 	check(err)
 	log.Printf("layer 2: LL %.6g, %d of %d kernels distinct", res.LogLik[0], em.Distinct(res.Theta.Data().([]float32), top.Kernels, 0.99), top.Kernels)

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"calm/stl10"
+	"calm/stl10/stl10test"
 )
 
 // BenchmarkRead times reading and whitening one STL-10 batch of 200 images
@@ -18,7 +19,7 @@ func BenchmarkRead(b *testing.B) {
 		pix[i] = byte(rng.IntN(256))
 	}
 	p := filepath.Join(b.TempDir(), "x.bin")
-	if err := stl10.WriteImages(p, pix); err != nil {
+	if err := stl10test.WriteImages(p, pix); err != nil {
 		b.Fatal(err)
 	}
 	im, err := stl10.Open(p, true)

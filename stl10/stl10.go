@@ -8,8 +8,6 @@ import (
 	"path/filepath"
 	"runtime"
 	"sync"
-
-	"calm/internal/atomicfile"
 )
 
 // The STL-10 image format.
@@ -22,7 +20,7 @@ const (
 
 // Images streams the images of one STL-10 image file as float32 (C,H,W)
 // row-major, scaled to [0, 1] and, when whitening, ZCA-whitened per image
-// and channel. It implements em.Source. Reads are safe for one goroutine at
+// and channel. It implements dataset.Source. Reads are safe for one goroutine at
 // a time.
 type Images struct {
 	f      *os.File
@@ -61,10 +59,10 @@ func (im *Images) Close() error { return im.f.Close() }
 // Len returns the number of images.
 func (im *Images) Len() int { return im.n }
 
-// Shape implements em.Source.
+// Shape implements dataset.Source.
 func (im *Images) Shape() (n, c, h, w int) { return im.n, Channels, Side, Side }
 
-// Read implements em.Source: it fills dst with the images from start on,
+// Read implements dataset.Source: it fills dst with the images from start on,
 // converting (and whitening) them on all cores.
 func (im *Images) Read(dst []float32, start int) error {
 	const size = ImageSize
@@ -191,25 +189,4 @@ func (s *Set) Close() error {
 		}
 	}
 	return errors.Join(errs...)
-}
-
-// WriteImages writes n images given row-major (C,H,W) as bytes into path in
-// the STL-10 binary format (each channel column-major): the inverse of
-// Images without whitening, for building test sets and converting data.
-func WriteImages(path string, pix []byte) error {
-	if len(pix) == 0 || len(pix)%ImageSize != 0 {
-		return fmt.Errorf("stl10: %d bytes is not a whole number of images", len(pix))
-	}
-	out := make([]byte, len(pix))
-	for i := 0; i < len(pix)/ImageSize; i++ {
-		for c := 0; c < Channels; c++ {
-			base := i*ImageSize + c*Side*Side
-			for row := 0; row < Side; row++ {
-				for col := 0; col < Side; col++ {
-					out[base+col*Side+row] = pix[base+row*Side+col]
-				}
-			}
-		}
-	}
-	return atomicfile.WriteBytes(path, out)
 }

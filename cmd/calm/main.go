@@ -25,8 +25,10 @@ import (
 	"strings"
 
 	"calm/cmd/internal/cli"
+	"calm/dataset"
 	"calm/em"
 	"calm/experiment"
+	"calm/experiment/rundir"
 	"calm/graph"
 	"calm/imagefolder"
 	"calm/internal/atomicfile"
@@ -81,9 +83,9 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	var train em.Source = d.Train
+	var train dataset.Source = d.Train
 	if d.Unlabeled != nil {
-		if train, err = em.Concat(d.Train, d.Unlabeled); err != nil {
+		if train, err = dataset.Concat(d.Train, d.Unlabeled); err != nil {
 			return err
 		}
 	}
@@ -156,7 +158,7 @@ func extract(dir string, d *imagefolder.Data, f *cli.Flags, stderr io.Writer) er
 			if err != nil {
 				return err
 			}
-			file := fmt.Sprintf("features-%s-%s.npy", set.Name, split.name)
+			file := rundir.FeaturesFile(set.Name, split.name)
 			if err := experiment.SaveFeatures(filepath.Join(out, file), rows, dim); err != nil {
 				return err
 			}

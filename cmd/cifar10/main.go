@@ -21,7 +21,7 @@ import (
 
 	"calm/cifar10"
 	"calm/cmd/internal/cli"
-	"calm/em"
+	"calm/dataset"
 	"calm/experiment"
 	"calm/imagefolder"
 )
@@ -56,7 +56,7 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 
 // labelled is a split of either format: its images and their labels.
 type labelled struct {
-	em.Source
+	dataset.Source
 	labels []byte
 }
 

@@ -19,7 +19,7 @@ import (
 	"io"
 
 	"calm/cmd/internal/cli"
-	"calm/em"
+	"calm/dataset"
 	"calm/experiment"
 	"calm/mnist"
 )
@@ -68,11 +68,11 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	trainSrc, err := em.NewImages(train.Pixels, train.N, 1, train.Rows, train.Cols)
+	trainSrc, err := dataset.NewImages(train.Pixels, train.N, 1, train.Rows, train.Cols)
 	if err != nil {
 		return err
 	}
-	testSrc, err := em.NewImages(test.Pixels, test.N, 1, test.Rows, test.Cols)
+	testSrc, err := dataset.NewImages(test.Pixels, test.N, 1, test.Rows, test.Cols)
 	if err != nil {
 		return err
 	}

@@ -21,8 +21,12 @@ import (
 	"time"
 
 	"calm/cmd/internal/cli"
+	"calm/dataset"
 	"calm/em"
 	"calm/mnist"
+	"calm/npy"
+
+	"gorgonia.org/tensor"
 )
 
 // TestMain doubles as a launcher: with CALM_TEST_LIMITS set (a resource,
@@ -176,7 +180,7 @@ func TestInit(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	src, err := em.NewImages(train.Pixels[:300*784], 300, 1, 28, 28)
+	src, err := dataset.NewImages(train.Pixels[:300*784], 300, 1, 28, 28)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -512,13 +516,13 @@ func TestExitStatus(t *testing.T) {
 	bin := built(t)
 	tmp := t.TempDir()
 	badShape := filepath.Join(tmp, "rgb.npy")
-	if err := em.SaveTheta(badShape, em.InitTheta(4, 3, 20, 1)); err != nil {
+	if err := saveTheta(badShape, em.InitTheta(4, 3, 20, 1)); err != nil {
 		t.Fatal(err)
 	}
 	nanTheta := em.InitTheta(4, 1, 20, 1)
 	nanTheta.Data().([]float32)[3*400+7] = float32(math.NaN())
 	nanPath := filepath.Join(tmp, "nan.npy")
-	if err := em.SaveTheta(nanPath, nanTheta); err != nil {
+	if err := saveTheta(nanPath, nanTheta); err != nil {
 		t.Fatal(err)
 	}
 	f64 := filepath.Join(tmp, "f64.npy")
@@ -787,7 +791,7 @@ func TestFaults(t *testing.T) {
 			return os.WriteFile(filepath.Join(s.dir, em.CheckpointFile), []byte(`{"epoch": 1, "theta": `), 0o644)
 		}, "checkpoint.json: unexpected end of JSON"},
 		{"θ of another shape", func(s stopped) error {
-			return em.SaveTheta(s.theta, em.InitTheta(16, 1, 9, 1))
+			return saveTheta(s.theta, em.InitTheta(16, 1, 9, 1))
 		}, "kernels of shape"},
 		{"data of another size", func(s stopped) error {
 			raw, err := os.ReadFile(filepath.Join(s.dir, em.CheckpointFile))
@@ -868,4 +872,13 @@ func TestFaults(t *testing.T) {
 			t.Errorf("-batch %d under the same limit: exit status %d, %s", batch, code, stderr)
 		}
 	})
+}
+
+// saveTheta writes kernels as a .npy file, as -init reads them.
+func saveTheta(path string, theta *tensor.Dense) error {
+	var b bytes.Buffer
+	if err := npy.Encode(&b, theta.Data().([]float32), theta.Shape()...); err != nil {
+		return err
+	}
+	return os.WriteFile(path, b.Bytes(), 0o666)
 }

@@ -19,7 +19,7 @@ import (
 	"io"
 
 	"calm/cmd/internal/cli"
-	"calm/em"
+	"calm/dataset"
 	"calm/experiment"
 	"calm/stl10"
 )
@@ -60,10 +60,10 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 		return err
 	}
 	defer set.Close()
-	var train em.Source = set.Train
+	var train dataset.Source = set.Train
 	name := "STL-10 (labelled)"
 	if *unlabeled {
-		if train, err = em.Concat(set.Train, set.Unlabeled); err != nil {
+		if train, err = dataset.Concat(set.Train, set.Unlabeled); err != nil {
 			return err
 		}
 		name = "STL-10 (train + unlabeled)"

@@ -14,6 +14,7 @@ import (
 	"calm/cmd/internal/cli"
 	"calm/em"
 	"calm/stl10"
+	"calm/stl10/stl10test"
 )
 
 // writeSet writes a small STL-10 directory of random images.
@@ -26,7 +27,7 @@ func writeSet(t *testing.T, nTrain, nTest, nUnlabeled int) string {
 		for i := range pix {
 			pix[i] = byte(rng.IntN(256))
 		}
-		if err := stl10.WriteImages(filepath.Join(dir, name), pix); err != nil {
+		if err := stl10test.WriteImages(filepath.Join(dir, name), pix); err != nil {
 			t.Fatal(err)
 		}
 	}

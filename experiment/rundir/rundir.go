@@ -11,14 +11,32 @@ import (
 	"calm/internal/atomicfile"
 )
 
-// The files of a run's directory that this package names; em names
-// model.json (em.ModelFile) and each layer's checkpoint.json
-// (em.CheckpointFile).
+// The files of a run's directory. The model's own files are em's to
+// name: model.json (em.ModelFile), each layer's θ (em.ThetaFile) and
+// checkpoint (em.CheckpointFile).
 const (
-	ConfigFile  = "config.json"  // the settings (experiment.RunConfig)
-	MetricsFile = "metrics.json" // what was measured (experiment.Metrics)
-	SeedsFile   = "seeds.json"   // the summary over seeds (experiment.Seeds)
+	ConfigFile      = "config.json"   // the settings (experiment.RunConfig)
+	MetricsFile     = "metrics.json"  // what was measured (experiment.Metrics)
+	SeedsFile       = "seeds.json"    // the summary over seeds (experiment.Seeds)
+	LogLikFigure    = "loglik.png"    // the log-likelihood of each layer per epoch
+	EpochsFigure    = "epochs.png"    // the epoch curve
+	PosteriorFigure = "posterior.png" // the posterior of a few test images
+	LabelsFigure    = "labels.png"    // test accuracy against labelled images
 )
+
+// KernelsFigure is the figure of layer l's (0-based) kernels.
+func KernelsFigure(l int) string { return fmt.Sprintf("kernels-%d.png", l+1) }
+
+// FeaturesFile is the .npy file of a feature set's features of a split
+// ("train", "test").
+func FeaturesFile(set, split string) string { return fmt.Sprintf("features-%s-%s.npy", set, split) }
+
+// LabelsFile is the .npy file of a split's labels, one per row of its
+// FeaturesFile.
+func LabelsFile(split string) string { return "labels-" + split + ".npy" }
+
+// SeedDir is where the run of one seed of a run over seeds goes.
+func SeedDir(out string, seed uint64) string { return filepath.Join(out, fmt.Sprintf("seed-%d", seed)) }
 
 // LayerDir is where layer l's (0-based) checkpoints go.
 func LayerDir(out string, l int) string { return filepath.Join(out, fmt.Sprintf("layer-%d", l+1)) }
@@ -37,9 +55,10 @@ func WriteJSON(path string, v any) error {
 
 // Clear removes from dir what an earlier run left of its own making
 // that a fresh run would not overwrite or that a resume would read: its
-// model, metrics, layers' θ, figures and checkpoints.
+// model, metrics, layers' θ, kernel figures and checkpoints (every
+// KernelsFigure and LayerDir, by the globs that match them).
 func Clear(dir string) error {
-	for _, pattern := range []string{em.ModelFile, MetricsFile, "theta-*.npy", "kernels-*.png", "layer-*"} {
+	for _, pattern := range []string{em.ModelFile, MetricsFile, em.ThetaFiles, "kernels-*.png", "layer-*"} {
 		matches, err := filepath.Glob(filepath.Join(dir, pattern))
 		if err != nil {
 			return fmt.Errorf("rundir: %w", err)

@@ -11,10 +11,11 @@ import (
 )
 
 // Names are the names of the values 0, 1, … of an integer type T; What
-// says what a value is ("model"), for errors.
+// says what a value is ("model") and Package whose type it is ("graph"),
+// for errors.
 type Names[T ~int] struct {
-	What string
-	List []string
+	Package, What string
+	List          []string
 }
 
 // String returns v's name, or "What(v)" for a value without one.
@@ -32,14 +33,14 @@ func (n Names[T]) Parse(name string) (T, error) {
 			return T(i), nil
 		}
 	}
-	return 0, fmt.Errorf("unknown %s %q (want %s)", n.What, name, strings.Join(n.List, ", "))
+	return 0, fmt.Errorf("%s: unknown %s %q (want %s)", n.Package, n.What, name, strings.Join(n.List, ", "))
 }
 
 // Marshal returns v's name as MarshalText does: an error for a value
 // without one, so that no file records a name nothing can read back.
 func (n Names[T]) Marshal(v T) ([]byte, error) {
 	if v < 0 || int(v) >= len(n.List) {
-		return nil, fmt.Errorf("unknown %s %d", n.What, int(v))
+		return nil, fmt.Errorf("%s: unknown %s %d", n.Package, n.What, int(v))
 	}
 	return []byte(n.List[v]), nil
 }

@@ -1,7 +1,6 @@
 package enum_test
 
 import (
-	"strings"
 	"testing"
 
 	"calm/internal/enum"
@@ -9,7 +8,7 @@ import (
 
 type colour int
 
-var colours = enum.Names[colour]{What: "colour", List: []string{"red", "green"}}
+var colours = enum.Names[colour]{Package: "paint", What: "colour", List: []string{"red", "green"}}
 
 func TestNames(t *testing.T) {
 	for i, name := range colours.List {
@@ -23,7 +22,7 @@ func TestNames(t *testing.T) {
 			t.Errorf("%q: marshalled %q, %v; read back %v", name, b, err, back)
 		}
 	}
-	if _, err := colours.Parse("blue"); err == nil || !strings.Contains(err.Error(), "red, green") {
+	if _, err := colours.Parse("blue"); err == nil || err.Error() != `paint: unknown colour "blue" (want red, green)` {
 		t.Errorf("Parse(blue): %v, want an error listing the names", err)
 	}
 	if s := colours.String(5); s != "colour(5)" {

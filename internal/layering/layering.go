@@ -10,8 +10,9 @@ import (
 // its level: a package may import packages of lower levels only. Packages
 // under internal/ are at level 0 and may be imported from anywhere.
 var Levels = map[string]int{
-	"gemm": 1, "idx": 1, "imagefolder": 1, "cifar10": 1, "stl10": 1, "npy": 1,
-	"graph": 2, "mnist": 2, "classify": 2, "viz": 2,
+	"gemm": 1, "idx": 1, "imagefolder": 1, "cifar10": 1, "stl10": 1, "npy": 1, "dataset": 1,
+	"stl10/stl10test": 2,
+	"graph":           2, "mnist": 2, "classify": 2, "viz": 2,
 	"estep": 3, "mstep": 3, "graph/graphtest": 3,
 	"em":                4,
 	"experiment/rundir": 5,

@@ -15,6 +15,7 @@ import (
 	"strings"
 
 	"calm/classify"
+	"calm/dataset"
 	"calm/em"
 	"calm/experiment"
 	"calm/experiment/rundir"
@@ -492,7 +493,7 @@ func (f *Flags) limit(d experiment.Data, byClass bool) (experiment.Data, error) 
 	if byClass && d.Labelled != nil && f.Limit < len(d.Labels) {
 		index := firstOfEachClass(d.Labels, d.Classes, f.Limit)
 		same := d.Train == d.Labelled
-		labelled, err := em.Subset(d.Labelled, index)
+		labelled, err := dataset.Subset(d.Labelled, index)
 		if err != nil {
 			return d, err
 		}
@@ -506,9 +507,9 @@ func (f *Flags) limit(d experiment.Data, byClass bool) (experiment.Data, error) 
 			return d, nil
 		}
 	}
-	d.Train = em.First(d.Train, f.Limit)
+	d.Train = dataset.First(d.Train, f.Limit)
 	if d.Labelled != nil {
-		d.Labelled = em.First(d.Labelled, f.Limit)
+		d.Labelled = dataset.First(d.Labelled, f.Limit)
 		n, _, _, _ := d.Labelled.Shape()
 		d.Labels = d.Labels[:n]
 	}
@@ -549,26 +550,10 @@ func (f *Flags) Run(d experiment.Data, opt experiment.Options) error {
 		_, err := experiment.Run(d, opt)
 		return err
 	}
-	var runs []*experiment.Metrics
-	for i := range f.Seeds {
-		seed := f.Seed + uint64(i)
-		o := opt
-		o.Out = filepath.Join(opt.Out, fmt.Sprintf("seed-%d", seed))
-		o.Layers = slices.Clone(opt.Layers)
-		for l := range o.Layers {
-			o.Layers[l].Settings.Seed = seed
-		}
-		o.Command = withArg(withArg(withArg(opt.Command, "seed", strconv.FormatUint(seed, 10)), "seeds", "1"), "out", o.Out)
-		if o.Log != nil {
-			fmt.Fprintf(o.Log, "seed %d (%d of %d) into %s\n", seed, i+1, f.Seeds, o.Out)
-		}
-		m, err := experiment.Run(d, o)
-		if err != nil {
-			return err
-		}
-		runs = append(runs, m)
+	command := func(seed uint64, out string) []string {
+		return withArg(withArg(withArg(opt.Command, "seed", strconv.FormatUint(seed, 10)), "seeds", "1"), "out", out)
 	}
-	sum, err := experiment.SaveSeeds(opt.Out, runs)
+	sum, err := experiment.RunSeeds(d, opt, f.Seed, f.Seeds, command)
 	if err != nil {
 		return err
 	}

@@ -9,7 +9,7 @@ import (
 	"strings"
 	"testing"
 
-	"calm/em"
+	"calm/dataset"
 	"calm/experiment"
 )
 
@@ -18,12 +18,12 @@ import (
 // fitted on the first N labelled ones, with their labels; without it
 // nothing is cut.
 func TestLimit(t *testing.T) {
-	images := func(n int) em.Source {
+	images := func(n int) dataset.Source {
 		pix := make([]float32, n*4)
 		for i := range pix {
 			pix[i] = float32(i / 4) // image i holds i
 		}
-		src, err := em.NewImages(pix, n, 1, 2, 2)
+		src, err := dataset.NewImages(pix, n, 1, 2, 2)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -71,7 +71,7 @@ func TestLimitByClass(t *testing.T) {
 	for i := range pix {
 		pix[i] = float32(i / 4)
 	}
-	src, err := em.NewImages(pix, len(labels), 1, 2, 2)
+	src, err := dataset.NewImages(pix, len(labels), 1, 2, 2)
 	if err != nil {
 		t.Fatal(err)
 	}

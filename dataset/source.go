@@ -1,4 +1,4 @@
-package em
+package dataset
 
 import "fmt"
 
@@ -21,7 +21,7 @@ type Images struct {
 // used without copying and never modified.
 func NewImages(pix []float32, n, c, h, w int) (*Images, error) {
 	if n < 1 || c < 1 || h < 1 || w < 1 || len(pix) != n*c*h*w {
-		return nil, fmt.Errorf("em: %d values for %d images of %d×%d×%d", len(pix), n, c, h, w)
+		return nil, fmt.Errorf("dataset: %d values for %d images of %d×%d×%d", len(pix), n, c, h, w)
 	}
 	return &Images{pix: pix, n: n, c: c, h: h, w: w}, nil
 }
@@ -33,7 +33,7 @@ func (im *Images) Shape() (n, c, h, w int) { return im.n, im.c, im.h, im.w }
 func (im *Images) Read(dst []float32, start int) error {
 	size := im.c * im.h * im.w
 	if start < 0 || len(dst)%size != 0 || start*size+len(dst) > len(im.pix) {
-		return fmt.Errorf("em: read of %d values at image %d: out of range", len(dst), start)
+		return fmt.Errorf("dataset: read of %d values at image %d: out of range", len(dst), start)
 	}
 	copy(dst, im.pix[start*size:])
 	return nil
@@ -48,7 +48,7 @@ func Concat(a, b Source) (Source, error) {
 	na, ca, ha, wa := a.Shape()
 	_, cb, hb, wb := b.Shape()
 	if ca != cb || ha != hb || wa != wb {
-		return nil, fmt.Errorf("em: cannot concatenate images of %d×%d×%d and %d×%d×%d", ca, ha, wa, cb, hb, wb)
+		return nil, fmt.Errorf("dataset: cannot concatenate images of %d×%d×%d and %d×%d×%d", ca, ha, wa, cb, hb, wb)
 	}
 	return concat{a: a, b: b, na: na, size: ca * ha * wa}, nil
 }
@@ -99,7 +99,7 @@ func (f first) Shape() (n, c, h, w int) {
 func (f first) Read(dst []float32, start int) error {
 	_, c, h, w := f.Source.Shape()
 	if start+len(dst)/(c*h*w) > f.n {
-		return fmt.Errorf("em: read of images %d… beyond the first %d", start, f.n)
+		return fmt.Errorf("dataset: read of images %d… beyond the first %d", start, f.n)
 	}
 	return f.Source.Read(dst, start)
 }
@@ -110,11 +110,11 @@ func Subset(src Source, index []int) (Source, error) {
 	n, _, _, _ := src.Shape()
 	for _, i := range index {
 		if i < 0 || i >= n {
-			return nil, fmt.Errorf("em: subset index %d of %d images", i, n)
+			return nil, fmt.Errorf("dataset: subset index %d of %d images", i, n)
 		}
 	}
 	if len(index) == 0 {
-		return nil, fmt.Errorf("em: an empty subset")
+		return nil, fmt.Errorf("dataset: an empty subset")
 	}
 	return &subset{src, index}, nil
 }
@@ -134,7 +134,7 @@ func (s *subset) Read(dst []float32, start int) error {
 	size := c * h * w
 	k := len(dst) / size
 	if len(dst)%size != 0 || start < 0 || start+k > len(s.index) {
-		return fmt.Errorf("em: read of %d values at image %d of a subset of %d", len(dst), start, len(s.index))
+		return fmt.Errorf("dataset: read of %d values at image %d of a subset of %d", len(dst), start, len(s.index))
 	}
 	for i := 0; i < k; {
 		run := 1
