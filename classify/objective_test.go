@@ -8,10 +8,12 @@ import (
 
 // TestObjective compares the objective and its gradient at random
 // parameters with float64 loops over the standardised rows, for a number
-// of rows that fills neither the shards nor the blocks evenly.
+// of rows that fills neither the shards nor the blocks evenly, and a
+// number of features that is not a whole number of the narrow products'
+// chunks, under each way of computing the products.
 func TestObjective(t *testing.T) {
 	rng := rand.New(rand.NewPCG(5, 5))
-	const n, d, k = 1037, 23, 4
+	const n, d, k = 1037, 71, 4
 	x := make([]float32, n*d)
 	for i := range x {
 		x[i] = float32(rng.NormFloat64())
@@ -25,8 +27,9 @@ func TestObjective(t *testing.T) {
 		w[i] = rng.NormFloat64()
 	}
 	const lambda = 0.01
-	for _, exact := range []bool{false, true} {
-		obj := newObjective(x, y, n, d, k, lambda, exact)
+	for _, products := range productsOf {
+		exact := products.exact
+		obj := newObjectiveWith(x, y, n, d, k, lambda, exact, products.narrow)
 		grad := make([]float64, len(w))
 		got := obj.eval(w, grad)
 		// The same objective in float64.
@@ -37,15 +40,15 @@ func TestObjective(t *testing.T) {
 			tol = 1e-12
 		}
 		if math.Abs(got-want) > tol*math.Abs(want) {
-			t.Errorf("exact %v: objective %v, want %v", exact, got, want)
+			t.Errorf("%s: objective %v, want %v", products.name, got, want)
 		}
 		for i := range grad {
 			if math.Abs(grad[i]-wantGrad[i]) > tol*(1+math.Abs(wantGrad[i])) {
-				t.Fatalf("exact %v: gradient[%d] = %v, want %v", exact, i, grad[i], wantGrad[i])
+				t.Fatalf("%s: gradient[%d] = %v, want %v", products.name, i, grad[i], wantGrad[i])
 			}
 		}
 		if f := obj.eval(w, nil); f != got {
-			t.Errorf("exact %v: objective without the gradient %v, with it %v", exact, f, got)
+			t.Errorf("%s: objective without the gradient %v, with it %v", products.name, f, got)
 		}
 	}
 }
@@ -94,7 +97,7 @@ func naiveObjective(x []float32, y []byte, w []float64, n, d, k int, lambda floa
 // optimum, recomputed by them, with zero.
 func TestHingeObjective(t *testing.T) {
 	rng := rand.New(rand.NewPCG(6, 6))
-	const n, d, k = 1037, 23, 4
+	const n, d, k = 1037, 71, 4
 	x := make([]float32, n*d)
 	for i := range x {
 		x[i] = float32(rng.NormFloat64())
@@ -109,8 +112,9 @@ func TestHingeObjective(t *testing.T) {
 		w[i] = 0.3 * rng.NormFloat64()
 	}
 	const lambda = 0.01
-	for _, exact := range []bool{false, true} {
-		obj := newObjective(x, y, n, d, k, lambda, exact)
+	for _, products := range productsOf {
+		exact := products.exact
+		obj := newObjectiveWith(x, y, n, d, k, lambda, exact, products.narrow)
 		obj.hinge = true
 		grad := make([]float64, len(w))
 		got := obj.eval(w, grad)
@@ -120,11 +124,11 @@ func TestHingeObjective(t *testing.T) {
 			tol = 1e-12
 		}
 		if math.Abs(got-want) > tol*math.Abs(want) {
-			t.Errorf("exact %v: objective %v, want %v", exact, got, want)
+			t.Errorf("%s: objective %v, want %v", products.name, got, want)
 		}
 		for i := range grad {
 			if math.Abs(grad[i]-wantGrad[i]) > tol*(1+math.Abs(wantGrad[i])) {
-				t.Fatalf("exact %v: gradient[%d] = %v, want %v", exact, i, grad[i], wantGrad[i])
+				t.Fatalf("%s: gradient[%d] = %v, want %v", products.name, i, grad[i], wantGrad[i])
 			}
 		}
 	}
@@ -174,3 +178,9 @@ func naiveHinge(x []float32, y []byte, w []float64, n, d, k int, lambda float64)
 	}
 	return f, g
 }
+
+// productsOf are the ways the objective computes its products.
+var productsOf = []struct {
+	name          string
+	exact, narrow bool
+}{{"float32 GEMM", false, false}, {"narrow", false, true}, {"float64", true, false}}

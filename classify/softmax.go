@@ -232,7 +232,7 @@ func (m *Model) Standardise(dst, x []float32) {
 // blockRows returns the number of rows of d features one pass of the
 // objective multiplies at once: a block of about 256 KB, which stays in
 // L2 between the two products that read it.
-func blockRows(d int) int { return min(max(1<<16/d, 16), 1024) }
+func blockRows(d int) int { return min(max(1<<19/d, 16), 1024) }
 
 // shards is the fixed number of partial gradients, summed in order, so
 // that results do not depend on GOMAXPROCS.
@@ -248,6 +248,7 @@ type objective struct {
 	lambda float64
 	exact  bool
 	hinge  bool // the squared hinge loss, not the softmax's
+	narrow bool // the products by gemm.Narrow (ten classes or fewer, its kernels on this CPU)
 	rows   int  // rows of a block
 	parts  []part
 }
@@ -268,25 +269,51 @@ type part struct {
 	gt          []float32 // Σ rowsᵀ·(P − Y), d×k
 	ws          gemm.Workspace
 
+	// narrow products (gemm.Narrow), when the CPU has their kernels
+	wn, gn *gemm.Narrow
+	zn     []float32 // blockRows × NarrowRows logits, then P − Y
+
 	// float64 products (exact)
 	xb64, zb64, gt64 []float64
 }
 
 func newObjective(x []float32, y []byte, n, d, k int, lambda float64, exact bool) *objective {
-	o := &objective{x: x, y: y, n: n, d: d, k: k, lambda: lambda, exact: exact, rows: blockRows(d), parts: make([]part, shards)}
+	return newObjectiveWith(x, y, n, d, k, lambda, exact, !exact && k <= gemm.NarrowRows && gemm.NarrowFast())
+}
+
+// newObjectiveWith is newObjective with the choice of the narrow products
+// made by the caller (the tests try both).
+func newObjectiveWith(x []float32, y []byte, n, d, k int, lambda float64, exact, narrow bool) *objective {
+	o := &objective{x: x, y: y, n: n, d: d, k: k, lambda: lambda, exact: exact, narrow: narrow, rows: blockRows(d), parts: make([]part, shards)}
+	if narrow {
+		o.rows = narrowBlockRows(d)
+	}
 	for s := range o.parts {
 		p := &o.parts[s]
 		p.first, p.last = s*n/shards, (s+1)*n/shards
 		p.bsum = make([]float64, k)
 		p.z = make([]float64, k)
-		if exact {
+		switch {
+		case exact:
 			p.xb64, p.zb64, p.gt64 = make([]float64, o.rows*d), make([]float64, o.rows*k), make([]float64, d*k)
-		} else {
+		case narrow:
+			p.w, p.zn = make([]float32, k*d), make([]float32, o.rows*gemm.NarrowRows)
+			var err error
+			if p.wn, err = gemm.NewNarrow(k, d); err != nil {
+				panic(err) // k ≤ NarrowRows and d ≥ 1 are checked by the callers
+			}
+			p.gn, _ = gemm.NewNarrow(k, d)
+		default:
 			p.w, p.zb, p.gt = make([]float32, k*d), make([]float32, o.rows*k), make([]float32, d*k)
 		}
 	}
 	return o
 }
+
+// narrowBlockRows returns the rows of d features a pass of the narrow
+// products takes at once: about 512 KB, which stays in L2 (of 1–2 MB on
+// the hosts this runs on) from the scores to the gradient.
+func narrowBlockRows(d int) int { return min(max(1<<17/d, 2), 1024) }
 
 // eval returns the objective at w and, when grad is not nil, writes its
 // gradient. Each shard of rows passes over its blocks once: logits
@@ -301,9 +328,12 @@ func (o *objective) eval(w, grad []float64) float64 {
 		sem <- struct{}{}
 		go func(p *part) {
 			defer func() { <-sem; wg.Done() }()
-			if o.exact {
+			switch {
+			case o.exact:
 				o.pass64(p, w, grad != nil)
-			} else {
+			case o.narrow:
+				o.passNarrow(p, w, grad != nil)
+			default:
 				o.pass32(p, w, grad != nil)
 			}
 		}(&o.parts[s])
@@ -323,6 +353,13 @@ func (o *objective) eval(w, grad []float64) float64 {
 	clear(grad)
 	for s := range o.parts {
 		p := &o.parts[s]
+		if o.narrow {
+			p.gn.AddTo(grad[:k*d])
+			for c, v := range p.bsum {
+				grad[k*d+c] += v
+			}
+			continue
+		}
 		for j := 0; j < d; j++ {
 			for c := 0; c < k; c++ {
 				if o.exact {
@@ -437,6 +474,41 @@ func (o *objective) pass32(p *part, w []float64, grad bool) {
 		if grad {
 			// Gᵀ (d×k) += X_blockᵀ (d×rows) · (P − Y) (rows×k).
 			gemm.Mul(d, k, rows, 1, gemm.Matrix{Data: xb, Stride: d, T: true}, gemm.Matrix{Data: zb, Stride: k}, 1, p.gt, k, &p.ws)
+		}
+	}
+}
+
+// passNarrow is pass32 with the narrow products (gemm.Narrow), which read
+// each block of rows once from memory for the scores and again from
+// cache for the gradient.
+func (o *objective) passNarrow(p *part, w []float64, grad bool) {
+	k, d := o.k, o.d
+	const ldz = gemm.NarrowRows
+	for i, v := range w[:k*d] {
+		p.w[i] = float32(v)
+	}
+	p.wn.Set(p.w)
+	p.loss = 0
+	p.gn.Zero()
+	clear(p.bsum)
+	clear(p.zn) // the columns past k stay 0: AddMul reads them
+	for lo := p.first; lo < p.last; lo += o.rows {
+		rows := min(o.rows, p.last-lo)
+		xb := o.x[lo*d : (lo+rows)*d]
+		zb := p.zn[:rows*ldz]
+		gemm.MulNarrow(zb, ldz, xb, rows, d, p.wn)
+		for i := 0; i < rows; i++ {
+			zi := zb[i*ldz : i*ldz+k]
+			for c, v := range zi {
+				p.z[c] = float64(v)
+			}
+			o.rowLoss(p, lo+i, w[k*d:], grad)
+			for c, v := range p.z {
+				zi[c] = float32(v)
+			}
+		}
+		if grad {
+			p.gn.AddMul(zb, ldz, xb, rows, d)
 		}
 	}
 }

@@ -374,7 +374,7 @@ func Run(d Data, opt Options) (*Metrics, error) {
 			return nil, err
 		}
 		if len(done) == len(layers) {
-			logf("resuming after training: all %d layers are trained\n", len(done))
+			logf("resuming after training: every layer (%d) is trained\n", len(done))
 		} else {
 			logf("resuming layer %d after epoch %d\n", len(done)+1, epochOf(resume))
 		}
