@@ -34,9 +34,10 @@ var peak = sync.OnceValue(func() gemm.Peak {
 	return p
 })
 
-// benchStep times the E-step or the M-step graph on one random batch and
-// reports GFLOP/s (a multiply-add counts as 2), its fraction of the peak
-// measured in the same run, and images/s.
+// benchStep times the E-step ("E"), the M-step ("M") or both fused
+// ("EM", estep.Fused) on one random batch and reports GFLOP/s (a
+// multiply-add counts as 2), its fraction of the peak measured in the
+// same run, and images/s.
 func benchStep(b *testing.B, ops graph.Ops, cfg graph.Config, step string) {
 	rng := rand.New(rand.NewPCG(1, 2))
 	x := make([]float32, cfg.Batch*cfg.ImageLen())
@@ -64,6 +65,13 @@ func benchStep(b *testing.B, ops graph.Ops, cfg graph.Config, step string) {
 		b.Fatal(err)
 	}
 	post := r.Posterior.Clone().(*tensor.Dense)
+	var fused *estep.Fused
+	if step == "EM" {
+		if fused, err = estep.NewFused(cfg, ops); err != nil {
+			b.Fatal(err)
+		}
+		defer fused.Close()
+	}
 	p := peak()
 	b.ReportAllocs()
 	b.ResetTimer()
@@ -81,10 +89,19 @@ func benchStep(b *testing.B, ops graph.Ops, cfg graph.Config, step string) {
 				b.Fatal(err)
 			}
 			benchSink += float64(s.Data().([]float32)[0])
+		case "EM":
+			r, err := fused.RunTempered(xt, tt, nil, 1)
+			if err != nil {
+				b.Fatal(err)
+			}
+			benchSink += r.LogLik
 		}
 	}
 	sec := b.Elapsed().Seconds() / float64(b.N)
 	gflops := 2 * float64(cfg.Batch) * float64(cfg.MapLen()*cfg.KernelLen()) / sec / 1e9
+	if step == "EM" {
+		gflops *= 2 // both products
+	}
 	b.ReportMetric(gflops, "GFLOP/s")
 	if p.AllCores > 0 {
 		b.ReportMetric(100*gflops/p.AllCores, "%peak")
@@ -128,15 +145,22 @@ func BenchmarkPeak(b *testing.B) {
 	b.ReportMetric(float64(peak().Bits), "bits")
 }
 
-// BenchmarkStep times one batch of each step with every op set (select
-// with -bench, e.g. Step/MNIST/fast/E).
+// BenchmarkStep times one batch of each step with every op set, and the
+// fused steps with the op sets that fuse them. No layer's name is part of
+// another's, so a name selects one layer: -bench 'Step/Paper/fast/E$'.
 func BenchmarkStep(b *testing.B) {
 	for _, tc := range []struct {
 		name string
 		cfg  graph.Config
-	}{{"MNIST", mnistCfg}, {"STL10", stl10Cfg}, {"MNIST-C3", mnist3Cfg}, {"Layer2", layer2Cfg}, {"MNIST-patch", mnistPatchCfg}, {"Default", defaultLayerCfg}, {"Default-image", defaultImageCfg}, {"Default-variances", defaultVariancesCfg}, {"CIFAR-6x6", cifarConvCfg}, {"CIFAR-patches", cifarPatchesCfg}} {
+	}{{"Paper", mnistCfg}, {"STL10", stl10Cfg}, {"ThreeChannel", mnist3Cfg}, {"SecondLayer", layer2Cfg}, {"PaperPatch", mnistPatchCfg},
+		{"DefaultLayer", defaultLayerCfg}, {"DefaultImage", defaultImageCfg}, {"DefaultVariances", defaultVariancesCfg},
+		{"CIFARConv", cifarConvCfg}, {"CIFARPatches", cifarPatchesCfg}} {
 		for _, ops := range graph.OpSets() {
-			for _, step := range []string{"E", "M"} {
+			steps := []string{"E", "M"}
+			if _, ok := ops.(graph.ExpectedStatser); ok && !tc.cfg.KernelVariances {
+				steps = append(steps, "EM")
+			}
+			for _, step := range steps {
 				b.Run(fmt.Sprintf("%s/%s/%s", tc.name, ops.Name(), step), func(b *testing.B) { benchStep(b, ops, tc.cfg, step) })
 			}
 		}

@@ -2,6 +2,7 @@ package em
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"slices"
@@ -27,6 +28,7 @@ type trainer struct {
 	cfg     graph.Config
 	e       *estep.Graph
 	m       *mstep.Graph
+	fused   *estep.Fused // the E-step and the M-step's numerator in one graph, when the op set fuses them
 	now     Layer
 	res     *Result
 	update  update
@@ -76,6 +78,10 @@ func newTrainer(src dataset.Source, s Settings) (*trainer, error) {
 		t.e.Close()
 		return nil, fmt.Errorf("em: %w", err)
 	}
+	if t.fused, err = estep.NewFused(cfg, s.Ops); err != nil && !errors.Is(err, graph.ErrNotFused) {
+		t.close()
+		return nil, fmt.Errorf("em: %w", err)
+	}
 	return t, nil
 }
 
@@ -111,6 +117,9 @@ func (t *trainer) seed() error {
 func (t *trainer) close() {
 	t.e.Close()
 	t.m.Close()
+	if t.fused != nil {
+		t.fused.Close()
+	}
 }
 
 // record passes e to the recorder, if any.
@@ -133,10 +142,12 @@ func (t *trainer) seeded() error {
 // under t.now at inverse temperature beta (read again for every batch, as
 // stepwise EM moves it), adds to each batch's LL the patch-energy term of
 // a learned variance (the energy summed into energy), calls each with the
-// batch's first image, images and E-step, and tells the recorder. final
-// marks the pass after the last epoch, which measures the LL of the
-// trained kernels.
-func (t *trainer) pass(epoch int, beta float32, final bool, energy *mstep.Stats, each func(first int, x *tensor.Dense, er *estep.Result) error) error {
+// batch's first image, images, E-step and, when the graphs are fused, the
+// M-step's numerator (else nil), and tells the recorder. final marks the
+// pass after the last epoch, which measures the LL of the trained kernels
+// (the fused graph serves it too: on the patch model it is faster than the
+// E-step alone, which writes the posterior out).
+func (t *trainer) pass(epoch int, beta float32, final bool, energy *mstep.Stats, each func(first int, x *tensor.Dense, er *estep.Result, numer []float32) error) error {
 	start := time.Now()
 	return forEachBatch(t.src, t.cfg, t.n, func(first int, x *tensor.Dense) error {
 		b, size := first/t.cfg.Batch+1, x.Shape()[0]
@@ -147,7 +158,17 @@ func (t *trainer) pass(epoch int, beta float32, final bool, energy *mstep.Stats,
 		if i := nonFinite(xv); i >= 0 {
 			return fmt.Errorf("em: image %d holds %v: the data must be finite", first+i/t.cfg.ImageLen(), xv[i])
 		}
-		er, err := t.now.eStep(t.e, x, beta)
+		var er *estep.Result
+		var numer []float32
+		var err error
+		if t.fused != nil {
+			var fr *estep.FusedResult
+			if fr, err = t.fused.RunTempered(x, t.now.Theta, t.now.LogPrior, beta*estep.InverseTemperature(t.now.Variance)); err == nil {
+				er, numer = &fr.Result, fr.Numer
+			}
+		} else {
+			er, err = t.now.eStep(t.e, x, beta)
+		}
 		if err != nil {
 			return fmt.Errorf("em: epoch %d, batch %d: %w", epoch, b, err)
 		}
@@ -157,7 +178,7 @@ func (t *trainer) pass(epoch int, beta float32, final bool, energy *mstep.Stats,
 		if t.s.LearnVariance {
 			er.LogLik += varianceLogLik(t.cfg, energy.AddPatchEnergy(t.cfg, xv), size, t.now.Variance)
 		}
-		if err := each(first, x, er); err != nil {
+		if err := each(first, x, er, numer); err != nil {
 			return err
 		}
 		return t.record(Event{Final: final, Epoch: epoch, Batch: b, Batches: t.batches, Images: first + size, Elapsed: time.Since(start)})
@@ -171,18 +192,20 @@ func (t *trainer) expectations(epoch int) (*mstep.Stats, *worstImages, error) {
 	t.start = time.Now()
 	stats := mstep.NewStats(t.cfg)
 	worst := &worstImages{cap: t.cfg.Kernels}
-	err := t.pass(epoch, t.s.beta(epoch), false, stats, func(first int, x *tensor.Dense, er *estep.Result) error {
+	err := t.pass(epoch, t.s.beta(epoch), false, stats, func(first int, x *tensor.Dense, er *estep.Result, nv []float32) error {
 		size := x.Shape()[0]
-		numer, kernelEnergy, err := t.m.RunWithEnergy(x, er.Posterior)
-		if err != nil {
-			return fmt.Errorf("em: epoch %d, batch %d: %w", epoch, first/t.cfg.Batch+1, err)
-		}
-		if t.s.KernelVariances {
-			if err := stats.AddKernelEnergy(kernelEnergy); err != nil {
-				return fmt.Errorf("em: %w", err)
+		if nv == nil {
+			numer, kernelEnergy, err := t.m.RunWithEnergy(x, er.Posterior)
+			if err != nil {
+				return fmt.Errorf("em: epoch %d, batch %d: %w", epoch, first/t.cfg.Batch+1, err)
 			}
+			if t.s.KernelVariances {
+				if err := stats.AddKernelEnergy(kernelEnergy); err != nil {
+					return fmt.Errorf("em: %w", err)
+				}
+			}
+			nv = numer.Data().([]float32)
 		}
-		nv := numer.Data().([]float32)
 		if err := stats.Add(nv, er.LogCounts, er.LogLik, size); err != nil {
 			return fmt.Errorf("em: %w", err)
 		}
@@ -291,7 +314,7 @@ func (t *trainer) result() (*Result, error) {
 	start := time.Now()
 	var sum float64
 	// At β = 1: annealing ends there.
-	err := t.pass(epoch, 1, true, mstep.NewStats(t.cfg), func(_ int, _ *tensor.Dense, er *estep.Result) error {
+	err := t.pass(epoch, 1, true, mstep.NewStats(t.cfg), func(_ int, _ *tensor.Dense, er *estep.Result, _ []float32) error {
 		sum += er.LogLik
 		return nil
 	})

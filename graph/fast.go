@@ -153,6 +153,7 @@ type workerScratch struct {
 	post  []float32    // the patch model's posterior, positions × kernels
 	joint []float32    // the image model's log joint, kernels × positions
 	pb    gemm.PackedB // the filter's posterior, transposed
+	stats []float32    // the fused steps' numerator Sᵀ (elements × kernels) over a few images
 	ws    gemm.Workspace
 }
 
@@ -388,8 +389,13 @@ func (op fastFilterOp) Do(vals ...G.Value) (G.Value, error) {
 			}
 		}
 	})
-	o := out.Data().([]float32)
-	// out[k, e] = Σ_shards Sᵀ[e, k], in shard order.
+	sc.sumShards(out.Data().([]float32), shards, d, k)
+	return out, nil
+}
+
+// sumShards sets o[k, e] = Σ_shards Sᵀ[e, k] (d elements, k kernels), in
+// shard order.
+func (sc *scratch) sumShards(o []float32, shards, d, k int) {
 	for e := 0; e < d; e++ {
 		for kk := 0; kk < k; kk++ {
 			var s float64
@@ -399,5 +405,4 @@ func (op fastFilterOp) Do(vals ...G.Value) (G.Value, error) {
 			o[kk*d+e] = float32(s)
 		}
 	}
-	return out, nil
 }

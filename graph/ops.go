@@ -61,15 +61,25 @@ type Ops interface {
 
 // OpSets returns every op set, the default first: Fast with the fastest
 // gemm kernel ("fast"), Fast with each other kernel this CPU runs
-// ("fast/avx2", "fast/go", …), and Gorgonia. Flags, tests and benchmarks
-// all read this one list: to try an op set of your own, add it here.
+// ("fast/avx2", "fast/go", …), Fast unfused ("unfused") and Gorgonia.
+// Flags, tests and benchmarks all read this one list: to try an op set of
+// your own, add it here.
 func OpSets() []Ops {
 	ops := []Ops{Fast{}}
 	for _, k := range gemm.MicroKernels()[1:] {
 		ops = append(ops, Fast{MicroKernel: k})
 	}
-	return append(ops, Gorgonia{})
+	return append(ops, Unfused{Ops: Fast{}}, Gorgonia{})
 }
+
+// Unfused is an op set that fuses nothing: the methods of Ops alone, so
+// that every step writes its output (the log joint, the posterior) whole
+// and EM runs the E-step and M-step graphs apart. It is the reference the
+// fused op sets are measured against (-ops unfused).
+type Unfused struct{ Ops }
+
+// Name implements Ops.
+func (Unfused) Name() string { return "unfused" }
 
 // Lookup returns the op set of the given name from OpSets.
 func Lookup(name string) (Ops, error) {

@@ -17,8 +17,8 @@ import (
 // kernel this CPU runs, to the float64 loops of graphtest.
 func TestOpSets(t *testing.T) {
 	sets := graph.OpSets()
-	if want := len(gemm.MicroKernels()) + 1; len(sets) != want {
-		t.Errorf("%d op sets, want %d (Fast with each kernel, and Gorgonia)", len(sets), want)
+	if want := len(gemm.MicroKernels()) + 2; len(sets) != want {
+		t.Errorf("%d op sets, want %d (Fast with each kernel, unfused, and Gorgonia)", len(sets), want)
 	}
 	for _, ops := range sets {
 		t.Run(ops.Name(), func(t *testing.T) { graphtest.TestOps(t, ops) })

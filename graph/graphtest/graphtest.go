@@ -33,6 +33,9 @@ func TestOps(t *testing.T, ops graph.Ops) {
 	if jp, ok := ops.(graph.JointPosterior); ok {
 		t.Run("LogJointPosterior", func(t *testing.T) { testJointPosterior(t, ops, jp) })
 	}
+	if es, ok := ops.(graph.ExpectedStatser); ok {
+		t.Run("ExpectedStats", func(t *testing.T) { testExpectedStats(t, ops, es) })
+	}
 	t.Run("Pool", func(t *testing.T) { testPool(t, ops) })
 	t.Run("Types", func(t *testing.T) { testTypes(t, ops) })
 }
@@ -473,6 +476,81 @@ func testJointPosteriorOf(t *testing.T, ops graph.Ops, jp graph.JointPosterior, 
 		}{
 			{"log marginal", out[1].Data().([]float32), marg, 1e-6*float64(u) + float64(u)*delta},
 			{"posterior", out[2].Data().([]float32), post, 1e-6 + 2*delta},
+			{"log counts", out[3].Data().([]float32), counts, 1e-5 + 2*delta},
+		} {
+			if msg := CloseTo(chk.got, chk.want, chk.tol); msg != "" {
+				t.Errorf("n=%d: %s%s", n, chk.name, msg)
+			}
+		}
+	}
+}
+
+// testExpectedStats checks the fused E-step and M-step numerator of an op
+// set that has them, under each model, against the convolution, the
+// model's posterior and the filter of float64 loops, on every layer shape.
+func testExpectedStats(t *testing.T, ops graph.Ops, es graph.ExpectedStatser) {
+	// Enough kernels that the patch model's positions go in two blocks.
+	blocks := struct {
+		Name  string
+		Layer naive.Layer
+	}{"C2/K600", naive.Layer{N: 2, C: 2, Rows: 12, Cols: 12, K: 600, Width: 3, Pad: 0}}
+	for _, model := range []graph.Model{graph.ImageModel, graph.PatchModel} {
+		for _, tc := range append(Layers, blocks) {
+			t.Run(model.String()+"/"+tc.Name, func(t *testing.T) { testExpectedStatsOf(t, ops, es, model, tc.Layer) })
+		}
+	}
+}
+
+// testExpectedStatsOf compares the numerator, log marginal and log counts
+// with those of float64 loops, within what the float32 log joint's error
+// δ (the op set's own Conv2d's, measured in the same run) allows: γ moves
+// by up to 2δ, so each of the numerator's n·u terms by 2δ|x|.
+func testExpectedStatsOf(t *testing.T, ops graph.Ops, es graph.ExpectedStatser, model graph.Model, layer naive.Layer) {
+	cfg := config(layer)
+	step, err := graph.NewStep(cfg, []graph.Input{graph.Images(cfg), graph.Kernels(cfg), graph.LogPrior(cfg)},
+		func(_ *G.ExprGraph, in []*G.Node) ([]*G.Node, error) {
+			l, err := ops.Conv2d(in[0], in[1], in[2], cfg.Pad)
+			if err != nil {
+				return nil, err
+			}
+			numer, lm, lc, err := es.ExpectedStats(in[0], in[1], in[2], cfg.Pad, model)
+			return []*G.Node{l, numer, lm, lc}, err
+		})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer step.Close()
+	rng := rand.New(rand.NewPCG(7, uint64(cfg.Kernels)))
+	for _, n := range batches(cfg.Batch) {
+		l := layer
+		l.N = n
+		x := Randn(rng, n*cfg.ImageLen(), 1)
+		w := Randn(rng, cfg.Kernels*cfg.KernelLen(), 0.5)
+		b := Randn(rng, cfg.Kernels, 3)
+		out := run(t, step, dense(x, cfg.ImageShape(n)), dense(w, cfg.KernelShape()), dense(b, tensor.Shape{cfg.Kernels}))
+		if got := out[1].Shape(); !got.Eq(cfg.KernelShape()) {
+			t.Fatalf("n=%d: numerator of shape %v, want %v", n, got, cfg.KernelShape())
+		}
+		lj := l.Conv2d(x, w, b)
+		var delta float64
+		for i, v := range out[0].Data().([]float32) {
+			delta = max(delta, math.Abs(float64(v)-lj[i]))
+		}
+		u := cfg.MapLen() / cfg.Kernels
+		marg, post, counts := posteriorOf(model, lj, n, cfg.Kernels, u)
+		post32 := make([]float32, len(post))
+		for i, v := range post {
+			post32[i] = float32(v)
+		}
+		numer := l.Filter(x, post32)
+		for _, chk := range []struct {
+			name string
+			got  []float32
+			want []float64
+			tol  float64
+		}{
+			{"numerator", out[1].Data().([]float32), numer, (1e-6+2*delta)*float64(n*u)*4 + sumTol(n*u)},
+			{"log marginal", out[2].Data().([]float32), marg, 1e-6*float64(u) + float64(u)*delta},
 			{"log counts", out[3].Data().([]float32), counts, 1e-5 + 2*delta},
 		} {
 			if msg := CloseTo(chk.got, chk.want, chk.tol); msg != "" {
