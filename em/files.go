@@ -236,8 +236,10 @@ func LoadStack(dir string) (*Stack, error) {
 			return nil, fmt.Errorf("em: %s: layer %d: %w", path, l+1, err)
 		}
 		res := &Result{Layer: Layer{Theta: theta, LogPrior: logPrior, Pad: rec.Pad, Variance: rec.Variance, Variances: rec.Variances}, LogLik: rec.LogLik, FinalLogLik: rec.FinalLogLik, EpochSeconds: rec.EpochSeconds, Reseeded: rec.Reseeded, Config: cfg}
-		if rec.Status == Converged.String() {
-			res.Status = Converged
+		for _, st := range []Status{Converged, Stopped} {
+			if rec.Status == st.String() {
+				res.Status = st
+			}
 		}
 		s.Layers = append(s.Layers, Trained{Result: res, Transform: tr, Scale: rec.Scale, Shift: rec.Shift})
 	}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"os"
@@ -292,5 +293,60 @@ func TestCheckpointErrors(t *testing.T) {
 		if _, err := em.LoadCheckpoint(dir); err == nil || !strings.Contains(err.Error(), tc.msg) {
 			t.Errorf("variances edited %q → %q: %v, want an error that says %q", tc.old, tc.new, err, tc.msg)
 		}
+	}
+}
+
+// TestStop has a recorder stop training after epoch 2 of 5: the two
+// epochs are kept as if they were all, the LL of their kernels is measured,
+// the recorder after the one that stopped still sees the event, and the
+// θ is the one an uninterrupted run has after 2 epochs. A Stop from any
+// other event is an error.
+func TestStop(t *testing.T) {
+	src := smallSource(t)
+	base := em.Settings{Kernels: 6, Width: 5, Pad: 2, Batch: 100, Seed: 9}
+	two := base
+	two.MaxEpochs = 2
+	want, err := em.Train(src, two)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var seen []int // epochs the second recorder saw end
+	s := base
+	s.MaxEpochs = 5
+	s.Recorder = em.Recorders{
+		recordFunc(func(e em.Event) error {
+			if e.State != nil && e.Epoch == 2 {
+				return fmt.Errorf("enough: %w", em.Stop)
+			}
+			return nil
+		}),
+		recordFunc(func(e em.Event) error {
+			if e.State != nil {
+				seen = append(seen, e.Epoch)
+			}
+			return nil
+		}),
+	}
+	got, err := em.Train(src, s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Status != em.Stopped || len(got.LogLik) != 2 || got.FinalLogLik == nil {
+		t.Fatalf("status %v after %d epochs (final LL %v), want stopped after 2 with the LL of its kernels", got.Status, len(got.LogLik), got.FinalLogLik)
+	}
+	if !slices.Equal(seen, []int{1, 2}) {
+		t.Errorf("the next recorder saw epochs %v end, want [1 2]", seen)
+	}
+	if !slices.Equal(got.LogLik, want.LogLik) || !slices.Equal(got.Theta.Data().([]float32), want.Theta.Data().([]float32)) || *got.FinalLogLik != *want.FinalLogLik {
+		t.Errorf("stopped after 2 epochs: LL %v, want %v (a run of 2 epochs), or θ differs", got.LogLik, want.LogLik)
+	}
+	s.Recorder = recordFunc(func(e em.Event) error {
+		if e.Batch == 1 {
+			return em.Stop
+		}
+		return nil
+	})
+	if _, err := em.Train(src, s); !errors.Is(err, em.Stop) {
+		t.Errorf("a Stop in the middle of an epoch: %v, want the error back", err)
 	}
 }

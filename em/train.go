@@ -46,22 +46,33 @@ type Event struct {
 }
 
 // Recorder observes training. An error from Record stops training and is
-// returned by Train.
+// returned by Train, but Stop, which ends it well.
 type Recorder interface {
 	Record(Event) error
 }
 
-// Recorders calls each of its recorders in turn, stopping at an error.
+// Stop is what a Recorder returns (or wraps) from the event that ends an
+// epoch to end training there: the epoch is kept as if it were the last,
+// the LL of its kernels is measured, and the Result's Status is Stopped.
+// From any other event it is an error like another.
+var Stop = errors.New("em: stopped by a recorder")
+
+// Recorders calls each of its recorders in turn, stopping at an error; a
+// Stop from one still lets the others see the event.
 type Recorders []Recorder
 
 // Record implements Recorder.
 func (rs Recorders) Record(e Event) error {
+	var stop error
 	for _, r := range rs {
-		if err := r.Record(e); err != nil {
+		switch err := r.Record(e); {
+		case errors.Is(err, Stop):
+			stop = err
+		case err != nil:
 			return err
 		}
 	}
-	return nil
+	return stop
 }
 
 // Status says why training stopped.
@@ -70,11 +81,15 @@ type Status int
 const (
 	EpochLimit Status = iota // MaxEpochs epochs ran
 	Converged                // the relative LL gain fell below Tol
+	Stopped                  // a Recorder returned Stop
 )
 
 func (s Status) String() string {
-	if s == Converged {
+	switch s {
+	case Converged:
 		return "converged"
+	case Stopped:
+		return "stopped"
 	}
 	return "epoch limit"
 }
@@ -141,7 +156,7 @@ func Train(src dataset.Source, s Settings) (*Result, error) {
 	if err := t.seeded(); err != nil {
 		return nil, err
 	}
-	for epoch := t.first; epoch <= t.s.epochs() && t.res.Status != Converged; epoch++ {
+	for epoch := t.first; epoch <= t.s.epochs() && t.res.Status == EpochLimit; epoch++ {
 		stats, worst, err := t.expectations(epoch)
 		if err != nil {
 			return nil, err

@@ -254,11 +254,14 @@ func (t *trainer) maximise(epoch int, stats *mstep.Stats, worst *worstImages) er
 	state := &Checkpoint{Epoch: epoch, LogLik: t.res.LogLik, EpochSeconds: t.res.EpochSeconds, Reseeded: t.res.Reseeded,
 		Theta: next.Theta, LogPrior: next.LogPrior, Variance: next.Variance, Variances: next.Variances, Images: t.n,
 		Config: withBatch(t.cfg, 0), Running: t.update.running()}
-	if err := t.record(Event{Epoch: epoch, Batches: t.batches, Images: t.n, Elapsed: time.Since(t.start), LogLik: stats.LogLik,
-		Theta: next.Theta, Reseeded: reseeded, State: state}); err != nil {
+	err = t.record(Event{Epoch: epoch, Batches: t.batches, Images: t.n, Elapsed: time.Since(t.start), LogLik: stats.LogLik,
+		Theta: next.Theta, Reseeded: reseeded, State: state})
+	switch {
+	case errors.Is(err, Stop):
+		t.res.Status = Stopped
+	case err != nil:
 		return err
-	}
-	if converged(t.res, t.s.Tol) {
+	case converged(t.res, t.s.Tol):
 		t.res.Status = Converged
 	}
 	return nil

@@ -432,8 +432,33 @@ func Run(d Data, opt Options) (*Metrics, error) {
 			logf("whitening the images by a %d×%d ZCA filter (ε = %v) in front of layer 1\n", wh.Width, wh.Width, wh.Epsilon)
 		}
 	}
+	// The epoch curve, from the whitened images, stopped with the run. With
+	// PickEpoch its points are computed as the top layer trains, which
+	// stops once they have fallen for stopAfter epochs.
+	top := len(layers) - 1
+	var cv *curve
+	if opt.Eval && opt.EpochCurve {
+		cv = newCurve(d.stoppable(ctx), opt, top, layers[0].Settings.Ops, cfgs[0].Batch, logf)
+		if opt.PickEpoch {
+			cv.below = &em.Stack{Layers: done[:min(len(done), top)], Whitening: wh}
+			cv.topCfg, cv.topTr = cfgs[top], layers[top].Transform
+			layers[top].Settings.Recorder = append(layers[top].Settings.Recorder.(em.Recorders), cv)
+			if resume != nil && len(done) == top {
+				stop, err := cv.replay(resume.Epoch)
+				if err != nil {
+					return nil, err
+				}
+				if stop { // interrupted after EM stopped, before its layer was saved
+					layers[top].Settings.MaxEpochs = resume.Epoch
+				}
+			}
+		}
+	}
 	st, err := em.TrainStack(d.Train, layers, done, 0, func(st *em.Stack) error {
 		st.Whitening = wh
+		if cv != nil && len(st.Layers) <= top {
+			cv.below = st
+		}
 		return em.SaveStack(opt.Out, st)
 	})
 	if errors.Is(err, context.Canceled) {
@@ -448,6 +473,14 @@ func Run(d Data, opt Options) (*Metrics, error) {
 		return nil, fmt.Errorf("experiment: %w", err)
 	}
 	st.Whitening = wh // a resumed run's trained layers come without it
+	if cv != nil && cv.stopped && st.Layers[top].Status != em.Stopped {
+		// EM stopped on the curve before an interruption; the resumed
+		// run ended on the epoch limit it was given.
+		st.Layers[top].Status = em.Stopped
+		if err := em.SaveStack(opt.Out, st); err != nil {
+			return nil, err
+		}
+	}
 	s0 := layers[0].Settings
 	m := &Metrics{Dataset: d.Name, Images: n, TrainingRecord: newTrainingRecord(s0, cfgs[0].Batch), ValidationImages: opt.Validation, SkippedFiles: d.SkippedFiles,
 		GoVersion: runtime.Version(), GOMAXPROCS: runtime.GOMAXPROCS(0)}
@@ -459,8 +492,8 @@ func Run(d Data, opt Options) (*Metrics, error) {
 	// iteration of a fit.
 	d = d.stoppable(ctx)
 	var curve *curveFeatures
-	if opt.Eval && opt.EpochCurve {
-		if curve, err = epochCurve(ctx, d, opt, st, s0.Ops, cfgs[0].Batch, m, logf); err != nil {
+	if cv != nil {
+		if curve, err = cv.finish(ctx, st, m); err != nil {
 			if ctx.Err() != nil {
 				return nil, stopped()
 			}
