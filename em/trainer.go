@@ -145,8 +145,9 @@ func (t *trainer) seeded() error {
 // batch's first image, images, E-step and, when the graphs are fused, the
 // M-step's numerator (else nil), and tells the recorder. final marks the
 // pass after the last epoch, which measures the LL of the trained kernels
-// (the fused graph serves it too: on the patch model it is faster than the
-// E-step alone, which writes the posterior out).
+// (under the patch model with the fused graph, which is faster than the
+// E-step alone: that writes each position's posterior out, the image
+// model's far fewer values).
 func (t *trainer) pass(epoch int, beta float32, final bool, energy *mstep.Stats, each func(first int, x *tensor.Dense, er *estep.Result, numer []float32) error) error {
 	start := time.Now()
 	return forEachBatch(t.src, t.cfg, t.n, func(first int, x *tensor.Dense) error {
@@ -161,7 +162,7 @@ func (t *trainer) pass(epoch int, beta float32, final bool, energy *mstep.Stats,
 		var er *estep.Result
 		var numer []float32
 		var err error
-		if t.fused != nil {
+		if t.fused != nil && !(final && t.cfg.Model == graph.ImageModel) {
 			var fr *estep.FusedResult
 			if fr, err = t.fused.RunTempered(x, t.now.Theta, t.now.LogPrior, beta*estep.InverseTemperature(t.now.Variance)); err == nil {
 				er, numer = &fr.Result, fr.Numer

@@ -3,7 +3,12 @@
 #include "textflag.h"
 
 // func gatherAVX512x1(k int, src *float32, rows, cols *int32, b, c *float32, ldc int)
-TEXT ·gatherAVX512x1(SB), NOSPLIT, $0-56
+TEXT ·gatherAVX512x1(SB), NOSPLIT, $8-56
+	STMXCSR mxcsr-8(SP)
+	MOVL mxcsr-8(SP), DX
+	ORL $0x8040, DX
+	MOVL DX, flushed-4(SP)
+	LDMXCSR flushed-4(SP)
 	MOVQ k+0(FP), CX
 	MOVQ src+8(FP), AX
 	MOVQ rows+16(FP), BX
@@ -101,11 +106,17 @@ gatherAVX512x1_store:
 	ADDQ BX, DX
 	VADDPS 0(DX), Z13, Z13
 	VMOVUPS Z13, 0(DX)
+	LDMXCSR mxcsr-8(SP)
 	VZEROUPPER
 	RET
 
 // func gatherAVX512x2(k int, src *float32, rows, cols *int32, b, c *float32, ldc int)
-TEXT ·gatherAVX512x2(SB), NOSPLIT, $0-56
+TEXT ·gatherAVX512x2(SB), NOSPLIT, $8-56
+	STMXCSR mxcsr-8(SP)
+	MOVL mxcsr-8(SP), DX
+	ORL $0x8040, DX
+	MOVL DX, flushed-4(SP)
+	LDMXCSR flushed-4(SP)
 	MOVQ k+0(FP), CX
 	MOVQ src+8(FP), AX
 	MOVQ rows+16(FP), BX
@@ -242,11 +253,17 @@ gatherAVX512x2_store:
 	VMOVUPS Z18, 0(DX)
 	VADDPS 64(DX), Z19, Z19
 	VMOVUPS Z19, 64(DX)
+	LDMXCSR mxcsr-8(SP)
 	VZEROUPPER
 	RET
 
 // func gatherAVX512x3(k int, src *float32, rows, cols *int32, b, c *float32, ldc int)
-TEXT ·gatherAVX512x3(SB), NOSPLIT, $0-56
+TEXT ·gatherAVX512x3(SB), NOSPLIT, $8-56
+	STMXCSR mxcsr-8(SP)
+	MOVL mxcsr-8(SP), DX
+	ORL $0x8040, DX
+	MOVL DX, flushed-4(SP)
+	LDMXCSR flushed-4(SP)
 	MOVQ k+0(FP), CX
 	MOVQ src+8(FP), AX
 	MOVQ rows+16(FP), BX
@@ -422,11 +439,17 @@ gatherAVX512x3_store:
 	VMOVUPS Z24, 64(DX)
 	VADDPS 128(DX), Z25, Z25
 	VMOVUPS Z25, 128(DX)
+	LDMXCSR mxcsr-8(SP)
 	VZEROUPPER
 	RET
 
 // func gatherAVX512x4(k int, src *float32, rows, cols *int32, b, c *float32, ldc int)
-TEXT ·gatherAVX512x4(SB), NOSPLIT, $0-56
+TEXT ·gatherAVX512x4(SB), NOSPLIT, $8-56
+	STMXCSR mxcsr-8(SP)
+	MOVL mxcsr-8(SP), DX
+	ORL $0x8040, DX
+	MOVL DX, flushed-4(SP)
+	LDMXCSR flushed-4(SP)
 	MOVQ k+0(FP), CX
 	MOVQ src+8(FP), AX
 	MOVQ rows+16(FP), BX
@@ -641,11 +664,17 @@ gatherAVX512x4_store:
 	VMOVUPS Z30, 128(DX)
 	VADDPS 192(DX), Z31, Z31
 	VMOVUPS Z31, 192(DX)
+	LDMXCSR mxcsr-8(SP)
 	VZEROUPPER
 	RET
 
 // func gatherAVX2(k int, src *float32, rows, cols *int32, b, c *float32, ldc int)
-TEXT ·gatherAVX2(SB), NOSPLIT, $0-56
+TEXT ·gatherAVX2(SB), NOSPLIT, $8-56
+	STMXCSR mxcsr-8(SP)
+	MOVL mxcsr-8(SP), DX
+	ORL $0x8040, DX
+	MOVL DX, flushed-4(SP)
+	LDMXCSR flushed-4(SP)
 	MOVQ k+0(FP), CX
 	MOVQ src+8(FP), AX
 	MOVQ rows+16(FP), BX
@@ -782,6 +811,7 @@ gatherAVX2_store:
 	VMOVUPS Y14, 0(DX)
 	VADDPS 32(DX), Y15, Y15
 	VMOVUPS Y15, 32(DX)
+	LDMXCSR mxcsr-8(SP)
 	VZEROUPPER
 	RET
 
