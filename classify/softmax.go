@@ -432,6 +432,23 @@ func (o *objective) rowLoss(p *part, i int, b []float64, grad bool) {
 	}
 }
 
+// blockLoss adds the loss of rows lo…lo+rows−1 given their logits in zb
+// (a row's k values ldz apart, without the intercept b) and, if grad,
+// turns each row's logits into the loss's gradient with respect to them
+// (rowLoss).
+func (o *objective) blockLoss(p *part, zb []float32, ldz, lo, rows int, b []float64, grad bool) {
+	for i := 0; i < rows; i++ {
+		zi := zb[i*ldz : i*ldz+o.k]
+		for c, v := range zi {
+			p.z[c] = float64(v)
+		}
+		o.rowLoss(p, lo+i, b, grad)
+		for c, v := range p.z {
+			zi[c] = float32(v)
+		}
+	}
+}
+
 // pass32 computes one shard's loss and, if grad, its gradient sums with
 // float32 GEMMs.
 func (o *objective) pass32(p *part, w []float64, grad bool) {
@@ -461,16 +478,7 @@ func (o *objective) pass32(p *part, w []float64, grad bool) {
 		zb := p.zb[:rows*k]
 		clear(zb)
 		gemm.MulGather(gemm.Gather{Src: xb, Rows: p.rowAt[:rows], Cols: p.cols}, &p.wt, zb, k, &p.ws)
-		for i := 0; i < rows; i++ {
-			zi := zb[i*k : (i+1)*k]
-			for c, v := range zi {
-				p.z[c] = float64(v)
-			}
-			o.rowLoss(p, lo+i, w[k*d:], grad)
-			for c, v := range p.z {
-				zi[c] = float32(v)
-			}
-		}
+		o.blockLoss(p, zb, k, lo, rows, w[k*d:], grad)
 		if grad {
 			// Gᵀ (d×k) += X_blockᵀ (d×rows) · (P − Y) (rows×k).
 			gemm.Mul(d, k, rows, 1, gemm.Matrix{Data: xb, Stride: d, T: true}, gemm.Matrix{Data: zb, Stride: k}, 1, p.gt, k, &p.ws)
@@ -497,16 +505,7 @@ func (o *objective) passNarrow(p *part, w []float64, grad bool) {
 		xb := o.x[lo*d : (lo+rows)*d]
 		zb := p.zn[:rows*ldz]
 		gemm.MulNarrow(zb, ldz, xb, rows, d, p.wn)
-		for i := 0; i < rows; i++ {
-			zi := zb[i*ldz : i*ldz+k]
-			for c, v := range zi {
-				p.z[c] = float64(v)
-			}
-			o.rowLoss(p, lo+i, w[k*d:], grad)
-			for c, v := range p.z {
-				zi[c] = float32(v)
-			}
-		}
+		o.blockLoss(p, zb, ldz, lo, rows, w[k*d:], grad)
 		if grad {
 			p.gn.AddMul(zb, ldz, xb, rows, d)
 		}

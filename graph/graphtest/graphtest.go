@@ -430,12 +430,25 @@ func posteriorOf(model graph.Model, lj []float64, n, k, u int) (marg, post, coun
 	return marg, post, counts
 }
 
-// testJointPosteriorOf compares the fused posterior with model's posterior
-// of the float64 log joint, within what the float32 log joint's error
-// allows: the error of the op set's own Conv2d, measured in the same run,
-// bounds it (an error δ in every L moves log γ by up to 2δ, a log
-// marginal summed over u positions by uδ).
-func testJointPosteriorOf(t *testing.T, ops graph.Ops, jp graph.JointPosterior, model graph.Model, layer naive.Layer) {
+// fusedRun is one batch of a fused op's check: the layer with its batch,
+// the inputs, the op set's own log joint (out[0]) and the fused op's
+// outputs (out[1:]), the float64 log joint, and δ, the largest error of
+// the op set's Conv2d against it.
+type fusedRun struct {
+	n       int
+	l       naive.Layer
+	x       []float32
+	out     []*tensor.Dense
+	lj      []float64
+	delta   float64
+	u       int // positions
+	kernels int
+}
+
+// runFused builds a step whose outputs are ops.Conv2d's log joint and the
+// nodes fused gives for the same images, kernels and bias, and calls check
+// on a full batch, a short one and a full one of fresh random inputs.
+func runFused(t *testing.T, ops graph.Ops, layer naive.Layer, seed uint64, fused func(x, w, b *G.Node, pad int) ([]*G.Node, error), check func(r fusedRun)) {
 	cfg := config(layer)
 	step, err := graph.NewStep(cfg, []graph.Input{graph.Images(cfg), graph.Kernels(cfg), graph.LogPrior(cfg)},
 		func(_ *G.ExprGraph, in []*G.Node) ([]*G.Node, error) {
@@ -443,14 +456,14 @@ func testJointPosteriorOf(t *testing.T, ops graph.Ops, jp graph.JointPosterior, 
 			if err != nil {
 				return nil, err
 			}
-			lm, p, lc, err := jp.LogJointPosterior(in[0], in[1], in[2], cfg.Pad, model)
-			return []*G.Node{l, lm, p, lc}, err
+			out, err := fused(in[0], in[1], in[2], cfg.Pad)
+			return append([]*G.Node{l}, out...), err
 		})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer step.Close()
-	rng := rand.New(rand.NewPCG(6, uint64(cfg.Kernels)))
+	rng := rand.New(rand.NewPCG(seed, uint64(cfg.Kernels)))
 	for _, n := range batches(cfg.Batch) {
 		l := layer
 		l.N = n
@@ -466,23 +479,49 @@ func testJointPosteriorOf(t *testing.T, ops graph.Ops, jp graph.JointPosterior, 
 		for i, v := range out[0].Data().([]float32) {
 			delta = max(delta, math.Abs(float64(v)-lj[i]))
 		}
-		u := cfg.MapLen() / cfg.Kernels
-		marg, post, counts := posteriorOf(model, lj, n, cfg.Kernels, u)
-		for _, chk := range []struct {
+		check(fusedRun{n: n, l: l, x: x, out: out, lj: lj, delta: delta, u: cfg.MapLen() / cfg.Kernels, kernels: cfg.Kernels})
+	}
+}
+
+// closeAll reports, for each output of a fused op, where it is further
+// from its float64 value than its tolerance.
+func closeAll(t *testing.T, n int, checks []struct {
+	name string
+	got  []float32
+	want []float64
+	tol  float64
+}) {
+	t.Helper()
+	for _, chk := range checks {
+		if msg := CloseTo(chk.got, chk.want, chk.tol); msg != "" {
+			t.Errorf("n=%d: %s%s", n, chk.name, msg)
+		}
+	}
+}
+
+// testJointPosteriorOf compares the fused posterior with model's posterior
+// of the float64 log joint, within what the float32 log joint's error
+// allows: the error of the op set's own Conv2d, measured in the same run,
+// bounds it (an error δ in every L moves log γ by up to 2δ, a log
+// marginal summed over u positions by uδ).
+func testJointPosteriorOf(t *testing.T, ops graph.Ops, jp graph.JointPosterior, model graph.Model, layer naive.Layer) {
+	fused := func(x, w, b *G.Node, pad int) ([]*G.Node, error) {
+		lm, p, lc, err := jp.LogJointPosterior(x, w, b, pad, model)
+		return []*G.Node{lm, p, lc}, err
+	}
+	runFused(t, ops, layer, 6, fused, func(r fusedRun) {
+		marg, post, counts := posteriorOf(model, r.lj, r.n, r.kernels, r.u)
+		closeAll(t, r.n, []struct {
 			name string
 			got  []float32
 			want []float64
 			tol  float64
 		}{
-			{"log marginal", out[1].Data().([]float32), marg, 1e-6*float64(u) + float64(u)*delta},
-			{"posterior", out[2].Data().([]float32), post, 1e-6 + 2*delta},
-			{"log counts", out[3].Data().([]float32), counts, 1e-5 + 2*delta},
-		} {
-			if msg := CloseTo(chk.got, chk.want, chk.tol); msg != "" {
-				t.Errorf("n=%d: %s%s", n, chk.name, msg)
-			}
-		}
-	}
+			{"log marginal", r.out[1].Data().([]float32), marg, 1e-6*float64(r.u) + float64(r.u)*r.delta},
+			{"posterior", r.out[2].Data().([]float32), post, 1e-6 + 2*r.delta},
+			{"log counts", r.out[3].Data().([]float32), counts, 1e-5 + 2*r.delta},
+		})
+	})
 }
 
 // testExpectedStats checks the fused E-step and M-step numerator of an op
@@ -506,58 +545,30 @@ func testExpectedStats(t *testing.T, ops graph.Ops, es graph.ExpectedStatser) {
 // δ (the op set's own Conv2d's, measured in the same run) allows: γ moves
 // by up to 2δ, so each of the numerator's n·u terms by 2δ|x|.
 func testExpectedStatsOf(t *testing.T, ops graph.Ops, es graph.ExpectedStatser, model graph.Model, layer naive.Layer) {
-	cfg := config(layer)
-	step, err := graph.NewStep(cfg, []graph.Input{graph.Images(cfg), graph.Kernels(cfg), graph.LogPrior(cfg)},
-		func(_ *G.ExprGraph, in []*G.Node) ([]*G.Node, error) {
-			l, err := ops.Conv2d(in[0], in[1], in[2], cfg.Pad)
-			if err != nil {
-				return nil, err
-			}
-			numer, lm, lc, err := es.ExpectedStats(in[0], in[1], in[2], cfg.Pad, model)
-			return []*G.Node{l, numer, lm, lc}, err
-		})
-	if err != nil {
-		t.Fatal(err)
+	fused := func(x, w, b *G.Node, pad int) ([]*G.Node, error) {
+		numer, lm, lc, err := es.ExpectedStats(x, w, b, pad, model)
+		return []*G.Node{numer, lm, lc}, err
 	}
-	defer step.Close()
-	rng := rand.New(rand.NewPCG(7, uint64(cfg.Kernels)))
-	for _, n := range batches(cfg.Batch) {
-		l := layer
-		l.N = n
-		x := Randn(rng, n*cfg.ImageLen(), 1)
-		w := Randn(rng, cfg.Kernels*cfg.KernelLen(), 0.5)
-		b := Randn(rng, cfg.Kernels, 3)
-		out := run(t, step, dense(x, cfg.ImageShape(n)), dense(w, cfg.KernelShape()), dense(b, tensor.Shape{cfg.Kernels}))
-		if got := out[1].Shape(); !got.Eq(cfg.KernelShape()) {
-			t.Fatalf("n=%d: numerator of shape %v, want %v", n, got, cfg.KernelShape())
+	runFused(t, ops, layer, 7, fused, func(r fusedRun) {
+		if got, want := r.out[1].Shape(), config(layer).KernelShape(); !got.Eq(want) {
+			t.Fatalf("n=%d: numerator of shape %v, want %v", r.n, got, want)
 		}
-		lj := l.Conv2d(x, w, b)
-		var delta float64
-		for i, v := range out[0].Data().([]float32) {
-			delta = max(delta, math.Abs(float64(v)-lj[i]))
-		}
-		u := cfg.MapLen() / cfg.Kernels
-		marg, post, counts := posteriorOf(model, lj, n, cfg.Kernels, u)
+		marg, post, counts := posteriorOf(model, r.lj, r.n, r.kernels, r.u)
 		post32 := make([]float32, len(post))
 		for i, v := range post {
 			post32[i] = float32(v)
 		}
-		numer := l.Filter(x, post32)
-		for _, chk := range []struct {
+		closeAll(t, r.n, []struct {
 			name string
 			got  []float32
 			want []float64
 			tol  float64
 		}{
-			{"numerator", out[1].Data().([]float32), numer, (1e-6+2*delta)*float64(n*u)*4 + sumTol(n*u)},
-			{"log marginal", out[2].Data().([]float32), marg, 1e-6*float64(u) + float64(u)*delta},
-			{"log counts", out[3].Data().([]float32), counts, 1e-5 + 2*delta},
-		} {
-			if msg := CloseTo(chk.got, chk.want, chk.tol); msg != "" {
-				t.Errorf("n=%d: %s%s", n, chk.name, msg)
-			}
-		}
-	}
+			{"numerator", r.out[1].Data().([]float32), r.l.Filter(r.x, post32), (1e-6+2*r.delta)*float64(r.n*r.u)*4 + sumTol(r.n*r.u)},
+			{"log marginal", r.out[2].Data().([]float32), marg, 1e-6*float64(r.u) + float64(r.u)*r.delta},
+			{"log counts", r.out[3].Data().([]float32), counts, 1e-5 + 2*r.delta},
+		})
+	})
 }
 
 func testPool(t *testing.T, ops graph.Ops) {
