@@ -145,9 +145,8 @@ func (t *trainer) seeded() error {
 // batch's first image, images, E-step and, when the graphs are fused, the
 // M-step's numerator (else nil), and tells the recorder. final marks the
 // pass after the last epoch, which measures the LL of the trained kernels
-// (under the patch model with the fused graph, which is faster than the
-// E-step alone: that writes each position's posterior out, the image
-// model's far fewer values).
+// (with the fused graph's log marginal alone when there is one: the
+// E-step graph writes the posterior out).
 func (t *trainer) pass(epoch int, beta float32, final bool, energy *mstep.Stats, each func(first int, x *tensor.Dense, er *estep.Result, numer []float32) error) error {
 	start := time.Now()
 	return forEachBatch(t.src, t.cfg, t.n, func(first int, x *tensor.Dense) error {
@@ -162,12 +161,16 @@ func (t *trainer) pass(epoch int, beta float32, final bool, energy *mstep.Stats,
 		var er *estep.Result
 		var numer []float32
 		var err error
-		if t.fused != nil && !(final && t.cfg.Model == graph.ImageModel) {
+		fusedBeta := beta * estep.InverseTemperature(t.now.Variance)
+		switch {
+		case t.fused != nil && final:
+			er, err = t.fused.LogLikTempered(x, t.now.Theta, t.now.LogPrior, fusedBeta)
+		case t.fused != nil:
 			var fr *estep.FusedResult
-			if fr, err = t.fused.RunTempered(x, t.now.Theta, t.now.LogPrior, beta*estep.InverseTemperature(t.now.Variance)); err == nil {
+			if fr, err = t.fused.RunTempered(x, t.now.Theta, t.now.LogPrior, fusedBeta); err == nil {
 				er, numer = &fr.Result, fr.Numer
 			}
-		} else {
+		default:
 			er, err = t.now.eStep(t.e, x, beta)
 		}
 		if err != nil {

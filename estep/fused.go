@@ -1,6 +1,7 @@
 package estep
 
 import (
+	"errors"
 	"fmt"
 
 	"calm/graph"
@@ -17,7 +18,8 @@ import (
 // in cache. EM trains with it when the op set fuses the layer's model;
 // the separate graphs stay the reference.
 type Fused struct {
-	step    *graph.Step
+	step    *graph.Step // the log marginal, the numerator, the log counts
+	ll      *graph.Step // the log marginal and log counts alone
 	uniform *tensor.Dense
 	beta    *tensor.Dense
 }
@@ -43,22 +45,37 @@ func NewFused(cfg graph.Config, ops graph.Ops) (*Fused, error) {
 	case cfg.KernelVariances:
 		return nil, fmt.Errorf("estep: kernels of a variance each: %w", graph.ErrNotFused)
 	}
-	step, err := graph.NewStep(cfg, []graph.Input{graph.Images(cfg), graph.Kernels(cfg), graph.LogPrior(cfg), temperature(cfg)},
-		func(_ *G.ExprGraph, in []*G.Node) ([]*G.Node, error) {
-			x, w, bias, err := convTerms(cfg, in[0], in[1], in[2], in[3])
-			if err != nil {
-				return nil, err
-			}
-			numer, logMarg, logCounts, err := es.ExpectedStats(x, w, bias, cfg.Pad, cfg.Model)
-			if err != nil {
-				return nil, err
-			}
-			return []*G.Node{logMarg, numer, logCounts}, nil
-		})
+	inputs := []graph.Input{graph.Images(cfg), graph.Kernels(cfg), graph.LogPrior(cfg), temperature(cfg)}
+	step, err := graph.NewStep(cfg, inputs, func(_ *G.ExprGraph, in []*G.Node) ([]*G.Node, error) {
+		x, w, bias, err := convTerms(cfg, in[0], in[1], in[2], in[3])
+		if err != nil {
+			return nil, err
+		}
+		numer, logMarg, logCounts, err := es.ExpectedStats(x, w, bias, cfg.Pad, cfg.Model)
+		if err != nil {
+			return nil, err
+		}
+		return []*G.Node{logMarg, numer, logCounts}, nil
+	})
 	if err != nil {
 		return nil, fmt.Errorf("estep: %w", err)
 	}
-	return &Fused{step: step, uniform: zeros(cfg.Kernels), beta: zeros(1)}, nil
+	ll, err := graph.NewStep(cfg, inputs, func(_ *G.ExprGraph, in []*G.Node) ([]*G.Node, error) {
+		x, w, bias, err := convTerms(cfg, in[0], in[1], in[2], in[3])
+		if err != nil {
+			return nil, err
+		}
+		logMarg, logCounts, err := es.LogMarginal(x, w, bias, cfg.Pad, cfg.Model)
+		if err != nil {
+			return nil, err
+		}
+		return []*G.Node{logMarg, logCounts}, nil
+	})
+	if err != nil {
+		step.Close()
+		return nil, fmt.Errorf("estep: %w", err)
+	}
+	return &Fused{step: step, ll: ll, uniform: zeros(cfg.Kernels), beta: zeros(1)}, nil
 }
 
 // RunTempered runs the fused steps on a batch x (n,C,H,W) with kernels θ,
@@ -80,8 +97,27 @@ func (f *Fused) RunTempered(x, theta, logPrior *tensor.Dense, beta float32) (*Fu
 	return r, nil
 }
 
+// LogLikTempered is RunTempered without the numerator, for a pass that
+// measures the log-likelihood: the log marginal, the log counts and their
+// sum (Result.Posterior is nil).
+func (f *Fused) LogLikTempered(x, theta, logPrior *tensor.Dense, beta float32) (*Result, error) {
+	if logPrior == nil {
+		logPrior = f.uniform
+	}
+	f.beta.Data().([]float32)[0] = beta
+	out, err := f.ll.Run(x, theta, logPrior, f.beta)
+	if err != nil {
+		return nil, fmt.Errorf("estep: %w", err)
+	}
+	r := &Result{LogMarginal: out[0].Data().([]float32), LogCounts: out[1].Data().([]float32)}
+	for _, l := range r.LogMarginal {
+		r.LogLik += float64(l)
+	}
+	return r, nil
+}
+
 // Step returns the compiled step, to inspect its graph.
 func (f *Fused) Step() *graph.Step { return f.step }
 
 // Close releases the compiled programs.
-func (f *Fused) Close() error { return f.step.Close() }
+func (f *Fused) Close() error { return errors.Join(f.step.Close(), f.ll.Close()) }

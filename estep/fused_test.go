@@ -96,6 +96,16 @@ func TestFused(t *testing.T) {
 					if r.Posterior != nil {
 						t.Errorf("n=%d: the fused graph gave a posterior", n)
 					}
+					alone, err := f.LogLikTempered(x, theta, prior, beta)
+					if err != nil {
+						t.Fatal(err)
+					}
+					if msg := graphtest.CloseTo(alone.LogMarginal, want.LogMarginal, 1e-5*float64(u)); msg != "" {
+						t.Errorf("n=%d: log marginal alone%s", n, msg)
+					}
+					if alone.LogLik != r.LogLik {
+						t.Errorf("n=%d: LL alone %v, with the numerator %v", n, alone.LogLik, r.LogLik)
+					}
 				}
 			})
 		}

@@ -17,8 +17,12 @@ import (
 // pad), model m's posterior γ and Conv2dFilter give, without writing γ
 // or the log joint out. For a model it does not fuse it returns an error
 // wrapping ErrNotFused.
+//
+// LogMarginal is ExpectedStats without the numerator: the log marginal and
+// log counts alone, for a pass that measures the log-likelihood.
 type ExpectedStatser interface {
 	ExpectedStats(x, w, bias *G.Node, pad int, m Model) (numer, logMarg, logCounts *G.Node, err error)
+	LogMarginal(x, w, bias *G.Node, pad int, m Model) (logMarg, logCounts *G.Node, err error)
 }
 
 // ExpectedStats implements ExpectedStatser for both models: each image's
@@ -27,6 +31,18 @@ type ExpectedStatser interface {
 // product with the same positions' patches. Only the numerator, K·C·kh·kw
 // values, leaves the op.
 func (f Fast) ExpectedStats(x, w, bias *G.Node, pad int, m Model) (numer, logMarg, logCounts *G.Node, err error) {
+	return f.fusedStats(x, w, bias, pad, m, true)
+}
+
+// LogMarginal implements ExpectedStatser with the op of ExpectedStats
+// that leaves the M-step's product out; its own output is a placeholder
+// (one value).
+func (f Fast) LogMarginal(x, w, bias *G.Node, pad int, m Model) (logMarg, logCounts *G.Node, err error) {
+	_, logMarg, logCounts, err = f.fusedStats(x, w, bias, pad, m, false)
+	return logMarg, logCounts, err
+}
+
+func (f Fast) fusedStats(x, w, bias *G.Node, pad int, m Model, numerator bool) (numer, logMarg, logCounts *G.Node, err error) {
 	if m != ImageModel && m != PatchModel {
 		return nil, nil, nil, fmt.Errorf("graph: fast expected stats: %w: %v", ErrNotFused, m)
 	}
@@ -38,8 +54,12 @@ func (f Fast) ExpectedStats(x, w, bias *G.Node, pad int, m Model) (numer, logMar
 		return nil, nil, nil, fmt.Errorf("graph: fast expected stats: kernels %v larger than padded images %v (pad %d)", ws, xs, pad)
 	}
 	state := new(posteriorState)
-	op := fusedStatsOp{opBase: labelled(sig(4, 4, 4, 1), fmt.Sprintf("FastExpectedStats/%s/p%d/%s", m, pad, f.kernel()), state),
-		pad: pad, kern: f.kernel(), state: state, model: m}
+	name, out := "FastExpectedStats", 4
+	if !numerator {
+		name, out = "FastLogMarginal", 1
+	}
+	op := fusedStatsOp{opBase: labelled(sig(out, 4, 4, 1), fmt.Sprintf("%s/%s/p%d/%s", name, m, pad, f.kernel()), state),
+		pad: pad, kern: f.kernel(), state: state, model: m, numerator: numerator}
 	if numer, err = G.ApplyOp(op, x, w, bias); err != nil {
 		return nil, nil, nil, fmt.Errorf("graph: fast expected stats: %w", err)
 	}
@@ -59,18 +79,24 @@ const fusedBlockValues = 1 << 18
 
 // fusedStatsOp is Fast.ExpectedStats's op: inputs x, w, bias; output the
 // numerator (K,C,kh,kw), the log marginal and log counts left in state.
+// Without numerator (Fast.LogMarginal) it leaves the M-step's product out
+// and its output is one zero.
 type fusedStatsOp struct {
 	opBase
-	pad   int
-	kern  *gemm.MicroKernel
-	state *posteriorState
-	model Model
+	pad       int
+	kern      *gemm.MicroKernel
+	state     *posteriorState
+	model     Model
+	numerator bool
 }
 
 func (op fusedStatsOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) {
 	s, err := op.shapes(in)
 	if err != nil {
 		return nil, err
+	}
+	if !op.numerator {
+		return tensor.Shape{1}, nil
 	}
 	return s[1].Clone(), nil
 }
@@ -94,15 +120,19 @@ func (op fusedStatsOp) Do(vals ...G.Value) (G.Value, error) {
 		rows = max(posteriorBlock, min(u, fusedBlockValues/k/posteriorBlock*posteriorBlock))
 	}
 	shards := min(n, filterShards)
-	sc.shards = resize(sc.shards, shards*d*k)
-	clear(sc.shards)
+	if op.numerator {
+		sc.shards = resize(sc.shards, shards*d*k)
+		clear(sc.shards)
+	}
 	parallel(shards, func(worker, lo, hi int) {
 		b := sc.worker(worker, c*ix.hp*ix.wp, rows*k)
 		b.post = resize(b.post, rows*k)
 		if op.model == ImageModel {
 			b.joint = resize(b.joint, k*u)
 		}
-		b.stats = resize(b.stats, d*k)
+		if op.numerator {
+			b.stats = resize(b.stats, d*k)
+		}
 		maxes := make([]float32, k)
 		counts := make([]float64, k)
 		biasRows := make([]float32, rows*k)
@@ -111,7 +141,10 @@ func (op fusedStatsOp) Do(vals ...G.Value) (G.Value, error) {
 		}
 		var run positionRun
 		for s := lo; s < hi; s++ {
-			sum := sc.shards[s*d*k : (s+1)*d*k]
+			var sum []float64
+			if op.numerator {
+				sum = sc.shards[s*d*k : (s+1)*d*k]
+			}
 			first, last := s*n/shards, (s+1)*n/shards
 			clear(b.stats)
 			for i := first; i < last; i++ {
@@ -128,19 +161,25 @@ func (op fusedStatsOp) Do(vals ...G.Value) (G.Value, error) {
 						// γ of these positions (positions × kernels), then
 						// Sᵀ (elements × kernels) += patchesᵀ · γ.
 						run.add(blk, b.post, k, r, u)
-						b.pb.Pack(op.kern, r, k, 1, gemm.Matrix{Data: b.post[:r*k], Stride: k})
+						if op.numerator {
+							b.pb.Pack(op.kern, r, k, 1, gemm.Matrix{Data: b.post[:r*k], Stride: k})
+						}
 					} else {
 						// γ of the whole image (kernels × positions).
 						gemm.Transpose(b.joint, u, blk, k, u, k)
 						st.image(i, b.joint, b.post, k, u, maxes)
-						b.pb.Pack(op.kern, u, k, 1, gemm.Matrix{Data: b.post, Stride: u, T: true})
+						if op.numerator {
+							b.pb.Pack(op.kern, u, k, 1, gemm.Matrix{Data: b.post, Stride: u, T: true})
+						}
 					}
-					gemm.MulGather(gemm.Gather{Src: b.img, Rows: ix.elem, Cols: ix.pos[p0 : p0+r]}, &b.pb, b.stats, k, &b.ws)
+					if op.numerator {
+						gemm.MulGather(gemm.Gather{Src: b.img, Rows: ix.elem, Cols: ix.pos[p0 : p0+r]}, &b.pb, b.stats, k, &b.ws)
+					}
 				}
 				if op.model == PatchModel {
 					run.finish(st, i, k)
 				}
-				if (i-first+1)%filterFlush == 0 || i == last-1 {
+				if op.numerator && ((i-first+1)%filterFlush == 0 || i == last-1) {
 					for j, v := range b.stats {
 						sum[j] += float64(v)
 					}
@@ -150,6 +189,8 @@ func (op fusedStatsOp) Do(vals ...G.Value) (G.Value, error) {
 		}
 	})
 	st.counts(n, k)
-	sc.sumShards(out.Data().([]float32), shards, d, k)
+	if op.numerator {
+		sc.sumShards(out.Data().([]float32), shards, d, k)
+	}
 	return out, nil
 }

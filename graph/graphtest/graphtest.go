@@ -525,8 +525,9 @@ func testJointPosteriorOf(t *testing.T, ops graph.Ops, jp graph.JointPosterior, 
 }
 
 // testExpectedStats checks the fused E-step and M-step numerator of an op
-// set that has them, under each model, against the convolution, the
-// model's posterior and the filter of float64 loops, on every layer shape.
+// set that has them, and the log marginal alone, under each model,
+// against the convolution, the model's posterior and the filter of float64
+// loops, on every layer shape.
 func testExpectedStats(t *testing.T, ops graph.Ops, es graph.ExpectedStatser) {
 	// Enough kernels that the patch model's positions go in two blocks.
 	blocks := struct {
@@ -547,7 +548,11 @@ func testExpectedStats(t *testing.T, ops graph.Ops, es graph.ExpectedStatser) {
 func testExpectedStatsOf(t *testing.T, ops graph.Ops, es graph.ExpectedStatser, model graph.Model, layer naive.Layer) {
 	fused := func(x, w, b *G.Node, pad int) ([]*G.Node, error) {
 		numer, lm, lc, err := es.ExpectedStats(x, w, b, pad, model)
-		return []*G.Node{numer, lm, lc}, err
+		if err != nil {
+			return nil, err
+		}
+		lm2, lc2, err := es.LogMarginal(x, w, b, pad, model)
+		return []*G.Node{numer, lm, lc, lm2, lc2}, err
 	}
 	runFused(t, ops, layer, 7, fused, func(r fusedRun) {
 		if got, want := r.out[1].Shape(), config(layer).KernelShape(); !got.Eq(want) {
@@ -567,6 +572,8 @@ func testExpectedStatsOf(t *testing.T, ops graph.Ops, es graph.ExpectedStatser, 
 			{"numerator", r.out[1].Data().([]float32), r.l.Filter(r.x, post32), (1e-6+2*r.delta)*float64(r.n*r.u)*4 + sumTol(r.n*r.u)},
 			{"log marginal", r.out[2].Data().([]float32), marg, 1e-6*float64(r.u) + float64(r.u)*r.delta},
 			{"log counts", r.out[3].Data().([]float32), counts, 1e-5 + 2*r.delta},
+			{"log marginal alone", r.out[4].Data().([]float32), marg, 1e-6*float64(r.u) + float64(r.u)*r.delta},
+			{"log counts alone", r.out[5].Data().([]float32), counts, 1e-5 + 2*r.delta},
 		})
 	})
 }

@@ -57,9 +57,9 @@ func WidePreset() Preset {
 // CIFAR-10's validation split (docs/results-cifar10.md).
 func ColourPresets() []Preset {
 	return []Preset{
-		{Name: "default", Doc: "one layer learned by EM: 1 600 k-means++ kernels on 6×6 colour patches, each normalised and ZCA-whitened, one epoch of the patch model (the epoch curve keeps the better of the seeded and the trained kernels); as features, the square root of the posterior or the triangle encoding, pooled over quadrants, whichever validates better; C by validation", Flags: map[string]string{
+		{Name: "default", Doc: "one layer learned by EM: 1 600 k-means++ kernels on 6×6 colour patches, each normalised and ZCA-whitened, one epoch of the patch model (the epoch curve keeps the better of the seeded and the trained kernels); as features, the square root of the posterior pooled over quadrants (it validated above Coates's triangle encoding of the same kernels: -pool post-root-mean2,tri-mean2 scores both); C by validation", Flags: map[string]string{
 			"whiten-patches": "6", "whiten-eps": "0.1", "kernels": "1600", "width": "1", "pad": "0", "batch": "100", "epochs": "1", "model": "patch",
-			"init-from": "kmeans++", "pool": "post-root-mean2,tri-mean2", "epoch-curve": "true", "pick-epoch": "true", "C": "0.003,0.001,0.0003", "labels": "", "pixels": "false",
+			"init-from": "kmeans++", "pool": "post-root-mean2", "epoch-curve": "true", "pick-epoch": "true", "C": "0.003,0.001,0.0003", "labels": "", "pixels": "false",
 		}},
 	}
 }
