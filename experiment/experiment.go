@@ -518,7 +518,7 @@ func Run(d Data, opt Options) (*Metrics, error) {
 		}
 		logf("\n")
 	}
-	if err := writeOutputs(d, opt, st, s0.Ops); err != nil {
+	if err := writeOutputs(d, raw, opt, st, s0.Ops); err != nil {
 		if ctx.Err() != nil {
 			return nil, stopped()
 		}
@@ -713,8 +713,9 @@ func checkMemory(cfgs []graph.Config, ops graph.Ops, images int) error {
 }
 
 // writeOutputs writes the figures and, if asked, the graphs (the layers'
-// θ are in model.json's files already).
-func writeOutputs(d Data, opt Options, st *em.Stack, ops graph.Ops) error {
+// θ are in model.json's files already); d is the data as layer 1 sees it
+// (whitened, if it is), raw as it was read.
+func writeOutputs(d, raw Data, opt Options, st *em.Stack, ops graph.Ops) error {
 	var curves []viz.Curve
 	for l, t := range st.Layers {
 		cfg := t.Config
@@ -766,9 +767,11 @@ func writeOutputs(d Data, opt Options, st *em.Stack, ops graph.Ops) error {
 			return err
 		}
 	}
-	if first := st.Layers[0]; first.Config.Channels == 1 && d.Test != nil {
-		if err := savePosterior(filepath.Join(opt.Out, rundir.PosteriorFigure), d.Test, first.Result, ops, 4); err != nil {
-			return err
+	if raw.Test != nil {
+		if _, c, _, _ := raw.Test.Shape(); c == 1 || c == 3 {
+			if err := savePosterior(filepath.Join(opt.Out, rundir.PosteriorFigure), d.Test, raw.Test, st.Layers[0].Result, st.Whitening, ops, 4); err != nil {
+				return err
+			}
 		}
 	}
 	if opt.GraphDir != "" {

@@ -19,9 +19,10 @@ import (
 // Posterior is what the E-step sees of one grey image: the image, its most
 // probable kernel and that kernel's posterior over positions.
 type Posterior struct {
-	Image      []float32 // Rows×Cols
+	Channels   int       // of the image and the kernel: 1 (grey; 0 reads as 1) or 3 (RGB)
+	Image      []float32 // Channels×Rows×Cols
 	Rows, Cols int
-	Kernel     []float32 // Width×Width, the most probable kernel
+	Kernel     []float32 // Channels×Width×Width, the most probable kernel as it filters the image
 	Width      int
 	Index      int       // the kernel's index
 	Prob       float64   // its posterior probability Σ_u γ[k,u]
@@ -37,8 +38,9 @@ func SavePosterior(path string, rows []Posterior) error {
 	}
 	plots := make([][]*plot.Plot, len(rows))
 	for i, r := range rows {
-		if len(r.Image) != r.Rows*r.Cols || len(r.Kernel) != r.Width*r.Width || len(r.Positions) != r.Uh*r.Uw {
-			return fmt.Errorf("viz: posterior row %d: sizes do not match their shapes", i)
+		c := max(r.Channels, 1)
+		if c != 1 && c != 3 || len(r.Image) != c*r.Rows*r.Cols || len(r.Kernel) != c*r.Width*r.Width || len(r.Positions) != r.Uh*r.Uw {
+			return fmt.Errorf("viz: posterior row %d: sizes do not match their shapes (1 or 3 channels)", i)
 		}
 		heat := moreland.ExtendedBlackBody()
 		var hi float32
@@ -48,8 +50,8 @@ func SavePosterior(path string, rows []Posterior) error {
 		heat.SetMin(0)
 		heat.SetMax(float64(max(hi, 1e-30)))
 		plots[i] = []*plot.Plot{
-			tile(fmt.Sprintf("image %d", i+1), grey(r.Image, r.Rows, r.Cols)),
-			tile(fmt.Sprintf("kernel %d (p = %.2f)", r.Index, r.Prob), grey(r.Kernel, r.Width, r.Width)),
+			tile(fmt.Sprintf("image %d", i+1), picture(r.Image, c, r.Rows, r.Cols)),
+			tile(fmt.Sprintf("kernel %d (p = %.2f)", r.Index, r.Prob), picture(r.Kernel, c, r.Width, r.Width)),
 			tile("posterior over positions", mapped(r.Positions, r.Uh, r.Uw, func(v float32) color.Color {
 				c, err := heat.At(float64(v))
 				if err != nil {
@@ -94,6 +96,32 @@ func tile(title string, img image.Image) *plot.Plot {
 
 // grey maps v (h×w) to grey levels between its own min and max, each value
 // a block of 8×8 pixels so the figure stays sharp when scaled.
+// picture draws c channels of h×w values: grey for one, RGB for three,
+// each scaled over the range of all its values.
+func picture(v []float32, c, h, w int) image.Image {
+	if c == 1 {
+		return grey(v, h, w)
+	}
+	lo, hi := v[0], v[0]
+	for _, x := range v {
+		lo, hi = min(lo, x), max(hi, x)
+	}
+	scale := func(x float32) uint8 {
+		if hi == lo {
+			return 128
+		}
+		return uint8((x - lo) / (hi - lo) * 255)
+	}
+	idx := make([]float32, h*w)
+	for i := range idx {
+		idx[i] = float32(i)
+	}
+	return mapped(idx, h, w, func(x float32) color.Color {
+		i := int(x)
+		return color.RGBA{scale(v[i]), scale(v[h*w+i]), scale(v[2*h*w+i]), 255}
+	})
+}
+
 func grey(v []float32, h, w int) image.Image {
 	lo, hi := v[0], v[0]
 	for _, x := range v {

@@ -144,3 +144,47 @@ func TestSave(t *testing.T) {
 		t.Error("a failed save left a file behind")
 	}
 }
+
+// TestPosteriorColour draws a red image and a blue kernel in colour and
+// finds both colours in the figure; a row of 2 channels is refused.
+func TestPosteriorColour(t *testing.T) {
+	const side, w = 6, 3
+	img := make([]float32, 3*side*side)
+	for i := 0; i < side*side; i++ {
+		img[i] = 1 // red
+	}
+	ker := make([]float32, 3*w*w)
+	for i := 0; i < w*w; i++ {
+		ker[2*w*w+i] = 1 // blue
+	}
+	row := viz.Posterior{Channels: 3, Image: img, Rows: side, Cols: side, Kernel: ker, Width: w, Prob: 1, Positions: []float32{0, 1, 0, 0}, Uh: 2, Uw: 2}
+	path := filepath.Join(t.TempDir(), "posterior.png")
+	if err := viz.SavePosterior(path, []viz.Posterior{row}); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	pic, err := png.Decode(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var red, blue bool
+	b := pic.Bounds()
+	for y := b.Min.Y; y < b.Max.Y; y++ {
+		for x := b.Min.X; x < b.Max.X; x++ {
+			r, g, bl, _ := pic.At(x, y).RGBA()
+			red = red || r > 0xf000 && g < 0x1000 && bl < 0x1000
+			blue = blue || bl > 0xf000 && r < 0x1000 && g < 0x1000
+		}
+	}
+	if !red || !blue {
+		t.Errorf("red image drawn: %v, blue kernel drawn: %v", red, blue)
+	}
+	row.Channels = 2
+	if err := viz.SavePosterior(filepath.Join(t.TempDir(), "bad.png"), []viz.Posterior{row}); err == nil {
+		t.Error("a row of 2 channels drawn")
+	}
+}

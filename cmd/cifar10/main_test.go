@@ -142,7 +142,7 @@ func TestBinaryAndFolder(t *testing.T) {
 	if *ma.ValidationAccuracy != *mb.ValidationAccuracy || *ma.TestAccuracy != *mb.TestAccuracy {
 		t.Errorf("accuracies: validation %v and %v, test %v and %v; want the same", *ma.ValidationAccuracy, *mb.ValidationAccuracy, *ma.TestAccuracy, *mb.TestAccuracy)
 	}
-	for _, file := range []string{"kernels-1.png", "loglik.png", "epochs.png"} {
+	for _, file := range []string{"kernels-1.png", "loglik.png", "epochs.png", "posterior.png"} {
 		if _, err := os.Stat(filepath.Join(a, file)); err != nil {
 			t.Errorf("the run wrote no %s: %v", file, err)
 		}
