@@ -377,8 +377,12 @@ func (f *Flags) Settings(c int) (em.Settings, error) {
 		return em.Settings{}, err
 	}
 	ts := theta.Shape()
-	if ts[1] != c {
-		return em.Settings{}, fmt.Errorf("-init %s: θ has %d channels, the images %d", f.Init, ts[1], c)
+	in := c
+	if f.WhitenPatches > 0 {
+		in = c * f.WhitenPatches * f.WhitenPatches // a whitened patch's values are the channels of its position
+	}
+	if ts[1] != in {
+		return em.Settings{}, fmt.Errorf("-init %s: θ has %d channels, layer 1's input %d", f.Init, ts[1], in)
 	}
 	if (f.set["kernels"] && ts[0] != f.Kernels) || (f.set["width"] && ts[2] != f.Width) {
 		return em.Settings{}, UsageError{fmt.Errorf("-init %s holds %d kernels of width %d, but -kernels %d -width %d", f.Init, ts[0], ts[2], f.Kernels, f.Width)}

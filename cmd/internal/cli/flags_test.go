@@ -1,16 +1,20 @@
 package cli
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 
 	"calm/dataset"
 	"calm/experiment"
+	"calm/npy"
 )
 
 // TestLimit checks that -limit means the same for every command: the
@@ -176,6 +180,41 @@ func TestCFlag(t *testing.T) {
 		}
 		if err != nil || o.ChooseC != c.choose || !slices.Equal(o.CGrid, c.grid) || !c.choose && o.C != c.c {
 			t.Errorf("-C %s: choose %v, C %v, grid %v, %v; want %v, %v, %v", c.arg, o.ChooseC, o.C, o.CGrid, err, c.choose, c.c, c.grid)
+		}
+	}
+}
+
+// TestInitChannels checks -init against layer 1's input: the images'
+// channels, or with -whiten-patches W the C·W·W values of a whitened patch.
+func TestInitChannels(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name string, k, c int) string {
+		var b bytes.Buffer
+		if err := npy.Encode(&b, make([]float32, k*c), k, c, 1, 1); err != nil {
+			t.Fatal(err)
+		}
+		path := filepath.Join(dir, name)
+		if err := os.WriteFile(path, b.Bytes(), 0o666); err != nil {
+			t.Fatal(err)
+		}
+		return path
+	}
+	patches, pixels := write("patches.npy", 4, 3*6*6), write("pixels.npy", 4, 3)
+	for _, tc := range []struct {
+		args []string
+		ok   bool
+	}{
+		{[]string{"-whiten-patches", "6", "-width", "1", "-init", patches}, true},
+		{[]string{"-whiten-patches", "6", "-width", "1", "-init", pixels}, false},
+		{[]string{"-width", "1", "-init", pixels}, true},
+		{[]string{"-width", "1", "-init", patches}, false},
+	} {
+		f := NewFlags("test", DefaultPreset())
+		if err := f.Parse(tc.args, io.Discard); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := f.Settings(3); (err == nil) != tc.ok {
+			t.Errorf("%v on 3-channel images: %v, want ok %v", tc.args, err, tc.ok)
 		}
 	}
 }
