@@ -413,9 +413,13 @@ func Run(d Data, opt Options) (*Metrics, error) {
 		s.Recorder = recs
 	}
 	for l, cfg := range cfgs {
+		init := layers[l].Settings.InitFrom.String()
+		if layers[l].Settings.Init != nil {
+			init = "given θ"
+		}
 		logf("%s: layer %d of %d: %d×%d×%d inputs, %d kernels %d×%d, padding %d, batch %d, op set %s, init %s\n",
 			d.Name, l+1, len(cfgs), cfg.Channels, cfg.Rows, cfg.Cols, cfg.Kernels, cfg.Width, cfg.Width, cfg.Pad, cfg.Batch,
-			layers[l].Settings.Ops.Name(), layers[l].Settings.InitFrom)
+			layers[l].Settings.Ops.Name(), init)
 	}
 	raw := d // the pixels' classifier sees the images as they are
 	var wh *em.Whitening
