@@ -72,7 +72,7 @@ func (op convPoolOp) Do(vals ...G.Value) (G.Value, error) {
 	if err != nil {
 		return nil, err
 	}
-	x, bias, ix := cv.x, cv.bias, cv.ix
+	x, ix := cv.x, cv.ix
 	n, c, h, wd, k, kh, uh, uw, u := cv.n, cv.c, cv.h, cv.w, cv.k, cv.kh, cv.uh, cv.uw, cv.u
 	o := out.Data().([]float32)
 	// Each position's cell at each level, and each cell's offset and size.
@@ -105,10 +105,7 @@ func (op convPoolOp) Do(vals ...G.Value) (G.Value, error) {
 		enc := make([]float32, k)
 		z := make([]float64, k)
 		sums := make([]float64, k*per)
-		biasRows := make([]float32, rows*k)
-		for p := 0; p < rows; p++ {
-			copy(biasRows[p*k:(p+1)*k], bias)
-		}
+		biasRows := cv.rowsOfBias(rows)
 		var energy []float64
 		if op.p.Triangle {
 			energy = make([]float64, u)
@@ -122,9 +119,7 @@ func (op convPoolOp) Do(vals ...G.Value) (G.Value, error) {
 			clear(sums)
 			for p0 := 0; p0 < u; p0 += rows {
 				r := min(rows, u-p0)
-				blk := b.out[:r*k]
-				copy(blk, biasRows)
-				gemm.MulGather(gemm.Gather{Src: b.img, Rows: ix.pos[p0 : p0+r], Cols: ix.elem}, &sc.theta, blk, k, &b.ws)
+				blk := sc.logJoint(cv, b, biasRows, p0, r)
 				for q := 0; q < r; q++ {
 					row := blk[q*k : (q+1)*k]
 					switch {

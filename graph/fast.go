@@ -203,6 +203,27 @@ func (s *scratch) conv(what string, kern *gemm.MicroKernel, pad int, in [][]floa
 	return cv, nil
 }
 
+// rowsOfBias returns rows copies of the bias: the start of each
+// position's row of a block (logJoint), one copy per block instead of one
+// per position.
+func (cv convolution) rowsOfBias(rows int) []float32 {
+	out := make([]float32, rows*cv.k)
+	for p := 0; p < rows; p++ {
+		copy(out[p*cv.k:(p+1)*cv.k], cv.bias)
+	}
+	return out
+}
+
+// logJoint computes into b.out, and returns, the log joint of positions
+// p0…p0+r−1 of the padded image in b.img: r rows of cv.k values, each the
+// bias (biasRows, from rowsOfBias) plus its patch's products with θ.
+func (sc *scratch) logJoint(cv convolution, b *workerScratch, biasRows []float32, p0, r int) []float32 {
+	blk := b.out[:r*cv.k]
+	copy(blk, biasRows)
+	gemm.MulGather(gemm.Gather{Src: b.img, Rows: cv.ix.pos[p0 : p0+r], Cols: cv.ix.elem}, &sc.theta, blk, cv.k, &b.ws)
+	return blk
+}
+
 // startConv prepares a run of a fast convolution op: its inputs and
 // output (opBase.prepare), then its convolution (scratch.conv).
 func (op opBase) startConv(what string, vals []G.Value, infer func(...G.DimSizer) (tensor.Shape, error), kern *gemm.MicroKernel, pad int) (cv convolution, sc *scratch, out *tensor.Dense, err error) {
@@ -254,7 +275,7 @@ func (op fastConvOp) Do(vals ...G.Value) (G.Value, error) {
 	if err != nil {
 		return nil, err
 	}
-	x, bias, ix := cv.x, cv.bias, cv.ix
+	x, ix := cv.x, cv.ix
 	n, c, h, wd, k, u := cv.n, cv.c, cv.h, cv.w, cv.k, cv.u
 	o := out.Data().([]float32)
 	if op.post != nil {
@@ -282,10 +303,7 @@ func (op fastConvOp) Do(vals ...G.Value) (G.Value, error) {
 		}
 		// Positions × kernels, each row starting from the bias: one copy
 		// of this block per block of positions instead of one per position.
-		biasRows := make([]float32, rows*k)
-		for p := 0; p < rows; p++ {
-			copy(biasRows[p*k:(p+1)*k], bias)
-		}
+		biasRows := cv.rowsOfBias(rows)
 		var run positionRun
 		for i := lo; i < hi; i++ {
 			ix.padImage(b.img, x[i*c*h*wd:(i+1)*c*h*wd])
@@ -295,9 +313,7 @@ func (op fastConvOp) Do(vals ...G.Value) (G.Value, error) {
 			}
 			for p0 := 0; p0 < u; p0 += rows {
 				r := min(rows, u-p0)
-				blk := b.out[:r*k]
-				copy(blk, biasRows)
-				gemm.MulGather(gemm.Gather{Src: b.img, Rows: ix.pos[p0 : p0+r], Cols: ix.elem}, &sc.theta, blk, k, &b.ws)
+				blk := sc.logJoint(cv, b, biasRows, p0, r)
 				switch {
 				case op.post == nil:
 					gemm.Transpose(oi[p0:], u, blk, k, r, k)

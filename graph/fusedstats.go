@@ -109,7 +109,7 @@ func (op fusedStatsOp) Do(vals ...G.Value) (G.Value, error) {
 	if err != nil {
 		return nil, err
 	}
-	x, bias, ix := cv.x, cv.bias, cv.ix
+	x, ix := cv.x, cv.ix
 	n, c, h, wd, k, d, u := cv.n, cv.c, cv.h, cv.w, cv.k, cv.d, cv.u
 	st := op.state
 	st.prepare(n, k)
@@ -135,10 +135,7 @@ func (op fusedStatsOp) Do(vals ...G.Value) (G.Value, error) {
 		}
 		maxes := make([]float32, k)
 		counts := make([]float64, k)
-		biasRows := make([]float32, rows*k)
-		for p := 0; p < rows; p++ {
-			copy(biasRows[p*k:(p+1)*k], bias)
-		}
+		biasRows := cv.rowsOfBias(rows)
 		var run positionRun
 		for s := lo; s < hi; s++ {
 			var sum []float64
@@ -154,9 +151,7 @@ func (op fusedStatsOp) Do(vals ...G.Value) (G.Value, error) {
 				}
 				for p0 := 0; p0 < u; p0 += rows {
 					r := min(rows, u-p0)
-					blk := b.out[:r*k]
-					copy(blk, biasRows)
-					gemm.MulGather(gemm.Gather{Src: b.img, Rows: ix.pos[p0 : p0+r], Cols: ix.elem}, &sc.theta, blk, k, &b.ws)
+					blk := sc.logJoint(cv, b, biasRows, p0, r)
 					if op.model == PatchModel {
 						// γ of these positions (positions × kernels), then
 						// Sᵀ (elements × kernels) += patchesᵀ · γ.
