@@ -446,7 +446,7 @@ func Run(d Data, opt Options) (*Metrics, error) {
 		if opt.PickEpoch {
 			cv.below = &em.Stack{Layers: done[:min(len(done), top)], Whitening: wh}
 			cv.topCfg, cv.topTr = cfgs[top], layers[top].Transform
-			layers[top].Settings.Recorder = append(layers[top].Settings.Recorder.(em.Recorders), cv)
+			layers[top].Settings.Recorder = em.Recorders{layers[top].Settings.Recorder, cv}
 			if resume != nil && len(done) == top {
 				stop, err := cv.replay(resume.Epoch)
 				if err != nil {
