@@ -18,7 +18,7 @@ import (
 // explains it best and where.
 type Responsibility struct {
 	Kernel    int       // the most probable kernel
-	Prob      float64   // its posterior probability, Σ_u γ[k,u]
+	Prob      float64   // its posterior mass Σ_u γ[k,u]: a probability under the image model, the patches it explains under the patch model
 	Positions []float32 // Uh×Uw: its posterior over positions, γ[k,u] / Σ_u γ[k,u]
 }
 

@@ -37,7 +37,7 @@ func savePosterior(path string, src, shown dataset.Source, res *em.Result, wh *e
 		}
 		rows = append(rows, viz.Posterior{
 			Channels: c, Image: pix[i*c*h*w : (i+1)*c*h*w], Rows: h, Cols: w,
-			Kernel: kernel, Width: side, Index: r.Kernel, Prob: r.Prob,
+			Kernel: kernel, Width: side, Index: r.Kernel, Prob: r.Prob, PerPatch: cfg.Model == graph.PatchModel,
 			Positions: r.Positions, Uh: uh, Uw: uw,
 		})
 	}

@@ -25,7 +25,8 @@ type Posterior struct {
 	Kernel     []float32 // Channels×Width×Width, the most probable kernel as it filters the image
 	Width      int
 	Index      int       // the kernel's index
-	Prob       float64   // its posterior probability Σ_u γ[k,u]
+	Prob       float64   // its posterior mass Σ_u γ[k,u]: a probability, or under the patch model the patches it explains
+	PerPatch   bool      // the patch model's posterior (each position's sums to 1)
 	Positions  []float32 // Uh×Uw: γ[k,u] / Σ_u γ[k,u]
 	Uh, Uw     int
 }
@@ -51,7 +52,7 @@ func SavePosterior(path string, rows []Posterior) error {
 		heat.SetMax(float64(max(hi, 1e-30)))
 		plots[i] = []*plot.Plot{
 			tile(fmt.Sprintf("image %d", i+1), picture(r.Image, c, r.Rows, r.Cols)),
-			tile(fmt.Sprintf("kernel %d (p = %.2f)", r.Index, r.Prob), picture(r.Kernel, c, r.Width, r.Width)),
+			tile(kernelTitle(r), picture(r.Kernel, c, r.Width, r.Width)),
 			tile("posterior over positions", mapped(r.Positions, r.Uh, r.Uw, func(v float32) color.Color {
 				c, err := heat.At(float64(v))
 				if err != nil {
@@ -96,6 +97,14 @@ func tile(title string, img image.Image) *plot.Plot {
 
 // grey maps v (h×w) to grey levels between its own min and max, each value
 // a block of 8×8 pixels so the figure stays sharp when scaled.
+// kernelTitle names the kernel of a row and its posterior mass.
+func kernelTitle(r Posterior) string {
+	if r.PerPatch {
+		return fmt.Sprintf("kernel %d (%.1f of %d patches)", r.Index, r.Prob, r.Uh*r.Uw)
+	}
+	return fmt.Sprintf("kernel %d (p = %.2f)", r.Index, r.Prob)
+}
+
 // picture draws c channels of h×w values: grey for one, RGB for three,
 // each scaled over the range of all its values.
 func picture(v []float32, c, h, w int) image.Image {
