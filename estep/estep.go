@@ -202,9 +202,7 @@ func (g *Graph) run(x, theta, logPrior *tensor.Dense) (*Result, error) {
 		Posterior:   out[1],
 		LogCounts:   out[2].Data().([]float32),
 	}
-	for _, l := range r.LogMarginal {
-		r.LogLik += float64(l)
-	}
+	r.LogLik = sum64(r.LogMarginal)
 	return r, nil
 }
 

@@ -82,18 +82,12 @@ func NewFused(cfg graph.Config, ops graph.Ops) (*Fused, error) {
 // log mixing weights logPrior (nil: uniform) at inverse temperature beta
 // (Graph.RunTempered).
 func (f *Fused) RunTempered(x, theta, logPrior *tensor.Dense, beta float32) (*FusedResult, error) {
-	if logPrior == nil {
-		logPrior = f.uniform
-	}
-	f.beta.Data().([]float32)[0] = beta
-	out, err := f.step.Run(x, theta, logPrior, f.beta)
+	out, err := f.run(f.step, x, theta, logPrior, beta)
 	if err != nil {
-		return nil, fmt.Errorf("estep: %w", err)
+		return nil, err
 	}
 	r := &FusedResult{Result: Result{LogMarginal: out[0].Data().([]float32), LogCounts: out[2].Data().([]float32)}, Numer: out[1].Data().([]float32)}
-	for _, l := range r.LogMarginal {
-		r.LogLik += float64(l)
-	}
+	r.LogLik = sum64(r.LogMarginal)
 	return r, nil
 }
 
@@ -101,19 +95,35 @@ func (f *Fused) RunTempered(x, theta, logPrior *tensor.Dense, beta float32) (*Fu
 // measures the log-likelihood: the log marginal, the log counts and their
 // sum (Result.Posterior is nil).
 func (f *Fused) LogLikTempered(x, theta, logPrior *tensor.Dense, beta float32) (*Result, error) {
+	out, err := f.run(f.ll, x, theta, logPrior, beta)
+	if err != nil {
+		return nil, err
+	}
+	r := &Result{LogMarginal: out[0].Data().([]float32), LogCounts: out[1].Data().([]float32)}
+	r.LogLik = sum64(r.LogMarginal)
+	return r, nil
+}
+
+// run runs one of the fused graph's steps on its inputs.
+func (f *Fused) run(step *graph.Step, x, theta, logPrior *tensor.Dense, beta float32) ([]*tensor.Dense, error) {
 	if logPrior == nil {
 		logPrior = f.uniform
 	}
 	f.beta.Data().([]float32)[0] = beta
-	out, err := f.ll.Run(x, theta, logPrior, f.beta)
+	out, err := step.Run(x, theta, logPrior, f.beta)
 	if err != nil {
 		return nil, fmt.Errorf("estep: %w", err)
 	}
-	r := &Result{LogMarginal: out[0].Data().([]float32), LogCounts: out[1].Data().([]float32)}
-	for _, l := range r.LogMarginal {
-		r.LogLik += float64(l)
+	return out, nil
+}
+
+// sum64 returns the sum of v in float64.
+func sum64(v []float32) float64 {
+	var s float64
+	for _, x := range v {
+		s += float64(x)
 	}
-	return r, nil
+	return s
 }
 
 // Step returns the compiled step, to inspect its graph.

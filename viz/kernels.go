@@ -53,16 +53,7 @@ func NewKernelGrid(theta []float32, k, c, w, n, cols int) (*KernelGrid, error) {
 	}
 	for kk := 0; kk < n; kk++ {
 		ker := theta[kk*c*w*w : (kk+1)*c*w*w]
-		lo, hi := ker[0], ker[0]
-		for _, v := range ker {
-			lo, hi = min(lo, v), max(hi, v)
-		}
-		scale := func(v float32) uint8 {
-			if hi == lo {
-				return 128
-			}
-			return uint8(math.Round(float64((v - lo) / (hi - lo) * 255)))
-		}
+		scale := rangeScale(ker)
 		x0, y0 := tileGap+(kk%cols)*side, tileGap+(kk/cols)*side
 		for y := 0; y < w; y++ {
 			for x := 0; x < w; x++ {
@@ -133,4 +124,20 @@ func savePlot(path string, p *plot.Plot, w, h vg.Length) error {
 		return fmt.Errorf("viz: %w", err)
 	}
 	return nil
+}
+
+// rangeScale returns the map of the range of v onto the bytes 0…255 (a v
+// of one value maps to 128): each picture of a figure shows its values
+// against their own range.
+func rangeScale(v []float32) func(float32) uint8 {
+	lo, hi := v[0], v[0]
+	for _, x := range v {
+		lo, hi = min(lo, x), max(hi, x)
+	}
+	return func(x float32) uint8 {
+		if hi == lo {
+			return 128
+		}
+		return uint8(math.Round(float64((x - lo) / (hi - lo) * 255)))
+	}
 }

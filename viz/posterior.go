@@ -111,16 +111,7 @@ func picture(v []float32, c, h, w int) image.Image {
 	if c == 1 {
 		return grey(v, h, w)
 	}
-	lo, hi := v[0], v[0]
-	for _, x := range v {
-		lo, hi = min(lo, x), max(hi, x)
-	}
-	scale := func(x float32) uint8 {
-		if hi == lo {
-			return 128
-		}
-		return uint8((x - lo) / (hi - lo) * 255)
-	}
+	scale := rangeScale(v)
 	idx := make([]float32, h*w)
 	for i := range idx {
 		idx[i] = float32(i)
@@ -132,16 +123,8 @@ func picture(v []float32, c, h, w int) image.Image {
 }
 
 func grey(v []float32, h, w int) image.Image {
-	lo, hi := v[0], v[0]
-	for _, x := range v {
-		lo, hi = min(lo, x), max(hi, x)
-	}
-	return mapped(v, h, w, func(x float32) color.Color {
-		if hi == lo {
-			return color.Gray{128}
-		}
-		return color.Gray{uint8((x - lo) / (hi - lo) * 255)}
-	})
+	scale := rangeScale(v)
+	return mapped(v, h, w, func(x float32) color.Color { return color.Gray{scale(x)} })
 }
 
 func mapped(v []float32, h, w int, col func(float32) color.Color) image.Image {
