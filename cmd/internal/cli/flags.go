@@ -124,7 +124,7 @@ func NewFlags(name string, presets ...Preset) *Flags {
 	fs.StringVar(&f.Classifier, "classifier", classify.Softmax.String(), "the linear classifier: softmax (the paper's), svm (one-vs-rest L2-SVM, the anchors'), or auto: chosen by validation")
 	fs.IntVar(&f.Validation, "validation", DefaultValidation, "labelled training images, the last ones, held out to make every choice on (0: none); with fewer than 6 times as many labelled images, a sixth of them unless given")
 	fs.BoolVar(&f.EpochCurve, "epoch-curve", false, "evaluate the top layer after every EM epoch on the validation images (epochs.png)")
-	fs.BoolVar(&f.PickEpoch, "pick-epoch", false, "with -epoch-curve: keep the top layer's kernels of the epoch that validates best (the number of epochs chosen by validation)")
+	fs.BoolVar(&f.PickEpoch, "pick-epoch", false, "with -epoch-curve: keep the top layer's kernels of the epoch that validates best (the number of epochs chosen by validation), and stop EM once the curve has fallen below its best for two epochs")
 	fs.IntVar(&f.Seeds, "seeds", 1, "repeat the run for this many seeds from -seed on, each into OUT/seed-S, and summarise them (seeds.json)")
 	fs.BoolVar(&f.Pixels, "pixels", true, "also fit the classifier on raw pixels")
 	fs.StringVar(&f.Labels, "labels", "", "also fit on balanced subsets of these many labels, comma-separated (labels.png)")
