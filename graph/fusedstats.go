@@ -73,8 +73,9 @@ func (f Fast) fusedStats(x, w, bias *G.Node, pad int, m Model, numerator bool) (
 // the fused steps keep in cache at once (1 MiB of float32): four times the
 // convolution's (blockValues), since the M-step's product over a block's
 // positions gains from more of them (on 1 600 kernels of CIFAR-10's
-// whitened patches, 5 % faster than at blockValues; 1<<17 and 1<<19 were
-// between the two, 1<<20 slower: BenchmarkStep/CIFARPatches/fast/EM).
+// whitened patches, 5 % faster than at blockValues; 1<<17 close to it,
+// 1<<19 no faster than blockValues, 1<<20 slower:
+// BenchmarkStep/CIFARPatches/fast/EM).
 const fusedBlockValues = 1 << 18
 
 // fusedStatsOp is Fast.ExpectedStats's op: inputs x, w, bias; output the
