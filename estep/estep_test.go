@@ -220,11 +220,19 @@ func (notPooled) ConvPools(graph.Pooling) bool { return false }
 // ConvPool) are, bit for bit, the maps pooled apart (the same op set
 // pooling nothing in place), for the posterior's and the triangle
 // encoding's mean poolings; a tempered posterior's, up to its
-// exponentials' rounding. With padding, a tail batch, and kernels beyond
-// one block of positions.
+// exponentials' rounding. With padding, a tail batch, and blocks of
+// positions of several images and of part of one.
 func TestConvPool(t *testing.T) {
-	// 700 kernels: an image's 110 positions go through in two blocks (80 and 30).
-	cfg := graph.Config{Kernels: 700, Width: 3, Pad: 1, Channels: 2, Rows: 11, Cols: 10, Batch: 5, Model: graph.PatchModel}
+	// An image has 110 positions: with 700 kernels three images go
+	// through θ together (a batch of 5 in two blocks, of 3 images and 2);
+	// with 1 600, an image goes in four blocks (32 positions, and 14).
+	for _, k := range []int{700, 1600} {
+		t.Run(fmt.Sprintf("K%d", k), func(t *testing.T) { testConvPool(t, k) })
+	}
+}
+
+func testConvPool(t *testing.T, k int) {
+	cfg := graph.Config{Kernels: k, Width: 3, Pad: 1, Channels: 2, Rows: 11, Cols: 10, Batch: 5, Model: graph.PatchModel}
 	rng := rand.New(rand.NewPCG(21, 22))
 	x := graphtest.Randn(rng, cfg.Batch*cfg.ImageLen(), 1)
 	theta := graphtest.Randn(rng, cfg.Kernels*cfg.KernelLen(), 0.5)

@@ -94,32 +94,49 @@ func (op convPoolOp) Do(vals ...G.Value) (G.Value, error) {
 		}
 	}
 	levels := len(op.p.levels())
+	// A block of rows goes through θ at once: an image's positions, a
+	// block at a time, or (an image of fewer than groupRows positions)
+	// the positions of a group of images side by side.
 	rows := max(posteriorBlock, min(u, blockValues/k/posteriorBlock*posteriorBlock))
+	group := max(1, min((groupRows+u-1)/u, fusedBlockValues/k/u))
+	if group > 1 {
+		rows = group * u
+	}
+	imgLen := c * ix.hp * ix.wp
+	groupPos := make([]int32, group*u)
+	for g := 0; g < group; g++ {
+		for p, off := range ix.pos {
+			groupPos[g*u+p] = off + int32(g*imgLen)
+		}
+	}
 	beta := float32(1)
 	if op.p.Tempered() {
 		beta = float32(1 / op.p.Temperature)
 	}
-	parallel(n, func(worker, lo, hi int) {
-		b := sc.worker(worker, c*ix.hp*ix.wp, rows*k)
+	parallel((n+group-1)/group, func(worker, lo, hi int) {
+		b := sc.worker(worker, group*imgLen, rows*k)
 		b.post = resize(b.post, rows*k)
 		enc := make([]float32, k)
 		z := make([]float64, k)
-		sums := make([]float64, k*per)
+		sums := make([]float64, group*k*per) // each image's, side by side
 		biasRows := cv.rowsOfBias(rows)
 		var energy []float64
 		if op.p.Triangle {
-			energy = make([]float64, u)
+			energy = make([]float64, group*u)
 		}
-		for i := lo; i < hi; i++ {
-			img := x[i*c*h*wd : (i+1)*c*h*wd]
-			ix.padImage(b.img, img)
-			if op.p.Triangle {
-				patchEnergy(energy, img, c, h, wd, kh, op.pad, uh, uw)
+		for first := lo * group; first < min(hi*group, n); first += group {
+			g := min(group, n-first)
+			for j := 0; j < g; j++ {
+				img := x[(first+j)*c*h*wd : (first+j+1)*c*h*wd]
+				ix.padImage(b.img[j*imgLen:(j+1)*imgLen], img)
+				if op.p.Triangle {
+					patchEnergy(energy[j*u:(j+1)*u], img, c, h, wd, kh, op.pad, uh, uw)
+				}
 			}
 			clear(sums)
-			for p0 := 0; p0 < u; p0 += rows {
-				r := min(rows, u-p0)
-				blk := sc.logJoint(cv, b, biasRows, p0, r)
+			for p0 := 0; p0 < g*u; p0 += rows {
+				r := min(rows, g*u-p0)
+				blk := sc.logJoint(cv, b, biasRows, groupPos[p0:p0+r])
 				for q := 0; q < r; q++ {
 					row := blk[q*k : (q+1)*k]
 					switch {
@@ -135,23 +152,27 @@ func (op convPoolOp) Do(vals ...G.Value) (G.Value, error) {
 					}
 					// Cell by cell, the kernels side by side: a
 					// contiguous add, the sums' order Pool's.
-					cells := cellOf[p0+q:]
+					img, pos := (p0+q)/u, (p0+q)%u
+					cells := cellOf[pos:]
 					for l := 0; l < levels; l++ {
-						acc := sums[int(cells[l*u])*k:][:k]
+						acc := sums[(img*per+int(cells[l*u]))*k:][:k]
 						for j, v := range enc {
 							acc[j] += float64(v)
 						}
 					}
 				}
 			}
-			oi := o[i*k*per : (i+1)*k*per]
-			for j := range oi {
-				kk, cell := j/per, j%per
-				v := float32(sums[cell*k+kk] / size[cell])
-				if op.p.Root {
-					v = float32(math.Sqrt(float64(v)))
+			for j := 0; j < g; j++ {
+				oi := o[(first+j)*k*per : (first+j+1)*k*per]
+				si := sums[j*k*per : (j+1)*k*per]
+				for e := range oi {
+					kk, cell := e/per, e%per
+					v := float32(si[cell*k+kk] / size[cell])
+					if op.p.Root {
+						v = float32(math.Sqrt(float64(v)))
+					}
+					oi[e] = v
 				}
-				oi[j] = v
 			}
 		}
 	})

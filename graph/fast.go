@@ -214,13 +214,15 @@ func (cv convolution) rowsOfBias(rows int) []float32 {
 	return out
 }
 
-// logJoint computes into b.out, and returns, the log joint of positions
-// p0…p0+r−1 of the padded image in b.img: r rows of cv.k values, each the
-// bias (biasRows, from rowsOfBias) plus its patch's products with θ.
-func (sc *scratch) logJoint(cv convolution, b *workerScratch, biasRows []float32, p0, r int) []float32 {
-	blk := b.out[:r*cv.k]
+// logJoint computes into b.out, and returns, the log joint of the patches
+// at offsets pos of the padded images in b.img (a block of one image's
+// positions, cv.ix.pos[p0:p0+r], or of several images'): len(pos) rows of
+// cv.k values, each the bias (biasRows, from rowsOfBias) plus its patch's
+// products with θ.
+func (sc *scratch) logJoint(cv convolution, b *workerScratch, biasRows []float32, pos []int32) []float32 {
+	blk := b.out[:len(pos)*cv.k]
 	copy(blk, biasRows)
-	gemm.MulGather(gemm.Gather{Src: b.img, Rows: cv.ix.pos[p0 : p0+r], Cols: cv.ix.elem}, &sc.theta, blk, cv.k, &b.ws)
+	gemm.MulGather(gemm.Gather{Src: b.img, Rows: pos, Cols: cv.ix.elem}, &sc.theta, blk, cv.k, &b.ws)
 	return blk
 }
 
@@ -313,7 +315,7 @@ func (op fastConvOp) Do(vals ...G.Value) (G.Value, error) {
 			}
 			for p0 := 0; p0 < u; p0 += rows {
 				r := min(rows, u-p0)
-				blk := sc.logJoint(cv, b, biasRows, p0, r)
+				blk := sc.logJoint(cv, b, biasRows, ix.pos[p0:p0+r])
 				switch {
 				case op.post == nil:
 					gemm.Transpose(oi[p0:], u, blk, k, r, k)

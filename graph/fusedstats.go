@@ -78,6 +78,15 @@ func (f Fast) fusedStats(x, w, bias *G.Node, pad int, m Model, numerator bool) (
 // BenchmarkStep/CIFARPatches/fast/EM).
 const fusedBlockValues = 1 << 18
 
+// groupRows is how many positions at least the fused steps take through
+// θ at once, several images' where one image has fewer: with 1 600 kernels
+// of 3×3 on 400 channels (θ 23 MB, 7×7 positions an image) three images a
+// block run the step at 47 % of peak, one at 37 %; where an image has this
+// many, more images a block only crowd the cache (128 kernels of 9×9, 400
+// positions: 54 % of peak alone, 49 % four to a block):
+// BenchmarkStep/CIFARSecond/fast/EM, …/DefaultLayer/fast/EM.
+const groupRows = 256
+
 // fusedStatsOp is Fast.ExpectedStats's op: inputs x, w, bias; output the
 // numerator (K,C,kh,kw), the log marginal and log counts left in state.
 // Without numerator (Fast.LogMarginal) it leaves the M-step's product out
@@ -115,19 +124,32 @@ func (op fusedStatsOp) Do(vals ...G.Value) (G.Value, error) {
 	st := op.state
 	st.prepare(n, k)
 	// The patch model's posterior goes a block of positions at a time;
-	// the image model's normalises over every position of an image.
-	rows := u
+	// the image model's normalises over every position of an image. An
+	// image of fewer than groupRows positions shares its block with the
+	// next images (group), as the block's size allows: each pass over θ,
+	// and over the numerator, then serves them all.
+	rows, group := u, 1
 	if op.model == PatchModel {
-		rows = max(posteriorBlock, min(u, fusedBlockValues/k/posteriorBlock*posteriorBlock))
+		target := max(posteriorBlock, fusedBlockValues/k/posteriorBlock*posteriorBlock)
+		rows = min(u, target)
+		group = max(1, min(filterFlush, (groupRows+u-1)/u, target/u))
 	}
+	imgLen := c * ix.hp * ix.wp
+	groupPos := make([]int32, group*u) // the positions of group images side by side in b.img
+	for g := 0; g < group; g++ {
+		for p, off := range ix.pos {
+			groupPos[g*u+p] = off + int32(g*imgLen)
+		}
+	}
+	blockRows := max(rows, group*u)
 	shards := min(n, filterShards)
 	if op.numerator {
 		sc.shards = resize(sc.shards, shards*d*k)
 		clear(sc.shards)
 	}
 	parallel(shards, func(worker, lo, hi int) {
-		b := sc.worker(worker, c*ix.hp*ix.wp, rows*k)
-		b.post = resize(b.post, rows*k)
+		b := sc.worker(worker, group*imgLen, blockRows*k)
+		b.post = resize(b.post, blockRows*k)
 		if op.model == ImageModel {
 			b.joint = resize(b.joint, k*u)
 		}
@@ -136,8 +158,14 @@ func (op fusedStatsOp) Do(vals ...G.Value) (G.Value, error) {
 		}
 		maxes := make([]float32, k)
 		counts := make([]float64, k)
-		biasRows := cv.rowsOfBias(rows)
+		biasRows := cv.rowsOfBias(blockRows)
 		var run positionRun
+		// numerator adds Sᵀ (elements × kernels) += patchesᵀ · γ for the
+		// patches at pos and their posterior γ (positions × kernels).
+		numerator := func(pos []int32) {
+			b.pb.Pack(op.kern, len(pos), k, 1, gemm.Matrix{Data: b.post[:len(pos)*k], Stride: k})
+			gemm.MulGather(gemm.Gather{Src: b.img, Rows: ix.elem, Cols: pos}, &b.pb, b.stats, k, &b.ws)
+		}
 		for s := lo; s < hi; s++ {
 			var sum []float64
 			if op.numerator {
@@ -145,41 +173,52 @@ func (op fusedStatsOp) Do(vals ...G.Value) (G.Value, error) {
 			}
 			first, last := s*n/shards, (s+1)*n/shards
 			clear(b.stats)
-			for i := first; i < last; i++ {
-				ix.padImage(b.img, x[i*c*h*wd:(i+1)*c*h*wd])
-				if op.model == PatchModel {
-					run.start(maxes, counts)
+			flushed := first
+			for i := first; i < last; i += group {
+				g := min(group, last-i)
+				for j := 0; j < g; j++ {
+					ix.padImage(b.img[j*imgLen:(j+1)*imgLen], x[(i+j)*c*h*wd:(i+j+1)*c*h*wd])
 				}
-				for p0 := 0; p0 < u; p0 += rows {
-					r := min(rows, u-p0)
-					blk := sc.logJoint(cv, b, biasRows, p0, r)
-					if op.model == PatchModel {
-						// γ of these positions (positions × kernels), then
-						// Sᵀ (elements × kernels) += patchesᵀ · γ.
-						run.add(blk, b.post, k, r, u)
-						if op.numerator {
-							b.pb.Pack(op.kern, r, k, 1, gemm.Matrix{Data: b.post[:r*k], Stride: k})
-						}
-					} else {
-						// γ of the whole image (kernels × positions).
-						gemm.Transpose(b.joint, u, blk, k, u, k)
-						st.image(i, b.joint, b.post, k, u, maxes)
-						if op.numerator {
-							b.pb.Pack(op.kern, u, k, 1, gemm.Matrix{Data: b.post, Stride: u, T: true})
-						}
+				switch {
+				case group > 1:
+					// Whole images in one block: each image's positions
+					// are a run of its own.
+					pos := groupPos[:g*u]
+					blk := sc.logJoint(cv, b, biasRows, pos)
+					for j := 0; j < g; j++ {
+						run.start(maxes, counts)
+						run.add(blk[j*u*k:], b.post[j*u*k:], k, u, u)
+						run.finish(st, i+j, k)
 					}
 					if op.numerator {
-						gemm.MulGather(gemm.Gather{Src: b.img, Rows: ix.elem, Cols: ix.pos[p0 : p0+r]}, &b.pb, b.stats, k, &b.ws)
+						numerator(pos)
+					}
+				case op.model == PatchModel:
+					run.start(maxes, counts)
+					for p0 := 0; p0 < u; p0 += rows {
+						pos := ix.pos[p0:min(p0+rows, u)]
+						run.add(sc.logJoint(cv, b, biasRows, pos), b.post, k, len(pos), u)
+						if op.numerator {
+							numerator(pos)
+						}
+					}
+					run.finish(st, i, k)
+				default:
+					// γ of the whole image (kernels × positions).
+					blk := sc.logJoint(cv, b, biasRows, ix.pos)
+					gemm.Transpose(b.joint, u, blk, k, u, k)
+					st.image(i, b.joint, b.post, k, u, maxes)
+					if op.numerator {
+						b.pb.Pack(op.kern, u, k, 1, gemm.Matrix{Data: b.post, Stride: u, T: true})
+						gemm.MulGather(gemm.Gather{Src: b.img, Rows: ix.elem, Cols: ix.pos}, &b.pb, b.stats, k, &b.ws)
 					}
 				}
-				if op.model == PatchModel {
-					run.finish(st, i, k)
-				}
-				if op.numerator && ((i-first+1)%filterFlush == 0 || i == last-1) {
+				if op.numerator && (i+g-flushed >= filterFlush || i+g == last) {
 					for j, v := range b.stats {
 						sum[j] += float64(v)
 					}
 					clear(b.stats)
+					flushed = i + g
 				}
 			}
 		}

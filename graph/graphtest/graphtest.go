@@ -529,13 +529,19 @@ func testJointPosteriorOf(t *testing.T, ops graph.Ops, jp graph.JointPosterior, 
 // against the convolution, the model's posterior and the filter of float64
 // loops, on every layer shape.
 func testExpectedStats(t *testing.T, ops graph.Ops, es graph.ExpectedStatser) {
-	// Enough kernels that the patch model's positions go in two blocks.
-	blocks := struct {
+	// Enough kernels that the patch model's positions go in two blocks;
+	// and enough images that a shard's go in several blocks of a few
+	// images each (the last of them partial), flushed after eight.
+	more := []struct {
 		Name  string
 		Layer naive.Layer
-	}{"C2/K600", naive.Layer{N: 2, C: 2, Rows: 12, Cols: 12, K: 600, Width: 3, Pad: 0}}
+	}{
+		{"C2/K600", naive.Layer{N: 2, C: 2, Rows: 12, Cols: 12, K: 600, Width: 3, Pad: 0}},
+		{"C3/N21", naive.Layer{N: 21, C: 3, Rows: 6, Cols: 7, K: 9, Width: 3, Pad: 1}},
+		{"C1/N83", naive.Layer{N: 83, C: 1, Rows: 5, Cols: 5, K: 4, Width: 2, Pad: 0}},
+	}
 	for _, model := range []graph.Model{graph.ImageModel, graph.PatchModel} {
-		for _, tc := range append(Layers, blocks) {
+		for _, tc := range append(Layers, more...) {
 			t.Run(model.String()+"/"+tc.Name, func(t *testing.T) { testExpectedStatsOf(t, ops, es, model, tc.Layer) })
 		}
 	}
