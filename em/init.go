@@ -4,7 +4,9 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"runtime"
 	"slices"
+	"sync"
 
 	"calm/dataset"
 	"calm/graph"
@@ -104,25 +106,32 @@ func initialTheta(src dataset.Source, s Settings, cfg graph.Config) (*tensor.Den
 // by K-means++ seeding: the first uniformly, each next with probability
 // proportional to its squared distance from the nearest one chosen. When
 // every remaining point coincides with a chosen one, the rest are drawn
-// uniformly.
+// uniformly. The distances to each new point are computed on every core
+// (each point's the same way on any number), the draws in order.
 func kmeansPP(points []float32, d, k int, rng *rand.Rand) []int {
 	n := len(points) / d
 	dist := make([]float64, n)
 	for i := range dist {
 		dist[i] = math.Inf(1)
 	}
+	workers := min(runtime.GOMAXPROCS(0), max(1, n/256))
 	pick := []int{rng.IntN(n)}
+	var wg sync.WaitGroup
 	for len(pick) < k {
 		c := points[pick[len(pick)-1]*d:][:d]
+		for w := 0; w < workers; w++ {
+			wg.Add(1)
+			go func(lo, hi int) {
+				defer wg.Done()
+				for i := lo; i < hi; i++ {
+					dist[i] = math.Min(dist[i], squaredDistance(points[i*d:(i+1)*d], c))
+				}
+			}(w*n/workers, (w+1)*n/workers)
+		}
+		wg.Wait()
 		var total float64
-		for i := range dist {
-			var s float64
-			for j, v := range points[i*d : (i+1)*d] {
-				dv := float64(v - c[j])
-				s += dv * dv
-			}
-			dist[i] = math.Min(dist[i], s)
-			total += dist[i]
+		for _, v := range dist {
+			total += v
 		}
 		if total == 0 {
 			pick = append(pick, rng.IntN(n))
@@ -139,4 +148,24 @@ func kmeansPP(points []float32, d, k int, rng *rand.Rand) []int {
 		pick = append(pick, next)
 	}
 	return pick
+}
+
+// squaredDistance returns |p − c|² in float64, in four running sums (the
+// long rows of a layer above the first are otherwise bound by one sum's
+// latency).
+func squaredDistance(p, c []float32) float64 {
+	var s0, s1, s2, s3 float64
+	j := 0
+	for ; j+4 <= len(p); j += 4 {
+		d0, d1, d2, d3 := float64(p[j]-c[j]), float64(p[j+1]-c[j+1]), float64(p[j+2]-c[j+2]), float64(p[j+3]-c[j+3])
+		s0 += d0 * d0
+		s1 += d1 * d1
+		s2 += d2 * d2
+		s3 += d3 * d3
+	}
+	for ; j < len(p); j++ {
+		dv := float64(p[j] - c[j])
+		s0 += dv * dv
+	}
+	return (s0 + s1) + (s2 + s3)
 }
