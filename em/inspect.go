@@ -65,8 +65,14 @@ func Responsibilities(src dataset.Source, res *Result, ops graph.Ops, count int)
 // pixels that position u of layer l's positions (0-based) sees: a kernel
 // of layer l at u covers its input's rows u−p … u−p+w−1, each a window of
 // Pool positions of the layer below when that layer's transform pools, and
-// so on down to the image.
+// so on down to the image; with a whitening of patches (Whitening.Patches),
+// a position of layer 1's input is the image's patch that starts there.
 func (s *Stack) ReceptiveField(l, u int) (lo, hi int) {
+	defer func() {
+		if s.Whitening != nil && s.Whitening.Patches {
+			hi += s.Whitening.Width - 1
+		}
+	}()
 	lo, hi = u, u
 	for j := l; j >= 0; j-- {
 		cfg := s.Layers[j].Config
@@ -82,12 +88,18 @@ func (s *Stack) ReceptiveField(l, u int) (lo, hi int) {
 
 // BestPatches shows what each of the first shown kernels of layer l
 // (0-based) responds to: over the first images of src (at most images),
-// the mean of the pixel patches (its receptive field, side×side) at the
-// best position of each of the top images its log joint is highest on.
-// The tiles are (shown, C, side, side).
-func (s *Stack) BestPatches(src dataset.Source, l, images, top, shown int, ops graph.Ops) (tiles []float32, side int, err error) {
-	n, c, h, w := src.Shape()
+// the mean of the pixel patches of pixels (its receptive field, side×side)
+// at the best position of each of the top images its log joint is highest
+// on. pixels holds the same images as src, as they are to be drawn: src
+// itself, or the images before a whitening of patches turned them into
+// channels. The tiles are (shown, C, side, side), C the channels of
+// pixels.
+func (s *Stack) BestPatches(src, pixels dataset.Source, l, images, top, shown int, ops graph.Ops) (tiles []float32, side int, err error) {
+	n, _, _, _ := src.Shape()
 	count := min(n, images)
+	if pn, _, _, _ := pixels.Shape(); pn < count {
+		return nil, 0, fmt.Errorf("em: best patches: %d images to draw from for %d", pn, count)
+	}
 	cfg := s.Layers[l].Config
 	batch := min(count, 250)
 	stages := s.Stages(l+1, batch)
@@ -104,15 +116,16 @@ func (s *Stack) BestPatches(src dataset.Source, l, images, top, shown int, ops g
 		pos   int
 	}
 	best := make([][]hit, cfg.Kernels) // the top images of each kernel
-	pix := make([]float32, count*c*h*w)
-	if err := src.Read(pix, 0); err != nil {
-		return nil, 0, fmt.Errorf("em: best patches: %w", err)
-	}
+	_, sc, sh, sw := src.Shape()
+	in := make([]float32, batch*sc*sh*sw)
 	out := make([]float32, batch*lj.Len())
 	params := s.Params(l + 1)
 	for first := 0; first < count; first += batch {
 		size := min(batch, count-first)
-		x := tensor.New(tensor.WithShape(stages[0].Config.ImageShape(size)...), tensor.WithBacking(pix[first*c*h*w:(first+size)*c*h*w]))
+		if err := src.Read(in[:size*sc*sh*sw], first); err != nil {
+			return nil, 0, fmt.Errorf("em: best patches: %w", err)
+		}
+		x := tensor.New(tensor.WithShape(stages[0].Config.ImageShape(size)...), tensor.WithBacking(in[:size*sc*sh*sw]))
 		o := out[:size*lj.Len()]
 		if err := lj.RunInto(o, x, params); err != nil {
 			return nil, 0, fmt.Errorf("em: best patches: %w", err)
@@ -133,6 +146,11 @@ func (s *Stack) BestPatches(src dataset.Source, l, images, top, shown int, ops g
 				best[k] = hs[:min(len(hs), top)]
 			}
 		}
+	}
+	_, c, h, w := pixels.Shape()
+	pix := make([]float32, count*c*h*w)
+	if err := pixels.Read(pix, 0); err != nil {
+		return nil, 0, fmt.Errorf("em: best patches: %w", err)
 	}
 	y0, y1 := s.ReceptiveField(l, 0)
 	side = y1 - y0 + 1

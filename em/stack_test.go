@@ -146,6 +146,23 @@ func TestReceptiveField(t *testing.T) {
 			t.Errorf("layer %d, position %d: rows %d…%d, want %d…%d", tc.l+1, tc.u, lo, hi, tc.lo, tc.hi)
 		}
 	}
+	// On whitened 6×6 patches of 32×32 images (27×27 positions, 1×1
+	// kernels) max-pooled 3×3, under 3×3 kernels.
+	patches := &em.Stack{Whitening: &em.Whitening{Width: 6, Patches: true}, Layers: []em.Trained{
+		{Result: &em.Result{Config: graph.Config{Kernels: 4, Width: 1, Channels: 108, Rows: 27, Cols: 27}},
+			Transform: graph.Transform{Posterior: true, Pool: 3, Reduce: graph.MaxCells}},
+		{Result: &em.Result{Config: graph.Config{Kernels: 4, Width: 3, Channels: 4, Rows: 9, Cols: 9}}},
+	}}
+	for _, tc := range []struct{ l, u, lo, hi int }{
+		{0, 0, 0, 5},    // one position: the 6×6 patch at its corner
+		{0, 26, 26, 31}, // the last patch ends at the image's last row
+		{1, 0, 0, 13},   // layer 1's positions 0…8, their patches pixels 0…13
+		{1, 1, 3, 16},
+	} {
+		if lo, hi := patches.ReceptiveField(tc.l, tc.u); lo != tc.lo || hi != tc.hi {
+			t.Errorf("whitened patches: layer %d, position %d: rows %d…%d, want %d…%d", tc.l+1, tc.u, lo, hi, tc.lo, tc.hi)
+		}
+	}
 }
 
 // TestStackReleasesMaps trains three layers and checks that the maps of

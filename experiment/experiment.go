@@ -748,13 +748,22 @@ func writeOutputs(d, raw Data, opt Options, st *em.Stack, ops graph.Ops) error {
 			}
 		case l > 0 && d.Test != nil:
 			// A kernel above the first lives on the maps below, not on
-			// pixels: show the pixel patches it explains best.
+			// pixels: show the pixel patches it explains best (of the
+			// images as they are, when layer 1 sees whitened patches as
+			// channels).
 			const images, top, shown = 2000, 9, 64
-			tiles, side, err := st.BestPatches(d.Test, l, images, top, shown, ops)
+			pixels := d.Test
+			if st.Whitening != nil && st.Whitening.Patches {
+				pixels = raw.Test
+			}
+			_, c, _, _ := pixels.Shape()
+			if c != 1 && c != 3 {
+				break
+			}
+			tiles, side, err := st.BestPatches(d.Test, pixels, l, images, top, shown, ops)
 			if err != nil {
 				return err
 			}
-			_, c, _, _ := d.Test.Shape()
 			k := min(shown, st.Layers[l].Config.Kernels)
 			title := fmt.Sprintf("%s: layer %d, first %d of %d kernels: mean of the %d test patches each fits best (%d×%d pixels)",
 				d.Name, l+1, k, st.Layers[l].Config.Kernels, top, side, side)
