@@ -68,6 +68,14 @@ type Settings struct {
 	// returns its error. Nil means never.
 	Context context.Context
 
+	// Start, when not nil, is the model the fit starts from (one of the
+	// same classes and features, fitted with another C or on other rows):
+	// its weights on the standardised features, unless the objective is no
+	// lower there than at zero. The optimum does not depend on it; the
+	// iterations to reach it do: a fit next to another starts near its
+	// optimum (nil: from zero).
+	Start *Model
+
 	// Exact computes the products in float64 (gonum's Dgemm) instead of
 	// float32 GEMMs: many times slower, for small problems whose optimum
 	// is wanted to the last digits. In float32 the objective is exact to
@@ -158,7 +166,21 @@ func TrainInPlace(x []float32, labels []byte, d, classes int, s Settings) (*Mode
 	if s.Context != nil {
 		settings.Recorder = stopper{s.Context}
 	}
-	res, err := optimize.Minimize(p, make([]float64, classes*(d+1)), settings, &optimize.LBFGS{})
+	w0 := make([]float64, classes*(d+1))
+	if s.Start != nil {
+		if s.Start.Classes != classes || s.Start.Features != d {
+			return nil, nil, fmt.Errorf("classify: a start of %d classes and %d features for a fit of %d and %d", s.Start.Classes, s.Start.Features, classes, d)
+		}
+		// The start's weights on standardised features, as they are:
+		// carried to this fit's moments exactly, a feature near constant
+		// in the start's rows would get a weight far too large.
+		copy(w0, s.Start.W)
+		copy(w0[classes*d:], s.Start.B)
+		if !(obj.eval(w0, nil) < obj.eval(make([]float64, len(w0)), nil)) {
+			clear(w0)
+		}
+	}
+	res, err := optimize.Minimize(p, w0, settings, &optimize.LBFGS{})
 	if s.Context != nil && s.Context.Err() != nil {
 		return nil, nil, fmt.Errorf("classify: %w", context.Cause(s.Context))
 	}

@@ -153,7 +153,7 @@ func TestChooseC(t *testing.T) {
 	raw := slices.Clone(x)
 	grid := []float64{1000, 1, 0.01}
 	var reported, reportedAccs []float64
-	ch, err := classify.ChooseCReporting(xf, yf, xv, yv, d, k, grid, classify.Settings{}, func(c, acc float64) {
+	ch, err := classify.ChooseCReporting(xf, yf, xv, yv, d, k, grid, classify.Settings{}, func(c, acc float64, _ *classify.Fit) {
 		reported, reportedAccs = append(reported, c), append(reportedAccs, acc)
 	})
 	if err != nil {

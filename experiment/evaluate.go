@@ -165,6 +165,7 @@ type validation struct {
 	c, acc     float64
 	grid, accs []float64 // each C tried with loss, and its accuracy
 	byLoss     []float64
+	model      *classify.Model // the fit of c on the fitting rows: where the refit on all of them starts
 }
 
 // validate fits on the fitting rows of x (all labelled rows, d values each)
@@ -184,7 +185,7 @@ func (e *evaluator) validate(x []float32, d int) (validation, error) {
 		acc := ch.Best()
 		best.byLoss = append(best.byLoss, acc)
 		if acc > best.acc {
-			best = validation{loss: loss, c: ch.C, acc: acc, grid: ch.Grid, accs: ch.Accuracy, byLoss: best.byLoss}
+			best = validation{loss: loss, c: ch.C, acc: acc, grid: ch.Grid, accs: ch.Accuracy, byLoss: best.byLoss, model: ch.Model}
 		}
 	}
 	if len(e.losses()) == 1 {
@@ -204,8 +205,8 @@ func (e *evaluator) validateC(x []float32, d int, loss classify.Loss) (classify.
 	}
 	// Each fit takes minutes on large feature sets: say how each went.
 	start := time.Now()
-	report := func(c, acc float64) {
-		e.logf("  %s, C = %v: validation %.2f %% (%.1f s)\n", loss, c, 100*acc, time.Since(start).Seconds())
+	report := func(c, acc float64, f *classify.Fit) {
+		e.logf("  %s, C = %v: validation %.2f %% (%d iterations, %.1f s)\n", loss, c, 100*acc, f.Iterations, time.Since(start).Seconds())
 		start = time.Now()
 	}
 	if len(e.grid()) == 1 && len(e.losses()) == 1 {
@@ -235,7 +236,8 @@ func (e *evaluator) fit(fs featureSet) (*Evaluation, *classify.Model, []float32,
 		train = slices.Clone(train)
 	}
 	// The features are standardised in place: one copy of them in memory.
-	model, f, err := classify.TrainInPlace(train, e.d.Labels, fs.d, e.d.Classes, classify.Settings{Loss: v.loss, C: c, Context: e.opt.Context})
+	// The refit starts from the validated fit, which saw most of these rows.
+	model, f, err := classify.TrainInPlace(train, e.d.Labels, fs.d, e.d.Classes, classify.Settings{Loss: v.loss, C: c, Context: e.opt.Context, Start: v.model})
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("experiment: %s: %w", fs.name, err)
 	}
@@ -480,6 +482,7 @@ func (e *evaluator) labelStudy(ctx context.Context, train, test []float32, dim i
 			return nil, nil, ctx.Err()
 		}
 		c := e.cFixed()
+		var start *classify.Model
 		if e.opt.ChooseC {
 			fit, val := holdOut(sub, 5)
 			xf, yf := classify.Rows(train, e.d.Labels, dim, fit)
@@ -488,10 +491,10 @@ func (e *evaluator) labelStudy(ctx context.Context, train, test []float32, dim i
 			if err != nil {
 				return nil, nil, fmt.Errorf("on %d labels: %w", len(sub), err)
 			}
-			c = ch.C
+			c, start = ch.C, ch.Model
 		}
 		x, y := classify.Rows(train, e.d.Labels, dim, sub)
-		m, _, err := classify.TrainInPlace(x, y, dim, e.d.Classes, classify.Settings{Loss: loss, C: c, Context: e.opt.Context})
+		m, _, err := classify.TrainInPlace(x, y, dim, e.d.Classes, classify.Settings{Loss: loss, C: c, Context: e.opt.Context, Start: start})
 		if err != nil {
 			return nil, nil, fmt.Errorf("on %d labels: %w", len(sub), err)
 		}
