@@ -219,9 +219,9 @@ func (notPooled) ConvPools(graph.Pooling) bool { return false }
 // TestConvPool: features pooled inside the convolution (graph.Fast's
 // ConvPool) are, bit for bit, the maps pooled apart (the same op set
 // pooling nothing in place), for the posterior's and the triangle
-// encoding's mean poolings; a tempered posterior's, up to its
-// exponentials' rounding. With padding, a tail batch, and blocks of
-// positions of several images and of part of one.
+// encoding's mean poolings and every pooling of the log joint; a tempered
+// posterior's, up to its exponentials' rounding. With padding, a tail
+// batch, and blocks of positions of several images and of part of one.
 func TestConvPool(t *testing.T) {
 	// An image has 110 positions: with 700 kernels three images go
 	// through θ together (a batch of 5 in two blocks, of 3 images and 2);
@@ -236,7 +236,7 @@ func testConvPool(t *testing.T, k int) {
 	rng := rand.New(rand.NewPCG(21, 22))
 	x := graphtest.Randn(rng, cfg.Batch*cfg.ImageLen(), 1)
 	theta := graphtest.Randn(rng, cfg.Kernels*cfg.KernelLen(), 0.5)
-	for _, name := range []string{"post-root-mean2", "post-mean-pyramid3", "post-root-mean", "tri-mean2", "tri-mean-pyramid2", "post-t4-root-mean2"} {
+	for _, name := range []string{"post-root-mean2", "post-mean-pyramid3", "post-root-mean", "tri-mean2", "tri-mean-pyramid2", "post-t4-root-mean2", "lse2", "image", "lse-pyramid3", "max3", "mean2"} {
 		p, err := graph.ParsePooling(name)
 		if err != nil {
 			t.Fatal(err)

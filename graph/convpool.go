@@ -26,17 +26,21 @@ type ConvPooler interface {
 }
 
 // ConvPools implements ConvPooler: the posterior's and the triangle
-// encoding's mean poolings.
+// encoding's mean poolings, and every pooling of the log joint.
 func (Fast) ConvPools(p Pooling) bool {
-	return p.Reduce == MeanCells && (p.Posterior || p.Triangle)
+	return p.Reduce == MeanCells && (p.Posterior || p.Triangle) || p.logJoint()
 }
+
+// logJoint reports whether p pools the log joint itself.
+func (p Pooling) logJoint() bool { return !p.Posterior && !p.Triangle }
 
 // ConvPool implements ConvPooler. Each image's positions go through in
 // blocks of rows, as in the fused convolution: the log joint of a block,
 // each row encoded while it is in cache, then added into float64 sums of
 // each cell, in the order Pool sums them (the same features, bit for bit,
 // as the maps pooled apart; for a tempered posterior, up to the rounding of
-// the exponentials).
+// the exponentials). The log joint's poolings keep one image's maps (K·U
+// values) and pool them as Pool does: the same bits.
 func (f Fast) ConvPool(x, w, bias *G.Node, pad int, p Pooling) (*G.Node, error) {
 	if !f.ConvPools(p) {
 		return nil, fmt.Errorf("graph: fast conv pool: %w: %s", ErrNotFused, p.Name())
@@ -79,8 +83,10 @@ func (op convPoolOp) Do(vals ...G.Value) (G.Value, error) {
 	per := op.p.cellsPerMap()
 	cellOf := make([]int32, 0, u*len(op.p.levels()))
 	var size []float64
+	var grids []*cells
 	for _, g := range op.p.levels() {
 		cl := newCells(uh, uw, g)
+		grids = append(grids, cl)
 		first := len(size)
 		for y := 0; y < uh; y++ {
 			for xx := 0; xx < uw; xx++ {
@@ -124,6 +130,10 @@ func (op convPoolOp) Do(vals ...G.Value) (G.Value, error) {
 		if op.p.Triangle {
 			energy = make([]float64, group*u)
 		}
+		var maps, e []float32 // the log joint of each image of a group, kernels × positions
+		if op.p.logJoint() {
+			maps, e = make([]float32, group*k*u), make([]float32, u)
+		}
 		for first := lo * group; first < min(hi*group, n); first += group {
 			g := min(group, n-first)
 			for j := 0; j < g; j++ {
@@ -137,6 +147,16 @@ func (op convPoolOp) Do(vals ...G.Value) (G.Value, error) {
 			for p0 := 0; p0 < g*u; p0 += rows {
 				r := min(rows, g*u-p0)
 				blk := sc.logJoint(cv, b, biasRows, groupPos[p0:p0+r])
+				if op.p.logJoint() {
+					// Each image's rows of the block into its maps.
+					for q0 := 0; q0 < r; {
+						img, pos := (p0+q0)/u, (p0+q0)%u
+						q1 := min(r, q0+u-pos)
+						gemm.Transpose(maps[img*k*u+pos:], u, blk[q0*k:], k, q1-q0, k)
+						q0 = q1
+					}
+					continue
+				}
 				for q := 0; q < r; q++ {
 					row := blk[q*k : (q+1)*k]
 					switch {
@@ -162,6 +182,12 @@ func (op convPoolOp) Do(vals ...G.Value) (G.Value, error) {
 					}
 				}
 			}
+			if op.p.logJoint() {
+				for j := 0; j < g; j++ {
+					op.poolMaps(o[(first+j)*k*per:(first+j+1)*k*per], maps[j*k*u:(j+1)*k*u], grids, e, sums[:per])
+				}
+				continue
+			}
 			for j := 0; j < g; j++ {
 				oi := o[(first+j)*k*per : (first+j+1)*k*per]
 				si := sums[j*k*per : (j+1)*k*per]
@@ -177,6 +203,28 @@ func (op convPoolOp) Do(vals ...G.Value) (G.Value, error) {
 		}
 	})
 	return out, nil
+}
+
+// poolMaps pools one image's maps (kernels × positions) of its log joint
+// into its features o (kernels × cells), each map as poolOp does.
+func (op convPoolOp) poolMaps(o, maps []float32, levels []*cells, e []float32, sums []float64) {
+	u := len(e)
+	per := op.p.cellsPerMap()
+	for kk := 0; kk < len(maps)/u; kk++ {
+		m, f := maps[kk*u:(kk+1)*u], o[kk*per:(kk+1)*per]
+		for _, cl := range levels {
+			n := cl.g * cl.g
+			switch op.p.Reduce {
+			case MaxCells:
+				cl.max(f[:n], m)
+			case MeanCells:
+				cl.mean(f[:n], m, sums[:n])
+			default:
+				cl.logSumExp(f[:n], m, e, sums[:n])
+			}
+			f = f[n:]
+		}
+	}
 }
 
 // posteriorRow sets dst to the softmax of one position's log joint row
