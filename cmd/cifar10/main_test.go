@@ -177,3 +177,35 @@ func TestBadData(t *testing.T) {
 		}
 	}
 }
+
+// TestDeep runs the deep preset, made small: two layers learned by EM on
+// whitened patches, each layer's kernels drawn (the second's from the
+// images as they are), and both layers' features scored.
+func TestDeep(t *testing.T) {
+	bin, _ := writeBoth(t, 250, 60)
+	out := t.TempDir()
+	args := []string{"-preset", "deep", "-data", bin, "-out", out, "-quiet",
+		"-whiten-patches", "4", "-layers", "8x1:post-root+max3,6x3", "-batch", "50", "-C", "1"}
+	if err := run(context.Background(), args, new(bytes.Buffer)); err != nil {
+		t.Fatal(err)
+	}
+	for _, file := range []string{"kernels-1.png", "kernels-2.png", "theta-1.npy", "theta-2.npy", "loglik.png", "posterior.png"} {
+		if _, err := os.Stat(filepath.Join(out, file)); err != nil {
+			t.Errorf("the run wrote no %s: %v", file, err)
+		}
+	}
+	raw, err := os.ReadFile(filepath.Join(out, "metrics.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m experiment.Metrics
+	if err := json.Unmarshal(raw, &m); err != nil {
+		t.Fatal(err)
+	}
+	if m.ValidationAccuracy == nil || m.TestAccuracy == nil {
+		t.Fatal("the run recorded no accuracy")
+	}
+	if len(m.Layers) != 2 {
+		t.Errorf("metrics of %d layers, want 2", len(m.Layers))
+	}
+}

@@ -61,6 +61,10 @@ func ColourPresets() []Preset {
 			"whiten-patches": "6", "whiten-eps": "0.1", "kernels": "1600", "width": "1", "pad": "0", "batch": "100", "epochs": "1", "model": "patch",
 			"init-from": "kmeans++", "pool": "post-root-mean2", "epoch-curve": "true", "pick-epoch": "true", "C": "0.003,0.001,0.0003", "labels": "", "pixels": "false",
 		}},
+		{Name: "deep", Doc: "two layers learned by EM, one epoch each: 400 kernels on the whitened 6×6 patches, the square root of their posterior max-pooled 3×3, under 1 600 kernels of 3×3; as features, layer 1's posterior (square root) and layer 2's log joint (log-sum-exp) pooled over quadrants, side by side; C by validation", Flags: map[string]string{
+			"whiten-patches": "6", "whiten-eps": "0.1", "layers": "400x1:post-root+max3,1600x3", "batch": "100", "epochs": "1", "model": "patch",
+			"init-from": "kmeans++", "pool": "post-root-mean2+lse2", "C": "0.003,0.001,0.0003", "labels": "", "pixels": "false",
+		}},
 	}
 }
 
