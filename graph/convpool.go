@@ -40,7 +40,7 @@ func (p Pooling) logJoint() bool { return !p.Posterior && !p.Triangle }
 // each cell, in the order Pool sums them (the same features, bit for bit,
 // as the maps pooled apart; for a tempered posterior, up to the rounding of
 // the exponentials). The log joint's poolings keep one image's maps (K·U
-// values) and pool them as Pool does: the same bits.
+// values) and pool each as Pool does: the same bits.
 func (f Fast) ConvPool(x, w, bias *G.Node, pad int, p Pooling) (*G.Node, error) {
 	if !f.ConvPools(p) {
 		return nil, fmt.Errorf("graph: fast conv pool: %w: %s", ErrNotFused, p.Name())
@@ -109,12 +109,7 @@ func (op convPoolOp) Do(vals ...G.Value) (G.Value, error) {
 		rows = group * u
 	}
 	imgLen := c * ix.hp * ix.wp
-	groupPos := make([]int32, group*u)
-	for g := 0; g < group; g++ {
-		for p, off := range ix.pos {
-			groupPos[g*u+p] = off + int32(g*imgLen)
-		}
-	}
+	groupPos := ix.groupPositions(group)
 	beta := float32(1)
 	if op.p.Tempered() {
 		beta = float32(1 / op.p.Temperature)
@@ -184,47 +179,29 @@ func (op convPoolOp) Do(vals ...G.Value) (G.Value, error) {
 			}
 			if op.p.logJoint() {
 				for j := 0; j < g; j++ {
-					op.poolMaps(o[(first+j)*k*per:(first+j+1)*k*per], maps[j*k*u:(j+1)*k*u], grids, e, sums[:per])
+					// Each kernel's map as Pool pools it.
+					for kk := 0; kk < k; kk++ {
+						at := (first+j)*k + kk
+						op.p.poolMap(o[at*per:(at+1)*per], maps[(j*k+kk)*u:(j*k+kk+1)*u], grids, e, sums)
+					}
 				}
 				continue
 			}
 			for j := 0; j < g; j++ {
 				oi := o[(first+j)*k*per : (first+j+1)*k*per]
 				si := sums[j*k*per : (j+1)*k*per]
-				for e := range oi {
-					kk, cell := e/per, e%per
+				for f := range oi {
+					kk, cell := f/per, f%per
 					v := float32(si[cell*k+kk] / size[cell])
 					if op.p.Root {
 						v = float32(math.Sqrt(float64(v)))
 					}
-					oi[e] = v
+					oi[f] = v
 				}
 			}
 		}
 	})
 	return out, nil
-}
-
-// poolMaps pools one image's maps (kernels × positions) of its log joint
-// into its features o (kernels × cells), each map as poolOp does.
-func (op convPoolOp) poolMaps(o, maps []float32, levels []*cells, e []float32, sums []float64) {
-	u := len(e)
-	per := op.p.cellsPerMap()
-	for kk := 0; kk < len(maps)/u; kk++ {
-		m, f := maps[kk*u:(kk+1)*u], o[kk*per:(kk+1)*per]
-		for _, cl := range levels {
-			n := cl.g * cl.g
-			switch op.p.Reduce {
-			case MaxCells:
-				cl.max(f[:n], m)
-			case MeanCells:
-				cl.mean(f[:n], m, sums[:n])
-			default:
-				cl.logSumExp(f[:n], m, e, sums[:n])
-			}
-			f = f[n:]
-		}
-	}
 }
 
 // posteriorRow sets dst to the softmax of one position's log joint row

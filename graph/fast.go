@@ -125,6 +125,20 @@ func (ix *patchIndex) matches(c, h, w, kh, kw, pad int) bool {
 	return ix != nil && ix.c == c && ix.h == h && ix.w == w && ix.kh == kh && ix.kw == kw && ix.pad == pad
 }
 
+// groupPositions returns the positions of group padded images side by
+// side (each C × Hp × Wp), as offsets into them: a block of several
+// images' patches for logJoint.
+func (ix *patchIndex) groupPositions(group int) []int32 {
+	imgLen := ix.c * ix.hp * ix.wp
+	pos := make([]int32, 0, group*len(ix.pos))
+	for g := 0; g < group; g++ {
+		for _, off := range ix.pos {
+			pos = append(pos, off+int32(g*imgLen))
+		}
+	}
+	return pos
+}
+
 // padImage copies image x (c,h,w) into dst (c,hp,wp) inside a zero border.
 func (ix *patchIndex) padImage(dst, x []float32) {
 	clear(dst)

@@ -135,12 +135,7 @@ func (op fusedStatsOp) Do(vals ...G.Value) (G.Value, error) {
 		group = max(1, min(filterFlush, (groupRows+u-1)/u, target/u))
 	}
 	imgLen := c * ix.hp * ix.wp
-	groupPos := make([]int32, group*u) // the positions of group images side by side in b.img
-	for g := 0; g < group; g++ {
-		for p, off := range ix.pos {
-			groupPos[g*u+p] = off + int32(g*imgLen)
-		}
-	}
+	groupPos := ix.groupPositions(group)
 	blockRows := max(rows, group*u)
 	shards := min(n, filterShards)
 	if op.numerator {

@@ -284,27 +284,33 @@ func (op poolOp) Do(vals ...G.Value) (G.Value, error) {
 		e := make([]float32, u)
 		sums := make([]float64, op.p.Grid*op.p.Grid)
 		for m := lo; m < hi; m++ {
-			in, f := x[m*u:(m+1)*u], o[m*per:(m+1)*per]
-			for _, cells := range levels {
-				n := cells.g * cells.g
-				switch op.p.Reduce {
-				case MaxCells:
-					cells.max(f[:n], in)
-				case MeanCells:
-					cells.mean(f[:n], in, sums[:n])
-					if op.p.Root {
-						for j, v := range f[:n] {
-							f[j] = float32(math.Sqrt(float64(v)))
-						}
-					}
-				default:
-					cells.logSumExp(f[:n], in, e, sums[:n])
-				}
-				f = f[n:]
-			}
+			op.p.poolMap(o[m*per:(m+1)*per], x[m*u:(m+1)*u], levels, e, sums)
 		}
 	})
 	return out, nil
+}
+
+// poolMap pools one map m (Uh×Uw positions) into its cells at each level
+// of levels, side by side in f; e (one value a position) and sums (one a
+// cell) are scratch.
+func (p Pooling) poolMap(f, m []float32, levels []*cells, e []float32, sums []float64) {
+	for _, cells := range levels {
+		n := cells.g * cells.g
+		switch p.Reduce {
+		case MaxCells:
+			cells.max(f[:n], m)
+		case MeanCells:
+			cells.mean(f[:n], m, sums[:n])
+			if p.Root {
+				for j, v := range f[:n] {
+					f[j] = float32(math.Sqrt(float64(v)))
+				}
+			}
+		default:
+			cells.logSumExp(f[:n], m, e, sums[:n])
+		}
+		f = f[n:]
+	}
 }
 
 // cells maps the positions of a Uh×Uw map to a G×G grid.
