@@ -68,11 +68,6 @@ func Responsibilities(src dataset.Source, res *Result, ops graph.Ops, count int)
 // so on down to the image; with a whitening of patches (Whitening.Patches),
 // a position of layer 1's input is the image's patch that starts there.
 func (s *Stack) ReceptiveField(l, u int) (lo, hi int) {
-	defer func() {
-		if s.Whitening != nil && s.Whitening.Patches {
-			hi += s.Whitening.Width - 1
-		}
-	}()
 	lo, hi = u, u
 	for j := l; j >= 0; j-- {
 		cfg := s.Layers[j].Config
@@ -82,6 +77,9 @@ func (s *Stack) ReceptiveField(l, u int) (lo, hi int) {
 				lo, hi = lo*pool, hi*pool+pool-1 // positions of layer j−1
 			}
 		}
+	}
+	if s.Whitening != nil && s.Whitening.Patches {
+		hi += s.Whitening.Width - 1 // the patch at the last position
 	}
 	return lo, hi
 }

@@ -104,7 +104,7 @@ func (op convPoolOp) Do(vals ...G.Value) (G.Value, error) {
 	// block at a time, or (an image of fewer than groupRows positions)
 	// the positions of a group of images side by side.
 	rows := max(posteriorBlock, min(u, blockValues/k/posteriorBlock*posteriorBlock))
-	group := max(1, min((groupRows+u-1)/u, fusedBlockValues/k/u))
+	group := imagesPerBlock(u, fusedBlockValues/k)
 	if group > 1 {
 		rows = group * u
 	}

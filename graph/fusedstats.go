@@ -87,6 +87,11 @@ const fusedBlockValues = 1 << 18
 // BenchmarkStep/CIFARSecond/fast/EM, …/DefaultLayer/fast/EM.
 const groupRows = 256
 
+// imagesPerBlock returns how many images of u positions share a block of
+// at most rows positions: enough for groupRows positions, one if an image
+// has that many.
+func imagesPerBlock(u, rows int) int { return max(1, min((groupRows+u-1)/u, rows/u)) }
+
 // fusedStatsOp is Fast.ExpectedStats's op: inputs x, w, bias; output the
 // numerator (K,C,kh,kw), the log marginal and log counts left in state.
 // Without numerator (Fast.LogMarginal) it leaves the M-step's product out
@@ -132,7 +137,7 @@ func (op fusedStatsOp) Do(vals ...G.Value) (G.Value, error) {
 	if op.model == PatchModel {
 		target := max(posteriorBlock, fusedBlockValues/k/posteriorBlock*posteriorBlock)
 		rows = min(u, target)
-		group = max(1, min(filterFlush, (groupRows+u-1)/u, target/u))
+		group = min(filterFlush, imagesPerBlock(u, target))
 	}
 	imgLen := c * ix.hp * ix.wp
 	groupPos := ix.groupPositions(group)
