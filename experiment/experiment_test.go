@@ -854,3 +854,34 @@ func TestWorking(t *testing.T) {
 		}
 	}
 }
+
+// TestFeaturesWhitenedPatches: Features of a model trained on whitened
+// patches takes the raw images (the model whitens them) and gives, bit for
+// bit, the features the run wrote; images of another shape are refused.
+func TestFeaturesWhitenedPatches(t *testing.T) {
+	out := t.TempDir()
+	pool := graph.Pooling{Reduce: graph.MeanCells, Grid: 2, Posterior: true, Root: true}
+	d := data(t)
+	if _, err := experiment.Run(d, experiment.Options{Out: out, Eval: true, Features: true, WhitenPatches: 3, Pools: []graph.Pooling{pool},
+		Layers: one(em.Settings{Kernels: 4, Width: 1, Batch: 64, MaxEpochs: 1, Model: graph.PatchModel, InitFrom: em.InitKMeansPP})}); err != nil {
+		t.Fatal(err)
+	}
+	sets, err := experiment.FeatureSets([]graph.Pooling{pool}, nil, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, dim, err := experiment.Features(out, d.Test, sets[0], nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := readNpy(t, filepath.Join(out, "features-"+pool.Name()+"-test.npy")); dim != 16 || !slices.Equal(got, want) {
+		t.Errorf("Features of the whitened-patch model: %d per image, %d values; want the run's %d, 16 per image", dim, len(got), len(want))
+	}
+	small, err := dataset.NewImages(make([]float32, 2*11*11), 2, 1, 11, 11)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := experiment.Features(out, small, sets[0], nil); err == nil {
+		t.Error("Features of 11×11 images under a model of 12×12: no error")
+	}
+}

@@ -73,8 +73,14 @@ func Features(dir string, src dataset.Source, set FeatureSet, ops graph.Ops) (ro
 		return nil, 0, err
 	}
 	first := st.Layers[0].Config
-	if _, c, h, w := src.Shape(); c != first.Channels || h != first.Rows || w != first.Cols {
-		return nil, 0, fmt.Errorf("experiment: the model in %s takes images of %d×%d×%d, these are %d×%d×%d", dir, first.Channels, first.Rows, first.Cols, c, h, w)
+	c, h, w := first.Channels, first.Rows, first.Cols
+	if wh := st.Whitening; wh != nil && wh.Patches {
+		// Layer 1 sees each whitened patch as the channels of one position.
+		f := wh.Width
+		c, h, w = c/(f*f), h+f-1, w+f-1
+	}
+	if _, sc, sh, sw := src.Shape(); sc != c || sh != h || sw != w {
+		return nil, 0, fmt.Errorf("experiment: the model in %s takes images of %d×%d×%d, these are %d×%d×%d", dir, c, h, w, sc, sh, sw)
 	}
 	for _, f := range set.Layers {
 		if f.Layer < 0 || f.Layer >= len(st.Layers) {
