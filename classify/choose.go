@@ -54,23 +54,36 @@ func ChooseC(xFit []float32, yFit []byte, xVal []float32, yVal []byte, d, classe
 // each fit with its C, validation accuracy and how the fit ended: progress
 // for searches whose fits take minutes each.
 func ChooseCReporting(xFit []float32, yFit []byte, xVal []float32, yVal []byte, d, classes int, grid []float64, s Settings, report func(c, accuracy float64, fit *Fit)) (Choice, error) {
+	return chooseC(slices.Clone(xFit), yFit, xVal, yVal, d, classes, grid, s, report)
+}
+
+// ChooseCInPlace is ChooseCReporting without the copy of the fitting rows:
+// it standardises xFit in place (as TrainInPlace does), which halves the
+// memory a search takes.
+func ChooseCInPlace(xFit []float32, yFit []byte, xVal []float32, yVal []byte, d, classes int, grid []float64, s Settings, report func(c, accuracy float64, fit *Fit)) (Choice, error) {
+	return chooseC(xFit, yFit, xVal, yVal, d, classes, grid, s, report)
+}
+
+// chooseC is ChooseCInPlace.
+func chooseC(xFit []float32, yFit []byte, xVal []float32, yVal []byte, d, classes int, grid []float64, s Settings, report func(c, accuracy float64, fit *Fit)) (Choice, error) {
 	if d < 1 || len(xFit) != len(yFit)*d || len(xVal) != len(yVal)*d || len(yFit) == 0 || len(yVal) == 0 || len(grid) == 0 {
 		return Choice{}, fmt.Errorf("classify: choose C: %d fitting values for %d rows and %d validation values for %d rows of %d, %d values of C",
 			len(xFit), len(yFit), len(xVal), len(yVal), d, len(grid))
 	}
-	var buf []float32
+	// Every C fits the same rows: standardised once.
+	base, err := standardiseInPlace(xFit, yFit, d, classes)
+	if err != nil {
+		return Choice{}, fmt.Errorf("classify: choose C: %w", err)
+	}
 	var ch Choice
 	var models []*Model // of each C of ch.Grid
 	bestAcc := -1.0
 	try := func(c float64) error {
-		// A fresh copy of the fitting rows for each C (the fit
-		// standardises them), in the same buffer.
-		buf = append(buf[:0], xFit...)
 		s.C = c
 		if len(models) > 0 {
 			s.Start = models[nearest(ch.Grid, c)]
 		}
-		m, fit, err := TrainInPlace(buf, yFit, d, classes, s)
+		m, fit, err := base.fit(xFit, yFit, s)
 		if err != nil {
 			return fmt.Errorf("classify: choose C: C = %v: %w", c, err)
 		}

@@ -115,20 +115,43 @@ func Train(x []float32, labels []byte, d, classes int, s Settings) (*Model, *Fit
 // that x holds afterwards the rows the model was fitted on (see
 // Model.PredictStandardised). It halves the memory a fit takes.
 func TrainInPlace(x []float32, labels []byte, d, classes int, s Settings) (*Model, *Fit, error) {
+	m, err := standardiseInPlace(x, labels, d, classes)
+	if err != nil {
+		return nil, nil, err
+	}
+	return m.fit(x, labels, s)
+}
+
+// standardiseInPlace checks n rows of d features x and their labels and
+// returns a model of their moments (without weights), x standardised in
+// place by it.
+func standardiseInPlace(x []float32, labels []byte, d, classes int) (*Model, error) {
 	n := len(labels)
 	if d < 1 || classes < 2 || n < 1 || len(x) != n*d {
-		return nil, nil, fmt.Errorf("classify: %d values for %d rows of %d features, %d classes", len(x), n, d, classes)
+		return nil, fmt.Errorf("classify: %d values for %d rows of %d features, %d classes", len(x), n, d, classes)
 	}
 	for i, l := range labels {
 		if int(l) >= classes {
-			return nil, nil, fmt.Errorf("classify: label %d of row %d is not below %d classes", l, i, classes)
+			return nil, fmt.Errorf("classify: label %d of row %d is not below %d classes", l, i, classes)
 		}
 	}
 	for i, v := range x {
 		if v-v != 0 {
-			return nil, nil, fmt.Errorf("classify: feature %d of row %d is %v", i%d, i/d, v)
+			return nil, fmt.Errorf("classify: feature %d of row %d is %v", i%d, i/d, v)
 		}
 	}
+	m := &Model{Classes: classes, Features: d}
+	m.Mean, m.Scale = moments(x, n, d)
+	// Standardised rows in float32; the products are float32 GEMMs, the
+	// sums over rows float64.
+	m.Standardise(x, x)
+	return m, nil
+}
+
+// fit returns a model of base's moments fitted to the rows xs,
+// standardised by base, with their labels.
+func (base *Model) fit(xs []float32, labels []byte, s Settings) (*Model, *Fit, error) {
+	n, d, classes := len(labels), base.Features, base.Classes
 	if s.C == 0 {
 		s.C = 1
 	}
@@ -147,12 +170,8 @@ func TrainInPlace(x []float32, labels []byte, d, classes int, s Settings) (*Mode
 	if s.Loss != Softmax && s.Loss != SquaredHinge {
 		return nil, nil, fmt.Errorf("classify: unknown loss %v", s.Loss)
 	}
-	m := &Model{Classes: classes, Features: d}
-	m.Mean, m.Scale = moments(x, n, d)
-	// Standardised rows in float32; the products are float32 GEMMs, the
-	// sums over rows float64.
-	m.Standardise(x, x)
-	obj := newObjective(x, labels, n, d, classes, 1/(s.C*float64(n)), s.Exact)
+	m := &Model{Classes: classes, Features: d, Mean: base.Mean, Scale: base.Scale}
+	obj := newObjective(xs, labels, n, d, classes, 1/(s.C*float64(n)), s.Exact)
 	obj.hinge = s.Loss == SquaredHinge
 	p := optimize.Problem{
 		Func: func(w []float64) float64 { return obj.eval(w, nil) },

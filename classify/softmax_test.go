@@ -169,6 +169,16 @@ func TestChooseC(t *testing.T) {
 	if !slices.Equal(x, raw) {
 		t.Error("ChooseC changed its input")
 	}
+	// In place: the same choice, and the fitting rows left as TrainInPlace
+	// leaves them.
+	own := slices.Clone(xf)
+	if ch3, err := classify.ChooseCInPlace(own, yf, xv, yv, d, k, grid, classify.Settings{}, nil); err != nil || ch3.C != ch.C || !slices.Equal(ch3.Accuracy, ch.Accuracy) {
+		t.Errorf("ChooseCInPlace: %+v, %v; want ChooseCReporting's %+v", ch3, err, ch)
+	}
+	std := slices.Clone(xf)
+	if _, _, err := classify.TrainInPlace(std, yf, d, k, classify.Settings{}); err != nil || !slices.Equal(own, std) {
+		t.Errorf("ChooseCInPlace left its rows other than standardised (%v)", err)
+	}
 	var want []float64
 	for _, ci := range ch.Grid {
 		m, _, err := classify.Train(xf, yf, d, k, classify.Settings{C: ci})
