@@ -1,6 +1,9 @@
 package dataset
 
-import "fmt"
+import (
+	"fmt"
+	"slices"
+)
 
 // Source gives the images to train on, in a fixed order.
 type Source interface {
@@ -145,6 +148,24 @@ func (s *subset) Read(dst []float32, start int) error {
 			return err
 		}
 		i += run
+	}
+	return nil
+}
+
+// Mirror is the Source of src's images mirrored left to right: each row
+// of each channel reversed. A classifier fitted on an image set and its
+// mirror learns that a scene's left and right are the same scene.
+func Mirror(src Source) Source { return mirror{src} }
+
+type mirror struct{ Source }
+
+func (m mirror) Read(dst []float32, start int) error {
+	if err := m.Source.Read(dst, start); err != nil {
+		return err
+	}
+	_, _, _, w := m.Source.Shape()
+	for row := 0; row+w <= len(dst); row += w {
+		slices.Reverse(dst[row : row+w])
 	}
 	return nil
 }

@@ -57,12 +57,24 @@ func TestSources(t *testing.T) {
 	for _, i := range index {
 		picked = append(picked, both[i*size:(i+1)*size]...)
 	}
+	// The mirror's pixel (i, ch, y, x) is the image's (i, ch, y, w−1−x).
+	mirrored := make([]float32, len(pa))
+	for i := range len(pa) / size {
+		for ch := range c {
+			for y := range h {
+				for x := range w {
+					mirrored[i*size+(ch*h+y)*w+x] = pa[i*size+(ch*h+y)*w+w-1-x]
+				}
+			}
+		}
+	}
 	for _, tc := range []struct {
 		name string
 		src  dataset.Source
 		want []float32
 	}{
 		{"images", a, pa},
+		{"mirror", dataset.Mirror(a), mirrored},
 		{"concat", ab, both},
 		{"first 4", dataset.First(ab, 4), both[:4*size]},
 		{"first of more than all", dataset.First(ab, 100), both},

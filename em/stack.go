@@ -267,6 +267,12 @@ func (m *Maps) Read(dst []float32, start int) error {
 // stack: each entry of features (a layer's pooled log joint or posterior),
 // one after the other, batch images at a time.
 func StackFeatures(src dataset.Source, s *Stack, features []estep.LayerFeatures, ops graph.Ops, batch int) ([]float32, error) {
+	return StackFeaturesInto(nil, src, s, features, ops, batch)
+}
+
+// StackFeaturesInto is StackFeatures into dst, which must hold every
+// image's features; nil dst allocates them. It returns dst.
+func StackFeaturesInto(dst []float32, src dataset.Source, s *Stack, features []estep.LayerFeatures, ops graph.Ops, batch int) ([]float32, error) {
 	top := 0
 	for _, f := range features {
 		top = max(top, f.Layer)
@@ -280,7 +286,13 @@ func StackFeatures(src dataset.Source, s *Stack, features []estep.LayerFeatures,
 	defer f.Close()
 	cfg := stages[0].Config
 	per := f.Len()
-	out := make([]float32, n*per)
+	out := dst
+	if out == nil {
+		out = make([]float32, n*per)
+	}
+	if len(out) != n*per {
+		return nil, fmt.Errorf("em: features of %d images of %d values into %d values", n, per, len(out))
+	}
 	params := s.Params(top + 1)
 	err = forEachBatch(src, cfg, n, func(first int, x *tensor.Dense) error {
 		size := x.Shape()[0]

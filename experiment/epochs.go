@@ -97,7 +97,7 @@ type curve struct {
 }
 
 func newCurve(d Data, opt Options, top int, ops graph.Ops, batch int, logf func(string, ...any)) *curve {
-	return &curve{d: d, opt: opt, e: newEvaluator(d, opt, logf), pool: curvePooling(opt), top: top, ops: ops, batch: batch, logf: logf,
+	return &curve{d: d, opt: opt, e: newEvaluator(d, opt, nil, logf), pool: curvePooling(opt), top: top, ops: ops, batch: batch, logf: logf,
 		points: map[int]EpochPoint{}, best: -1}
 }
 
@@ -177,7 +177,7 @@ func (c *curve) point(st *em.Stack, cp *em.Checkpoint, epoch int) (EpochPoint, e
 	if err != nil {
 		return EpochPoint{}, fmt.Errorf("experiment: epoch curve: %w", err)
 	}
-	v, err := c.e.validate(x, len(x)/len(c.d.Labels))
+	v, err := c.e.validate(x, false, len(x)/len(c.d.Labels), nil)
 	if err != nil {
 		return EpochPoint{}, fmt.Errorf("experiment: epoch curve, epoch %d: %w", epoch, err)
 	}

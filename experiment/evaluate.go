@@ -23,11 +23,18 @@ import (
 
 // featureSet is one set of features of the labelled and the test images.
 type featureSet struct {
-	name        string
+	name string
+	// train holds a row of d features for each labelled image, then, with
+	// mirrored, one for each one's mirror (Options.Mirror), in the same
+	// order: a fit with mirrors takes them as they are, without a copy.
 	train, test []float32
+	mirrored    bool
 	d           int
 	owned       bool        // train may be standardised in place
 	validated   *validation // the validation of train, when the epoch curve made it; else nil
+	// start is where the search for C starts: with mirrors, the epoch
+	// curve's fit of the images' rows alone; else nil (from zero).
+	start *classify.Model
 }
 
 // curveFeatures are the training features of the epoch curve's pooling
@@ -68,15 +75,27 @@ type evaluator struct {
 	d       Data
 	opt     Options
 	fitN    int   // labelled rows the classifier is fitted on for the choices
-	valRows []int // the validation rows when they are not the last ones
+	valRows []int // the validation rows, in order
 	fitRows []int // and the rest
-	logf    func(string, ...any)
+	// mirror is the labelled images mirrored (Options.Mirror), as the
+	// first layer takes them; nil without mirrors.
+	mirror dataset.Source
+	logf   func(string, ...any)
 }
 
-func newEvaluator(d Data, opt Options, logf func(string, ...any)) *evaluator {
-	e := &evaluator{d: d, opt: opt, fitN: len(d.Labels) - opt.Validation, logf: logf}
+func newEvaluator(d Data, opt Options, mirror dataset.Source, logf func(string, ...any)) *evaluator {
+	e := &evaluator{d: d, opt: opt, fitN: len(d.Labels) - opt.Validation, mirror: mirror, logf: logf}
 	if opt.StratifiedValidation && opt.Validation > 0 {
 		e.fitRows, e.valRows = validationRows(d.Labels, d.Classes, opt.Validation)
+	}
+	if e.fitRows == nil { // the last Validation rows validate
+		for i := range d.Labels {
+			if i < e.fitN {
+				e.fitRows = append(e.fitRows, i)
+			} else {
+				e.valRows = append(e.valRows, i)
+			}
+		}
 	}
 	return e
 }
@@ -168,17 +187,19 @@ type validation struct {
 	model      *classify.Model // the fit of c on the fitting rows: where the refit on all of them starts
 }
 
-// validate fits on the fitting rows of x (all labelled rows, d values each)
-// with each loss and each C of the grid and returns the pair that
-// validates best (the earlier loss and the larger C on a tie); without a
-// validation split, the first loss, the one C given and accuracy −1.
-func (e *evaluator) validate(x []float32, d int) (validation, error) {
+// validate fits on the fitting rows of x (all labelled rows, d values
+// each, then with mirrored their mirrors' rows) with each loss and each C
+// of the grid and returns the pair that validates best on the validation
+// rows (the earlier loss and the larger C on a tie), the first fit
+// starting from the model from (nil: from zero); without a validation
+// split, the first loss, the one C given and accuracy −1.
+func (e *evaluator) validate(x []float32, mirrored bool, d int, from *classify.Model) (validation, error) {
 	if e.opt.Validation == 0 {
 		return validation{loss: e.losses()[0], c: e.cFixed(), acc: -1}, nil
 	}
 	best := validation{acc: -1}
 	for _, loss := range e.losses() {
-		ch, err := e.validateC(x, d, loss)
+		ch, err := e.validateC(x, mirrored, d, loss, from)
 		if err != nil {
 			return validation{}, err
 		}
@@ -194,15 +215,13 @@ func (e *evaluator) validate(x []float32, d int) (validation, error) {
 	return best, nil
 }
 
-// validateC fits on the fitting rows of x with loss and each C of the
-// grid (and past its edge, classify.ChooseC) and returns the choice.
-func (e *evaluator) validateC(x []float32, d int, loss classify.Loss) (classify.Choice, error) {
-	cut := e.fitN * d
-	xf, yf, xv, yv := x[:cut], e.d.Labels[:e.fitN], x[cut:], e.d.Labels[e.fitN:]
-	if e.valRows != nil {
-		xf, yf = classify.Rows(x, e.d.Labels, d, e.fitRows)
-		xv, yv = classify.Rows(x, e.d.Labels, d, e.valRows)
-	}
+// validateC fits on the fitting rows of x (with mirrored, and of their
+// mirrors) with loss and each C of the grid (and past its edge,
+// classify.ChooseC), the first starting from the model from, and returns
+// the choice.
+func (e *evaluator) validateC(x []float32, mirrored bool, d int, loss classify.Loss, from *classify.Model) (classify.Choice, error) {
+	xf, yf := fitRows(x, mirrored, e.d.Labels, d, e.fitRows)
+	xv, yv := classify.Rows(x, e.d.Labels, d, e.valRows)
 	// Each fit takes minutes on large feature sets: say how each went.
 	start := time.Now()
 	report := func(c, acc float64, f *classify.Fit) {
@@ -212,13 +231,34 @@ func (e *evaluator) validateC(x []float32, d int, loss classify.Loss) (classify.
 	if len(e.grid()) == 1 && len(e.losses()) == 1 {
 		report = nil
 	}
-	return classify.ChooseCReporting(xf, yf, xv, yv, d, e.d.Classes, e.grid(), classify.Settings{Loss: loss, Context: e.opt.Context}, report)
+	// xf is a copy: the search standardises it in place.
+	return classify.ChooseCInPlace(xf, yf, xv, yv, d, e.d.Classes, e.grid(), classify.Settings{Loss: loss, Context: e.opt.Context, Start: from}, report)
+}
+
+// fitRows returns a copy of the rows idx of x, of the images of labels,
+// and then, when mirrored, of the same images' mirrors (the rows after
+// theirs), with their labels: the rows a fit takes.
+func fitRows(x []float32, mirrored bool, labels []byte, d int, idx []int) ([]float32, []byte) {
+	if !mirrored {
+		return classify.Rows(x, labels, d, idx)
+	}
+	n := len(labels)
+	xs := make([]float32, 0, 2*len(idx)*d)
+	ys := make([]byte, 0, 2*len(idx))
+	for _, rows := range [][]float32{x[:n*d], x[n*d:]} {
+		for _, i := range idx {
+			xs = append(xs, rows[i*d:(i+1)*d]...)
+			ys = append(ys, labels[i])
+		}
+	}
+	return xs, ys
 }
 
 // fit evaluates one feature set: C by validation, then the fit on every
-// labelled row (standardising fs.train in place when it is owned), scored
-// on the training and the test rows. It returns the model and the
-// standardised training rows for the label study.
+// row of fs.train (standardising them in place when they are owned),
+// scored on the training and the test rows. It returns the model and the
+// labelled images' standardised rows, without their mirrors, for the
+// label study.
 func (e *evaluator) fit(fs featureSet) (*Evaluation, *classify.Model, []float32, error) {
 	start := time.Now()
 	var v validation
@@ -226,21 +266,25 @@ func (e *evaluator) fit(fs featureSet) (*Evaluation, *classify.Model, []float32,
 		v = *fs.validated
 	} else {
 		var err error
-		if v, err = e.validate(fs.train, fs.d); err != nil {
+		if v, err = e.validate(fs.train, fs.mirrored, fs.d, fs.start); err != nil {
 			return nil, nil, nil, fmt.Errorf("experiment: %s: %w", fs.name, err)
 		}
 	}
 	c, valAcc := v.c, v.acc
-	train := fs.train
+	train, labels := fs.train, e.d.Labels
 	if !fs.owned {
 		train = slices.Clone(train)
 	}
+	if fs.mirrored {
+		labels = slices.Concat(labels, labels)
+	}
 	// The features are standardised in place: one copy of them in memory.
 	// The refit starts from the validated fit, which saw most of these rows.
-	model, f, err := classify.TrainInPlace(train, e.d.Labels, fs.d, e.d.Classes, classify.Settings{Loss: v.loss, C: c, Context: e.opt.Context, Start: v.model})
+	model, f, err := classify.TrainInPlace(train, labels, fs.d, e.d.Classes, classify.Settings{Loss: v.loss, C: c, Context: e.opt.Context, Start: v.model})
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("experiment: %s: %w", fs.name, err)
 	}
+	train = train[:len(e.d.Labels)*fs.d] // the labelled images', without their mirrors
 	trainAcc, _ := classify.Score(model.PredictStandardised(train), e.d.Labels, e.d.Classes)
 	testAcc, conf := classify.Score(model.Predict(fs.test), e.d.TestLabels, e.d.Classes)
 	ev := &Evaluation{Pooling: fs.name, Features: fs.d, Loss: v.loss, C: c, TrainAccuracy: trainAcc, TestAccuracy: testAcc, Confusion: conf, Classifier: f,
@@ -250,8 +294,12 @@ func (e *evaluator) fit(fs featureSet) (*Evaluation, *classify.Model, []float32,
 		if e.opt.ChooseC {
 			ev.CGrid, ev.ValidationByC = v.grid, v.accs
 		}
-		e.logf("%s on %d %s features: validation %.2f %% (C = %v, fitted on %d, validated on %d); refitted on all %d: train %.2f %%, test %.2f %% (%d iterations, %s, %.1f s)\n",
-			v.loss, fs.d, fs.name, 100*valAcc, c, e.fitN, e.opt.Validation, len(e.d.Labels), 100*trainAcc, 100*testAcc, f.Iterations, f.Status, time.Since(start).Seconds())
+		mirrors := ""
+		if fs.mirrored {
+			mirrors = " and their mirrors"
+		}
+		e.logf("%s on %d %s features: validation %.2f %% (C = %v, fitted on %d%s, validated on %d); refitted on all %d%s: train %.2f %%, test %.2f %% (%d iterations, %s, %.1f s)\n",
+			v.loss, fs.d, fs.name, 100*valAcc, c, e.fitN, mirrors, e.opt.Validation, len(e.d.Labels), mirrors, 100*trainAcc, 100*testAcc, f.Iterations, f.Status, time.Since(start).Seconds())
 	} else {
 		e.logf("%s on %d %s features (C = %v, no validation split): train %.2f %%, test %.2f %% (%d iterations, %s, %.1f s)\n",
 			v.loss, fs.d, fs.name, c, 100*trainAcc, 100*testAcc, f.Iterations, f.Status, time.Since(start).Seconds())
@@ -276,7 +324,22 @@ type evaluation struct {
 // m and opt.Out. The main feature set is the one that validates best. raw
 // is d with its images as they are, for the pixels' classifier.
 func evaluate(ctx context.Context, d, raw Data, opt Options, st *em.Stack, ops graph.Ops, batch int, curve *curveFeatures, m *Metrics, logf func(string, ...any)) error {
-	e := &evaluation{evaluator: newEvaluator(d, opt, logf), m: m}
+	var mirror dataset.Source
+	if opt.Mirror {
+		// Mirrored before the whitening: a whitened patch's channels are
+		// its pixels, which a mirror of the positions would not reverse.
+		mirror = dataset.Mirror(raw.Labelled)
+		if wh := st.Whitening; wh != nil {
+			ws, err := wh.Source(mirror, ops, batch)
+			if err != nil {
+				return err
+			}
+			defer ws.Close()
+			mirror = ws
+		}
+		mirror = stoppableSource{mirror, ctx}
+	}
+	e := &evaluation{evaluator: newEvaluator(d, opt, mirror, logf), m: m}
 	e.counts = labelCounts(opt.LabelCounts, len(d.Labels))
 	e.subsets = balancedSubsets(d.Labels, d.Classes, e.counts)
 	for _, n := range e.counts {
@@ -332,37 +395,71 @@ func (e *evaluation) evaluateFeatureSets(ctx context.Context, st *em.Stack, ops 
 			if j := slices.IndexFunc(sets[i+1:], func(later FeatureSet) bool { return isTail(set.Layers, later.Layers) }); j >= 0 {
 				whole = sets[i+1+j]
 			}
+			d := 0
+			for _, f := range whole.Layers {
+				d += f.Pooling.Features(st.Layers[f.Layer].Config.Kernels)
+			}
+			n := len(e.d.Labels)
 			var train []float32
+			if e.mirror != nil {
+				// The mirrors' rows after the images', in one array.
+				train = make([]float32, 2*n*d)
+			}
 			var validated *validation
+			var start *classify.Model
 			if curve != nil && slices.Equal(curve.layers, whole.Layers) {
-				// The epoch curve computed and validated these.
-				train, validated, curve = curve.train, &curve.v, nil
-			} else if train, err = em.StackFeatures(watched(e.d.Labelled, e.opt, "features ("+whole.Name+") of the training images"), st, whole.Layers, ops, batch); err != nil {
-				return err
+				// The epoch curve computed and validated these (without
+				// mirrors: a fit with them validates again, from the
+				// curve's).
+				if e.mirror != nil {
+					copy(train, curve.train)
+					start = curve.v.model
+				} else {
+					train, validated = curve.train, &curve.v
+				}
+				curve = nil
+			} else {
+				dst := train
+				if dst != nil {
+					dst = dst[:n*d]
+				}
+				rows, err := em.StackFeaturesInto(dst, watched(e.d.Labelled, e.opt, "features ("+whole.Name+") of the training images"), st, whole.Layers, ops, batch)
+				if err != nil {
+					return err
+				}
+				if train == nil {
+					train = rows
+				}
+			}
+			if e.mirror != nil {
+				if _, err = em.StackFeaturesInto(train[n*d:], watched(e.mirror, e.opt, "features ("+whole.Name+") of the training images' mirrors"), st, whole.Layers, ops, batch); err != nil {
+					return err
+				}
 			}
 			test, err := em.StackFeatures(watched(e.d.Test, e.opt, "features ("+whole.Name+") of the test images"), st, whole.Layers, ops, batch)
 			if err != nil {
 				return err
 			}
-			d := len(test) / len(e.d.TestLabels)
-			fs = featureSet{name: set.Name, train: train, test: test, d: d, owned: true}
+			fs = featureSet{name: set.Name, train: train, test: test, mirrored: e.mirror != nil, d: d, owned: true}
 			if whole.Name == set.Name {
-				fs.validated = validated
+				fs.validated, fs.start = validated, start
 			}
 			if whole.Name != set.Name {
-				computed[whole.Name] = featureSet{name: whole.Name, train: train, test: test, d: d, owned: true}
+				kept := fs // the whole set, fitted when its turn comes
+				kept.name = whole.Name
+				computed[whole.Name] = kept
 				var tail int
 				for _, f := range set.Layers {
 					tail += f.Pooling.Features(st.Layers[f.Layer].Config.Kernels)
 				}
-				fs = featureSet{name: set.Name, train: lastColumns(train, d, tail), test: lastColumns(test, d, tail), d: tail, owned: true}
+				fs = featureSet{name: set.Name, train: lastColumns(train, d, tail), test: lastColumns(test, d, tail), mirrored: fs.mirrored, d: tail, owned: true}
 			}
 		}
 		took := time.Since(start).Seconds()
 		e.m.FeaturesSeconds += took
 		e.logf("features (%s, %d per image) of %d + %d images: %.1f s\n", fs.name, fs.d, len(e.d.Labels), len(e.d.TestLabels), took)
 		if e.opt.Features {
-			if err := saveFeatures(e.opt.Out, fs); err != nil {
+			if err := saveFeatures(e.opt.Out, fs, len(e.d.Labels)); err != nil {
 				return err
 			}
 		}
@@ -585,12 +682,13 @@ func pixels(src dataset.Source) ([]float32, error) {
 }
 
 // saveFeatures writes features-<pooling>-{train,test}.npy (float32, images
-// × features).
-func saveFeatures(dir string, fs featureSet) error {
+// × features): of the n labelled images (not their mirrors) and of the
+// test images.
+func saveFeatures(dir string, fs featureSet, n int) error {
 	for _, f := range []struct {
 		name string
 		data []float32
-	}{{"train", fs.train}, {"test", fs.test}} {
+	}{{"train", fs.train[:n*fs.d]}, {"test", fs.test}} {
 		if err := em.SaveNpy(filepath.Join(dir, rundir.FeaturesFile(fs.name, f.name)), f.data, len(f.data)/fs.d, fs.d); err != nil {
 			return err
 		}

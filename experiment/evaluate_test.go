@@ -78,7 +78,7 @@ func TestLabelStudy(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := newEvaluator(data, Options{Validation: 100}, func(string, ...any) {})
+	e := newEvaluator(data, Options{Validation: 100}, nil, func(string, ...any) {})
 	accs, cs, err := e.labelStudy(context.Background(), std, test, d, model, classify.Softmax, subs)
 	if err != nil {
 		t.Fatal(err)

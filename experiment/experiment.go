@@ -108,7 +108,12 @@ type Options struct {
 	// epoch that validates best on the curve (the fewest epochs on a tie)
 	// instead of the last: the number of EM epochs chosen on the validation
 	// split. model.json and theta-<l>.npy then hold them.
-	PickEpoch   bool
+	PickEpoch bool
+	// Mirror fits each feature set's classifier on the labelled images and
+	// on their mirror images (dataset.Mirror), with the same labels: twice
+	// the rows. Validation images are scored as they are; the epoch curve,
+	// the pixels and the label study fit without mirrors.
+	Mirror      bool
 	Pixels      bool   // also fit the classifier on raw pixels
 	LabelCounts []int  // also fit on balanced subsets of these many labels (labels.png)
 	Features    bool   // write the features and labels as .npy files
@@ -629,6 +634,7 @@ type RunConfig struct {
 	ChooseC       bool              `json:"choose_c,omitempty"`    // C chosen by validation
 	Classifiers   []classify.Loss   `json:"classifiers,omitempty"` // the classifiers validation chooses from
 	CGrid         []float64         `json:"c_grid,omitempty"`      // the values of C validation chooses from, when not the default
+	Mirror        bool              `json:"mirror,omitempty"`      // the classifiers fitted on the labelled images' mirrors too
 	Command       []string          `json:"command,omitempty"`
 	GoVersion     string            `json:"go_version"`
 }
@@ -663,7 +669,7 @@ func newTrainingRecord(s em.Settings, batch int) TrainingRecord {
 func config(d Data, opt Options, layers []em.StackLayer, cfgs []graph.Config, n int) RunConfig {
 	s := layers[0].Settings
 	c := RunConfig{Dataset: d.Name, Images: n, Description: d.Description, TrainingRecord: newTrainingRecord(s, cfgs[0].Batch),
-		Whiten: opt.Whiten, WhitenPatches: opt.WhitenPatches, Pools: opt.Pools, LayerPools: opt.LayerPools, Validation: opt.Validation, C: opt.C, ChooseC: opt.ChooseC, CGrid: opt.CGrid, Classifiers: opt.Classifiers, Command: opt.Command, GoVersion: runtime.Version()}
+		Whiten: opt.Whiten, WhitenPatches: opt.WhitenPatches, Pools: opt.Pools, LayerPools: opt.LayerPools, Validation: opt.Validation, C: opt.C, ChooseC: opt.ChooseC, CGrid: opt.CGrid, Classifiers: opt.Classifiers, Mirror: opt.Mirror, Command: opt.Command, GoVersion: runtime.Version()}
 	if opt.Whiten > 0 || opt.WhitenPatches > 0 {
 		c.WhitenEps = cmp.Or(opt.WhitenEpsilon, DefaultWhitenEpsilon)
 	}

@@ -885,3 +885,65 @@ func TestFeaturesWhitenedPatches(t *testing.T) {
 		t.Error("Features of 11×11 images under a model of 12×12: no error")
 	}
 }
+
+// TestMirror: with Mirror the classifier of a feature set is fitted on the
+// labelled images' features and on their mirrors' (mirrored before the
+// whitening of patches), validated on the validation images alone; the
+// run's C, validation and test accuracy must be those of fits made here
+// from features of dataset.Mirror's images. The evaluation takes the
+// epoch curve's features of the images, which it validated without
+// mirrors, and writes the images' features alone.
+func TestMirror(t *testing.T) {
+	out := t.TempDir()
+	pool := graph.Pooling{Reduce: graph.MeanCells, Grid: 2, Posterior: true, Root: true}
+	d := data(t)
+	const validation = 50
+	grid := []float64{1, 0.1, 0.01}
+	m, err := experiment.Run(d, experiment.Options{Out: out, Eval: true, WhitenPatches: 3, Pools: []graph.Pooling{pool}, Mirror: true,
+		Validation: validation, ChooseC: true, CGrid: grid, EpochCurve: true, PickEpoch: true, Features: true,
+		Layers: one(em.Settings{Kernels: 4, Width: 1, Batch: 64, MaxEpochs: 2, Model: graph.PatchModel, InitFrom: em.InitKMeansPP})})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sets, err := experiment.FeatureSets([]graph.Pooling{pool}, nil, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	x, dim, err := experiment.Features(out, d.Labelled, sets[0], nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	xm, _, err := experiment.Features(out, dataset.Mirror(d.Labelled), sets[0], nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if slices.Equal(x, xm) {
+		t.Fatal("the mirrors' features equal the images': the test cannot tell them apart")
+	}
+	if got := readNpy(t, filepath.Join(out, "features-"+pool.Name()+"-train.npy")); !slices.Equal(got, x) {
+		t.Errorf("features-%s-train.npy: %d values; want the labelled images' %d", pool.Name(), len(got), len(x))
+	}
+	test, _, err := experiment.Features(out, d.Test, sets[0], nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := len(d.Labels)
+	fitN := n - validation
+	xf := slices.Concat(x[:fitN*dim], xm[:fitN*dim])
+	yf := slices.Concat(d.Labels[:fitN], d.Labels[:fitN])
+	ch, err := classify.ChooseC(xf, yf, x[fitN*dim:], d.Labels[fitN:], dim, d.Classes, grid, classify.Settings{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev := m.Evaluations[0]
+	if ev.C != ch.C || *ev.ValidationAccuracy != ch.Best() {
+		t.Errorf("run: C = %v, validation %v; fits on the images and their mirrors: C = %v, validation %v", ev.C, *ev.ValidationAccuracy, ch.C, ch.Best())
+	}
+	model, _, err := classify.Train(slices.Concat(x, xm), slices.Concat(d.Labels, d.Labels), dim, d.Classes, classify.Settings{C: ch.C, Start: ch.Model})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if acc, _ := classify.Score(model.Predict(test), d.TestLabels, d.Classes); ev.TestAccuracy != acc {
+		t.Errorf("run: test %v; the refit on every image and its mirror: %v", ev.TestAccuracy, acc)
+	}
+}

@@ -73,11 +73,11 @@ func ColourPresets() []Preset {
 type Flags struct {
 	FlagSet *flag.FlagSet
 
-	Preset, Data, Out, Init, InitFrom, Ops, Pool, Labels, Graph, Resume, Layers, C, Model, Classifier string
-	Epochs, Limit, Kernels, Width, Pad, Batch, InitSample, Validation, Seeds, Whiten, WhitenPatches   int
-	Seed                                                                                              uint64
-	Tol, RepairCount, RepairCosine, WhitenEpsilon, Stepwise, Anneal                                   float64
-	Mixing, LearnVariance, KernelVariances, Eval, Pixels, Features, Quiet, EpochCurve, PickEpoch      bool
+	Preset, Data, Out, Init, InitFrom, Ops, Pool, Labels, Graph, Resume, Layers, C, Model, Classifier    string
+	Epochs, Limit, Kernels, Width, Pad, Batch, InitSample, Validation, Seeds, Whiten, WhitenPatches      int
+	Seed                                                                                                 uint64
+	Tol, RepairCount, RepairCosine, WhitenEpsilon, Stepwise, Anneal                                      float64
+	Mixing, LearnVariance, KernelVariances, Eval, Pixels, Features, Quiet, EpochCurve, PickEpoch, Mirror bool
 
 	presets []Preset
 	generic map[string]string // each flag's default outside any preset
@@ -130,6 +130,7 @@ func NewFlags(name string, presets ...Preset) *Flags {
 	fs.BoolVar(&f.EpochCurve, "epoch-curve", false, "evaluate the top layer after every EM epoch on the validation images (epochs.png)")
 	fs.BoolVar(&f.PickEpoch, "pick-epoch", false, "with -epoch-curve: keep the top layer's kernels of the epoch that validates best (the number of epochs chosen by validation), and stop EM once the curve has fallen below its best for two epochs")
 	fs.IntVar(&f.Seeds, "seeds", 1, "repeat the run for this many seeds from -seed on, each into OUT/seed-S, and summarise them (seeds.json)")
+	fs.BoolVar(&f.Mirror, "mirror", false, "also fit the classifiers on the mirror image of every labelled image (validation and test images are scored as they are)")
 	fs.BoolVar(&f.Pixels, "pixels", true, "also fit the classifier on raw pixels")
 	fs.StringVar(&f.Labels, "labels", "", "also fit on balanced subsets of these many labels, comma-separated (labels.png)")
 	fs.BoolVar(&f.Features, "features", false, "write the features and labels as .npy files")
@@ -476,7 +477,7 @@ func (f *Flags) Options(ctx context.Context, s em.Settings, stderr io.Writer) (e
 	}
 	o := experiment.Options{Out: f.Out, Layers: layers, Pools: pools, LayerPools: layerPools, C: c, ChooseC: choose, CGrid: grid, Classifiers: classifiers, Validation: f.Validation, EpochCurve: f.EpochCurve, PickEpoch: f.PickEpoch && f.EpochCurve,
 		Whiten: f.Whiten, WhitenEpsilon: f.WhitenEpsilon, WhitenPatches: f.WhitenPatches,
-		Eval: f.Eval, Pixels: f.Pixels, LabelCounts: labels,
+		Eval: f.Eval, Pixels: f.Pixels, Mirror: f.Mirror, LabelCounts: labels,
 		Features: f.Features, GraphDir: f.Graph, Log: stderr, Command: f.Command(),
 		Context: ctx, Resume: f.Resume != ""}
 	if f.Quiet {
