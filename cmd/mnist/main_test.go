@@ -85,7 +85,7 @@ func TestRunSmall(t *testing.T) {
 	out := t.TempDir()
 	var log bytes.Buffer
 	err := run(context.Background(), []string{"-limit", "600", "-epochs", "2", "-kernels", "16", "-width", "12", "-batch", "256",
-		"-pool", "lse2,image", "-labels", "100,300", "-features", "-out", out}, &log)
+		"-pool", "lse2,image", "-labels", "100,300", "-pixels", "-features", "-out", out}, &log)
 	if err != nil {
 		t.Fatalf("run: %v\n%s", err, log.String())
 	}
@@ -202,15 +202,15 @@ func TestPresets(t *testing.T) {
 		want map[string]any
 	}{
 		{nil, map[string]any{"kernels": 128.0, "width": 9.0, "pad": 0.0, "max_epochs": 5.0, "init_from": "kmeans++", "model": "patch",
-			"pools": []any{"post-root-mean3", "lse3", "image"}}},
+			"pools": []any{"post-root-mean3"}, "choose_c": true, "c_grid": []any{0.3, 0.1, 0.03}}},
 		{[]string{"-preset", "paper"}, map[string]any{"kernels": 64.0, "width": 20.0, "pad": 2.0, "batch": 1000.0, "max_epochs": 15.0,
-			"init_from": "normal", "model": "image", "mixing": false, "pools": []any{"image"}}},
+			"init_from": "normal", "model": "image", "mixing": false, "pools": []any{"image"}, "c": 1.0}},
 		{[]string{"-preset", "deep"}, map[string]any{"kernels": 64.0, "width": 5.0, "pad": 2.0, "batch": 500.0, "max_epochs": 1.0,
 			"init_from": "kmeans++", "model": "patch", "layer_pools": []any{[]any{"post-root-mean-pyramid3", "lse-pyramid3"}}}},
 		{[]string{"-preset", "deep-wide"}, map[string]any{"kernels": 256.0, "width": 9.0, "pad": 0.0, "batch": 500.0, "max_epochs": 1.0,
 			"init_from": "kmeans++", "model": "patch", "whiten": 9.0, "layer_pools": []any{[]any{"post-root-mean-pyramid3", "lse-pyramid3"}}}},
 		{[]string{"-preset", "wide"}, map[string]any{"kernels": 256.0, "width": 9.0, "pad": 0.0, "max_epochs": 3.0, "init_from": "kmeans++", "model": "patch",
-			"whiten": 9.0, "pools": []any{"post-root-mean-pyramid3", "lse3", "image"}}},
+			"whiten": 9.0, "pools": []any{"post-root-mean-pyramid3"}, "choose_c": true}},
 		{[]string{"-preset", "paper", "-kernels", "8", "-epochs", "1"}, map[string]any{"kernels": 8.0, "max_epochs": 1.0, "init_from": "normal"}},
 	} {
 		out := t.TempDir()

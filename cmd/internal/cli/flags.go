@@ -33,9 +33,9 @@ type Preset struct {
 // DefaultPreset returns the commands' default: the one-layer setting
 // chosen on MNIST's validation split (README, What EM does).
 func DefaultPreset() Preset {
-	return Preset{Name: "default", Doc: "one layer learned by EM: 128 kernels of 9×9 seeded by k-means++ on ZCA-whitened images, up to 5 epochs of the patch model (the epoch that validates best kept), the square root of its posterior pooled over 3×3 cells", Flags: map[string]string{
+	return Preset{Name: "default", Doc: "one layer learned by EM: 128 kernels of 9×9 seeded by k-means++ on ZCA-whitened images, up to 5 epochs of the patch model (the epoch that validates best kept), the square root of its posterior pooled over 3×3 cells; C by validation", Flags: map[string]string{
 		"kernels": "128", "width": "9", "pad": "0", "batch": "1000", "epochs": "5", "model": "patch", "whiten": "9",
-		"init-from": "kmeans++", "pool": "post-root-mean3,lse3,image", "epoch-curve": "true", "pick-epoch": "true", "labels": "100,300,1000,3000,10000",
+		"init-from": "kmeans++", "pool": "post-root-mean3", "C": "0.3,0.1,0.03", "epoch-curve": "true", "pick-epoch": "true", "labels": "100,300,1000,3000,10000", "pixels": "false",
 	}}
 }
 
@@ -48,7 +48,7 @@ func WidePreset() Preset {
 	p.Name = "wide"
 	p.Doc = "the default with 256 kernels, up to 3 epochs, the square root of the posterior pooled over a pyramid of 1×1, 2×2 and 3×3 cells: better on validation, twice the time and memory"
 	p.Flags = maps.Clone(p.Flags)
-	p.Flags["kernels"], p.Flags["epochs"], p.Flags["pool"] = "256", "3", "post-root-mean-pyramid3,lse3,image"
+	p.Flags["kernels"], p.Flags["epochs"], p.Flags["pool"] = "256", "3", "post-root-mean-pyramid3"
 	return p
 }
 
