@@ -169,3 +169,25 @@ func TestNoEpochs(t *testing.T) {
 		t.Error("-3 epochs accepted")
 	}
 }
+
+// TestSeededEvent: a run that does not resume tells its recorder, once and
+// before any batch, the kernels it seeded and what seeding took.
+func TestSeededEvent(t *testing.T) {
+	var events []em.Event
+	s := em.Settings{Kernels: 4, Width: 3, Batch: 16, MaxEpochs: 1, InitFrom: em.InitKMeansPP, InitSample: 40,
+		Recorder: recordFunc(func(e em.Event) error { events = append(events, e); return nil })}
+	if _, err := em.Train(groups(t, 40, 1), s); err != nil {
+		t.Fatal(err)
+	}
+	if len(events) == 0 || events[0].Seeded == nil {
+		t.Fatalf("the first of %d events is not the seeding's", len(events))
+	}
+	if e := events[0]; e.Seeded.Config.Kernels != 4 || e.Elapsed <= 0 {
+		t.Errorf("seeded %d kernels in %v; want 4 kernels in some time", e.Seeded.Config.Kernels, e.Elapsed)
+	}
+	for _, e := range events[1:] {
+		if e.Seeded != nil {
+			t.Errorf("a second seeding event, at epoch %d batch %d", e.Epoch, e.Batch)
+		}
+	}
+}

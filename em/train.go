@@ -24,7 +24,7 @@ type Event struct {
 	Batch   int           // batches done in this epoch; 0 for an epoch's end
 	Batches int           // batches per epoch
 	Images  int           // images done in this epoch
-	Elapsed time.Duration // since the epoch started
+	Elapsed time.Duration // since the epoch started; at the start, what seeding θ took
 	LogLik  float64       // at an epoch's end: Σ_n ℓ_n under the θ before its update
 	Theta   *tensor.Dense // at an epoch's end: the updated kernels (do not modify)
 

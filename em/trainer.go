@@ -32,8 +32,9 @@ type trainer struct {
 	now     Layer
 	res     *Result
 	update  update
-	first   int       // the first epoch to run
-	start   time.Time // of the epoch under way
+	first   int           // the first epoch to run
+	seeding time.Duration // what drawing the initial kernels took
+	start   time.Time     // of the epoch under way
 }
 
 // newTrainer checks the settings, draws or resumes the initial layer and
@@ -61,8 +62,12 @@ func newTrainer(src dataset.Source, s Settings) (*trainer, error) {
 		if converged(t.res, s.Tol) {
 			t.res.Status = Converged
 		}
-	} else if err := t.seed(); err != nil {
-		return nil, err
+	} else {
+		start := time.Now()
+		if err := t.seed(); err != nil {
+			return nil, err
+		}
+		t.seeding = time.Since(start)
 	}
 	t.update = batchEM{cfg: cfg, mixing: s.Mixing}
 	if s.Stepwise > 0 {
@@ -135,7 +140,7 @@ func (t *trainer) seeded() error {
 	if t.s.Resume != nil {
 		return nil
 	}
-	return t.record(Event{Batches: t.batches, Seeded: &Checkpoint{Theta: t.now.Theta, LogPrior: t.now.LogPrior, Images: t.n, Config: withBatch(t.cfg, 0)}})
+	return t.record(Event{Batches: t.batches, Elapsed: t.seeding, Seeded: &Checkpoint{Theta: t.now.Theta, LogPrior: t.now.LogPrior, Images: t.n, Config: withBatch(t.cfg, 0)}})
 }
 
 // pass is one pass over every batch of the source: it runs the E-step

@@ -40,6 +40,9 @@ func NewProgress(w io.Writer, epochs, l, layers int) *Progress {
 // Record implements em.Recorder.
 func (p *Progress) Record(e em.Event) error {
 	if e.Seeded != nil {
+		// Seeding can take a minute (k-means++ over thousands of kernels):
+		// say what the wait before the first batch was.
+		fmt.Fprintf(p.w, "%s%d kernels seeded in %.1f s\n", p.prefix, e.Seeded.Config.Kernels, e.Elapsed.Seconds())
 		return nil
 	}
 	if e.Final {

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"calm/em"
+	"calm/graph"
 )
 
 // TestProgressLog checks what a log that is not a terminal gets: a line
@@ -13,6 +14,7 @@ import (
 // terminal's redraw codes.
 func TestProgressLog(t *testing.T) {
 	batches := []em.Event{
+		{Batches: 3, Elapsed: 41 * time.Second, Seeded: &em.Checkpoint{Config: graph.Config{Kernels: 1600}}},
 		{Epoch: 1, Batch: 1, Batches: 3, Images: 10, Elapsed: time.Second},
 		{Epoch: 1, Batch: 2, Batches: 3, Images: 20, Elapsed: 2 * time.Second},
 		{Epoch: 1, Batches: 3, Images: 30, Elapsed: 3 * time.Second, LogLik: 5},
@@ -24,8 +26,8 @@ func TestProgressLog(t *testing.T) {
 		every time.Duration
 		want  []string // the start of each line
 	}{
-		{"every batch", 0, []string{"epoch  1/1  batch 1/3", "epoch  1/1  batch 2/3", "epoch  1/1  LL 5", "LL of the trained kernels  batch 1/3", "trained    LL 6"}},
-		{"rarely", time.Hour, []string{"epoch  1/1  LL 5", "trained    LL 6"}},
+		{"every batch", 0, []string{"1600 kernels seeded in 41.0 s", "epoch  1/1  batch 1/3", "epoch  1/1  batch 2/3", "epoch  1/1  LL 5", "LL of the trained kernels  batch 1/3", "trained    LL 6"}},
+		{"rarely", time.Hour, []string{"1600 kernels seeded in 41.0 s", "epoch  1/1  LL 5", "trained    LL 6"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var b strings.Builder
