@@ -57,8 +57,8 @@ func WidePreset() Preset {
 // CIFAR-10's validation split (docs/results-cifar10.md).
 func ColourPresets() []Preset {
 	return []Preset{
-		{Name: "default", Doc: "one layer learned by EM: 1 600 k-means++ kernels on 6×6 colour patches, each normalised and ZCA-whitened, one epoch of the patch model (the epoch curve keeps the better of the seeded and the trained kernels); as features, the square root of the posterior pooled over quadrants (it validated above Coates's triangle encoding of the same kernels: -pool post-root-mean2,tri-mean2 scores both); C by validation", Flags: map[string]string{
-			"whiten-patches": "6", "whiten-eps": "0.1", "kernels": "1600", "width": "1", "pad": "0", "batch": "100", "epochs": "1", "model": "patch",
+		{Name: "default", Doc: "one layer learned by EM: 1 600 k-means++ kernels on 6×6 colour patches, each normalised and ZCA-whitened (ε = 1, chosen on validation), one epoch of the patch model (the epoch curve keeps the better of the seeded and the trained kernels); as features, the square root of the posterior pooled over quadrants (it validated above Coates's triangle encoding of the same kernels: -pool post-root-mean2,tri-mean2 scores both); C by validation", Flags: map[string]string{
+			"whiten-patches": "6", "whiten-eps": "1", "kernels": "1600", "width": "1", "pad": "0", "batch": "100", "epochs": "1", "model": "patch",
 			"init-from": "kmeans++", "pool": "post-root-mean2", "epoch-curve": "true", "pick-epoch": "true", "C": "0.003,0.001,0.0003", "labels": "", "pixels": "false",
 		}},
 		{Name: "deep", Doc: "two layers learned by EM, one epoch each: 400 kernels on the whitened 6×6 patches, the square root of their posterior max-pooled 3×3, under 1 600 kernels of 3×3; as features, layer 1's posterior (square root) and layer 2's log joint (log-sum-exp) pooled over quadrants, side by side; C by validation", Flags: map[string]string{
