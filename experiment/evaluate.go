@@ -395,25 +395,21 @@ func (e *evaluation) evaluateFeatureSets(ctx context.Context, st *em.Stack, ops 
 			if j := slices.IndexFunc(sets[i+1:], func(later FeatureSet) bool { return isTail(set.Layers, later.Layers) }); j >= 0 {
 				whole = sets[i+1+j]
 			}
-			d := 0
-			for _, f := range whole.Layers {
-				d += f.Pooling.Features(st.Layers[f.Layer].Config.Kernels)
-			}
-			n := len(e.d.Labels)
+			d, n := featuresLen(st, whole.Layers), len(e.d.Labels)
 			var train []float32
 			if e.mirror != nil {
 				// The mirrors' rows after the images', in one array.
 				train = make([]float32, 2*n*d)
 			}
 			var validated *validation
-			var start *classify.Model
+			var from *classify.Model
 			if curve != nil && slices.Equal(curve.layers, whole.Layers) {
 				// The epoch curve computed and validated these (without
 				// mirrors: a fit with them validates again, from the
 				// curve's).
 				if e.mirror != nil {
 					copy(train, curve.train)
-					start = curve.v.model
+					from = curve.v.model
 				} else {
 					train, validated = curve.train, &curve.v
 				}
@@ -442,16 +438,13 @@ func (e *evaluation) evaluateFeatureSets(ctx context.Context, st *em.Stack, ops 
 			}
 			fs = featureSet{name: set.Name, train: train, test: test, mirrored: e.mirror != nil, d: d, owned: true}
 			if whole.Name == set.Name {
-				fs.validated, fs.start = validated, start
+				fs.validated, fs.start = validated, from
 			}
 			if whole.Name != set.Name {
 				kept := fs // the whole set, fitted when its turn comes
 				kept.name = whole.Name
 				computed[whole.Name] = kept
-				var tail int
-				for _, f := range set.Layers {
-					tail += f.Pooling.Features(st.Layers[f.Layer].Config.Kernels)
-				}
+				tail := featuresLen(st, set.Layers)
 				fs = featureSet{name: set.Name, train: lastColumns(train, d, tail), test: lastColumns(test, d, tail), mirrored: fs.mirrored, d: tail, owned: true}
 			}
 		}
@@ -470,6 +463,16 @@ func (e *evaluation) evaluateFeatureSets(ctx context.Context, st *em.Stack, ops 
 		e.m.Evaluations = append(e.m.Evaluations, *ev)
 	}
 	return nil
+}
+
+// featuresLen returns the features of an image under st that features
+// makes, each layer's pooled side by side.
+func featuresLen(st *em.Stack, features []estep.LayerFeatures) int {
+	d := 0
+	for _, f := range features {
+		d += f.Pooling.Features(st.Layers[f.Layer].Config.Kernels)
+	}
+	return d
 }
 
 // isTail reports whether the features part lists are the last ones of
