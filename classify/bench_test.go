@@ -69,19 +69,7 @@ func BenchmarkObjective(b *testing.B) {
 				}
 				b.Run(size.name+"/"+c.name+"/"+strings.ReplaceAll(products.name, " ", "-"), func(b *testing.B) {
 					n, d, k := size.n, size.d, 10
-					rng := rand.New(rand.NewPCG(1, 1))
-					x := make([]float32, n*d)
-					for i := range x {
-						x[i] = float32(rng.NormFloat64())
-					}
-					y := make([]byte, n)
-					for i := range y {
-						y[i] = byte(rng.IntN(k))
-					}
-					w := make([]float64, k*(d+1))
-					for i := range w {
-						w[i] = 0.01 * rng.NormFloat64()
-					}
+					x, y, w := randomProblem(rand.New(rand.NewPCG(1, 1)), n, d, k, 0.01)
 					obj := newObjectiveWith(x, y, n, d, k, 1e-4, false, products.narrow)
 					obj.hinge = c.hinge
 					grad := make([]float64, len(w))

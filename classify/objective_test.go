@@ -12,20 +12,8 @@ import (
 // number of features that is not a whole number of the narrow products'
 // chunks, under each way of computing the products.
 func TestObjective(t *testing.T) {
-	rng := rand.New(rand.NewPCG(5, 5))
 	const n, d, k = 1037, 71, 4
-	x := make([]float32, n*d)
-	for i := range x {
-		x[i] = float32(rng.NormFloat64())
-	}
-	y := make([]byte, n)
-	for i := range y {
-		y[i] = byte(rng.IntN(k))
-	}
-	w := make([]float64, k*(d+1))
-	for i := range w {
-		w[i] = rng.NormFloat64()
-	}
+	x, y, w := randomProblem(rand.New(rand.NewPCG(5, 5)), n, d, k, 1)
 	const lambda = 0.01
 	for _, products := range productsOf {
 		exact := products.exact
@@ -96,20 +84,10 @@ func naiveObjective(x []float32, y []byte, w []float64, n, d, k int, lambda floa
 // at random parameters with float64 loops, and a fit's gradient at its
 // optimum, recomputed by them, with zero.
 func TestHingeObjective(t *testing.T) {
-	rng := rand.New(rand.NewPCG(6, 6))
 	const n, d, k = 1037, 71, 4
-	x := make([]float32, n*d)
-	for i := range x {
-		x[i] = float32(rng.NormFloat64())
-	}
-	y := make([]byte, n)
-	for i := range y {
-		y[i] = byte(rng.IntN(k))
-		x[i*d+int(y[i])] += 1.5 // a signal, so the margins vary
-	}
-	w := make([]float64, k*(d+1))
-	for i := range w {
-		w[i] = 0.3 * rng.NormFloat64()
+	x, y, w := randomProblem(rand.New(rand.NewPCG(6, 6)), n, d, k, 0.3)
+	for i, l := range y {
+		x[i*d+int(l)] += 1.5 // a signal, so the margins vary
 	}
 	const lambda = 0.01
 	for _, products := range productsOf {
@@ -184,3 +162,22 @@ var productsOf = []struct {
 	name          string
 	exact, narrow bool
 }{{"float32 GEMM", false, false}, {"narrow", false, true}, {"float64", true, false}}
+
+// randomProblem draws, in this order from rng, n rows of d standard normal
+// features, their labels uniform over k classes, and parameters W (k×d)
+// then b (k), each N(0, wScale²).
+func randomProblem(rng *rand.Rand, n, d, k int, wScale float64) (x []float32, y []byte, w []float64) {
+	x = make([]float32, n*d)
+	for i := range x {
+		x[i] = float32(rng.NormFloat64())
+	}
+	y = make([]byte, n)
+	for i := range y {
+		y[i] = byte(rng.IntN(k))
+	}
+	w = make([]float64, k*(d+1))
+	for i := range w {
+		w[i] = wScale * rng.NormFloat64()
+	}
+	return x, y, w
+}
